@@ -1,0 +1,393 @@
+//! The resolved, typed intermediate representation that analysis and the runtime consume.
+//!
+//! Every name is resolved to a typed ID, every expression carries its type, parameters are
+//! folded to literals and `when` blocks are already decided: the IR holds exactly the rules
+//! and system items of this configuration. Facts are kept in flat tables indexed by ID.
+
+use bloomc_grammar::ast::{BinaryOp, CollectionKind, MergeOp, UnaryOp};
+use bloomc_grammar::span::Span;
+use std::fmt;
+
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+            pub fn from_index(i: usize) -> Self {
+                $name(u32::try_from(i).unwrap_or(u32::MAX))
+            }
+        }
+    };
+}
+
+id_type!(ModuleId);
+id_type!(CollectionId);
+id_type!(RuleId);
+id_type!(GroupId);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Type {
+    Int,
+    Float,
+    String,
+    Bool,
+}
+
+impl Type {
+    pub fn from_name(name: &str) -> Option<Type> {
+        match name {
+            "int" => Some(Type::Int),
+            "float" => Some(Type::Float),
+            "string" => Some(Type::String),
+            "bool" => Some(Type::Bool),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::Int => "int",
+            Type::Float => "float",
+            Type::String => "string",
+            Type::Bool => "bool",
+        }
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A constant value: a literal, a folded parameter, or a parameter's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bool(bool),
+}
+
+impl Value {
+    pub fn ty(&self) -> Type {
+        match self {
+            Value::Int(_) => Type::Int,
+            Value::Float(_) => Type::Float,
+            Value::Str(_) => Type::String,
+            Value::Bool(_) => Type::Bool,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x:?}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub params: Vec<Param>,
+    pub modules: Vec<Module>,
+    pub collections: Vec<Collection>,
+    pub rules: Vec<Rule>,
+    pub system: Option<System>,
+}
+
+impl Program {
+    pub fn module(&self, id: ModuleId) -> Option<&Module> {
+        self.modules.get(id.index())
+    }
+    pub fn collection(&self, id: CollectionId) -> Option<&Collection> {
+        self.collections.get(id.index())
+    }
+    pub fn rule(&self, id: RuleId) -> Option<&Rule> {
+        self.rules.get(id.index())
+    }
+    /// The collection's name, or `?` for a dangling ID (which resolution never produces).
+    pub fn collection_name(&self, id: CollectionId) -> &str {
+        self.collection(id).map_or("?", |c| c.name.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub ty: Type,
+    pub value: Value,
+    /// Set when `--set` replaced the declared default.
+    pub overridden: bool,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub id: ModuleId,
+    pub name: String,
+    pub collections: Vec<CollectionId>,
+    pub rules: Vec<RuleId>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub id: CollectionId,
+    pub module: ModuleId,
+    pub name: String,
+    pub kind: CollectionKind,
+    pub columns: Vec<Column>,
+    /// Evaluation stratum within a tick: every nonmonotone read comes from a lower stratum.
+    pub stratum: u32,
+    pub span: Span,
+}
+
+impl Collection {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub ty: Type,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: RuleId,
+    pub module: ModuleId,
+    pub target: CollectionId,
+    pub op: MergeOp,
+    pub body: Body,
+    pub span: Span,
+    pub op_span: Span,
+}
+
+/// A rule's query as a relational plan: join the positive atoms on `equalities`, keep the
+/// bindings that pass `filters` and match no antijoin, then group (if `group_by` is set) and
+/// project `head`, keeping groups that pass `having`.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub atoms: Vec<Atom>,
+    /// Conjuncts `a.x == b.y` between two different atoms: the join keys.
+    pub equalities: Vec<Equality>,
+    /// The other conjuncts of `where`, over the atoms.
+    pub filters: Vec<Expr>,
+    pub antijoins: Vec<AntiJoin>,
+    /// `Some` when the rule aggregates; an empty list means one global group.
+    pub group_by: Option<Vec<Expr>>,
+    pub having: Option<Expr>,
+    pub head: Vec<Expr>,
+}
+
+impl Body {
+    pub fn aggregates(&self) -> bool {
+        self.group_by.is_some()
+    }
+}
+
+/// One positive occurrence of a collection in a rule body.
+#[derive(Debug, Clone)]
+pub struct Atom {
+    pub collection: CollectionId,
+    pub alias: String,
+    pub span: Span,
+}
+
+/// A column of one of the body's positive atoms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ColRef {
+    pub atom: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Equality {
+    pub left: ColRef,
+    pub right: ColRef,
+    pub span: Span,
+}
+
+/// `notin c on x.a == c.b and ...`: drop bindings for which a row of `collection` agrees on
+/// every pair. `pairs` hold (outer column, column of `collection`); with no `on` clause the
+/// pairs compare whole rows of the single positive atom.
+#[derive(Debug, Clone)]
+pub struct AntiJoin {
+    pub collection: CollectionId,
+    pub alias: String,
+    pub pairs: Vec<(ColRef, usize)>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub ty: Type,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExprKind {
+    Lit(Value),
+    Col(ColRef),
+    Unary(UnaryOp, Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    Call(Builtin, Vec<Expr>),
+    /// An aggregate over the group's bindings; `None` argument is `count(*)`.
+    Agg(AggFn, Option<Box<Expr>>),
+}
+
+impl Expr {
+    /// Visits every column reference in the expression.
+    pub fn columns(&self, out: &mut Vec<ColRef>) {
+        match &self.kind {
+            ExprKind::Lit(_) => {}
+            ExprKind::Col(c) => out.push(*c),
+            ExprKind::Unary(_, e) => e.columns(out),
+            ExprKind::Binary(_, a, b) => {
+                a.columns(out);
+                b.columns(out);
+            }
+            ExprKind::Call(_, args) => args.iter().for_each(|a| a.columns(out)),
+            ExprKind::Agg(_, arg) => {
+                if let Some(a) = arg {
+                    a.columns(out);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFn {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+impl AggFn {
+    pub fn from_name(name: &str) -> Option<AggFn> {
+        match name {
+            "count" => Some(AggFn::Count),
+            "sum" => Some(AggFn::Sum),
+            "min" => Some(AggFn::Min),
+            "max" => Some(AggFn::Max),
+            "avg" => Some(AggFn::Avg),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFn::Count => "count",
+            AggFn::Sum => "sum",
+            AggFn::Min => "min",
+            AggFn::Max => "max",
+            AggFn::Avg => "avg",
+        }
+    }
+}
+
+/// Scalar functions. `Row`, `Uniform` and `Pick` exist only in generators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    /// The index of the node instance evaluating the expression within its group.
+    Instance,
+    /// Conversion of any value to its text.
+    Str,
+    /// The generator's row number, from 0.
+    Row,
+    /// A seeded uniform integer in `[lo, hi)`.
+    Uniform,
+    /// A seeded uniform choice among the arguments.
+    Pick,
+}
+
+impl Builtin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Instance => "instance",
+            Builtin::Str => "str",
+            Builtin::Row => "row",
+            Builtin::Uniform => "uniform",
+            Builtin::Pick => "pick",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct System {
+    pub name: String,
+    pub groups: Vec<NodeGroup>,
+    pub wires: Vec<Wire>,
+    pub feeds: Vec<Feed>,
+    pub seals: Vec<Seal>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeGroup {
+    pub id: GroupId,
+    pub name: String,
+    pub module: ModuleId,
+    pub count: u32,
+    pub replicated: bool,
+    pub span: Span,
+}
+
+/// An interface of a node group: `group.interface`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub group: GroupId,
+    pub collection: CollectionId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Broadcast,
+    /// Hash-partition on these columns of the stream.
+    Partition(Vec<usize>),
+    Any,
+    /// Send to the instance whose index is in this column.
+    Reply(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct Wire {
+    pub from: Endpoint,
+    pub to: Endpoint,
+    pub delivery: Delivery,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub to: Endpoint,
+    pub source: FeedSource,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum FeedSource {
+    File { path: String },
+    /// `rows` rows in batches of `batch` per tick; field `i` fills column `i` of the input.
+    Generate { rows: u64, seed: u64, batch: u64, fields: Vec<Expr> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Seal {
+    pub stream: Endpoint,
+    pub columns: Vec<usize>,
+    pub span: Span,
+}

@@ -1,0 +1,34 @@
+//! `bloomc check FILE`: compile and report; print nothing else on success but a summary.
+
+use super::common::{load, plural, report};
+use super::{Format, ProgramArgs};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Check {
+    #[command(flatten)]
+    program: ProgramArgs,
+}
+
+impl Check {
+    pub fn run(self) -> Result<ExitCode, String> {
+        let c = load(&self.program)?;
+        let (errors, warnings) = report(&c, self.program.format);
+        if self.program.format == Format::Human {
+            let name = self.program.file.display();
+            if errors > 0 {
+                eprintln!("error: `{name}` has {} and {}", plural(errors, "error"), plural(warnings, "warning"));
+            } else if let Some(p) = &c.program {
+                let nodes = p.system.as_ref().map_or(0, |s| s.groups.len());
+                println!(
+                    "{name}: ok ({}, {}, {}, {})",
+                    plural(p.modules.len(), "module"),
+                    plural(p.rules.len(), "rule"),
+                    plural(nodes, "node group"),
+                    plural(warnings, "warning")
+                );
+            }
+        }
+        Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    }
+}

@@ -1,0 +1,52 @@
+//! What every subcommand shares: reading the program file and printing diagnostics.
+
+use super::{Format, ProgramArgs};
+use bloomc_compiler::diagnostic::Severity;
+use bloomc_compiler::{compile, render, Compilation};
+use std::io::IsTerminal;
+
+/// Files larger than this are refused before parsing (spans are 32-bit).
+const MAX_SOURCE: u64 = 256 * 1024 * 1024;
+
+/// Reads and compiles the program; I/O problems are errors for exit code 2.
+pub fn load(args: &ProgramArgs) -> Result<Compilation, String> {
+    let path = &args.file;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    if meta.is_dir() {
+        return Err(format!("`{shown}` is a directory; give the path of a .bl file"));
+    }
+    if meta.len() > MAX_SOURCE {
+        return Err(format!("`{shown}` is {} bytes; bloomc reads programs of at most {MAX_SOURCE} bytes", meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    Ok(compile(&shown.to_string(), &bytes, &args.set))
+}
+
+/// Prints the diagnostics (stderr for people, stdout for JSON) and returns (errors, warnings).
+pub fn report(c: &Compilation, format: Format) -> (usize, usize) {
+    let errors = c.diagnostics.iter().filter(|d| d.severity() == Severity::Error).count();
+    let warnings = c.diagnostics.len() - errors;
+    match format {
+        Format::Human => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            for d in &c.diagnostics {
+                eprint!("{}", render::render_human(&c.sources, d, color));
+            }
+        }
+        Format::Json => {
+            let diags: Vec<serde_json::Value> = c.diagnostics.iter().map(|d| render::to_json(&c.sources, d)).collect();
+            let out = serde_json::json!({ "diagnostics": diags, "errors": errors, "warnings": warnings });
+            println!("{out}");
+        }
+    }
+    (errors, warnings)
+}
+
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

@@ -1,0 +1,46 @@
+//! `bloomc dump ast|ir FILE`: print one compiler stage, for review and snapshot tests.
+
+use super::common::{load, report};
+use super::ProgramArgs;
+use clap::ValueEnum;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Stage {
+    /// The syntax tree of the program file, with byte spans.
+    Ast,
+    /// The resolved, typed IR of the whole program.
+    Ir,
+}
+
+#[derive(clap::Args)]
+pub struct Dump {
+    #[arg(value_enum)]
+    stage: Stage,
+    #[command(flatten)]
+    program: ProgramArgs,
+}
+
+impl Dump {
+    pub fn run(self) -> Result<ExitCode, String> {
+        let c = load(&self.program)?;
+        let (errors, _) = report(&c, self.program.format);
+        match self.stage {
+            Stage::Ast => {
+                // The AST exists even with syntax errors: show what was recovered.
+                if let Some((_, tree)) = c.files.iter().find(|(id, _)| id.0 == 0) {
+                    println!("{tree:#?}");
+                }
+            }
+            Stage::Ir => {
+                if errors > 0 {
+                    return Ok(ExitCode::from(1));
+                }
+                if let Some(p) = &c.program {
+                    print!("{}", bloomc_compiler::dump::program(p));
+                }
+            }
+        }
+        Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    }
+}
