@@ -151,11 +151,19 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(code: Code, message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
+    pub fn new(
+        code: Code,
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             code,
             message: message.into(),
-            primary: Label { span, message: label.into() },
+            primary: Label {
+                span,
+                message: label.into(),
+            },
             secondary: Vec::new(),
             help: None,
             notes: Vec::new(),
@@ -163,7 +171,10 @@ impl Diagnostic {
     }
 
     pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.secondary.push(Label { span, message: message.into() });
+        self.secondary.push(Label {
+            span,
+            message: message.into(),
+        });
         self
     }
 
@@ -182,9 +193,13 @@ impl Diagnostic {
     }
 }
 
-/// Suggests the closest of `candidates` to `name` (edit distance at most a third of its length).
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let limit = (name.chars().count() / 3).max(1);
+/// Suggests the closest of `candidates` to `name` (edit distance at most a third of its
+/// length, rounded up).
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let limit = (name.chars().count().div_ceil(3)).max(1);
     candidates
         .into_iter()
         .map(|c| (edit_distance(name, c), c))

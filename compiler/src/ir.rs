@@ -150,6 +150,16 @@ pub struct Collection {
 }
 
 impl Collection {
+    /// `(name: type, ..)`, as shown in diagnostics.
+    pub fn schema(&self) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{}: {}", c.name, c.ty))
+            .collect();
+        format!("({})", cols.join(", "))
+    }
+
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
@@ -380,9 +390,16 @@ pub struct Feed {
 
 #[derive(Debug, Clone)]
 pub enum FeedSource {
-    File { path: String },
+    File {
+        path: String,
+    },
     /// `rows` rows in batches of `batch` per tick; field `i` fills column `i` of the input.
-    Generate { rows: u64, seed: u64, batch: u64, fields: Vec<Expr> },
+    Generate {
+        rows: u64,
+        seed: u64,
+        batch: u64,
+        fields: Vec<Expr>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -28,7 +28,9 @@ pub struct Compilation {
 
 impl Compilation {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity() == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity() == Severity::Error)
     }
 }
 
@@ -45,10 +47,18 @@ pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Comp
                 Code::InvalidUtf8,
                 "the file is not valid UTF-8",
                 Span::new(file, at, at + 3),
-                format!("invalid byte 0x{:02x} at offset {at}", bytes.get(at).copied().unwrap_or(0)),
+                format!(
+                    "invalid byte 0x{:02x} at offset {at}",
+                    bytes.get(at).copied().unwrap_or(0)
+                ),
             )
             .with_help("save the file as UTF-8");
-            return Compilation { sources, files: Vec::new(), program: None, diagnostics: vec![diag] };
+            return Compilation {
+                sources,
+                files: Vec::new(),
+                program: None,
+                diagnostics: vec![diag],
+            };
         }
     };
     let main = sources.add(name, text);
@@ -57,7 +67,10 @@ pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Comp
     let mut pending = vec![main];
     let mut loaded: Vec<String> = Vec::new();
     while let Some(file) = pending.pop() {
-        let text = sources.get(file).map(|f| f.text.clone()).unwrap_or_default();
+        let text = sources
+            .get(file)
+            .map(|f| f.text.clone())
+            .unwrap_or_default();
         let (tree, errors) = bloomc_grammar::parse(file, &text);
         diagnostics.extend(errors.into_iter().map(syntax_diagnostic));
         for item in &tree.items {
@@ -73,10 +86,17 @@ pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Comp
                 None => {
                     let names: Vec<&str> = stdlib::LIBRARIES.iter().map(|(n, _)| *n).collect();
                     let help = diagnostic::did_you_mean(&lib.name, names.iter().copied())
-                        .unwrap_or_else(|| format!("the standard library has: {}", names.join(", ")));
+                        .unwrap_or_else(|| {
+                            format!("the standard library has: {}", names.join(", "))
+                        });
                     diagnostics.push(
-                        Diagnostic::new(Code::UnknownLibrary, format!("no standard library module `{}`", lib.name), lib.span, "unknown library")
-                            .with_help(help),
+                        Diagnostic::new(
+                            Code::UnknownLibrary,
+                            format!("no standard library module `{}`", lib.name),
+                            lib.span,
+                            "unknown library",
+                        )
+                        .with_help(help),
                     );
                 }
             }
@@ -98,18 +118,34 @@ pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Comp
     if !diagnostics.is_empty() {
         // Syntax errors: resolving a partial tree would only add cascades.
         sort(&mut diagnostics);
-        return Compilation { sources, files, program: None, diagnostics };
+        return Compilation {
+            sources,
+            files,
+            program: None,
+            diagnostics,
+        };
     }
     let trees: Vec<&ast::SourceFile> = files.iter().map(|(_, t)| t).collect();
     let (mut program, resolve_diags) = resolve::resolve(&trees, &overrides);
     diagnostics.extend(resolve_diags);
     diagnostics.extend(stratify::stratify(&mut program));
     sort(&mut diagnostics);
-    Compilation { sources, files, program: Some(program), diagnostics }
+    Compilation {
+        sources,
+        files,
+        program: Some(program),
+        diagnostics,
+    }
 }
 
 fn sort(diags: &mut [Diagnostic]) {
-    diags.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.primary.span.end));
+    diags.sort_by_key(|d| {
+        (
+            d.primary.span.file,
+            d.primary.span.start,
+            d.primary.span.end,
+        )
+    });
 }
 
 fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
@@ -120,25 +156,65 @@ fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
             [] => "remove it".to_string(),
             [one] => format!("expected {one}"),
             many if many.len() <= 8 => format!("expected one of {}", many.join(", ")),
-            many => format!("expected one of {} and {} more", many.iter().take(8).cloned().collect::<Vec<_>>().join(", "), many.len() - 8),
+            many => format!(
+                "expected one of {} and {} more",
+                many.iter().take(8).cloned().collect::<Vec<_>>().join(", "),
+                many.len() - 8
+            ),
         }
     };
     match e.kind {
         SyntaxErrorKind::Lex(kind) => {
             let (code, message, label, help) = match kind {
-                LexErrorKind::UnknownCharacter => (Code::UnknownCharacter, "unexpected character", "not part of the language", "remove it; comments start with `//`"),
-                LexErrorKind::UnterminatedString => (Code::UnterminatedString, "unterminated string", "this string never ends", "close it with `\"` on the same line"),
-                LexErrorKind::BadEscape => (Code::BadEscape, "unknown escape in string", "unknown escape", "the escapes are \\n, \\t, \\\\ and \\\""),
-                LexErrorKind::IntegerOverflow => (Code::IntegerOverflow, "integer literal too large", "does not fit in 64 bits", "integers range from -9223372036854775808 to 9223372036854775807"),
-                LexErrorKind::BadFloat => (Code::UnknownCharacter, "malformed number", "not a number", "write numbers like 1.5 or 2.0e3"),
+                LexErrorKind::UnknownCharacter => (
+                    Code::UnknownCharacter,
+                    "unexpected character",
+                    "not part of the language",
+                    "remove it; comments start with `//`",
+                ),
+                LexErrorKind::UnterminatedString => (
+                    Code::UnterminatedString,
+                    "unterminated string",
+                    "this string never ends",
+                    "close it with `\"` on the same line",
+                ),
+                LexErrorKind::BadEscape => (
+                    Code::BadEscape,
+                    "unknown escape in string",
+                    "unknown escape",
+                    "the escapes are \\n, \\t, \\\\ and \\\"",
+                ),
+                LexErrorKind::IntegerOverflow => (
+                    Code::IntegerOverflow,
+                    "integer literal too large",
+                    "does not fit in 64 bits",
+                    "integers range from -9223372036854775808 to 9223372036854775807",
+                ),
+                LexErrorKind::BadFloat => (
+                    Code::UnknownCharacter,
+                    "malformed number",
+                    "not a number",
+                    "write numbers like 1.5 or 2.0e3",
+                ),
             };
             Diagnostic::new(code, message, e.span, label).with_help(help)
         }
-        SyntaxErrorKind::Unexpected { found, expected: list } => {
-            Diagnostic::new(Code::UnexpectedToken, format!("unexpected {found}"), e.span, "unexpected here").with_help(expected(&list))
-        }
-        SyntaxErrorKind::UnexpectedEof { expected: list } => {
-            Diagnostic::new(Code::UnexpectedEof, "unexpected end of file", e.span, "the file ends here").with_help(expected(&list))
-        }
+        SyntaxErrorKind::Unexpected {
+            found,
+            expected: list,
+        } => Diagnostic::new(
+            Code::UnexpectedToken,
+            format!("unexpected {found}"),
+            e.span,
+            "unexpected here",
+        )
+        .with_help(expected(&list)),
+        SyntaxErrorKind::UnexpectedEof { expected: list } => Diagnostic::new(
+            Code::UnexpectedEof,
+            "unexpected end of file",
+            e.span,
+            "the file ends here",
+        )
+        .with_help(expected(&list)),
     }
 }

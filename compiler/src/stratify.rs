@@ -26,8 +26,11 @@ struct Dep {
 /// Assigns `Collection::stratum` for every module and reports unstratifiable cycles.
 pub fn stratify(program: &mut Program) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let modules: Vec<(Vec<CollectionId>, Vec<RuleId>)> =
-        program.modules.iter().map(|m| (m.collections.clone(), m.rules.clone())).collect();
+    let modules: Vec<(Vec<CollectionId>, Vec<RuleId>)> = program
+        .modules
+        .iter()
+        .map(|m| (m.collections.clone(), m.rules.clone()))
+        .collect();
     for (collections, rules) in modules {
         let mut graph: DiGraph<CollectionId, Dep> = DiGraph::new();
         let mut node: HashMap<CollectionId, NodeIndex> = HashMap::new();
@@ -35,20 +38,40 @@ pub fn stratify(program: &mut Program) -> Vec<Diagnostic> {
             node.insert(c, graph.add_node(c));
         }
         for &r in &rules {
-            let Some(rule) = program.rule(r) else { continue };
+            let Some(rule) = program.rule(r) else {
+                continue;
+            };
             if rule.op != MergeOp::Instant {
                 continue;
             }
-            let Some(&to) = node.get(&rule.target) else { continue };
+            let Some(&to) = node.get(&rule.target) else {
+                continue;
+            };
             let agg = rule.body.aggregates();
             for atom in &rule.body.atoms {
                 if let Some(&from) = node.get(&atom.collection) {
-                    graph.add_edge(from, to, Dep { rule: r, nonmonotone: agg, negation: false });
+                    graph.add_edge(
+                        from,
+                        to,
+                        Dep {
+                            rule: r,
+                            nonmonotone: agg,
+                            negation: false,
+                        },
+                    );
                 }
             }
             for anti in &rule.body.antijoins {
                 if let Some(&from) = node.get(&anti.collection) {
-                    graph.add_edge(from, to, Dep { rule: r, nonmonotone: true, negation: true });
+                    graph.add_edge(
+                        from,
+                        to,
+                        Dep {
+                            rule: r,
+                            nonmonotone: true,
+                            negation: true,
+                        },
+                    );
                 }
             }
         }
@@ -64,7 +87,10 @@ pub fn stratify(program: &mut Program) -> Vec<Diagnostic> {
         let comp = |n: NodeIndex| component.get(n.index()).copied().unwrap_or(usize::MAX);
         let mut bad_components = Vec::new();
         for e in graph.edge_references() {
-            if e.weight().nonmonotone && comp(e.source()) == comp(e.target()) && !bad_components.contains(&comp(e.source())) {
+            if e.weight().nonmonotone
+                && comp(e.source()) == comp(e.target())
+                && !bad_components.contains(&comp(e.source()))
+            {
                 bad_components.push(comp(e.source()));
                 diags.push(cycle_diagnostic(program, &graph, e.id(), &comp));
             }
@@ -74,7 +100,9 @@ pub fn stratify(program: &mut Program) -> Vec<Diagnostic> {
         }
         // Strata: longest path in the condensation, counting nonmonotone edges.
         let condensed = condensation(graph.map(|_, c| *c, |_, d| *d), true);
-        let Ok(order) = toposort(&condensed, None) else { continue };
+        let Ok(order) = toposort(&condensed, None) else {
+            continue;
+        };
         let mut stratum = vec![0u32; condensed.node_count()];
         for n in order {
             let here = stratum.get(n.index()).copied().unwrap_or(0);
@@ -102,7 +130,9 @@ fn cycle_diagnostic(
     bad: petgraph::graph::EdgeIndex,
     comp: &dyn Fn(NodeIndex) -> usize,
 ) -> Diagnostic {
-    let (from, to) = graph.edge_endpoints(bad).unwrap_or((NodeIndex::new(0), NodeIndex::new(0)));
+    let (from, to) = graph
+        .edge_endpoints(bad)
+        .unwrap_or((NodeIndex::new(0), NodeIndex::new(0)));
     // Breadth-first search from `to` to `from`, staying inside the component.
     let mut prev: HashMap<NodeIndex, petgraph::graph::EdgeIndex> = HashMap::new();
     let mut queue = VecDeque::from([to]);
@@ -131,11 +161,27 @@ fn cycle_diagnostic(
     let mut cycle = vec![bad];
     cycle.extend(edges);
 
-    let name = |n: NodeIndex| graph.node_weight(n).map_or("?", |c| program.collection_name(*c)).to_string();
+    let name = |n: NodeIndex| {
+        graph
+            .node_weight(n)
+            .map_or("?", |c| program.collection_name(*c))
+            .to_string()
+    };
     let bad_dep = graph.edge_weight(bad).copied();
     let bad_rule = bad_dep.and_then(|d| program.rule(d.rule));
-    let span = bad_rule.map_or(program.system.as_ref().map(|s| s.span).unwrap_or_default(), |r| r.span);
-    let how = |d: &Dep| if !d.nonmonotone { "reads" } else if d.negation { "negates (notin)" } else { "aggregates" };
+    let span = bad_rule.map_or(
+        program.system.as_ref().map(|s| s.span).unwrap_or_default(),
+        |r| r.span,
+    );
+    let how = |d: &Dep| {
+        if !d.nonmonotone {
+            "reads"
+        } else if d.negation {
+            "negates (notin)"
+        } else {
+            "aggregates"
+        }
+    };
     let mut d = Diagnostic::new(
         Code::Unstratifiable,
         format!(
@@ -143,11 +189,15 @@ fn cycle_diagnostic(
             name(to)
         ),
         span,
-        bad_dep.map_or(String::new(), |dep| format!("`{}` {} `{}` here", name(to), how(&dep), name(from))),
+        bad_dep.map_or(String::new(), |dep| {
+            format!("`{}` {} `{}` here", name(to), how(&dep), name(from))
+        }),
     );
     let mut lines = Vec::new();
     for (i, &e) in cycle.iter().enumerate() {
-        let (Some(dep), Some((s, t))) = (graph.edge_weight(e), graph.edge_endpoints(e)) else { continue };
+        let (Some(dep), Some((s, t))) = (graph.edge_weight(e), graph.edge_endpoints(e)) else {
+            continue;
+        };
         let line = program.rule(dep.rule).map(|r| r.span);
         lines.push(format!("{} <= {}  ({})", name(t), name(s), how(dep)));
         if i > 0 {

@@ -186,15 +186,28 @@ pub enum ExprKind {
     Str(String),
     Bool(bool),
     /// `alias.column`
-    Column { alias: Ident, column: Ident },
+    Column {
+        alias: Ident,
+        column: Ident,
+    },
     /// A bare name: a parameter.
     Name(Ident),
     /// `count(*)`, `uniform(0, 10)`, ...
-    Call { func: Ident, args: Vec<Expr> },
+    Call {
+        func: Ident,
+        args: Vec<Expr>,
+    },
     /// `*` as the argument of `count(*)`.
     Star,
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -320,6 +333,13 @@ pub struct FeedDecl {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedSource {
-    File { path: String, span: Span },
-    Generate { options: Vec<(Ident, Expr)>, fields: Vec<(Ident, Expr)>, span: Span },
+    File {
+        path: String,
+        span: Span,
+    },
+    Generate {
+        options: Vec<(Ident, Expr)>,
+        fields: Vec<(Ident, Expr)>,
+        span: Span,
+    },
 }

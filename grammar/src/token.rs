@@ -277,7 +277,10 @@ pub struct Lexer<'input> {
 
 impl<'input> Lexer<'input> {
     pub fn new(src: &'input str) -> Self {
-        Lexer { inner: Tok::lexer(src).spanned(), errors: Vec::new() }
+        Lexer {
+            inner: Tok::lexer(src).spanned(),
+            errors: Vec::new(),
+        }
     }
 }
 
@@ -310,7 +313,21 @@ impl<'input> Iterator for Lexer<'input> {
                 }
                 Ok(t) => return Some(Ok((range.start, t, range.end))),
                 Err(kind) => {
-                    self.errors.push(LexError { kind, start: range.start, end: range.end });
+                    // A number that does not fit still stands for a number: hand the parser a
+                    // placeholder so it reports no cascade. Other bad text is skipped.
+                    let placeholder = match kind {
+                        LexErrorKind::IntegerOverflow => Some(Tok::Int(0)),
+                        LexErrorKind::BadFloat => Some(Tok::Float(0.0)),
+                        _ => None,
+                    };
+                    self.errors.push(LexError {
+                        kind,
+                        start: range.start,
+                        end: range.end,
+                    });
+                    if let Some(tok) = placeholder {
+                        return Some(Ok((range.start, tok, range.end)));
+                    }
                 }
             }
         }

@@ -17,7 +17,11 @@ impl Check {
         if self.program.format == Format::Human {
             let name = self.program.file.display();
             if errors > 0 {
-                eprintln!("error: `{name}` has {} and {}", plural(errors, "error"), plural(warnings, "warning"));
+                eprintln!(
+                    "error: `{name}` has {} and {}",
+                    plural(errors, "error"),
+                    plural(warnings, "warning")
+                );
             } else if let Some(p) = &c.program {
                 let nodes = p.system.as_ref().map_or(0, |s| s.groups.len());
                 println!(
@@ -29,6 +33,10 @@ impl Check {
                 );
             }
         }
-        Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        Ok(if errors > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
     }
 }

@@ -14,10 +14,15 @@ pub fn load(args: &ProgramArgs) -> Result<Compilation, String> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
     if meta.is_dir() {
-        return Err(format!("`{shown}` is a directory; give the path of a .bl file"));
+        return Err(format!(
+            "`{shown}` is a directory; give the path of a .bl file"
+        ));
     }
     if meta.len() > MAX_SOURCE {
-        return Err(format!("`{shown}` is {} bytes; bloomc reads programs of at most {MAX_SOURCE} bytes", meta.len()));
+        return Err(format!(
+            "`{shown}` is {} bytes; bloomc reads programs of at most {MAX_SOURCE} bytes",
+            meta.len()
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
     Ok(compile(&shown.to_string(), &bytes, &args.set))
@@ -25,7 +30,11 @@ pub fn load(args: &ProgramArgs) -> Result<Compilation, String> {
 
 /// Prints the diagnostics (stderr for people, stdout for JSON) and returns (errors, warnings).
 pub fn report(c: &Compilation, format: Format) -> (usize, usize) {
-    let errors = c.diagnostics.iter().filter(|d| d.severity() == Severity::Error).count();
+    let errors = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity() == Severity::Error)
+        .count();
     let warnings = c.diagnostics.len() - errors;
     match format {
         Format::Human => {
@@ -35,8 +44,13 @@ pub fn report(c: &Compilation, format: Format) -> (usize, usize) {
             }
         }
         Format::Json => {
-            let diags: Vec<serde_json::Value> = c.diagnostics.iter().map(|d| render::to_json(&c.sources, d)).collect();
-            let out = serde_json::json!({ "diagnostics": diags, "errors": errors, "warnings": warnings });
+            let diags: Vec<serde_json::Value> = c
+                .diagnostics
+                .iter()
+                .map(|d| render::to_json(&c.sources, d))
+                .collect();
+            let out =
+                serde_json::json!({ "diagnostics": diags, "errors": errors, "warnings": warnings });
             println!("{out}");
         }
     }

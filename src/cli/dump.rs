@@ -41,6 +41,10 @@ impl Dump {
                 }
             }
         }
-        Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        Ok(if errors > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
     }
 }

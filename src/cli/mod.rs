@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "bloomc", version, about = "Compiler for a Bloom-style language with Blazes coordination analysis")]
+#[command(
+    name = "bloomc",
+    version,
+    about = "Compiler for a Bloom-style language with Blazes coordination analysis"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +38,9 @@ pub struct ProgramArgs {
 
 fn parse_set(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.to_string())),
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
         _ => Err(format!("expected NAME=VALUE, found `{s}`")),
     }
 }

@@ -23,7 +23,13 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn constant(what: &'static str) -> Ctx<'static> {
-        Ctx { scope: &[], aggregates: false, generator: false, runtime: false, what }
+        Ctx {
+            scope: &[],
+            aggregates: false,
+            generator: false,
+            runtime: false,
+            what,
+        }
     }
 }
 
@@ -47,8 +53,13 @@ impl Resolver<'_> {
             }
             ast::ExprKind::Star => {
                 self.report(
-                    Diagnostic::new(Code::UnexpectedToken, "`*` is only allowed as `count(*)`", span, "not a value")
-                        .with_help("write `count(*)`, or name a column"),
+                    Diagnostic::new(
+                        Code::UnexpectedToken,
+                        "`*` is only allowed as `count(*)`",
+                        span,
+                        "not a value",
+                    )
+                    .with_help("write `count(*)`, or name a column"),
                 );
                 return None;
             }
@@ -57,8 +68,20 @@ impl Resolver<'_> {
                 let ty = match (op, inner.ty) {
                     (UnaryOp::Neg, Type::Int | Type::Float) => inner.ty,
                     (UnaryOp::Not, Type::Bool) => Type::Bool,
-                    (UnaryOp::Neg, t) => return self.type_error(span, &format!("cannot negate a value of type {t}"), "a number is needed here"),
-                    (UnaryOp::Not, t) => return self.type_error(span, &format!("`not` needs a bool, found {t}"), "a bool is needed here"),
+                    (UnaryOp::Neg, t) => {
+                        return self.type_error(
+                            span,
+                            &format!("cannot negate a value of type {t}"),
+                            "a number is needed here",
+                        )
+                    }
+                    (UnaryOp::Not, t) => {
+                        return self.type_error(
+                            span,
+                            &format!("`not` needs a bool, found {t}"),
+                            "a bool is needed here",
+                        )
+                    }
                 };
                 (ExprKind::Unary(*op, Box::new(inner)), ty)
             }
@@ -113,16 +136,27 @@ impl Resolver<'_> {
         })
     }
 
-    fn column(&mut self, alias: &ast::Ident, column: &ast::Ident, ctx: &Ctx<'_>) -> Option<(ColRef, Type)> {
+    fn column(
+        &mut self,
+        alias: &ast::Ident,
+        column: &ast::Ident,
+        ctx: &Ctx<'_>,
+    ) -> Option<(ColRef, Type)> {
         if ctx.scope.is_empty() {
             self.report(
                 Diagnostic::new(
                     Code::NotConstant,
-                    format!("column `{}.{}` used in {}", alias.name, column.name, ctx.what),
+                    format!(
+                        "column `{}.{}` used in {}",
+                        alias.name, column.name, ctx.what
+                    ),
                     alias.span.to(column.span),
                     "columns are not available here",
                 )
-                .with_help(format!("{} may only use literals, parameters and operators", ctx.what)),
+                .with_help(format!(
+                    "{} may only use literals, parameters and operators",
+                    ctx.what
+                )),
             );
             return None;
         }
@@ -159,10 +193,22 @@ impl Resolver<'_> {
             return None;
         };
         let ty = coll.columns.get(index)?.ty;
-        Some((ColRef { atom, column: index }, ty))
+        Some((
+            ColRef {
+                atom,
+                column: index,
+            },
+            ty,
+        ))
     }
 
-    fn call(&mut self, func: &ast::Ident, args: &[ast::Expr], span: Span, ctx: &Ctx<'_>) -> Option<Expr> {
+    fn call(
+        &mut self,
+        func: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+        ctx: &Ctx<'_>,
+    ) -> Option<Expr> {
         if let Some(agg) = AggFn::from_name(&func.name) {
             return self.aggregate(agg, func, args, span, ctx);
         }
@@ -173,11 +219,20 @@ impl Resolver<'_> {
             "uniform" => Builtin::Uniform,
             "pick" => Builtin::Pick,
             _ => {
-                let known = ["count", "sum", "min", "max", "avg", "instance", "str", "row", "uniform", "pick"];
-                let help = did_you_mean(&func.name, known).unwrap_or_else(|| format!("the functions are: {}", known.join(", ")));
+                let known = [
+                    "count", "sum", "min", "max", "avg", "instance", "str", "row", "uniform",
+                    "pick",
+                ];
+                let help = did_you_mean(&func.name, known)
+                    .unwrap_or_else(|| format!("the functions are: {}", known.join(", ")));
                 self.report(
-                    Diagnostic::new(Code::UnknownFunction, format!("unknown function `{}`", func.name), func.span, "not a function")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::UnknownFunction,
+                        format!("unknown function `{}`", func.name),
+                        func.span,
+                        "not a function",
+                    )
+                    .with_help(help),
                 );
                 return None;
             }
@@ -196,8 +251,12 @@ impl Resolver<'_> {
                     "not available here",
                 )
                 .with_help(match builtin {
-                    Builtin::Instance => "instance() is known only when a node runs: use it in rules or generators",
-                    _ => "row(), uniform() and pick() exist only in the fields of `generate { .. }`",
+                    Builtin::Instance => {
+                        "instance() is known only when a node runs: use it in rules or generators"
+                    }
+                    _ => {
+                        "row(), uniform() and pick() exist only in the fields of `generate { .. }`"
+                    }
                 }),
             );
             return None;
@@ -231,7 +290,11 @@ impl Resolver<'_> {
             Builtin::Uniform => {
                 for a in &typed {
                     if a.ty != Type::Int {
-                        return self.type_error(a.span, &format!("uniform() bounds must be int, found {}", a.ty), "expected int");
+                        return self.type_error(
+                            a.span,
+                            &format!("uniform() bounds must be int, found {}", a.ty),
+                            "expected int",
+                        );
                     }
                 }
                 Type::Int
@@ -239,15 +302,30 @@ impl Resolver<'_> {
             Builtin::Pick => {
                 let first = typed.first()?.ty;
                 if let Some(bad) = typed.iter().find(|a| a.ty != first) {
-                    return self.type_error(bad.span, &format!("pick() choices must share one type: {first} and {}", bad.ty), "different type");
+                    return self.type_error(
+                        bad.span,
+                        &format!("pick() choices must share one type: {first} and {}", bad.ty),
+                        "different type",
+                    );
                 }
                 first
             }
         };
-        Some(Expr { kind: ExprKind::Call(builtin, typed), ty, span })
+        Some(Expr {
+            kind: ExprKind::Call(builtin, typed),
+            ty,
+            span,
+        })
     }
 
-    fn aggregate(&mut self, agg: AggFn, func: &ast::Ident, args: &[ast::Expr], span: Span, ctx: &Ctx<'_>) -> Option<Expr> {
+    fn aggregate(
+        &mut self,
+        agg: AggFn,
+        func: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+        ctx: &Ctx<'_>,
+    ) -> Option<Expr> {
         if !ctx.aggregates {
             self.report(
                 Diagnostic::new(
@@ -263,7 +341,11 @@ impl Resolver<'_> {
         let [arg] = args else {
             self.report(Diagnostic::new(
                 Code::UnknownFunction,
-                format!("`{}` takes exactly one argument, found {}", func.name, args.len()),
+                format!(
+                    "`{}` takes exactly one argument, found {}",
+                    func.name,
+                    args.len()
+                ),
                 span,
                 "wrong number of arguments",
             ));
@@ -271,24 +353,50 @@ impl Resolver<'_> {
         };
         if matches!(arg.kind, ast::ExprKind::Star) {
             if agg != AggFn::Count {
-                return self.type_error(arg.span, &format!("`{}(*)` is meaningless: only count takes `*`", agg.name()), "name a column");
+                return self.type_error(
+                    arg.span,
+                    &format!("`{}(*)` is meaningless: only count takes `*`", agg.name()),
+                    "name a column",
+                );
             }
-            return Some(Expr { kind: ExprKind::Agg(agg, None), ty: Type::Int, span });
+            return Some(Expr {
+                kind: ExprKind::Agg(agg, None),
+                ty: Type::Int,
+                span,
+            });
         }
-        let inner_ctx = Ctx { scope: ctx.scope, aggregates: false, generator: false, runtime: ctx.runtime, what: "an aggregate's argument" };
+        let inner_ctx = Ctx {
+            scope: ctx.scope,
+            aggregates: false,
+            generator: false,
+            runtime: ctx.runtime,
+            what: "an aggregate's argument",
+        };
         let inner = self.expr(arg, &inner_ctx)?;
         let ty = match agg {
             AggFn::Count => Type::Int,
             AggFn::Avg | AggFn::Sum if !matches!(inner.ty, Type::Int | Type::Float) => {
-                return self.type_error(inner.span, &format!("{}() needs numbers, found {}", agg.name(), inner.ty), "not a number");
+                return self.type_error(
+                    inner.span,
+                    &format!("{}() needs numbers, found {}", agg.name(), inner.ty),
+                    "not a number",
+                );
             }
             AggFn::Avg => Type::Float,
             AggFn::Min | AggFn::Max if inner.ty == Type::Bool => {
-                return self.type_error(inner.span, &format!("{}() needs an ordered type, found bool", agg.name()), "bool has no order here");
+                return self.type_error(
+                    inner.span,
+                    &format!("{}() needs an ordered type, found bool", agg.name()),
+                    "bool has no order here",
+                );
             }
             AggFn::Sum | AggFn::Min | AggFn::Max => inner.ty,
         };
-        Some(Expr { kind: ExprKind::Agg(agg, Some(Box::new(inner))), ty, span })
+        Some(Expr {
+            kind: ExprKind::Agg(agg, Some(Box::new(inner))),
+            ty,
+            span,
+        })
     }
 }
 
@@ -313,7 +421,9 @@ pub fn eval(e: &Expr) -> Result<Value, String> {
             }),
             None => return Err("str() takes one argument".into()),
         },
-        ExprKind::Col(_) | ExprKind::Call(..) | ExprKind::Agg(..) => return Err("not a constant".into()),
+        ExprKind::Col(_) | ExprKind::Call(..) | ExprKind::Agg(..) => {
+            return Err("not a constant".into())
+        }
     })
 }
 
@@ -324,11 +434,21 @@ pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, String> {
         (And, Value::Bool(x), Value::Bool(y)) => Value::Bool(x && y),
         (Or, Value::Bool(x), Value::Bool(y)) => Value::Bool(x || y),
         (Add, Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
-        (Add, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_add(y).ok_or("integer overflow")?),
-        (Sub, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_sub(y).ok_or("integer overflow")?),
-        (Mul, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_mul(y).ok_or("integer overflow")?),
-        (Div, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_div(y).ok_or("division by zero")?),
-        (Rem, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_rem(y).ok_or("division by zero")?),
+        (Add, Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_add(y).ok_or("integer overflow")?)
+        }
+        (Sub, Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_sub(y).ok_or("integer overflow")?)
+        }
+        (Mul, Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_mul(y).ok_or("integer overflow")?)
+        }
+        (Div, Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_div(y).ok_or("division by zero")?)
+        }
+        (Rem, Value::Int(x), Value::Int(y)) => {
+            Value::Int(x.checked_rem(y).ok_or("division by zero")?)
+        }
         (Add, Value::Float(x), Value::Float(y)) => Value::Float(x + y),
         (Sub, Value::Float(x), Value::Float(y)) => Value::Float(x - y),
         (Mul, Value::Float(x), Value::Float(y)) => Value::Float(x * y),
@@ -341,14 +461,28 @@ pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, String> {
                 (Value::Int(a), Value::Int(b)) => a.cmp(b),
                 (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
                 (Value::Str(a), Value::Str(b)) => a.cmp(b),
-                _ => return Err(format!("`{}` is not defined for {} and {}", op.symbol(), x.ty(), y.ty())),
+                _ => {
+                    return Err(format!(
+                        "`{}` is not defined for {} and {}",
+                        op.symbol(),
+                        x.ty(),
+                        y.ty()
+                    ))
+                }
             };
             Value::Bool(match op {
                 Lt => ord.is_lt(),
                 Le => ord.is_le(),
                 Gt => ord.is_gt(),
                 Ge => ord.is_ge(),
-                _ => return Err(format!("`{}` is not defined for {} and {}", op.symbol(), x.ty(), y.ty())),
+                _ => {
+                    return Err(format!(
+                        "`{}` is not defined for {} and {}",
+                        op.symbol(),
+                        x.ty(),
+                        y.ty()
+                    ))
+                }
             })
         }
     })

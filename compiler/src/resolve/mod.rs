@@ -12,7 +12,9 @@ mod system;
 pub use expr::{binary, eval};
 
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::ir::{Collection, CollectionId, Column, Module, ModuleId, Param, Program, Rule, Type, Value};
+use crate::ir::{
+    Collection, CollectionId, Column, Module, ModuleId, Param, Program, Rule, Type, Value,
+};
 use bloomc_grammar::ast::{self, CollectionKind};
 use bloomc_grammar::span::Span;
 use expr::Ctx;
@@ -40,6 +42,9 @@ pub struct Resolver<'o> {
     /// Collections some rule reads / writes, for the unused-interface warnings.
     read: HashSet<CollectionId>,
     written: HashSet<CollectionId>,
+    /// Collections with a column of unknown type: already reported, and left out of every
+    /// rule and wire that names them so they cause no cascades.
+    broken: HashSet<CollectionId>,
 }
 
 /// Resolves parsed files (the user's and the standard library's they `use`) into the IR.
@@ -56,6 +61,7 @@ pub fn resolve(files: &[&ast::SourceFile], overrides: &[Override]) -> (Program, 
         rules: Vec::new(),
         read: HashSet::new(),
         written: HashSet::new(),
+        broken: HashSet::new(),
     };
     let items: Vec<&ast::Item> = files.iter().flat_map(|f| f.items.iter()).collect();
     for item in &items {
@@ -81,13 +87,24 @@ pub fn resolve(files: &[&ast::SourceFile], overrides: &[Override]) -> (Program, 
     r.unused_interfaces();
     let systems: Vec<&ast::SystemDecl> = items
         .iter()
-        .filter_map(|i| if let ast::Item::System(s) = i { Some(s) } else { None })
+        .filter_map(|i| {
+            if let ast::Item::System(s) = i {
+                Some(s)
+            } else {
+                None
+            }
+        })
         .collect();
     if let (Some(first), Some(second)) = (systems.first(), systems.get(1)) {
         r.report(
-            Diagnostic::new(Code::Duplicate, "a program has at most one system", second.name.span, "second system")
-                .with_label(first.name.span, "first system declared here")
-                .with_help("put every node group of the program into one system declaration"),
+            Diagnostic::new(
+                Code::Duplicate,
+                "a program has at most one system",
+                second.name.span,
+                "second system",
+            )
+            .with_label(first.name.span, "first system declared here")
+            .with_help("put every node group of the program into one system declaration"),
         );
     }
     let system = systems.first().and_then(|s| r.system(s));
@@ -108,9 +125,14 @@ impl Resolver<'_> {
 
     fn duplicate(&mut self, what: &str, name: &ast::Ident, first: Span) {
         self.report(
-            Diagnostic::new(Code::Duplicate, format!("{what} `{}` is declared twice", name.name), name.span, "declared again here")
-                .with_label(first, "first declared here")
-                .with_help(format!("rename one of the two {what}s")),
+            Diagnostic::new(
+                Code::Duplicate,
+                format!("{what} `{}` is declared twice", name.name),
+                name.span,
+                "declared again here",
+            )
+            .with_label(first, "first declared here")
+            .with_help(format!("rename one of the two {what}s")),
         );
     }
 
@@ -120,8 +142,13 @@ impl Resolver<'_> {
             let help = did_you_mean(&ident.name, ["int", "float", "string", "bool"])
                 .unwrap_or_else(|| "the types are int, float, string and bool".to_string());
             self.report(
-                Diagnostic::new(Code::UnknownType, format!("unknown type `{}`", ident.name), ident.span, "not a type")
-                    .with_help(help),
+                Diagnostic::new(
+                    Code::UnknownType,
+                    format!("unknown type `{}`", ident.name),
+                    ident.span,
+                    "not a type",
+                )
+                .with_help(help),
             );
         }
         ty
@@ -135,12 +162,18 @@ impl Resolver<'_> {
         }
         let ty = self.ty(&p.ty);
         let value = self.constant(&p.default, &Ctx::constant("a parameter's default"));
-        let (Some(ty), Some(value)) = (ty, value) else { return };
+        let (Some(ty), Some(value)) = (ty, value) else {
+            return;
+        };
         if value.ty() != ty {
             self.report(
                 Diagnostic::new(
                     Code::TypeMismatch,
-                    format!("parameter `{}` is declared {ty} but its default is {}", p.name.name, value.ty()),
+                    format!(
+                        "parameter `{}` is declared {ty} but its default is {}",
+                        p.name.name,
+                        value.ty()
+                    ),
                     p.default.span,
                     format!("this is {}", value.ty()),
                 )
@@ -148,8 +181,15 @@ impl Resolver<'_> {
             );
             return;
         }
-        self.param_index.insert(p.name.name.clone(), self.params.len());
-        self.params.push(Param { name: p.name.name.clone(), ty, value, overridden: false, span: p.name.span });
+        self.param_index
+            .insert(p.name.name.clone(), self.params.len());
+        self.params.push(Param {
+            name: p.name.name.clone(),
+            ty,
+            value,
+            overridden: false,
+            span: p.name.span,
+        });
     }
 
     fn apply_overrides(&mut self) {
@@ -164,12 +204,19 @@ impl Resolver<'_> {
                     }
                 });
                 self.diags.push(
-                    Diagnostic::new(Code::UnknownParam, format!("`--set {}`: no such parameter", o.name), o.name_span, "unknown parameter")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::UnknownParam,
+                        format!("`--set {}`: no such parameter", o.name),
+                        o.name_span,
+                        "unknown parameter",
+                    )
+                    .with_help(help),
                 );
                 continue;
             };
-            let Some(param) = self.params.get_mut(i) else { continue };
+            let Some(param) = self.params.get_mut(i) else {
+                continue;
+            };
             let text = o.value.trim();
             let parsed = match param.ty {
                 Type::String => Some(Value::Str(o.value.clone())),
@@ -185,11 +232,17 @@ impl Resolver<'_> {
                 None => {
                     let d = Diagnostic::new(
                         Code::BadParamValue,
-                        format!("`{}` is not a valid {} for parameter `{}`", o.value, param.ty, param.name),
+                        format!(
+                            "`{}` is not a valid {} for parameter `{}`",
+                            o.value, param.ty, param.name
+                        ),
                         o.value_span,
                         format!("expected {}", param.ty),
                     )
-                    .with_label(param.span, format!("`{}` is declared {} here", param.name, param.ty))
+                    .with_label(
+                        param.span,
+                        format!("`{}` is declared {} here", param.name, param.ty),
+                    )
                     .with_help(match param.ty {
                         Type::Bool => "write true or false",
                         Type::Int => "write a whole number such as 10",
@@ -202,18 +255,29 @@ impl Resolver<'_> {
     }
 
     fn param_value(&mut self, name: &ast::Ident) -> Option<Value> {
-        if let Some(p) = self.param_index.get(&name.name).and_then(|&i| self.params.get(i)) {
+        if let Some(p) = self
+            .param_index
+            .get(&name.name)
+            .and_then(|&i| self.params.get(i))
+        {
             return Some(p.value.clone());
         }
         let names: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
-        let mut d = Diagnostic::new(Code::UnknownParam, format!("unknown parameter `{}`", name.name), name.span, "not declared");
-        d = d.with_help(match did_you_mean(&name.name, names.iter().map(String::as_str)) {
-            Some(s) => s,
-            None => format!(
-                "declare it with `param {}: int = ..;` (columns are written `alias.column`)",
-                name.name
-            ),
-        });
+        let mut d = Diagnostic::new(
+            Code::UnknownParam,
+            format!("unknown parameter `{}`", name.name),
+            name.span,
+            "not declared",
+        );
+        d = d.with_help(
+            match did_you_mean(&name.name, names.iter().map(String::as_str)) {
+                Some(s) => s,
+                None => format!(
+                    "declare it with `param {}: int = ..;` (columns are written `alias.column`)",
+                    name.name
+                ),
+            },
+        );
         self.report(d);
         None
     }
@@ -224,7 +288,12 @@ impl Resolver<'_> {
         match eval(&typed) {
             Ok(v) => Some(v),
             Err(why) => {
-                self.report(Diagnostic::new(Code::NotConstant, format!("cannot evaluate {}: {why}", ctx.what), e.span, why));
+                self.report(Diagnostic::new(
+                    Code::NotConstant,
+                    format!("cannot evaluate {}: {why}", ctx.what),
+                    e.span,
+                    why,
+                ));
                 None
             }
         }
@@ -248,13 +317,22 @@ impl Resolver<'_> {
 
     fn declare_module(&mut self, m: &ast::ModuleDecl) -> Option<ModuleId> {
         if let Some(&first) = self.module_index.get(&m.name.name) {
-            let span = self.modules.get(first.index()).map_or(m.name.span, |x| x.span);
+            let span = self
+                .modules
+                .get(first.index())
+                .map_or(m.name.span, |x| x.span);
             self.duplicate("module", &m.name, span);
             return None;
         }
         let id = ModuleId::from_index(self.modules.len());
         self.module_index.insert(m.name.name.clone(), id);
-        self.modules.push(Module { id, name: m.name.name.clone(), collections: Vec::new(), rules: Vec::new(), span: m.name.span });
+        self.modules.push(Module {
+            id,
+            name: m.name.name.clone(),
+            collections: Vec::new(),
+            rules: Vec::new(),
+            span: m.name.span,
+        });
         Some(id)
     }
 
@@ -274,23 +352,36 @@ impl Resolver<'_> {
 
     fn declare_collection(&mut self, module: ModuleId, c: &ast::CollectionDecl) {
         if let Some(&first) = self.collection_index.get(&(module, c.name.name.clone())) {
-            let span = self.collections.get(first.index()).map_or(c.span, |x| x.span);
+            let span = self
+                .collections
+                .get(first.index())
+                .map_or(c.span, |x| x.span);
             self.duplicate("collection", &c.name, span);
             return;
         }
         let mut columns: Vec<Column> = Vec::new();
+        let mut broken = false;
         for col in &c.columns {
             if let Some(first) = columns.iter().find(|x| x.name == col.name.name) {
                 let span = first.span;
                 self.duplicate("column", &col.name, span);
                 continue;
             }
-            if let Some(ty) = self.ty(&col.ty) {
-                columns.push(Column { name: col.name.name.clone(), ty, span: col.name.span });
+            match self.ty(&col.ty) {
+                Some(ty) => columns.push(Column {
+                    name: col.name.name.clone(),
+                    ty,
+                    span: col.name.span,
+                }),
+                None => broken = true,
             }
         }
         let id = CollectionId::from_index(self.collections.len());
-        self.collection_index.insert((module, c.name.name.clone()), id);
+        if broken {
+            self.broken.insert(id);
+        }
+        self.collection_index
+            .insert((module, c.name.name.clone()), id);
         if let Some(m) = self.modules.get_mut(module.index()) {
             m.collections.push(id);
         }
@@ -307,17 +398,31 @@ impl Resolver<'_> {
 
     fn lookup_collection(&mut self, module: ModuleId, name: &ast::Ident) -> Option<CollectionId> {
         if let Some(&id) = self.collection_index.get(&(module, name.name.clone())) {
+            if self.broken.contains(&id) {
+                self.read.insert(id);
+                self.written.insert(id);
+                return None;
+            }
             return Some(id);
         }
-        let module_name = self.modules.get(module.index()).map_or("?", |m| m.name.as_str()).to_string();
+        let module_name = self
+            .modules
+            .get(module.index())
+            .map_or("?", |m| m.name.as_str())
+            .to_string();
         let candidates: Vec<String> = self
             .collections
             .iter()
             .filter(|c| c.module == module)
             .map(|c| c.name.clone())
             .collect();
-        let help = did_you_mean(&name.name, candidates.iter().map(String::as_str))
-            .unwrap_or_else(|| format!("declare it in module `{module_name}`, e.g. `scratch {}(..);`", name.name));
+        let help =
+            did_you_mean(&name.name, candidates.iter().map(String::as_str)).unwrap_or_else(|| {
+                format!(
+                    "declare it in module `{module_name}`, e.g. `scratch {}(..);`",
+                    name.name
+                )
+            });
         self.report(
             Diagnostic::new(
                 Code::UnknownCollection,
@@ -351,8 +456,43 @@ impl Resolver<'_> {
                     };
                     if decided == Some(true) {
                         self.module_rules(module, &w.items);
+                    } else {
+                        self.mark_used(module, &w.items);
                     }
                 }
+                ast::ModuleItem::Collection(_) | ast::ModuleItem::Error(_) => {}
+            }
+        }
+    }
+
+    /// Counts the collections that the rules of a skipped `when` branch name as used, so an
+    /// interface used only in another configuration is not reported as unused.
+    fn mark_used(&mut self, module: ModuleId, items: &[ast::ModuleItem]) {
+        for item in items {
+            match item {
+                ast::ModuleItem::Rule(rule) => {
+                    if let Some(&id) = self
+                        .collection_index
+                        .get(&(module, rule.target.name.clone()))
+                    {
+                        self.written.insert(id);
+                    }
+                    let names: Vec<&ast::Ident> = match &rule.query {
+                        ast::Query::Scan(name) => vec![name],
+                        ast::Query::Select(q) => q
+                            .from
+                            .iter()
+                            .map(|b| &b.collection)
+                            .chain(q.notins.iter().map(|n| &n.binding.collection))
+                            .collect(),
+                    };
+                    for name in names {
+                        if let Some(&id) = self.collection_index.get(&(module, name.name.clone())) {
+                            self.read.insert(id);
+                        }
+                    }
+                }
+                ast::ModuleItem::When(w) => self.mark_used(module, &w.items),
                 ast::ModuleItem::Collection(_) | ast::ModuleItem::Error(_) => {}
             }
         }
@@ -362,16 +502,31 @@ impl Resolver<'_> {
         let mut warnings = Vec::new();
         for c in &self.collections {
             let (unused, what, help) = match c.kind {
-                CollectionKind::Input => (!self.read.contains(&c.id), "is never read", "read it in a rule, or remove it"),
-                CollectionKind::Output => (!self.written.contains(&c.id), "is never written", "derive it with a rule, or remove it"),
+                CollectionKind::Input => (
+                    !self.read.contains(&c.id),
+                    "is never read",
+                    "read it in a rule, or remove it",
+                ),
+                CollectionKind::Output => (
+                    !self.written.contains(&c.id),
+                    "is never written",
+                    "derive it with a rule, or remove it",
+                ),
                 CollectionKind::Table | CollectionKind::Scratch => (false, "", ""),
             };
             if unused {
-                let module = self.modules.get(c.module.index()).map_or("?", |m| m.name.as_str());
+                let module = self
+                    .modules
+                    .get(c.module.index())
+                    .map_or("?", |m| m.name.as_str());
                 warnings.push(
                     Diagnostic::new(
                         Code::UnusedInterface,
-                        format!("{} interface `{module}.{}` {what}", c.kind.keyword(), c.name),
+                        format!(
+                            "{} interface `{module}.{}` {what}",
+                            c.kind.keyword(),
+                            c.name
+                        ),
                         c.span,
                         format!("unused {}", c.kind.keyword()),
                     )

@@ -1,9 +1,12 @@
 //! Resolution of one rule: its target, merge operator and query become an `ir::Rule`.
 
 use super::expr::Ctx;
+use super::system::article;
 use super::Resolver;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{AntiJoin, Atom, Body, ColRef, Collection, Equality, Expr, ExprKind, ModuleId, Rule, RuleId};
+use crate::ir::{
+    AntiJoin, Atom, Body, ColRef, Collection, Equality, Expr, ExprKind, ModuleId, Rule, RuleId,
+};
 use bloomc_grammar::ast::{self, BinaryOp, CollectionKind, MergeOp};
 use bloomc_grammar::span::Span;
 
@@ -13,7 +16,9 @@ pub fn legal(kind: CollectionKind, op: MergeOp) -> bool {
     use MergeOp::*;
     matches!(
         (kind, op),
-        (Table, Instant | Deferred | Delete) | (Scratch, Instant | Deferred) | (Output, Instant | Async)
+        (Table, Instant | Deferred | Delete)
+            | (Scratch, Instant | Deferred)
+            | (Output, Instant | Async)
     )
 }
 
@@ -35,14 +40,32 @@ impl Resolver<'_> {
                 self.report(
                     Diagnostic::new(
                         Code::IllegalMerge,
-                        format!("`{}` cannot merge into {} `{}`", rule.op.symbol(), t.kind.keyword(), t.name),
+                        format!(
+                            "`{}` cannot merge into {} `{}`",
+                            rule.op.symbol(),
+                            t.kind.keyword(),
+                            t.name
+                        ),
                         rule.op_span,
-                        format!("not allowed for a {}", t.kind.keyword()),
+                        format!("not allowed for {} {}", article(t.kind), t.kind.keyword()),
                     )
-                    .with_label(t.span, format!("`{}` is declared {} here", t.name, t.kind.keyword()))
-                    .with_help(format!("a {} accepts {}", t.kind.keyword(), legal_list(t.kind))),
+                    .with_label(
+                        t.span,
+                        format!("`{}` is declared {} here", t.name, t.kind.keyword()),
+                    )
+                    .with_help(format!(
+                        "{} {} accepts {}",
+                        article(t.kind),
+                        t.kind.keyword(),
+                        legal_list(t.kind)
+                    )),
                 );
             }
+        }
+        if let Some(t) = &target {
+            // Counted before the body is checked, so a broken rule does not also make its
+            // target look unused.
+            self.written.insert(t.id);
         }
         let body = self.body(module, &rule.query);
         let (target, body) = (target?, body?);
@@ -50,7 +73,6 @@ impl Resolver<'_> {
         if !legal(target.kind, rule.op) {
             return None;
         }
-        self.written.insert(target.id);
         Some(Rule {
             id: RuleId::from_index(self.rules.len()),
             module,
@@ -79,10 +101,18 @@ impl Resolver<'_> {
                 let head = (0..coll.columns.len())
                     .filter_map(|i| {
                         let c = coll.columns.get(i)?;
-                        Some(Expr { kind: ExprKind::Col(ColRef { atom: 0, column: i }), ty: c.ty, span: name.span })
+                        Some(Expr {
+                            kind: ExprKind::Col(ColRef { atom: 0, column: i }),
+                            ty: c.ty,
+                            span: name.span,
+                        })
                     })
                     .collect();
-                let atom = Atom { collection: coll.id, alias: coll.name.clone(), span: name.span };
+                let atom = Atom {
+                    collection: coll.id,
+                    alias: coll.name.clone(),
+                    span: name.span,
+                };
                 return Some(Body {
                     atoms: vec![atom],
                     equalities: Vec::new(),
@@ -110,19 +140,39 @@ impl Resolver<'_> {
                 None => ok = false,
             }
         }
+        if !ok {
+            // Without every binding, the clauses below would only report cascades.
+            return None;
+        }
         let atoms: Vec<Atom> = scope
             .iter()
-            .map(|(alias, c, span)| Atom { collection: c.id, alias: alias.clone(), span: *span })
+            .map(|(alias, c, span)| Atom {
+                collection: c.id,
+                alias: alias.clone(),
+                span: *span,
+            })
             .collect();
-        let names: Vec<(String, &Collection)> = scope.iter().map(|(a, c, _)| (a.clone(), c)).collect();
-        let plain = Ctx { scope: &names, aggregates: false, generator: false, runtime: true, what: "a `where` clause" };
+        let names: Vec<(String, &Collection)> =
+            scope.iter().map(|(a, c, _)| (a.clone(), c)).collect();
+        let plain = Ctx {
+            scope: &names,
+            aggregates: false,
+            generator: false,
+            runtime: true,
+            what: "a `where` clause",
+        };
 
         let mut equalities = Vec::new();
         let mut filters = Vec::new();
         if let Some(w) = &q.where_ {
             match self.expr(w, &plain) {
                 Some(e) if e.ty != crate::ir::Type::Bool => {
-                    self.report(Diagnostic::new(Code::TypeMismatch, format!("`where` needs a bool condition, found {}", e.ty), e.span, "expected bool"));
+                    self.report(Diagnostic::new(
+                        Code::TypeMismatch,
+                        format!("`where` needs a bool condition, found {}", e.ty),
+                        e.span,
+                        "expected bool",
+                    ));
                     ok = false;
                 }
                 Some(e) => split_where(e, &mut equalities, &mut filters),
@@ -138,8 +188,17 @@ impl Resolver<'_> {
             }
         }
 
-        let agg_ctx = Ctx { scope: &names, aggregates: true, generator: false, runtime: true, what: "a `select` clause" };
-        let group_ctx = Ctx { what: "a `group by` clause", ..plain };
+        let agg_ctx = Ctx {
+            scope: &names,
+            aggregates: true,
+            generator: false,
+            runtime: true,
+            what: "a `select` clause",
+        };
+        let group_ctx = Ctx {
+            what: "a `group by` clause",
+            ..plain
+        };
         let mut group_by = None;
         if let Some(keys) = &q.group_by {
             let typed: Vec<Option<Expr>> = keys.iter().map(|k| self.expr(k, &group_ctx)).collect();
@@ -158,25 +217,29 @@ impl Resolver<'_> {
                             Some(e) => head.push(e),
                             None => ok = false,
                         },
-                        ast::SelectItem::Wildcard { alias, span } => match names.iter().position(|(a, _)| *a == alias.name) {
-                            Some(atom) => {
-                                let cols = names.get(atom).map_or(&[][..], |(_, c)| c.columns.as_slice());
-                                head.extend(cols.iter().enumerate().map(|(column, c)| Expr {
-                                    kind: ExprKind::Col(ColRef { atom, column }),
-                                    ty: c.ty,
-                                    span: *span,
-                                }));
+                        ast::SelectItem::Wildcard { alias, span } => {
+                            match names.iter().position(|(a, _)| *a == alias.name) {
+                                Some(atom) => {
+                                    let cols = names
+                                        .get(atom)
+                                        .map_or(&[][..], |(_, c)| c.columns.as_slice());
+                                    head.extend(cols.iter().enumerate().map(|(column, c)| Expr {
+                                        kind: ExprKind::Col(ColRef { atom, column }),
+                                        ty: c.ty,
+                                        span: *span,
+                                    }));
+                                }
+                                None => {
+                                    self.report(Diagnostic::new(
+                                        Code::UnknownAlias,
+                                        format!("no binding named `{}` in this rule", alias.name),
+                                        alias.span,
+                                        "unknown alias",
+                                    ));
+                                    ok = false;
+                                }
                             }
-                            None => {
-                                self.report(Diagnostic::new(
-                                    Code::UnknownAlias,
-                                    format!("no binding named `{}` in this rule", alias.name),
-                                    alias.span,
-                                    "unknown alias",
-                                ));
-                                ok = false;
-                            }
-                        },
+                        }
                     }
                 }
             }
@@ -198,12 +261,20 @@ impl Resolver<'_> {
             }
         }
 
-        let having_ctx = Ctx { what: "a `having` clause", ..agg_ctx };
+        let having_ctx = Ctx {
+            what: "a `having` clause",
+            ..agg_ctx
+        };
         let mut having = None;
         if let Some(h) = &q.having {
             match self.expr(h, &having_ctx) {
                 Some(e) if e.ty != crate::ir::Type::Bool => {
-                    self.report(Diagnostic::new(Code::TypeMismatch, format!("`having` needs a bool condition, found {}", e.ty), e.span, "expected bool"));
+                    self.report(Diagnostic::new(
+                        Code::TypeMismatch,
+                        format!("`having` needs a bool condition, found {}", e.ty),
+                        e.span,
+                        "expected bool",
+                    ));
                     ok = false;
                 }
                 Some(e) => having = Some(e),
@@ -213,7 +284,8 @@ impl Resolver<'_> {
         if !ok {
             return None;
         }
-        let aggregating = group_by.is_some() || head.iter().any(has_agg) || having.as_ref().is_some_and(has_agg);
+        let aggregating =
+            group_by.is_some() || head.iter().any(has_agg) || having.as_ref().is_some_and(has_agg);
         if aggregating {
             let keys = group_by.clone().unwrap_or_default();
             for e in head.iter().chain(having.iter()) {
@@ -225,7 +297,9 @@ impl Resolver<'_> {
                             bad,
                             "not in `group by`",
                         )
-                        .with_help("add it to `group by`, or wrap it in an aggregate such as min(..)"),
+                        .with_help(
+                            "add it to `group by`, or wrap it in an aggregate such as min(..)",
+                        ),
                     );
                     ok = false;
                 }
@@ -233,48 +307,88 @@ impl Resolver<'_> {
             group_by = Some(keys);
         } else if let Some(h) = &q.having {
             self.report(
-                Diagnostic::new(Code::AggregateMisuse, "`having` without grouping or aggregates", h.span, "nothing to filter groups of")
-                    .with_help("use `where` to filter rows, or add `group by`"),
+                Diagnostic::new(
+                    Code::AggregateMisuse,
+                    "`having` without grouping or aggregates",
+                    h.span,
+                    "nothing to filter groups of",
+                )
+                .with_help("use `where` to filter rows, or add `group by`"),
             );
             ok = false;
         }
-        ok.then_some(Body { atoms, equalities, filters, antijoins, group_by, having, head })
+        ok.then_some(Body {
+            atoms,
+            equalities,
+            filters,
+            antijoins,
+            group_by,
+            having,
+            head,
+        })
     }
 
-    fn antijoin(&mut self, module: ModuleId, n: &ast::NotIn, outer: &[(String, &Collection)]) -> Option<AntiJoin> {
+    fn antijoin(
+        &mut self,
+        module: ModuleId,
+        n: &ast::NotIn,
+        outer: &[(String, &Collection)],
+    ) -> Option<AntiJoin> {
         let inner = self.binding(module, &n.binding)?;
         let alias = n.binding.alias().name.clone();
         let Some(on) = &n.on else {
             // Whole-row comparison: exactly one positive atom, with the same schema.
             let [(_, only)] = outer else {
                 self.report(
-                    Diagnostic::new(Code::BadAntijoin, "`notin` without `on` needs exactly one `from` binding", n.span, "ambiguous row")
-                        .with_help("say which columns must match: `notin x on a.k == x.k`"),
+                    Diagnostic::new(
+                        Code::BadAntijoin,
+                        "`notin` without `on` needs exactly one `from` binding",
+                        n.span,
+                        "ambiguous row",
+                    )
+                    .with_help("say which columns must match: `notin x on a.k == x.k`"),
                 );
                 return None;
             };
             if only.columns.len() != inner.columns.len()
-                || only.columns.iter().zip(&inner.columns).any(|(a, b)| a.ty != b.ty)
+                || only
+                    .columns
+                    .iter()
+                    .zip(&inner.columns)
+                    .any(|(a, b)| a.ty != b.ty)
             {
                 self.report(
                     Diagnostic::new(
                         Code::ArityMismatch,
                         format!("`notin {}` compares whole rows, but `{}` and `{}` have different schemas", inner.name, only.name, inner.name),
                         n.span,
-                        format!("{} vs {}", schema(only), schema(&inner)),
+                        format!("{} vs {}", only.schema(), inner.schema()),
                     )
                     .with_help("add `on` with the column pairs to compare"),
                 );
                 return None;
             }
-            let pairs = (0..inner.columns.len()).map(|i| (ColRef { atom: 0, column: i }, i)).collect();
-            return Some(AntiJoin { collection: inner.id, alias, pairs, span: n.span });
+            let pairs = (0..inner.columns.len())
+                .map(|i| (ColRef { atom: 0, column: i }, i))
+                .collect();
+            return Some(AntiJoin {
+                collection: inner.id,
+                alias,
+                pairs,
+                span: n.span,
+            });
         };
         // Inside `on`, the notin binding is one more alias after the positive ones.
         let mut scope: Vec<(String, &Collection)> = outer.to_vec();
         scope.push((alias.clone(), &inner));
         let inner_atom = outer.len();
-        let ctx = Ctx { scope: &scope, aggregates: false, generator: false, runtime: true, what: "a `notin .. on` clause" };
+        let ctx = Ctx {
+            scope: &scope,
+            aggregates: false,
+            generator: false,
+            runtime: true,
+            what: "a `notin .. on` clause",
+        };
         let cond = self.expr(on, &ctx)?;
         let mut conjuncts = Vec::new();
         flatten_and(cond, &mut conjuncts);
@@ -282,8 +396,16 @@ impl Resolver<'_> {
         for c in conjuncts {
             let pair = match &c.kind {
                 ExprKind::Binary(BinaryOp::Eq, a, b) => match (&a.kind, &b.kind) {
-                    (ExprKind::Col(x), ExprKind::Col(y)) if x.atom != inner_atom && y.atom == inner_atom => Some((*x, y.column)),
-                    (ExprKind::Col(x), ExprKind::Col(y)) if y.atom != inner_atom && x.atom == inner_atom => Some((*y, x.column)),
+                    (ExprKind::Col(x), ExprKind::Col(y))
+                        if x.atom != inner_atom && y.atom == inner_atom =>
+                    {
+                        Some((*x, y.column))
+                    }
+                    (ExprKind::Col(x), ExprKind::Col(y))
+                        if y.atom != inner_atom && x.atom == inner_atom =>
+                    {
+                        Some((*y, x.column))
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -299,7 +421,12 @@ impl Resolver<'_> {
                 }
             }
         }
-        Some(AntiJoin { collection: inner.id, alias, pairs, span: n.span })
+        Some(AntiJoin {
+            collection: inner.id,
+            alias,
+            pairs,
+            span: n.span,
+        })
     }
 
     /// The head must match the target's arity, types and (where `as` names them) columns.
@@ -312,11 +439,23 @@ impl Resolver<'_> {
             self.report(
                 Diagnostic::new(
                     Code::ArityMismatch,
-                    format!("`{}` has {} columns but this query produces {}", target.name, target.columns.len(), body.head.len()),
+                    format!(
+                        "`{}` has {} columns but this query produces {}",
+                        target.name,
+                        target.columns.len(),
+                        body.head.len()
+                    ),
                     head_span,
-                    format!("{} columns", body.head.len()),
+                    format!(
+                        "{} column{}",
+                        body.head.len(),
+                        if body.head.len() == 1 { "" } else { "s" }
+                    ),
                 )
-                .with_label(target.span, format!("`{}{}` declared here", target.name, schema(target))),
+                .with_label(
+                    target.span,
+                    format!("`{}{}` declared here", target.name, target.schema()),
+                ),
             );
             return None;
         }
@@ -339,7 +478,14 @@ impl Resolver<'_> {
                 self.report(
                     Diagnostic::new(
                         Code::TypeMismatch,
-                        format!("column {} of `{}` is `{}: {}`, but this is {}", i + 1, target.name, col.name, col.ty, e.ty),
+                        format!(
+                            "column {} of `{}` is `{}: {}`, but this is {}",
+                            i + 1,
+                            target.name,
+                            col.name,
+                            col.ty,
+                            e.ty
+                        ),
                         e.span,
                         format!("this is {}", e.ty),
                     )
@@ -372,11 +518,6 @@ impl Resolver<'_> {
     }
 }
 
-fn schema(c: &Collection) -> String {
-    let cols: Vec<String> = c.columns.iter().map(|c| format!("{}: {}", c.name, c.ty)).collect();
-    format!("({})", cols.join(", "))
-}
-
 fn flatten_and(e: Expr, out: &mut Vec<Expr>) {
     match e.kind {
         ExprKind::Binary(BinaryOp::And, a, b) => {
@@ -395,7 +536,11 @@ fn split_where(e: Expr, equalities: &mut Vec<Equality>, filters: &mut Vec<Expr>)
         if let ExprKind::Binary(BinaryOp::Eq, a, b) = &c.kind {
             if let (ExprKind::Col(x), ExprKind::Col(y)) = (&a.kind, &b.kind) {
                 if x.atom != y.atom {
-                    equalities.push(Equality { left: *x, right: *y, span: c.span });
+                    equalities.push(Equality {
+                        left: *x,
+                        right: *y,
+                        span: c.span,
+                    });
                     continue;
                 }
             }
@@ -420,8 +565,12 @@ fn same(a: &Expr, b: &Expr) -> bool {
         (ExprKind::Lit(x), ExprKind::Lit(y)) => x == y,
         (ExprKind::Col(x), ExprKind::Col(y)) => x == y,
         (ExprKind::Unary(o, x), ExprKind::Unary(p, y)) => o == p && same(x, y),
-        (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => o == p && same(x1, y1) && same(x2, y2),
-        (ExprKind::Call(f, xs), ExprKind::Call(g, ys)) => f == g && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| same(x, y)),
+        (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => {
+            o == p && same(x1, y1) && same(x2, y2)
+        }
+        (ExprKind::Call(f, xs), ExprKind::Call(g, ys)) => {
+            f == g && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| same(x, y))
+        }
         _ => false,
     }
 }

@@ -4,7 +4,8 @@ use super::expr::Ctx;
 use super::Resolver;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{
-    Collection, Delivery, Endpoint, Expr, Feed, FeedSource, GroupId, NodeGroup, Seal, System, Type, Value, Wire,
+    Collection, Delivery, Endpoint, Expr, Feed, FeedSource, GroupId, NodeGroup, Seal, System, Type,
+    Value, Wire,
 };
 use bloomc_grammar::ast::{self, CollectionKind};
 use std::collections::HashSet;
@@ -48,26 +49,45 @@ impl Resolver<'_> {
             let Some(&module) = self.module_index.get(&n.module.name) else {
                 let names: Vec<String> = self.modules.iter().map(|m| m.name.clone()).collect();
                 let help = did_you_mean(&n.module.name, names.iter().map(String::as_str))
-                    .unwrap_or_else(|| "declare the module, or `use` the library that defines it".to_string());
+                    .unwrap_or_else(|| {
+                        "declare the module, or `use` the library that defines it".to_string()
+                    });
                 self.report(
-                    Diagnostic::new(Code::UnknownModule, format!("unknown module `{}`", n.module.name), n.module.span, "no such module")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::UnknownModule,
+                        format!("unknown module `{}`", n.module.name),
+                        n.module.span,
+                        "no such module",
+                    )
+                    .with_help(help),
                 );
                 continue;
             };
             let count = match &n.count {
                 None => 1,
                 Some(e) => match self.constant(e, &Ctx::constant("a node count")) {
-                    Some(Value::Int(c)) if (1..=10_000).contains(&c) => u32::try_from(c).unwrap_or(1),
+                    Some(Value::Int(c)) if (1..=10_000).contains(&c) => {
+                        u32::try_from(c).unwrap_or(1)
+                    }
                     Some(Value::Int(c)) => {
                         self.report(
-                            Diagnostic::new(Code::BadNodeCount, format!("a node group needs 1 to 10000 instances, not {c}"), e.span, "out of range")
-                                .with_help("give a positive count, e.g. `--set` a larger parameter"),
+                            Diagnostic::new(
+                                Code::BadNodeCount,
+                                format!("a node group needs 1 to 10000 instances, not {c}"),
+                                e.span,
+                                "out of range",
+                            )
+                            .with_help("give a positive count, e.g. `--set` a larger parameter"),
                         );
                         continue;
                     }
                     Some(v) => {
-                        self.report(Diagnostic::new(Code::TypeMismatch, format!("a node count must be int, found {}", v.ty()), e.span, "expected int"));
+                        self.report(Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("a node count must be int, found {}", v.ty()),
+                            e.span,
+                            "expected int",
+                        ));
                         continue;
                     }
                     None => continue,
@@ -87,7 +107,9 @@ impl Resolver<'_> {
         for w in &items.wires {
             let from = self.endpoint(&groups, &w.from, CollectionKind::Output);
             let to = self.endpoint(&groups, &w.to, CollectionKind::Input);
-            let (Some((from, out)), Some((to, inp))) = (from, to) else { continue };
+            let (Some((from, out)), Some((to, inp))) = (from, to) else {
+                continue;
+            };
             if !compatible(&out, &inp) {
                 self.report(
                     Diagnostic::new(
@@ -96,8 +118,8 @@ impl Resolver<'_> {
                         w.span,
                         "incompatible schemas",
                     )
-                    .with_label(out.span, format!("`{}` is {}", out.name, schema(&out)))
-                    .with_label(inp.span, format!("`{}` is {}", inp.name, schema(&inp)))
+                    .with_label(out.span, format!("`{}` is {}", out.name, out.schema()))
+                    .with_label(inp.span, format!("`{}` is {}", inp.name, inp.schema()))
                     .with_help("a wire needs the same column names and types, in the same order, on both ends"),
                 );
                 continue;
@@ -109,49 +131,78 @@ impl Resolver<'_> {
                     Some(c) => Delivery::Partition(c),
                     None => continue,
                 },
-                ast::Delivery::Reply(col) => match self.stream_columns(&inp, std::slice::from_ref(col)) {
-                    Some(c) => {
-                        let index = c.first().copied().unwrap_or(0);
-                        if inp.columns.get(index).map(|c| c.ty) != Some(Type::Int) {
-                            self.report(
+                ast::Delivery::Reply(col) => {
+                    match self.stream_columns(&inp, std::slice::from_ref(col)) {
+                        Some(c) => {
+                            let index = c.first().copied().unwrap_or(0);
+                            if inp.columns.get(index).map(|c| c.ty) != Some(Type::Int) {
+                                self.report(
                                 Diagnostic::new(Code::TypeMismatch, format!("`reply({})` needs an int column holding an instance index", col.name), col.span, "not int")
                                     .with_help("fill it with `instance()` in the module that sends the request"),
                             );
-                            continue;
+                                continue;
+                            }
+                            Delivery::Reply(index)
                         }
-                        Delivery::Reply(index)
-                    }
-                    None => continue,
-                },
-            };
-            wires.push(Wire { from, to, delivery, span: w.span });
-        }
-
-        let mut feeds = Vec::new();
-        for f in &items.feeds {
-            let Some((to, inp)) = self.endpoint(&groups, &f.to, CollectionKind::Input) else { continue };
-            let source = match &f.source {
-                ast::FeedSource::File { path, .. } => FeedSource::File { path: path.clone() },
-                ast::FeedSource::Generate { options, fields, span } => {
-                    match self.generator(&inp, options, fields, *span) {
-                        Some(g) => g,
                         None => continue,
                     }
                 }
             };
-            feeds.push(Feed { to, source, span: f.span });
+            wires.push(Wire {
+                from,
+                to,
+                delivery,
+                span: w.span,
+            });
+        }
+
+        let mut feeds = Vec::new();
+        for f in &items.feeds {
+            let Some((to, inp)) = self.endpoint(&groups, &f.to, CollectionKind::Input) else {
+                continue;
+            };
+            let source = match &f.source {
+                ast::FeedSource::File { path, .. } => FeedSource::File { path: path.clone() },
+                ast::FeedSource::Generate {
+                    options,
+                    fields,
+                    span,
+                } => match self.generator(&inp, options, fields, *span) {
+                    Some(g) => g,
+                    None => continue,
+                },
+            };
+            feeds.push(Feed {
+                to,
+                source,
+                span: f.span,
+            });
         }
 
         let mut seals = Vec::new();
         for s in &items.seals {
-            let Some((stream, inp)) = self.endpoint(&groups, &s.stream, CollectionKind::Input) else { continue };
+            let Some((stream, inp)) = self.endpoint(&groups, &s.stream, CollectionKind::Input)
+            else {
+                continue;
+            };
             if let Some(columns) = self.stream_columns(&inp, &s.columns) {
-                seals.push(Seal { stream, columns, span: s.span });
+                seals.push(Seal {
+                    stream,
+                    columns,
+                    span: s.span,
+                });
             }
         }
 
-        // Inputs of deployed groups that nothing feeds: their rules can never fire.
-        let fed: HashSet<Endpoint> = wires.iter().map(|w| w.to).chain(feeds.iter().map(|f| f.to)).collect();
+        // Inputs of deployed groups that nothing feeds: their rules can never fire. Counted
+        // by name, so a wire rejected above does not also raise this warning.
+        let fed: HashSet<(&str, &str)> = items
+            .wires
+            .iter()
+            .map(|w| &w.to)
+            .chain(items.feeds.iter().map(|f| &f.to))
+            .map(|e| (e.group.name.as_str(), e.interface.name.as_str()))
+            .collect();
         for g in &groups {
             let inputs: Vec<Collection> = self
                 .collections
@@ -160,38 +211,65 @@ impl Resolver<'_> {
                 .cloned()
                 .collect();
             for c in inputs {
-                if !fed.contains(&Endpoint { group: g.id, collection: c.id }) {
+                if !fed.contains(&(g.name.as_str(), c.name.as_str())) {
                     self.report(
                         Diagnostic::new(
                             Code::UnfedInput,
-                            format!("input `{}.{}` receives nothing in system `{}`", g.name, c.name, s.name.name),
+                            format!(
+                                "input `{}.{}` receives nothing in system `{}`",
+                                g.name, c.name, s.name.name
+                            ),
                             g.span,
                             format!("`{}` is never fed", c.name),
                         )
                         .with_label(c.span, "the input interface")
-                        .with_help(format!("wire an output to `{}.{}` or give it a `feed`", g.name, c.name)),
+                        .with_help(format!(
+                            "wire an output to `{}.{}` or give it a `feed`",
+                            g.name, c.name
+                        )),
                     );
                 }
             }
         }
-        Some(System { name: s.name.name.clone(), groups, wires, feeds, seals, span: s.name.span })
+        Some(System {
+            name: s.name.name.clone(),
+            groups,
+            wires,
+            feeds,
+            seals,
+            span: s.name.span,
+        })
     }
 
-    fn endpoint(&mut self, groups: &[NodeGroup], e: &ast::Endpoint, want: CollectionKind) -> Option<(Endpoint, Collection)> {
+    fn endpoint(
+        &mut self,
+        groups: &[NodeGroup],
+        e: &ast::Endpoint,
+        want: CollectionKind,
+    ) -> Option<(Endpoint, Collection)> {
         let Some(group) = groups.iter().find(|g| g.name == e.group.name) else {
             let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
             let help = did_you_mean(&e.group.name, names.iter().copied())
                 .unwrap_or_else(|| format!("declare it with `node {}: Module;`", e.group.name));
             self.report(
-                Diagnostic::new(Code::UnknownNode, format!("unknown node group `{}`", e.group.name), e.group.span, "no such node group")
-                    .with_help(help),
+                Diagnostic::new(
+                    Code::UnknownNode,
+                    format!("unknown node group `{}`", e.group.name),
+                    e.group.span,
+                    "no such node group",
+                )
+                .with_help(help),
             );
             return None;
         };
         let id = self.lookup_collection(group.module, &e.interface)?;
         let c = self.collections.get(id.index())?.clone();
         if c.kind != want {
-            let role = if want == CollectionKind::Output { "send from" } else { "deliver to" };
+            let role = if want == CollectionKind::Output {
+                "send from"
+            } else {
+                "deliver to"
+            };
             self.report(
                 Diagnostic::new(
                     Code::WrongDirection,
@@ -204,7 +282,13 @@ impl Resolver<'_> {
             );
             return None;
         }
-        Some((Endpoint { group: group.id, collection: id }, c))
+        Some((
+            Endpoint {
+                group: group.id,
+                collection: id,
+            },
+            c,
+        ))
     }
 
     fn stream_columns(&mut self, c: &Collection, cols: &[ast::Ident]) -> Option<Vec<usize>> {
@@ -217,8 +301,13 @@ impl Resolver<'_> {
                     let help = did_you_mean(&col.name, names.iter().copied())
                         .unwrap_or_else(|| format!("its columns are: {}", names.join(", ")));
                     self.report(
-                        Diagnostic::new(Code::UnknownColumn, format!("stream `{}` has no column `{}`", c.name, col.name), col.span, "unknown column")
-                            .with_help(help),
+                        Diagnostic::new(
+                            Code::UnknownColumn,
+                            format!("stream `{}` has no column `{}`", c.name, col.name),
+                            col.span,
+                            "unknown column",
+                        )
+                        .with_help(help),
                     );
                     return None;
                 }
@@ -227,15 +316,30 @@ impl Resolver<'_> {
         Some(out)
     }
 
-    fn generator(&mut self, inp: &Collection, options: &[(ast::Ident, ast::Expr)], fields: &[(ast::Ident, ast::Expr)], span: bloomc_grammar::span::Span) -> Option<FeedSource> {
+    fn generator(
+        &mut self,
+        inp: &Collection,
+        options: &[(ast::Ident, ast::Expr)],
+        fields: &[(ast::Ident, ast::Expr)],
+        span: bloomc_grammar::span::Span,
+    ) -> Option<FeedSource> {
         let mut ok = true;
         let (mut rows, mut seed, mut batch) = (None, 0u64, None);
         for (name, e) in options {
             let slot = match name.name.as_str() {
                 "rows" | "seed" | "batch" => name.name.as_str(),
                 other => {
-                    let help = did_you_mean(other, ["rows", "seed", "batch"]).unwrap_or_else(|| "the options are rows, seed and batch".to_string());
-                    self.report(Diagnostic::new(Code::BadGenerator, format!("unknown generator option `{other}`"), name.span, "unknown option").with_help(help));
+                    let help = did_you_mean(other, ["rows", "seed", "batch"])
+                        .unwrap_or_else(|| "the options are rows, seed and batch".to_string());
+                    self.report(
+                        Diagnostic::new(
+                            Code::BadGenerator,
+                            format!("unknown generator option `{other}`"),
+                            name.span,
+                            "unknown option",
+                        )
+                        .with_help(help),
+                    );
                     ok = false;
                     continue;
                 }
@@ -250,7 +354,12 @@ impl Resolver<'_> {
                     }
                 }
                 Some(v) => {
-                    self.report(Diagnostic::new(Code::BadGenerator, format!("`{slot}` must be a positive int, found {v}"), e.span, "out of range"));
+                    self.report(Diagnostic::new(
+                        Code::BadGenerator,
+                        format!("`{slot}` must be a positive int, found {v}"),
+                        e.span,
+                        "out of range",
+                    ));
                     ok = false;
                 }
                 None => ok = false,
@@ -258,25 +367,46 @@ impl Resolver<'_> {
         }
         let Some(rows) = rows else {
             self.report(
-                Diagnostic::new(Code::BadGenerator, "a generator needs `rows`", span, "how many rows?")
-                    .with_help("write `generate(rows: 1000, seed: 1, batch: 100) { .. }`"),
+                Diagnostic::new(
+                    Code::BadGenerator,
+                    "a generator needs `rows`",
+                    span,
+                    "how many rows?",
+                )
+                .with_help("write `generate(rows: 1000, seed: 1, batch: 100) { .. }`"),
             );
             return None;
         };
         let scope: Vec<(String, &Collection)> = Vec::new();
-        let ctx = Ctx { scope: &scope, aggregates: false, generator: true, runtime: true, what: "a generator field" };
+        let ctx = Ctx {
+            scope: &scope,
+            aggregates: false,
+            generator: true,
+            runtime: true,
+            what: "a generator field",
+        };
         let mut typed: Vec<Option<Expr>> = vec![None; inp.columns.len()];
         for (name, e) in fields {
             let Some(i) = inp.column_index(&name.name) else {
                 self.report(
-                    Diagnostic::new(Code::BadGenerator, format!("`{}` has no column `{}`", inp.name, name.name), name.span, "unknown column")
-                        .with_help(format!("the generator fills {}", schema(inp))),
+                    Diagnostic::new(
+                        Code::BadGenerator,
+                        format!("`{}` has no column `{}`", inp.name, name.name),
+                        name.span,
+                        "unknown column",
+                    )
+                    .with_help(format!("the generator fills {}", inp.schema())),
                 );
                 ok = false;
                 continue;
             };
             if typed.get(i).is_some_and(Option::is_some) {
-                self.report(Diagnostic::new(Code::Duplicate, format!("field `{}` is given twice", name.name), name.span, "given again"));
+                self.report(Diagnostic::new(
+                    Code::Duplicate,
+                    format!("field `{}` is given twice", name.name),
+                    name.span,
+                    "given again",
+                ));
                 ok = false;
                 continue;
             }
@@ -308,17 +438,31 @@ impl Resolver<'_> {
             .collect();
         if ok && !missing.is_empty() {
             self.report(
-                Diagnostic::new(Code::BadGenerator, format!("the generator does not fill {}", missing.join(", ")), span, "missing fields")
-                    .with_help(format!("give every column of `{}{}` a field", inp.name, schema(inp))),
+                Diagnostic::new(
+                    Code::BadGenerator,
+                    format!("the generator does not fill {}", missing.join(", ")),
+                    span,
+                    "missing fields",
+                )
+                .with_help(format!(
+                    "give every column of `{}{}` a field",
+                    inp.name,
+                    inp.schema()
+                )),
             );
             return None;
         }
         let fields: Vec<Expr> = typed.into_iter().collect::<Option<_>>()?;
-        ok.then_some(FeedSource::Generate { rows, seed, batch: batch.unwrap_or(rows), fields })
+        ok.then_some(FeedSource::Generate {
+            rows,
+            seed,
+            batch: batch.unwrap_or(rows),
+            fields,
+        })
     }
 }
 
-fn article(kind: CollectionKind) -> &'static str {
+pub(super) fn article(kind: CollectionKind) -> &'static str {
     match kind {
         CollectionKind::Input | CollectionKind::Output => "an",
         CollectionKind::Table | CollectionKind::Scratch => "a",
@@ -330,10 +474,9 @@ fn describe(e: &ast::Endpoint) -> String {
 }
 
 fn compatible(a: &Collection, b: &Collection) -> bool {
-    a.columns.len() == b.columns.len() && a.columns.iter().zip(&b.columns).all(|(x, y)| x.name == y.name && x.ty == y.ty)
-}
-
-fn schema(c: &Collection) -> String {
-    let cols: Vec<String> = c.columns.iter().map(|c| format!("{}: {}", c.name, c.ty)).collect();
-    format!("({})", cols.join(", "))
+    a.columns.len() == b.columns.len()
+        && a.columns
+            .iter()
+            .zip(&b.columns)
+            .all(|(x, y)| x.name == y.name && x.ty == y.ty)
 }
