@@ -146,3 +146,23 @@ fn usage_errors_exit_two() {
     let out = bloomc(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn set_reaches_parameters_derived_from_it() {
+    let dir = scratch_dir("cli_set_chain");
+    let path = dir.join("chain.bl");
+    std::fs::write(&path, "param a: int = 1;\nparam b: int = a * 2;\n").expect("write");
+    let out = bloomc(&[
+        "dump",
+        "ir",
+        path.to_str().expect("utf-8 path"),
+        "--set",
+        "a=10",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let ir = text(&out.stdout);
+    assert!(
+        ir.contains("a: int = 10  (--set)") && ir.contains("b: int = 20"),
+        "{ir}"
+    );
+}

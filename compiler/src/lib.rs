@@ -188,7 +188,7 @@ fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
                     Code::IntegerOverflow,
                     "integer literal too large",
                     "does not fit in 64 bits",
-                    "integers range from -9223372036854775808 to 9223372036854775807",
+                    "integer literals range up to 9223372036854775807",
                 ),
                 LexErrorKind::BadFloat => (
                     Code::UnknownCharacter,

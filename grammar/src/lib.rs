@@ -7,7 +7,14 @@ pub mod ast;
 pub mod span;
 pub mod token;
 
-#[allow(clippy::all, clippy::pedantic, clippy::indexing_slicing, clippy::unwrap_used, unused_parens, dead_code)]
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    unused_parens,
+    dead_code
+)]
 mod generated {
     lalrpop_util::lalrpop_mod!(pub grammar);
 }

@@ -141,7 +141,7 @@ pub enum Tok<'input> {
     Ident(&'input str),
     #[regex(r"[0-9]+", |lex| lex.slice().parse::<i64>().map_err(|_| LexErrorKind::IntegerOverflow))]
     Int(i64),
-    #[regex(r"[0-9]+\.[0-9]+([eE][+-]?[0-9]+)?", |lex| lex.slice().parse::<f64>().map_err(|_| LexErrorKind::BadFloat))]
+    #[regex(r"[0-9]+\.[0-9]+([eE][+-]?[0-9]+)?", |lex| lex.slice().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or(LexErrorKind::BadFloat))]
     Float(f64),
     /// A complete string literal, quotes included; `unescape` turns it into its value.
     #[regex(r#""([^"\\\n]|\\.)*""#, |lex| lex.slice())]

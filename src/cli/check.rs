@@ -1,6 +1,6 @@
 //! `bloomc check FILE`: compile and report; print nothing else on success but a summary.
 
-use super::common::{load, plural, report};
+use super::common::{emit, load, plural, report};
 use super::{Format, ProgramArgs};
 use std::process::ExitCode;
 
@@ -24,13 +24,13 @@ impl Check {
                 );
             } else if let Some(p) = &c.program {
                 let nodes = p.system.as_ref().map_or(0, |s| s.groups.len());
-                println!(
-                    "{name}: ok ({}, {}, {}, {})",
+                emit(&format!(
+                    "{name}: ok ({}, {}, {}, {})\n",
                     plural(p.modules.len(), "module"),
                     plural(p.rules.len(), "rule"),
                     plural(nodes, "node group"),
                     plural(warnings, "warning")
-                );
+                ));
             }
         }
         Ok(if errors > 0 {

@@ -51,7 +51,7 @@ pub fn report(c: &Compilation, format: Format) -> (usize, usize) {
                 .collect();
             let out =
                 serde_json::json!({ "diagnostics": diags, "errors": errors, "warnings": warnings });
-            println!("{out}");
+            emit(&format!("{out}\n"));
         }
     }
     (errors, warnings)
@@ -63,4 +63,10 @@ pub fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`bloomc dump ir x.bl | head` is not an error).
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

@@ -1,6 +1,6 @@
 //! `bloomc dump ast|ir FILE`: print one compiler stage, for review and snapshot tests.
 
-use super::common::{load, report};
+use super::common::{emit, load, report};
 use super::ProgramArgs;
 use clap::ValueEnum;
 use std::process::ExitCode;
@@ -29,7 +29,7 @@ impl Dump {
             Stage::Ast => {
                 // The AST exists even with syntax errors: show what was recovered.
                 if let Some((_, tree)) = c.files.iter().find(|(id, _)| id.0 == 0) {
-                    println!("{tree:#?}");
+                    emit(&format!("{tree:#?}\n"));
                 }
             }
             Stage::Ir => {
@@ -37,7 +37,7 @@ impl Dump {
                     return Ok(ExitCode::from(1));
                 }
                 if let Some(p) = &c.program {
-                    print!("{}", bloomc_compiler::dump::program(p));
+                    emit(&bloomc_compiler::dump::program(p));
                 }
             }
         }

@@ -443,11 +443,12 @@ pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, String> {
         (Mul, Value::Int(x), Value::Int(y)) => {
             Value::Int(x.checked_mul(y).ok_or("integer overflow")?)
         }
+        (Div | Rem, Value::Int(_), Value::Int(0)) => return Err("division by zero".into()),
         (Div, Value::Int(x), Value::Int(y)) => {
-            Value::Int(x.checked_div(y).ok_or("division by zero")?)
+            Value::Int(x.checked_div(y).ok_or("integer overflow")?)
         }
         (Rem, Value::Int(x), Value::Int(y)) => {
-            Value::Int(x.checked_rem(y).ok_or("division by zero")?)
+            Value::Int(x.checked_rem(y).ok_or("integer overflow")?)
         }
         (Add, Value::Float(x), Value::Float(y)) => Value::Float(x + y),
         (Sub, Value::Float(x), Value::Float(y)) => Value::Float(x - y),

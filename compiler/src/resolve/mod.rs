@@ -69,7 +69,7 @@ pub fn resolve(files: &[&ast::SourceFile], overrides: &[Override]) -> (Program, 
             r.declare_param(p);
         }
     }
-    r.apply_overrides();
+    r.unknown_overrides();
     let mut module_asts = Vec::new();
     for item in &items {
         if let ast::Item::Module(m) = item {
@@ -190,66 +190,80 @@ impl Resolver<'_> {
             overridden: false,
             span: p.name.span,
         });
+        // Applied now, so the defaults of later parameters see the overridden value.
+        let overrides = self.overrides;
+        if let Some(o) = overrides.iter().rev().find(|o| o.name == p.name.name) {
+            self.apply_override(o);
+        }
     }
 
-    fn apply_overrides(&mut self) {
+    /// Reports the `--set` names that match no parameter (the others were applied when their
+    /// parameter was declared).
+    fn unknown_overrides(&mut self) {
         for o in self.overrides {
-            let Some(&i) = self.param_index.get(&o.name) else {
-                let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
-                let help = did_you_mean(&o.name, names.iter().copied()).unwrap_or_else(|| {
-                    if names.is_empty() {
-                        "this program declares no parameters".to_string()
-                    } else {
-                        format!("the parameters are: {}", names.join(", "))
-                    }
+            if self.param_index.contains_key(&o.name) {
+                continue;
+            }
+            let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+            let help = did_you_mean(&o.name, names.iter().copied()).unwrap_or_else(|| {
+                if names.is_empty() {
+                    "this program declares no parameters".to_string()
+                } else {
+                    format!("the parameters are: {}", names.join(", "))
+                }
+            });
+            self.diags.push(
+                Diagnostic::new(
+                    Code::UnknownParam,
+                    format!("`--set {}`: no such parameter", o.name),
+                    o.name_span,
+                    "unknown parameter",
+                )
+                .with_help(help),
+            );
+        }
+    }
+
+    fn apply_override(&mut self, o: &Override) {
+        let Some(param) = self
+            .param_index
+            .get(&o.name)
+            .and_then(|&i| self.params.get_mut(i))
+        else {
+            return;
+        };
+        let text = o.value.trim();
+        let parsed = match param.ty {
+            Type::String => Some(Value::Str(o.value.clone())),
+            Type::Int => text.parse().ok().map(Value::Int),
+            Type::Float => text.parse().ok().map(Value::Float),
+            Type::Bool => text.parse().ok().map(Value::Bool),
+        };
+        match parsed {
+            Some(v) => {
+                param.value = v;
+                param.overridden = true;
+            }
+            None => {
+                let d = Diagnostic::new(
+                    Code::BadParamValue,
+                    format!(
+                        "`{}` is not a valid {} for parameter `{}`",
+                        o.value, param.ty, param.name
+                    ),
+                    o.value_span,
+                    format!("expected {}", param.ty),
+                )
+                .with_label(
+                    param.span,
+                    format!("`{}` is declared {} here", param.name, param.ty),
+                )
+                .with_help(match param.ty {
+                    Type::Bool => "write true or false",
+                    Type::Int => "write a whole number such as 10",
+                    _ => "write a number such as 0.5",
                 });
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::UnknownParam,
-                        format!("`--set {}`: no such parameter", o.name),
-                        o.name_span,
-                        "unknown parameter",
-                    )
-                    .with_help(help),
-                );
-                continue;
-            };
-            let Some(param) = self.params.get_mut(i) else {
-                continue;
-            };
-            let text = o.value.trim();
-            let parsed = match param.ty {
-                Type::String => Some(Value::Str(o.value.clone())),
-                Type::Int => text.parse().ok().map(Value::Int),
-                Type::Float => text.parse().ok().map(Value::Float),
-                Type::Bool => text.parse().ok().map(Value::Bool),
-            };
-            match parsed {
-                Some(v) => {
-                    param.value = v;
-                    param.overridden = true;
-                }
-                None => {
-                    let d = Diagnostic::new(
-                        Code::BadParamValue,
-                        format!(
-                            "`{}` is not a valid {} for parameter `{}`",
-                            o.value, param.ty, param.name
-                        ),
-                        o.value_span,
-                        format!("expected {}", param.ty),
-                    )
-                    .with_label(
-                        param.span,
-                        format!("`{}` is declared {} here", param.name, param.ty),
-                    )
-                    .with_help(match param.ty {
-                        Type::Bool => "write true or false",
-                        Type::Int => "write a whole number such as 10",
-                        _ => "write a number such as 0.5",
-                    });
-                    self.diags.push(d);
-                }
+                self.diags.push(d);
             }
         }
     }

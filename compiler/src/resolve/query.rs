@@ -336,6 +336,21 @@ impl Resolver<'_> {
     ) -> Option<AntiJoin> {
         let inner = self.binding(module, &n.binding)?;
         let alias = n.binding.alias().name.clone();
+        if n.on.is_some() && outer.iter().any(|(a, _)| *a == alias) {
+            self.report(
+                Diagnostic::new(
+                    Code::Duplicate,
+                    format!("binding `{alias}` is declared twice"),
+                    n.binding.alias().span,
+                    "already bound in `from`",
+                )
+                .with_help(format!(
+                    "give the negated collection its own alias: `notin {} x on ..`",
+                    inner.name
+                )),
+            );
+            return None;
+        }
         let Some(on) = &n.on else {
             // Whole-row comparison: exactly one positive atom, with the same schema.
             let [(_, only)] = outer else {
@@ -440,9 +455,9 @@ impl Resolver<'_> {
                 Diagnostic::new(
                     Code::ArityMismatch,
                     format!(
-                        "`{}` has {} columns but this query produces {}",
+                        "`{}` has {} but this query produces {}",
                         target.name,
-                        target.columns.len(),
+                        count_columns(target.columns.len()),
                         body.head.len()
                     ),
                     head_span,
@@ -459,18 +474,27 @@ impl Resolver<'_> {
             );
             return None;
         }
+        // The `as` name of each head column, with `alias.*` expanded to unnamed columns.
         let names: Vec<Option<&ast::Ident>> = match query {
-            ast::Query::Select(q) => match &q.select {
-                Some(items) => items
-                    .iter()
-                    .flat_map(|i| match i {
-                        ast::SelectItem::Expr { name, .. } => vec![name.as_ref()],
-                        ast::SelectItem::Wildcard { .. } => Vec::new(),
-                    })
-                    .collect(),
-                None => Vec::new(),
-            },
-            ast::Query::Scan(_) => Vec::new(),
+            ast::Query::Select(ast::SelectQuery {
+                select: Some(items),
+                ..
+            }) => items
+                .iter()
+                .flat_map(|i| match i {
+                    ast::SelectItem::Expr { name, .. } => vec![name.as_ref()],
+                    ast::SelectItem::Wildcard { alias, .. } => {
+                        let arity = body
+                            .atoms
+                            .iter()
+                            .find(|a| a.alias == alias.name)
+                            .and_then(|a| self.collections.get(a.collection.index()))
+                            .map_or(0, |c| c.columns.len());
+                        vec![None; arity]
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
         };
         let mut ok = true;
         for (i, (e, col)) in body.head.iter().zip(&target.columns).enumerate() {
@@ -494,7 +518,6 @@ impl Resolver<'_> {
                 ok = false;
             }
         }
-        // `as` names only exist for explicit select lists without wildcards.
         if names.len() == body.head.len() {
             for (name, col) in names.iter().zip(&target.columns) {
                 if let Some(name) = name {
@@ -586,5 +609,13 @@ fn ungrouped(e: &Expr, keys: &[Expr]) -> Option<Span> {
         ExprKind::Unary(_, x) => ungrouped(x, keys),
         ExprKind::Binary(_, a, b) => ungrouped(a, keys).or_else(|| ungrouped(b, keys)),
         ExprKind::Call(_, args) => args.iter().find_map(|a| ungrouped(a, keys)),
+    }
+}
+
+fn count_columns(n: usize) -> String {
+    if n == 1 {
+        "1 column".to_string()
+    } else {
+        format!("{n} columns")
     }
 }

@@ -185,6 +185,25 @@ impl Resolver<'_> {
             else {
                 continue;
             };
+            if let Some(first) = seals.iter().find(|x: &&Seal| x.stream == stream) {
+                let first = first.span;
+                self.report(
+                    Diagnostic::new(
+                        Code::Duplicate,
+                        format!(
+                            "stream `{}.{}` is sealed twice",
+                            s.stream.group.name, s.stream.interface.name
+                        ),
+                        s.span,
+                        "sealed again here",
+                    )
+                    .with_label(first, "first sealed here")
+                    .with_help(
+                        "a stream has one seal key; list all its columns in one `sealed on (..)`",
+                    ),
+                );
+                continue;
+            }
             if let Some(columns) = self.stream_columns(&inp, &s.columns) {
                 seals.push(Seal {
                     stream,
@@ -325,7 +344,15 @@ impl Resolver<'_> {
     ) -> Option<FeedSource> {
         let mut ok = true;
         let (mut rows, mut seed, mut batch) = (None, 0u64, None);
+        let mut seen: Vec<&ast::Ident> = Vec::new();
         for (name, e) in options {
+            if let Some(first) = seen.iter().find(|s| s.name == name.name) {
+                let first = first.span;
+                self.duplicate("generator option", name, first);
+                ok = false;
+                continue;
+            }
+            seen.push(name);
             let slot = match name.name.as_str() {
                 "rows" | "seed" | "batch" => name.name.as_str(),
                 other => {
@@ -356,7 +383,11 @@ impl Resolver<'_> {
                 Some(v) => {
                     self.report(Diagnostic::new(
                         Code::BadGenerator,
-                        format!("`{slot}` must be a positive int, found {v}"),
+                        if slot == "seed" {
+                            format!("`seed` must be an int of 0 or more, found {v}")
+                        } else {
+                            format!("`{slot}` must be a positive int, found {v}")
+                        },
                         e.span,
                         "out of range",
                     ));
@@ -366,6 +397,10 @@ impl Resolver<'_> {
             }
         }
         let Some(rows) = rows else {
+            if seen.iter().any(|s| s.name == "rows") {
+                // `rows` was given but invalid, and that is already reported.
+                return None;
+            }
             self.report(
                 Diagnostic::new(
                     Code::BadGenerator,
