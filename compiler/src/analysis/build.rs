@@ -1,0 +1,232 @@
+//! Builds the component graph of a white-box program: one component per node group (or, for
+//! a file without a system, one per module with every input fed from outside), its paths
+//! from the module analysis, edges from the wiring and feeds, and seals from the program and
+//! the command line.
+
+use super::gates::{facts, Gate as RuleGate};
+use super::model::{
+    Annotation, Attr, Component, Edge, Gate, Graph, KeyMap, Path, Producer, SealDecl,
+};
+use super::paths::{module_paths, ModulePath};
+use crate::ir::{CollectionId, ModuleId, Program};
+use bloomc_grammar::ast::CollectionKind;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn interfaces(p: &Program, m: ModuleId, kind: CollectionKind) -> Vec<CollectionId> {
+    p.module(m)
+        .map(|m| {
+            m.collections
+                .iter()
+                .copied()
+                .filter(|&c| p.collection(c).is_some_and(|x| x.kind == kind))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn convert_gate(p: &Program, inputs: &[CollectionId], g: &RuleGate) -> Gate {
+    g.iter()
+        .filter(|a| !a.inputs.is_empty())
+        .map(|a| Attr {
+            name: a.name.clone(),
+            inputs: a
+                .inputs
+                .iter()
+                .filter_map(|(c, col)| {
+                    let i = inputs.iter().position(|x| x == c)?;
+                    let name = p.collection(*c)?.columns.get(*col)?.name.clone();
+                    Some((i, name))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn convert(p: &Program, m: ModuleId, mp: &ModulePath) -> Option<Path> {
+    let inputs = interfaces(p, m, CollectionKind::Input);
+    let outputs = interfaces(p, m, CollectionKind::Output);
+    let from = inputs.iter().position(|&c| c == mp.from)?;
+    let to = outputs.iter().position(|&c| c == mp.to)?;
+    let out_coll = p.collection(mp.to)?;
+    let key_map = KeyMap::Lineage(
+        mp.key_map
+            .iter()
+            .filter_map(|(i, srcs)| {
+                let name = out_coll.columns.get(*i)?.name.clone();
+                let srcs: BTreeSet<(usize, String)> = srcs
+                    .iter()
+                    .filter_map(|(c, col)| {
+                        let j = inputs.iter().position(|x| x == c)?;
+                        Some((j, p.collection(*c)?.columns.get(*col)?.name.clone()))
+                    })
+                    .collect();
+                Some((name, srcs))
+            })
+            .collect(),
+    );
+    Some(Path {
+        from,
+        to,
+        annotation: Annotation::new(mp.confluent, mp.stateful),
+        gates: mp
+            .gates
+            .iter()
+            .map(|g| convert_gate(p, &inputs, g))
+            .collect(),
+        key_map,
+        sources: mp
+            .sources
+            .iter()
+            .filter_map(|&r| p.rule(r).map(|r| r.span))
+            .collect(),
+    })
+}
+
+/// A `--seal NAME=cols` from the command line: NAME is `group.input` or an input name.
+#[derive(Debug, Clone)]
+pub struct SealArg {
+    pub stream: String,
+    pub key: Vec<String>,
+}
+
+/// The component graph, plus the `--seal` arguments that matched no input stream.
+pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
+    let mut cache: BTreeMap<ModuleId, Vec<Path>> = BTreeMap::new();
+    let mut paths_of = |m: ModuleId| -> Vec<Path> {
+        cache
+            .entry(m)
+            .or_insert_with(|| {
+                let f = facts(p, m);
+                module_paths(p, m, &f)
+                    .iter()
+                    .filter_map(|mp| convert(p, m, mp))
+                    .collect()
+            })
+            .clone()
+    };
+    let mut g = Graph::default();
+    let names = |p: &Program, ids: &[CollectionId]| -> Vec<String> {
+        ids.iter()
+            .map(|&c| p.collection_name(c).to_string())
+            .collect()
+    };
+    match &p.system {
+        Some(s) => {
+            for grp in &s.groups {
+                let self_fed = s
+                    .wires
+                    .iter()
+                    .any(|w| w.from.group == grp.id && w.to.group == grp.id);
+                g.components.push(Component {
+                    name: grp.name.clone(),
+                    replicated: grp.replicated || (self_fed && grp.count > 1),
+                    inputs: names(p, &interfaces(p, grp.module, CollectionKind::Input)),
+                    outputs: names(p, &interfaces(p, grp.module, CollectionKind::Output)),
+                    paths: paths_of(grp.module),
+                    span: Some(grp.span),
+                });
+            }
+            let index = |group: crate::ir::GroupId,
+                         c: CollectionId,
+                         kind: CollectionKind|
+             -> Option<usize> {
+                let grp = s.groups.get(group.index())?;
+                interfaces(p, grp.module, kind).iter().position(|&x| x == c)
+            };
+            for w in &s.wires {
+                let (Some(output), Some(input)) = (
+                    index(w.from.group, w.from.collection, CollectionKind::Output),
+                    index(w.to.group, w.to.collection, CollectionKind::Input),
+                ) else {
+                    continue;
+                };
+                g.edges.push(Edge {
+                    producer: Producer::Output {
+                        component: w.from.group.index(),
+                        output,
+                    },
+                    component: w.to.group.index(),
+                    input,
+                });
+            }
+            for f in &s.feeds {
+                if let Some(input) = index(f.to.group, f.to.collection, CollectionKind::Input) {
+                    g.edges.push(Edge {
+                        producer: Producer::External,
+                        component: f.to.group.index(),
+                        input,
+                    });
+                }
+            }
+            for seal in &s.seals {
+                let Some(input) = index(
+                    seal.stream.group,
+                    seal.stream.collection,
+                    CollectionKind::Input,
+                ) else {
+                    continue;
+                };
+                let coll = p.collection(seal.stream.collection);
+                let key = seal
+                    .columns
+                    .iter()
+                    .filter_map(|&i| coll.and_then(|c| c.columns.get(i)).map(|c| c.name.clone()))
+                    .collect();
+                g.seals.push(SealDecl {
+                    component: seal.stream.group.index(),
+                    input,
+                    key,
+                });
+            }
+        }
+        None => {
+            for m in &p.modules {
+                let inputs = interfaces(p, m.id, CollectionKind::Input);
+                let c = g.components.len();
+                for i in 0..inputs.len() {
+                    g.edges.push(Edge {
+                        producer: Producer::External,
+                        component: c,
+                        input: i,
+                    });
+                }
+                g.components.push(Component {
+                    name: m.name.clone(),
+                    replicated: false,
+                    inputs: names(p, &inputs),
+                    outputs: names(p, &interfaces(p, m.id, CollectionKind::Output)),
+                    paths: paths_of(m.id),
+                    span: Some(m.span),
+                });
+            }
+        }
+    }
+    let unmatched = apply_seal_args(&mut g, seal_args);
+    (g, unmatched)
+}
+
+/// Adds `--seal` seals, replacing a declared seal on the same stream. Returns the names that
+/// matched no input stream.
+pub fn apply_seal_args(g: &mut Graph, args: &[SealArg]) -> Vec<String> {
+    let mut unmatched = Vec::new();
+    for a in args {
+        let mut hit = false;
+        for (c, comp) in g.components.iter().enumerate() {
+            for (i, input) in comp.inputs.iter().enumerate() {
+                if a.stream == *input || a.stream == format!("{}.{input}", comp.name) {
+                    hit = true;
+                    g.seals.retain(|s| !(s.component == c && s.input == i));
+                    g.seals.push(SealDecl {
+                        component: c,
+                        input: i,
+                        key: a.key.clone(),
+                    });
+                }
+            }
+        }
+        if !hit {
+            unmatched.push(a.stream.clone());
+        }
+    }
+    unmatched
+}

@@ -1,0 +1,335 @@
+//! Per-statement facts: which rules are nonmonotone, the gate (partition key) of each
+//! nonmonotone rule, and which collections are nonmonotonically maintained.
+//!
+//! Nonmonotone: a group-by aggregate (unless its `having` is a threshold that only grows
+//! true over an insert-only input), a `notin`, a deletion `<-`, or a read of a collection
+//! that is itself nonmonotonically maintained. The gate of a rule is the set of columns its
+//! nonmonotone operator partitions on: group-by keys, antijoin pairs, or the columns a
+//! deletion matches on. Each gate column is traced through lineage to input columns.
+
+use super::lineage::{class, InputCol, Lineage};
+use crate::ir::{
+    AggFn, Body, ColRef, CollectionId, Expr, ExprKind, ModuleId, Program, Rule, RuleId, Value,
+};
+use bloomc_grammar::ast::{BinaryOp, MergeOp};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One attribute of a gate: its display name, the input columns it is a copy of, and the
+/// columns of the collection currently carrying it (to follow it through later joins).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GateAttr {
+    pub name: String,
+    pub inputs: BTreeSet<InputCol>,
+    pub carriers: BTreeSet<usize>,
+}
+
+/// A gate: the attributes one nonmonotone operator partitions on. An empty gate is `*`.
+pub type Gate = Vec<GateAttr>;
+
+/// Gates keyed by the rule whose nonmonotone operator introduced them.
+pub type Gates = BTreeMap<RuleId, Gate>;
+
+/// Is `e` a test that, once true, stays true as the group grows (count/max above a bound,
+/// min below one, sum of a non-negative constant above one)?
+fn growing_test(e: &Expr) -> bool {
+    let ExprKind::Binary(op, l, r) = &e.kind else {
+        return false;
+    };
+    let lit = |x: &Expr| matches!(x.kind, ExprKind::Lit(_));
+    let (agg, op) = match (op, lit(l), lit(r)) {
+        (_, false, true) => (l, *op),
+        // `k < count(..)` reads as `count(..) > k`.
+        (BinaryOp::Lt, true, false) => (r, BinaryOp::Gt),
+        (BinaryOp::Le, true, false) => (r, BinaryOp::Ge),
+        (BinaryOp::Gt, true, false) => (r, BinaryOp::Lt),
+        (BinaryOp::Ge, true, false) => (r, BinaryOp::Le),
+        _ => return false,
+    };
+    let ExprKind::Agg(f, arg) = &agg.kind else {
+        return false;
+    };
+    let up = matches!(op, BinaryOp::Gt | BinaryOp::Ge);
+    let down = matches!(op, BinaryOp::Lt | BinaryOp::Le);
+    match f {
+        AggFn::Count | AggFn::Max => up,
+        AggFn::Min => down,
+        AggFn::Sum => {
+            up && matches!(arg.as_deref().map(|a| &a.kind), Some(ExprKind::Lit(Value::Int(n))) if *n >= 0)
+        }
+        AggFn::Avg => false,
+    }
+}
+
+fn conjuncts(e: &Expr) -> Vec<&Expr> {
+    match &e.kind {
+        ExprKind::Binary(BinaryOp::And, a, b) => {
+            let mut v = conjuncts(a);
+            v.extend(conjuncts(b));
+            v
+        }
+        _ => vec![e],
+    }
+}
+
+fn has_agg(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Agg(..) => true,
+        ExprKind::Lit(_) | ExprKind::Col(_) => false,
+        ExprKind::Unary(_, x) => has_agg(x),
+        ExprKind::Binary(_, a, b) => has_agg(a) || has_agg(b),
+        ExprKind::Call(_, args) => args.iter().any(has_agg),
+    }
+}
+
+/// An aggregate rule whose output only grows: it projects no aggregate and keeps groups by
+/// growing tests. Such a rule is monotone when its inputs are insert-only.
+pub fn threshold(body: &Body) -> bool {
+    body.aggregates()
+        && !body.head.iter().any(has_agg)
+        && body
+            .having
+            .as_ref()
+            .is_some_and(|h| conjuncts(h).iter().all(|c| growing_test(c) || !has_agg(c)))
+}
+
+/// The nonmonotone operator of the rule itself, ignoring what it reads.
+pub fn own_nonmonotone(r: &Rule) -> bool {
+    (r.body.aggregates() && !threshold(&r.body))
+        || !r.body.antijoins.is_empty()
+        || r.op == MergeOp::Delete
+}
+
+pub struct Facts {
+    pub lineage: Lineage,
+    /// Collections maintained nonmonotonically, with the gates that make them so.
+    pub gates: BTreeMap<CollectionId, Gates>,
+    /// Rules that are nonmonotone (own operator, or a read of a nonmonotone collection).
+    pub nonmonotone: BTreeSet<RuleId>,
+}
+
+impl Facts {
+    pub fn gates_of(&self, c: CollectionId) -> Option<&Gates> {
+        self.gates.get(&c).filter(|g| !g.is_empty())
+    }
+}
+
+fn col_name(p: &Program, body: &Body, c: ColRef) -> String {
+    body.atoms
+        .get(c.atom)
+        .and_then(|a| p.collection(a.collection))
+        .and_then(|coll| coll.columns.get(c.column))
+        .map_or_else(|| "?".to_string(), |c| c.name.clone())
+}
+
+/// The input columns a rule-scope column traces to, through the rule's join equalities.
+pub fn trace(facts_lineage: &Lineage, body: &Body, c: ColRef) -> BTreeSet<InputCol> {
+    let mut out = BTreeSet::new();
+    for e in class(body, c) {
+        if let Some(a) = body.atoms.get(e.atom) {
+            out.extend(facts_lineage.of(a.collection, e.column));
+        }
+    }
+    out
+}
+
+/// Head positions that carry a copy of any column in `cols`.
+fn carriers(body: &Body, cols: &BTreeSet<ColRef>) -> BTreeSet<usize> {
+    body.head
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(&e.kind, ExprKind::Col(c) if cols.contains(c)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn attr(p: &Program, lin: &Lineage, body: &Body, c: ColRef) -> GateAttr {
+    let cls = class(body, c);
+    GateAttr {
+        name: col_name(p, body, c),
+        inputs: trace(lin, body, c),
+        carriers: carriers(body, &cls),
+    }
+}
+
+/// The gate of the rule's own nonmonotone operator (empty attributes list = `*`).
+pub fn own_gate(p: &Program, lin: &Lineage, r: &Rule) -> Gate {
+    let b = &r.body;
+    let mut gate = Vec::new();
+    if b.aggregates() && !threshold(b) {
+        for key in b.group_by.iter().flatten() {
+            if let ExprKind::Col(c) = key.kind {
+                gate.push(attr(p, lin, b, c));
+            }
+        }
+    }
+    for anti in &b.antijoins {
+        for (outer, inner) in &anti.pairs {
+            let mut a = attr(p, lin, b, *outer);
+            a.inputs.extend(lin.of(anti.collection, *inner));
+            gate.push(a);
+        }
+    }
+    if r.op == MergeOp::Delete {
+        // A deletion partitions on the columns it matches against other atoms; a plain
+        // scan-deletion matches whole rows.
+        let heads: Vec<ColRef> = b
+            .head
+            .iter()
+            .filter_map(|e| {
+                if let ExprKind::Col(c) = e.kind {
+                    Some(c)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let joined: Vec<ColRef> = heads
+            .iter()
+            .copied()
+            .filter(|c| class(b, *c).len() > 1)
+            .collect();
+        for c in if joined.is_empty() { heads } else { joined } {
+            gate.push(attr(p, lin, b, c));
+        }
+    }
+    gate.sort();
+    gate.dedup();
+    gate
+}
+
+/// Follows the gates of collection read at `atom` through rule `r` into its target.
+pub fn extend(lin: &Lineage, r: &Rule, atom: usize, gates: &Gates) -> Gates {
+    gates
+        .iter()
+        .map(|(&src, gate)| {
+            let g = gate
+                .iter()
+                .map(|a| {
+                    let mut inputs = a.inputs.clone();
+                    let mut cols = BTreeSet::new();
+                    for &k in &a.carriers {
+                        let c = ColRef { atom, column: k };
+                        inputs.extend(trace(lin, &r.body, c));
+                        cols.extend(class(&r.body, c));
+                    }
+                    GateAttr {
+                        name: a.name.clone(),
+                        inputs,
+                        carriers: carriers(&r.body, &cols),
+                    }
+                })
+                .collect();
+            (src, g)
+        })
+        .collect()
+}
+
+/// Gates carried by an antijoin's negated collection are not followed into the target (its
+/// rows never reach the head); they stay with the rule as a rendezvous.
+pub fn extend_negated(gates: &Gates) -> Gates {
+    gates
+        .iter()
+        .map(|(&src, gate)| {
+            (
+                src,
+                gate.iter()
+                    .map(|a| GateAttr {
+                        carriers: BTreeSet::new(),
+                        ..a.clone()
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+pub fn merge(into: &mut Gates, from: Gates) -> bool {
+    let mut changed = false;
+    for (src, gate) in from {
+        let slot = into.entry(src).or_default();
+        for a in gate {
+            match slot
+                .iter_mut()
+                .find(|x| x.name == a.name && x.carriers == a.carriers)
+            {
+                Some(x) => {
+                    let before = x.inputs.len();
+                    x.inputs.extend(a.inputs);
+                    changed |= x.inputs.len() != before;
+                }
+                None => {
+                    slot.push(a);
+                    slot.sort();
+                    changed = true;
+                }
+            }
+        }
+    }
+    changed
+}
+
+/// Computes lineage, nonmonotone rules and nonmonotone collections of a module.
+pub fn facts(p: &Program, module: ModuleId) -> Facts {
+    let lineage = super::lineage::lineage(p, module);
+    let mut gates: BTreeMap<CollectionId, Gates> = BTreeMap::new();
+    let mut nonmonotone = BTreeSet::new();
+    let Some(m) = p.module(module) else {
+        return Facts {
+            lineage,
+            gates,
+            nonmonotone,
+        };
+    };
+    let rules: Vec<&Rule> = m.rules.iter().filter_map(|&r| p.rule(r)).collect();
+    for _ in 0..=rules.len() * 8 + 8 {
+        let mut changed = false;
+        for r in &rules {
+            let mut found: Gates = BTreeMap::new();
+            let reads_nonmonotone = r
+                .body
+                .atoms
+                .iter()
+                .any(|a| gates.get(&a.collection).is_some_and(|g| !g.is_empty()))
+                || r.body
+                    .antijoins
+                    .iter()
+                    .any(|a| gates.get(&a.collection).is_some_and(|g| !g.is_empty()));
+            // A threshold over a nonmonotone input is an ordinary aggregate.
+            let own = own_nonmonotone(r) || (r.body.aggregates() && reads_nonmonotone);
+            if own {
+                let mut gate = own_gate(p, &lineage, r);
+                if r.body.aggregates() && threshold(&r.body) {
+                    for key in r.body.group_by.iter().flatten() {
+                        if let ExprKind::Col(c) = key.kind {
+                            gate.push(attr(p, &lineage, &r.body, c));
+                        }
+                    }
+                }
+                found.insert(r.id, gate);
+            }
+            for (i, a) in r.body.atoms.iter().enumerate() {
+                if let Some(g) = gates.get(&a.collection) {
+                    merge(&mut found, extend(&lineage, r, i, g));
+                }
+            }
+            for a in &r.body.antijoins {
+                if let Some(g) = gates.get(&a.collection) {
+                    merge(&mut found, extend_negated(g));
+                }
+            }
+            if found.is_empty() {
+                continue;
+            }
+            changed |= nonmonotone.insert(r.id);
+            changed |= merge(gates.entry(r.target).or_default(), found);
+        }
+        if !changed {
+            break;
+        }
+    }
+    Facts {
+        lineage,
+        gates,
+        nonmonotone,
+    }
+}

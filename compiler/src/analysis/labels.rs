@@ -1,0 +1,374 @@
+//! Stream labels (paper, Figure 8), the inference rules (Figure 9), reconciliation
+//! (Figure 10), and the fixpoint that labels every stream of a component graph.
+//!
+//! Reading notes, decided here: a Seal passes unchanged through C paths (renamed through
+//! lineage) and becomes Async after an O path it is compatible with; `protected(NDRead)`
+//! asks whether every *other* input stream with a path to the same output is sealed on a
+//! compatible key (with no other stream, nothing protects the read); cycles are a fixpoint
+//! over the label order, from "no label" upward.
+
+use super::model::{Gate, Graph, KeyMap, Path, Producer};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Label {
+    Seal(Vec<String>),
+    Async,
+    Run,
+    Inst,
+    Diverge,
+}
+
+impl Label {
+    pub fn severity(&self) -> u8 {
+        match self {
+            Label::Seal(_) => 0,
+            Label::Async => 1,
+            Label::Run => 2,
+            Label::Inst => 3,
+            Label::Diverge => 4,
+        }
+    }
+
+    /// The least upper bound: the more severe label; two different seals give Async.
+    pub fn join(&self, other: &Label) -> Label {
+        match (self, other) {
+            (Label::Seal(a), Label::Seal(b)) if a != b => Label::Async,
+            _ if other.severity() > self.severity() => other.clone(),
+            _ => self.clone(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Label::Seal(_) => "Seal",
+            Label::Async => "Async",
+            Label::Run => "Run",
+            Label::Inst => "Inst",
+            Label::Diverge => "Diverge",
+        }
+    }
+
+    pub fn key(&self) -> &[String] {
+        match self {
+            Label::Seal(k) => k,
+            _ => &[],
+        }
+    }
+
+    pub fn deterministic(&self) -> bool {
+        self.severity() <= 1
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Label::Seal(k) => write!(f, "Seal{{{}}}", k.join(", ")),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// `compatible(gate, seal)` for a seal on input `input`: every seal column is copied into some
+/// attribute of every gate (identity is the injective function; `*` is compatible with nothing).
+pub fn compatible(gates: &[Gate], key: &[String], input: usize) -> bool {
+    !gates.is_empty()
+        && !key.is_empty()
+        && gates.iter().all(|g| {
+            key.iter()
+                .all(|k| g.iter().any(|a| a.inputs.contains(&(input, k.clone()))))
+        })
+}
+
+/// One derivation step for an output: a path's input label, its annotation, the rule
+/// applied and what it added to the output's labels.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub input: String,
+    pub input_label: Label,
+    pub path: String,
+    pub rule: &'static str,
+    pub added: Vec<String>,
+}
+
+/// What the analysis concluded for one output stream.
+#[derive(Debug, Clone)]
+pub struct OutputResult {
+    pub component: usize,
+    pub output: usize,
+    pub label: Label,
+    pub steps: Vec<Step>,
+    /// Reconciliation, in words: which rule of Figure 10 fired and why.
+    pub reconcile: Vec<String>,
+    /// Hazards that begin at this component: (path index, why).
+    pub hazards: Vec<(usize, String)>,
+    /// Seals this output relies on: (path index, input, key).
+    pub seals_used: Vec<(usize, usize, Vec<String>)>,
+}
+
+pub struct Labels {
+    pub outputs: Vec<OutputResult>,
+    /// Label of each input stream (component, input) after joining producers and seals.
+    pub inputs: BTreeMap<(usize, usize), Label>,
+}
+
+fn map_seal(path: &Path, key: &[String]) -> Option<Vec<String>> {
+    match &path.key_map {
+        KeyMap::ByName => Some(key.to_vec()),
+        KeyMap::Lineage(cols) => {
+            let mut out = Vec::new();
+            for k in key {
+                let col = cols
+                    .iter()
+                    .find(|(_, srcs)| srcs.contains(&(path.from, k.clone())))?;
+                out.push(col.0.clone());
+            }
+            Some(out)
+        }
+    }
+}
+
+/// Labels every stream of the graph. `extra_seals` come from `--seal`.
+pub fn label(g: &Graph) -> Labels {
+    let mut outputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
+    let mut results: Vec<OutputResult> = Vec::new();
+    let mut inputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
+    let bound = g.components.iter().map(|c| c.outputs.len()).sum::<usize>() * 8 + 8;
+    for _ in 0..bound {
+        inputs = input_labels(g, &outputs);
+        results = Vec::new();
+        for (c, comp) in g.components.iter().enumerate() {
+            for o in 0..comp.outputs.len() {
+                if let Some(r) = output(g, c, o, &inputs) {
+                    results.push(r);
+                }
+            }
+        }
+        let next: BTreeMap<(usize, usize), Label> = results
+            .iter()
+            .map(|r| ((r.component, r.output), r.label.clone()))
+            .collect();
+        if next == outputs {
+            break;
+        }
+        // Labels only rise: join with the previous round so cycles converge.
+        outputs = next
+            .into_iter()
+            .map(|(k, v)| {
+                let joined = outputs.get(&k).map_or(v.clone(), |old| old.join(&v));
+                (k, joined)
+            })
+            .collect();
+    }
+    Labels {
+        outputs: results,
+        inputs,
+    }
+}
+
+fn input_labels(
+    g: &Graph,
+    outputs: &BTreeMap<(usize, usize), Label>,
+) -> BTreeMap<(usize, usize), Label> {
+    let mut inputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
+    for e in &g.edges {
+        let l = match e.producer {
+            Producer::External => Some(Label::Async),
+            Producer::Output { component, output } => outputs.get(&(component, output)).cloned(),
+        };
+        if let Some(l) = l {
+            let slot = inputs
+                .entry((e.component, e.input))
+                .or_insert_with(|| l.clone());
+            *slot = slot.join(&l);
+        }
+    }
+    for s in &g.seals {
+        if let Some(l) = inputs.get_mut(&(s.component, s.input)) {
+            // Punctuations order nothing but partitions: a seal makes a deterministic stream
+            // sealed, and cannot repair one whose contents are already nondeterministic.
+            if l.deterministic() {
+                *l = Label::Seal(s.key.clone());
+            }
+        }
+    }
+    inputs
+}
+
+fn output(
+    g: &Graph,
+    c: usize,
+    o: usize,
+    inputs: &BTreeMap<(usize, usize), Label>,
+) -> Option<OutputResult> {
+    let comp = g.components.get(c)?;
+    let mut labels: Vec<Label> = Vec::new();
+    let mut taint = Vec::new();
+    let mut ndreads: Vec<(usize, usize)> = Vec::new(); // (path index, input)
+    let mut steps = Vec::new();
+    let mut seals_used = Vec::new();
+    let mut hazards = Vec::new();
+    for (pi, path) in comp.paths.iter().enumerate().filter(|(_, p)| p.to == o) {
+        let Some(l) = inputs.get(&(c, path.from)) else {
+            continue;
+        };
+        let input = comp.inputs.get(path.from).cloned().unwrap_or_default();
+        let ann = path.annotation;
+        let mut added = Vec::new();
+        let rule = match (l, ann.confluent()) {
+            (Label::Seal(k), true) => {
+                let mapped = map_seal(path, k).map_or(Label::Async, Label::Seal);
+                added.push(mapped.to_string());
+                labels.push(mapped);
+                "p"
+            }
+            (Label::Seal(k), false) if compatible(&path.gates, k, path.from) => {
+                seals_used.push((pi, path.from, k.clone()));
+                added.push("Async".into());
+                labels.push(Label::Async);
+                "seal"
+            }
+            (Label::Seal(_) | Label::Async | Label::Run, false) => {
+                let rule = if ann.stateful() {
+                    taint.push(pi);
+                    added.push("Taint".into());
+                    if matches!(l, Label::Seal(_)) {
+                        "4"
+                    } else {
+                        "2"
+                    }
+                } else {
+                    ndreads.push((pi, path.from));
+                    added.push(format!("NDRead{{{}}}", path.subscript().join(", ")));
+                    "1"
+                };
+                let passed = if matches!(l, Label::Seal(_)) {
+                    Label::Async
+                } else {
+                    l.clone()
+                };
+                added.push(passed.to_string());
+                labels.push(passed);
+                rule
+            }
+            (Label::Inst, _) if ann.stateful() => {
+                taint.push(pi);
+                added.push("Taint".into());
+                added.push("Inst".into());
+                labels.push(Label::Inst);
+                "3"
+            }
+            (l, _) => {
+                added.push(l.to_string());
+                labels.push(l.clone());
+                "p"
+            }
+        };
+        if matches!(rule, "2" | "4") {
+            hazards.push((
+                pi,
+                format!(
+                    "{} from `{input}` ({l}) can taint the state of `{}`",
+                    path.describe(),
+                    comp.name
+                ),
+            ));
+        }
+        steps.push(Step {
+            input,
+            input_label: l.clone(),
+            path: path.describe(),
+            rule,
+            added,
+        });
+    }
+    if steps.is_empty() {
+        return None;
+    }
+    let mut reconcile = Vec::new();
+    if !taint.is_empty() {
+        let l = if comp.replicated {
+            Label::Diverge
+        } else {
+            Label::Run
+        };
+        reconcile.push(format!(
+            "Taint: `{}` is {}replicated, so {l}",
+            comp.name,
+            if comp.replicated { "" } else { "not " }
+        ));
+        labels.push(l);
+    }
+    for (pi, input) in ndreads {
+        let Some(path) = comp.paths.get(pi) else {
+            continue;
+        };
+        let others: Vec<(usize, Option<&Label>)> = comp
+            .paths
+            .iter()
+            .filter(|p| p.to == o && p.from != input)
+            .map(|p| (p.from, inputs.get(&(c, p.from))))
+            .filter(|(_, l)| l.is_some())
+            .collect();
+        let unsealed: Vec<String> = others
+            .iter()
+            .filter(|(j, l)| !matches!(l, Some(Label::Seal(k)) if compatible(&path.gates, k, *j)))
+            .map(|(j, l)| {
+                format!(
+                    "`{}` is {}",
+                    comp.inputs.get(*j).map_or("?", String::as_str),
+                    l.map_or("-".into(), |l| l.to_string())
+                )
+            })
+            .collect();
+        let gate = path.subscript().join(", ");
+        if !others.is_empty() && unsealed.is_empty() {
+            for (j, l) in &others {
+                if let Some(Label::Seal(k)) = l {
+                    seals_used.push((pi, *j, k.clone()));
+                }
+            }
+            reconcile.push(format!(
+                "NDRead{{{gate}}} protected: every other input is sealed on a compatible key"
+            ));
+            continue;
+        }
+        let l = if comp.replicated {
+            Label::Inst
+        } else {
+            Label::Run
+        };
+        let why = if others.is_empty() {
+            "no other input seals it".to_string()
+        } else {
+            format!(
+                "{} (not sealed on a key compatible with {{{gate}}})",
+                unsealed.join(", ")
+            )
+        };
+        reconcile.push(format!(
+            "NDRead{{{gate}}} unprotected: {why}; `{}` is {}replicated, so {l}",
+            comp.name,
+            if comp.replicated { "" } else { "not " }
+        ));
+        hazards.push((pi, format!("{} races with {why}", path.describe())));
+        labels.push(l);
+    }
+    let label = labels
+        .iter()
+        .skip(1)
+        .fold(labels.first().cloned().unwrap_or(Label::Async), |a, b| {
+            a.join(b)
+        });
+    Some(OutputResult {
+        component: c,
+        output: o,
+        label,
+        steps,
+        reconcile,
+        hazards,
+        seals_used,
+    })
+}

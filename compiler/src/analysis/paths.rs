@@ -1,0 +1,228 @@
+//! Module paths: for every (input interface, output interface) pair connected through rules,
+//! the Blazes annotation CR, CW, OR_gate or OW_gate.
+//!
+//! Along a path from input `I`, a collection is *order-sensitive for I* when its contents can
+//! depend on the order in which I's messages arrive: it is written by a nonmonotone rule fed
+//! by I, or by a rule that reads a collection already order-sensitive for I, or by a rule
+//! that rendezvouses with a nonmonotonically maintained collection not fed by I (the read
+//! races with whatever maintains it). One refinement attributes read races to the stream
+//! that triggers the read: a rule that joins I's transient order-sensitive data with a
+//! transient collection fed by another input (a request, say) charges the race to that
+//! other input's path, not to I's. Persistent state is never exempt: an order-sensitive
+//! table stays corrupted. The path is O when its output is order-sensitive for I, and W when
+//! it writes persistent state (a table, or a deferred `<+`/`<-`).
+
+use super::gates::{extend, extend_negated, merge, own_gate, Facts, Gate, Gates};
+use super::lineage::InputCol;
+use crate::ir::{CollectionId, ModuleId, Program, RuleId};
+use bloomc_grammar::ast::{CollectionKind, MergeOp};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone)]
+pub struct ModulePath {
+    pub from: CollectionId,
+    pub to: CollectionId,
+    pub confluent: bool,
+    pub stateful: bool,
+    /// One gate per nonmonotone source; empty when confluent.
+    pub gates: Vec<Gate>,
+    /// The nonmonotone statements responsible (empty when confluent).
+    pub sources: Vec<RuleId>,
+    /// For seals through confluent paths: output column -> input columns it copies.
+    pub key_map: Vec<(usize, BTreeSet<InputCol>)>,
+}
+
+fn reachable(
+    p: &Program,
+    rules: &[RuleId],
+    start: CollectionId,
+    forward: bool,
+) -> BTreeSet<CollectionId> {
+    let mut seen = BTreeSet::from([start]);
+    loop {
+        let before = seen.len();
+        for r in rules.iter().filter_map(|&r| p.rule(r)) {
+            let body: Vec<CollectionId> = r
+                .body
+                .atoms
+                .iter()
+                .map(|a| a.collection)
+                .chain(r.body.antijoins.iter().map(|a| a.collection))
+                .collect();
+            if forward {
+                if body.iter().any(|c| seen.contains(c)) {
+                    seen.insert(r.target);
+                }
+            } else if seen.contains(&r.target) {
+                seen.extend(body);
+            }
+        }
+        if seen.len() == before {
+            return seen;
+        }
+    }
+}
+
+fn persistent(p: &Program, c: CollectionId) -> bool {
+    p.collection(c)
+        .is_some_and(|c| c.kind == CollectionKind::Table)
+}
+
+fn transient(p: &Program, c: CollectionId) -> bool {
+    p.collection(c)
+        .is_some_and(|c| matches!(c.kind, CollectionKind::Input | CollectionKind::Scratch))
+}
+
+/// Every path of the module, in (input, output) declaration order.
+pub fn module_paths(p: &Program, module: ModuleId, facts: &Facts) -> Vec<ModulePath> {
+    let Some(m) = p.module(module) else {
+        return Vec::new();
+    };
+    let of_kind = |k: CollectionKind| -> Vec<CollectionId> {
+        m.collections
+            .iter()
+            .copied()
+            .filter(|&c| p.collection(c).is_some_and(|x| x.kind == k))
+            .collect()
+    };
+    let mut out = Vec::new();
+    for input in of_kind(CollectionKind::Input) {
+        let fwd = reachable(p, &m.rules, input, true);
+        for output in of_kind(CollectionKind::Output) {
+            if !fwd.contains(&output) {
+                continue;
+            }
+            let bwd = reachable(p, &m.rules, output, false);
+            out.push(path(p, &m.rules, facts, input, output, &fwd, &bwd));
+        }
+    }
+    out
+}
+
+fn path(
+    p: &Program,
+    rules: &[RuleId],
+    facts: &Facts,
+    input: CollectionId,
+    output: CollectionId,
+    fwd: &BTreeSet<CollectionId>,
+    bwd: &BTreeSet<CollectionId>,
+) -> ModulePath {
+    let on_path: Vec<_> = rules
+        .iter()
+        .filter_map(|&r| p.rule(r))
+        .filter(|r| {
+            bwd.contains(&r.target)
+                && (r.body.atoms.iter().any(|a| fwd.contains(&a.collection))
+                    || r.body.antijoins.iter().any(|a| fwd.contains(&a.collection)))
+        })
+        .collect();
+    let stateful = on_path
+        .iter()
+        .any(|r| persistent(p, r.target) || matches!(r.op, MergeOp::Deferred | MergeOp::Delete));
+    let mut nd: BTreeMap<CollectionId, Gates> = BTreeMap::new();
+    for _ in 0..=on_path.len() * 8 + 8 {
+        let mut changed = false;
+        for r in &on_path {
+            let mut found: Gates = BTreeMap::new();
+            let mut transient_only = true;
+            // Does the rule's own operator consume I's data? (It is on the path, so yes.)
+            if super::gates::own_nonmonotone(r)
+                || (r.body.aggregates() && facts.nonmonotone.contains(&r.id))
+            {
+                found.insert(r.id, own_gate(p, &facts.lineage, r));
+                // An aggregate or antijoin over state only makes a view order-sensitive; a
+                // deletion changes the state itself.
+                transient_only = r.op != MergeOp::Delete;
+            }
+            for (i, a) in r.body.atoms.iter().enumerate() {
+                if fwd.contains(&a.collection) {
+                    if let Some(g) = nd.get(&a.collection) {
+                        merge(&mut found, extend(&facts.lineage, r, i, g));
+                        transient_only &= transient(p, a.collection);
+                    }
+                } else if let Some(g) = facts.gates_of(a.collection) {
+                    // A rendezvous with state maintained nonmonotonically elsewhere: a race.
+                    merge(&mut found, extend(&facts.lineage, r, i, g));
+                    transient_only = false;
+                }
+            }
+            for a in &r.body.antijoins {
+                let g = if fwd.contains(&a.collection) {
+                    nd.get(&a.collection)
+                } else {
+                    facts.gates_of(a.collection)
+                };
+                if let Some(g) = g {
+                    merge(&mut found, extend_negated(g));
+                    transient_only = false;
+                }
+            }
+            if found.is_empty() {
+                continue;
+            }
+            let trigger = r
+                .body
+                .atoms
+                .iter()
+                .any(|a| transient(p, a.collection) && !fwd.contains(&a.collection));
+            if transient_only && trigger && !persistent(p, r.target) && r.op == MergeOp::Instant {
+                // A read race triggered by another stream: charged to that stream's path.
+                continue;
+            }
+            changed |= merge(nd.entry(r.target).or_default(), found);
+        }
+        if !changed {
+            break;
+        }
+    }
+    let out_gates = nd.remove(&output).unwrap_or_default();
+    let key_map = p
+        .collection(output)
+        .map(|c| {
+            (0..c.columns.len())
+                .map(|i| (i, facts.lineage.of(output, i)))
+                .collect()
+        })
+        .unwrap_or_default();
+    ModulePath {
+        from: input,
+        to: output,
+        confluent: out_gates.is_empty(),
+        stateful,
+        sources: out_gates.keys().copied().collect(),
+        gates: out_gates.into_values().collect(),
+        key_map,
+    }
+}
+
+impl ModulePath {
+    /// `CR`, `CW`, `OR`, `OW`.
+    pub fn label(&self) -> &'static str {
+        match (self.confluent, self.stateful) {
+            (true, false) => "CR",
+            (true, true) => "CW",
+            (false, false) => "OR",
+            (false, true) => "OW",
+        }
+    }
+
+    /// The gate's attribute names, sorted; `["*"]` when some gate cannot be traced.
+    pub fn gate_names(&self) -> Vec<String> {
+        if self.confluent {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = Vec::new();
+        for g in &self.gates {
+            let traced: Vec<&super::gates::GateAttr> =
+                g.iter().filter(|a| !a.inputs.is_empty()).collect();
+            if traced.is_empty() {
+                return vec!["*".to_string()];
+            }
+            names.extend(traced.iter().map(|a| a.name.clone()));
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+}
