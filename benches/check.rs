@@ -33,10 +33,7 @@ fn program(rules: usize) -> String {
 }
 
 fn main() {
-    println!(
-        "{:>8} {:>10} {:>12} {:>14}",
-        "rules", "bytes", "time (ms)", "ns per rule"
-    );
+    println!("{:>8} {:>10} {:>12} {:>14}", "rules", "bytes", "time (ms)", "ns per rule");
     for rules in [1_000usize, 10_000, 100_000] {
         let src = program(rules);
         // Best of three, to damp the noise of a shared machine.
@@ -49,11 +46,6 @@ fn main() {
             best = best.min(elapsed);
         }
         let actual = rules.div_ceil(50) * 50;
-        println!(
-            "{actual:>8} {:>10} {:>12.1} {:>14.0}",
-            src.len(),
-            best * 1e3,
-            best * 1e9 / actual as f64
-        );
+        println!("{actual:>8} {:>10} {:>12.1} {:>14.0}", src.len(), best * 1e3, best * 1e9 / actual as f64);
     }
 }

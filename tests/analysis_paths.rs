@@ -5,10 +5,7 @@ use bloomc_compiler::compile;
 
 /// `module.input -> output: LABEL{gate}` for every path of every module.
 fn annotations(src: &str, sets: &[(&str, &str)]) -> Vec<String> {
-    let sets: Vec<(String, String)> = sets
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let sets: Vec<(String, String)> = sets.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     let c = compile("test.bl", src.as_bytes(), &sets);
     assert!(!c.has_errors(), "program must compile");
     let p = c.program.expect("IR");
@@ -17,11 +14,7 @@ fn annotations(src: &str, sets: &[(&str, &str)]) -> Vec<String> {
         let facts = gates::facts(&p, m.id);
         for path in paths::module_paths(&p, m.id, &facts) {
             let gate = path.gate_names();
-            let gate = if gate.is_empty() {
-                String::new()
-            } else {
-                format!("{{{}}}", gate.join(", "))
-            };
+            let gate = if gate.is_empty() { String::new() } else { format!("{{{}}}", gate.join(", ")) };
             out.push(format!(
                 "{}.{} -> {}: {}{gate}",
                 m.name,
@@ -37,13 +30,7 @@ fn annotations(src: &str, sets: &[(&str, &str)]) -> Vec<String> {
 #[test]
 fn kvs_put_is_ow_key_and_get_is_or_key() {
     let src = "use kvs;";
-    assert_eq!(
-        annotations(src, &[]),
-        [
-            "KVS.put -> response: OW{key}",
-            "KVS.get -> response: OR{key}"
-        ]
-    );
+    assert_eq!(annotations(src, &[]), ["KVS.put -> response: OW{key}", "KVS.get -> response: OR{key}"]);
 }
 
 #[test]
@@ -57,57 +44,21 @@ fn pubsub_publish_is_cw() {
 
 #[test]
 fn adtrack_report_paths_per_query() {
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/adtrack.bl"))
-        .expect("example");
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/adtrack.bl")).expect("example");
     let report = |q: &str| -> Vec<String> {
-        annotations(&src, &[("query", q)])
-            .into_iter()
-            .filter(|a| a.starts_with("Report."))
-            .collect()
+        annotations(&src, &[("query", q)]).into_iter().filter(|a| a.starts_with("Report.")).collect()
     };
-    assert_eq!(
-        report("THRESH"),
-        [
-            "Report.click -> response: CW",
-            "Report.request -> response: CR"
-        ]
-    );
-    assert_eq!(
-        report("POOR"),
-        [
-            "Report.click -> response: CW",
-            "Report.request -> response: OR{id}"
-        ]
-    );
-    assert_eq!(
-        report("WINDOW"),
-        [
-            "Report.click -> response: CW",
-            "Report.request -> response: OR{id, window}"
-        ]
-    );
-    assert_eq!(
-        report("CAMPAIGN"),
-        [
-            "Report.click -> response: CW",
-            "Report.request -> response: OR{campaign, id}"
-        ]
-    );
+    assert_eq!(report("THRESH"), ["Report.click -> response: CW", "Report.request -> response: CR"]);
+    assert_eq!(report("POOR"), ["Report.click -> response: CW", "Report.request -> response: OR{id}"]);
+    assert_eq!(report("WINDOW"), ["Report.click -> response: CW", "Report.request -> response: OR{id, window}"]);
+    assert_eq!(report("CAMPAIGN"), ["Report.click -> response: CW", "Report.request -> response: OR{campaign, id}"]);
 }
 
 #[test]
 fn wordcount_components() {
-    let src = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/wordcount.bl"
-    ))
-    .expect("example");
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wordcount.bl")).expect("example");
     assert_eq!(
         annotations(&src, &[]),
-        [
-            "Splitter.tweet -> words: CR",
-            "Count.words -> counts: OW{batch, word}",
-            "Commit.counts -> db: CW"
-        ]
+        ["Splitter.tweet -> words: CR", "Count.words -> counts: OW{batch, word}", "Commit.counts -> db: CW"]
     );
 }

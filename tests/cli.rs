@@ -26,11 +26,7 @@ fn scratch_dir(name: &str) -> PathBuf {
 fn clean_program_exits_zero_with_a_summary() {
     let out = bloomc(&["check", "examples/adtrack.bl"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("examples/adtrack.bl: ok (4 modules"),
-        "{}",
-        text(&out.stdout)
-    );
+    assert!(text(&out.stdout).contains("examples/adtrack.bl: ok (4 modules"), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -38,25 +34,14 @@ fn errors_exit_one_and_name_file_line_and_column() {
     let out = bloomc(&["check", "tests/diagnostics/e0102_unknown_column.bl"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("[E0102] Error: `clicks` has no column `campain`"),
-        "{err}"
-    );
-    assert!(
-        err.contains("tests/diagnostics/e0102_unknown_column.bl:5:33"),
-        "{err}"
-    );
+    assert!(err.contains("[E0102] Error: `clicks` has no column `campain`"), "{err}");
+    assert!(err.contains("tests/diagnostics/e0102_unknown_column.bl:5:33"), "{err}");
     assert!(err.contains("did you mean `campaign`?"), "{err}");
 }
 
 #[test]
 fn json_format_lists_every_diagnostic_with_its_location() {
-    let out = bloomc(&[
-        "check",
-        "--format",
-        "json",
-        "tests/diagnostics/e0001_unexpected_token.bl",
-    ]);
+    let out = bloomc(&["check", "--format", "json", "tests/diagnostics/e0001_unexpected_token.bl"]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(v["errors"], 2);
@@ -66,22 +51,12 @@ fn json_format_lists_every_diagnostic_with_its_location() {
     assert_eq!(diags[0]["line"], 5);
     assert_eq!(diags[0]["column"], 3);
     assert_eq!(diags[1]["line"], 6);
-    assert!(diags[1]["help"]
-        .as_str()
-        .is_some_and(|h| h.starts_with("expected one of")));
+    assert!(diags[1]["help"].as_str().is_some_and(|h| h.starts_with("expected one of")));
 }
 
 #[test]
 fn set_overrides_parameters_and_rejects_bad_values() {
-    let out = bloomc(&[
-        "dump",
-        "ir",
-        "examples/adtrack.bl",
-        "--set",
-        "query=WINDOW",
-        "--set",
-        "replicas=5",
-    ]);
+    let out = bloomc(&["dump", "ir", "examples/adtrack.bl", "--set", "query=WINDOW", "--set", "replicas=5"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let ir = text(&out.stdout);
     assert!(ir.contains("query: string = \"WINDOW\"  (--set)"), "{ir}");
@@ -90,11 +65,7 @@ fn set_overrides_parameters_and_rejects_bad_values() {
 
     let bad = bloomc(&["check", "examples/adtrack.bl", "--set", "replicas=many"]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        text(&bad.stderr).contains("`many` is not a valid int for parameter `replicas`"),
-        "{}",
-        text(&bad.stderr)
-    );
+    assert!(text(&bad.stderr).contains("`many` is not a valid int for parameter `replicas`"), "{}", text(&bad.stderr));
 
     let malformed = bloomc(&["check", "examples/adtrack.bl", "--set", "replicas"]);
     assert_eq!(malformed.status.code(), Some(2), "a usage error");
@@ -104,19 +75,11 @@ fn set_overrides_parameters_and_rejects_bad_values() {
 fn missing_file_and_directory_are_io_errors() {
     let out = bloomc(&["check", "no/such/file.bl"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("cannot read `no/such/file.bl`"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("cannot read `no/such/file.bl`"), "{}", text(&out.stderr));
 
     let out = bloomc(&["check", "examples"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("`examples` is a directory"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("`examples` is a directory"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -127,10 +90,7 @@ fn non_utf8_source_is_a_located_error() {
     let out = bloomc(&["check", path.to_str().expect("utf-8 path")]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("[E0007]") && err.contains("latin1.bl:1:7"),
-        "{err}"
-    );
+    assert!(err.contains("[E0007]") && err.contains("latin1.bl:1:7"), "{err}");
 }
 
 #[test]
@@ -152,17 +112,8 @@ fn set_reaches_parameters_derived_from_it() {
     let dir = scratch_dir("cli_set_chain");
     let path = dir.join("chain.bl");
     std::fs::write(&path, "param a: int = 1;\nparam b: int = a * 2;\n").expect("write");
-    let out = bloomc(&[
-        "dump",
-        "ir",
-        path.to_str().expect("utf-8 path"),
-        "--set",
-        "a=10",
-    ]);
+    let out = bloomc(&["dump", "ir", path.to_str().expect("utf-8 path"), "--set", "a=10"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let ir = text(&out.stdout);
-    assert!(
-        ir.contains("a: int = 10  (--set)") && ir.contains("b: int = 20"),
-        "{ir}"
-    );
+    assert!(ir.contains("a: int = 10  (--set)") && ir.contains("b: int = 20"), "{ir}");
 }

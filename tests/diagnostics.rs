@@ -3,71 +3,60 @@
 //! checks the codes exactly and snapshots the source with the rendered output.
 
 use bloomc_compiler::diagnostic::Code;
-use bloomc_compiler::{compile, render};
+use bloomc_compiler::{analyze_greybox, compile, compile_with, render, Options};
 use std::collections::BTreeSet;
 use std::path::Path;
 
 fn header<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
     text.lines()
-        .take_while(|l| l.starts_with("//"))
-        .filter_map(|l| l.trim_start_matches('/').trim().strip_prefix(key))
+        .take_while(|l| l.starts_with("//") || l.starts_with('#'))
+        .filter_map(|l| l.trim_start_matches('/').trim_start_matches('#').trim().strip_prefix(key))
         .flat_map(|rest| rest.split_whitespace())
         .collect()
 }
 
-fn overrides(args: &[&str]) -> Vec<(String, String)> {
-    args.iter()
-        .filter(|a| **a != "--set")
-        .filter_map(|a| {
-            a.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
+/// Reads `--set k=v`, `--seal stream=a,b` and `--allow nondeterminism` from an args header.
+fn options(args: &[&str]) -> Options {
+    let mut o = Options::default();
+    for pair in args.windows(2) {
+        match (pair[0], pair[1].split_once('=')) {
+            ("--set", Some((k, v))) => o.overrides.push((k.to_string(), v.to_string())),
+            ("--seal", Some((k, v))) => o.seals.push((k.to_string(), v.split(',').map(str::to_string).collect())),
+            ("--allow", None) => o.allow_nondeterminism = pair[1] == "nondeterminism",
+            _ => {}
+        }
+    }
+    o
 }
 
 /// Compiles one test file; returns the codes and the snapshot text.
 fn run(path: &Path) -> (Vec<String>, Vec<String>, String) {
     let bytes = std::fs::read(path).expect("test file is readable");
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let expect: Vec<String> = header(&text, "expect:")
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    let args = overrides(&header(&text, "args:"));
-    let name = format!(
-        "tests/diagnostics/{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("?")
-    );
-    let c = compile(&name, &bytes, &args);
-    let codes: Vec<String> = c
-        .diagnostics
-        .iter()
-        .map(|d| d.code.as_str().to_string())
-        .collect();
-    let rendered: String = c
-        .diagnostics
-        .iter()
-        .map(|d| render::render_human(&c.sources, d, false))
-        .collect();
-    (
-        expect,
-        codes,
-        format!("{text}\n----- bloomc check -----\n{rendered}"),
-    )
+    let expect: Vec<String> = header(&text, "expect:").into_iter().map(str::to_string).collect();
+    let raw_args = header(&text, "args:");
+    let args = options(&raw_args);
+    let name = format!("tests/diagnostics/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("?"));
+    let (sources, diagnostics) = if path.extension().is_some_and(|e| e == "yml") {
+        let variant = raw_args.windows(2).find(|w| w[0] == "--variant").map(|w| w[1]);
+        let run = analyze_greybox(&name, &bytes, &args, variant);
+        (run.sources, run.diagnostics)
+    } else {
+        let c = compile_with(&name, &bytes, &args);
+        (c.sources, c.diagnostics)
+    };
+    let codes: Vec<String> = diagnostics.iter().map(|d| d.code.as_str().to_string()).collect();
+    let rendered: String = diagnostics.iter().map(|d| render::render_human(&sources, d, false)).collect();
+    (expect, codes, format!("{text}\n----- bloomc check -----\n{rendered}"))
 }
 
 #[test]
 fn every_wrong_program_reports_exactly_its_codes() {
-    insta::glob!("diagnostics/*.bl", |path| {
+    insta::glob!("diagnostics/*.{bl,yml}", |path| {
         let (mut expect, mut codes, snapshot) = run(path);
         expect.sort();
         codes.sort();
-        assert_eq!(
-            codes,
-            expect,
-            "{}: codes differ from its `// expect:` header\n{snapshot}",
-            path.display()
-        );
+        assert_eq!(codes, expect, "{}: codes differ from its `// expect:` header\n{snapshot}", path.display());
         insta::assert_snapshot!(snapshot);
     });
 }
@@ -81,15 +70,8 @@ fn every_code_has_a_test_program() {
         let text = String::from_utf8_lossy(&std::fs::read(&path).expect("readable")).into_owned();
         covered.extend(header(&text, "expect:").into_iter().map(str::to_string));
     }
-    let missing: Vec<&str> = Code::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .filter(|c| !covered.contains(*c))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "codes without a test program in tests/diagnostics: {missing:?}"
-    );
+    let missing: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).filter(|c| !covered.contains(*c)).collect();
+    assert!(missing.is_empty(), "codes without a test program in tests/diagnostics: {missing:?}");
 }
 
 /// Bud's stratifier accepts `r <= x; x <= r; r <= z notin y; y <= x` in one order; bloomc
@@ -113,11 +95,7 @@ fn bud_unstratifiable_program_is_rejected_in_every_rule_order() {
                     );
                     let c = compile("order.bl", src.as_bytes(), &[]);
                     let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code.as_str()).collect();
-                    assert_eq!(
-                        codes,
-                        ["E0200"],
-                        "order {idx:?} was not rejected exactly once:\n{src}"
-                    );
+                    assert_eq!(codes, ["E0200"], "order {idx:?} was not rejected exactly once:\n{src}");
                     orders += 1;
                 }
             }

@@ -39,11 +39,7 @@ fn check(bytes: Vec<u8>) -> Result<(), TestCaseError> {
                 let file = json["file"].as_str().unwrap_or("");
                 let line = json["line"].as_u64().unwrap_or(0) as usize;
                 let col = json["column"].as_u64().unwrap_or(0) as usize;
-                let lines = c
-                    .sources
-                    .files()
-                    .find(|(_, f)| f.name == file)
-                    .map(|(_, f)| f.text.lines().count().max(1));
+                let lines = c.sources.files().find(|(_, f)| f.name == file).map(|(_, f)| f.text.lines().count().max(1));
                 match lines {
                     Some(n) if line >= 1 && line <= n + 1 && col >= 1 => {}
                     _ => problems.push(format!("{} at {file}:{line}:{col}", d.code.as_str())),
@@ -66,14 +62,8 @@ fn check(bytes: Vec<u8>) -> Result<(), TestCaseError> {
             );
             Ok(())
         }
-        Ok(Err(_)) => Err(TestCaseError::fail(format!(
-            "compile panicked on:\n{}",
-            String::from_utf8_lossy(&bytes)
-        ))),
-        Err(_) => Err(TestCaseError::fail(format!(
-            "compile hung on:\n{}",
-            String::from_utf8_lossy(&bytes)
-        ))),
+        Ok(Err(_)) => Err(TestCaseError::fail(format!("compile panicked on:\n{}", String::from_utf8_lossy(&bytes)))),
+        Err(_) => Err(TestCaseError::fail(format!("compile hung on:\n{}", String::from_utf8_lossy(&bytes)))),
     }
 }
 

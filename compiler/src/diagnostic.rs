@@ -9,6 +9,8 @@ use bloomc_grammar::span::Span;
 pub enum Severity {
     Error,
     Warning,
+    /// Information from the analysis (`bloomc analyze` shows notes; `check` does not).
+    Note,
 }
 
 /// Every diagnostic code bloomc can emit. `docs/diagnostics.md` explains each, and
@@ -45,9 +47,18 @@ pub enum Code {
     MissingSelect,
     BadGenerator,
     BadNodeCount,
+    UnknownAttribute,
+    UnknownStream,
+    GreyBoxSyntax,
+    GreyBoxShape,
+    GreyBoxLabel,
+    GreyBoxSubscript,
+    UnknownVariant,
     Unstratifiable,
     UnusedInterface,
     UnfedInput,
+    Nondeterministic,
+    SealedPath,
 }
 
 impl Code {
@@ -82,9 +93,18 @@ impl Code {
         Code::MissingSelect,
         Code::BadGenerator,
         Code::BadNodeCount,
+        Code::UnknownAttribute,
+        Code::UnknownStream,
+        Code::GreyBoxSyntax,
+        Code::GreyBoxShape,
+        Code::GreyBoxLabel,
+        Code::GreyBoxSubscript,
+        Code::UnknownVariant,
         Code::Unstratifiable,
         Code::UnusedInterface,
         Code::UnfedInput,
+        Code::Nondeterministic,
+        Code::SealedPath,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,17 +139,26 @@ impl Code {
             Code::MissingSelect => "E0120",
             Code::BadGenerator => "E0121",
             Code::BadNodeCount => "E0122",
+            Code::UnknownAttribute => "E0123",
+            Code::UnknownStream => "E0124",
+            Code::GreyBoxSyntax => "E0300",
+            Code::GreyBoxShape => "E0301",
+            Code::GreyBoxLabel => "E0302",
+            Code::GreyBoxSubscript => "E0303",
+            Code::UnknownVariant => "E0304",
             Code::Unstratifiable => "E0200",
             Code::UnusedInterface => "W0001",
             Code::UnfedInput => "W0002",
+            Code::Nondeterministic => "W0100",
+            Code::SealedPath => "N0100",
         }
     }
 
     pub fn severity(self) -> Severity {
-        if self.as_str().starts_with('W') {
-            Severity::Warning
-        } else {
-            Severity::Error
+        match self.as_str().as_bytes().first() {
+            Some(b'W') => Severity::Warning,
+            Some(b'N') => Severity::Note,
+            _ => Severity::Error,
         }
     }
 }
@@ -151,19 +180,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(
-        code: Code,
-        message: impl Into<String>,
-        span: Span,
-        label: impl Into<String>,
-    ) -> Self {
+    pub fn new(code: Code, message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
         Diagnostic {
             code,
             message: message.into(),
-            primary: Label {
-                span,
-                message: label.into(),
-            },
+            primary: Label { span, message: label.into() },
             secondary: Vec::new(),
             help: None,
             notes: Vec::new(),
@@ -171,10 +192,7 @@ impl Diagnostic {
     }
 
     pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.secondary.push(Label {
-            span,
-            message: message.into(),
-        });
+        self.secondary.push(Label { span, message: message.into() });
         self
     }
 
@@ -195,10 +213,7 @@ impl Diagnostic {
 
 /// Suggests the closest of `candidates` to `name` (edit distance at most a third of its
 /// length, rounded up).
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let limit = (name.chars().count().div_ceil(3)).max(1);
     candidates
         .into_iter()

@@ -10,30 +10,15 @@ pub fn program(p: &Program) -> String {
         out.push_str("params\n");
         for param in &p.params {
             let origin = if param.overridden { "  (--set)" } else { "" };
-            let _ = writeln!(
-                out,
-                "  {}: {} = {}{origin}",
-                param.name, param.ty, param.value
-            );
+            let _ = writeln!(out, "  {}: {} = {}{origin}", param.name, param.ty, param.value);
         }
     }
     for m in &p.modules {
         let _ = writeln!(out, "module {}", m.name);
         for &c in &m.collections {
             let Some(c) = p.collection(c) else { continue };
-            let cols: Vec<String> = c
-                .columns
-                .iter()
-                .map(|c| format!("{}: {}", c.name, c.ty))
-                .collect();
-            let _ = writeln!(
-                out,
-                "  {} {}({})  stratum {}",
-                c.kind.keyword(),
-                c.name,
-                cols.join(", "),
-                c.stratum
-            );
+            let cols: Vec<String> = c.columns.iter().map(|c| format!("{}: {}", c.name, c.ty)).collect();
+            let _ = writeln!(out, "  {} {}({})  stratum {}", c.kind.keyword(), c.name, cols.join(", "), c.stratum);
         }
         for &r in &m.rules {
             if let Some(r) = p.rule(r) {
@@ -49,16 +34,11 @@ pub fn program(p: &Program) -> String {
             let _ = writeln!(out, "  node {}: {} x {}{rep}", g.name, module, g.count);
         }
         let ep = |e: &Endpoint| {
-            let group = s
-                .groups
-                .get(e.group.index())
-                .map_or("?", |g| g.name.as_str());
+            let group = s.groups.get(e.group.index()).map_or("?", |g| g.name.as_str());
             format!("{group}.{}", p.collection_name(e.collection))
         };
         let col = |e: &Endpoint, i: usize| {
-            p.collection(e.collection)
-                .and_then(|c| c.columns.get(i))
-                .map_or("?".to_string(), |c| c.name.clone())
+            p.collection(e.collection).and_then(|c| c.columns.get(i)).map_or("?".to_string(), |c| c.name.clone())
         };
         for w in &s.wires {
             let delivery = match &w.delivery {
@@ -77,12 +57,7 @@ pub fn program(p: &Program) -> String {
                 FeedSource::File { path } => {
                     let _ = writeln!(out, "  feed {} from file {path:?}", ep(&f.to));
                 }
-                FeedSource::Generate {
-                    rows,
-                    seed,
-                    batch,
-                    fields,
-                } => {
+                FeedSource::Generate { rows, seed, batch, fields } => {
                     let body = Body {
                         atoms: Vec::new(),
                         equalities: Vec::new(),
@@ -138,11 +113,7 @@ fn rule(out: &mut String, p: &Program, r: &Rule) {
     );
     let col = |c: &crate::ir::ColRef| col_name(p, b, *c);
     if !b.equalities.is_empty() {
-        let eqs: Vec<String> = b
-            .equalities
-            .iter()
-            .map(|e| format!("{} == {}", col(&e.left), col(&e.right)))
-            .collect();
+        let eqs: Vec<String> = b.equalities.iter().map(|e| format!("{} == {}", col(&e.left), col(&e.right))).collect();
         let _ = writeln!(out, "    join {}", eqs.join(" and "));
     }
     for f in &b.filters {
@@ -154,19 +125,12 @@ fn rule(out: &mut String, p: &Program, r: &Rule) {
             .pairs
             .iter()
             .map(|(outer, inner)| {
-                let inner = p
-                    .collection(a.collection)
-                    .and_then(|c| c.columns.get(*inner))
-                    .map_or("?", |c| c.name.as_str());
+                let inner =
+                    p.collection(a.collection).and_then(|c| c.columns.get(*inner)).map_or("?", |c| c.name.as_str());
                 format!("{} == {}.{inner}", col(outer), a.alias)
             })
             .collect();
-        let _ = writeln!(
-            out,
-            "    notin {name} {} on {}",
-            a.alias,
-            pairs.join(" and ")
-        );
+        let _ = writeln!(out, "    notin {name} {} on {}", a.alias, pairs.join(" and "));
     }
     if let Some(keys) = &b.group_by {
         let keys: Vec<String> = keys.iter().map(|k| expr(p, b, k)).collect();
@@ -183,10 +147,7 @@ fn col_name(p: &Program, b: &Body, c: crate::ir::ColRef) -> String {
     let Some(atom) = b.atoms.get(c.atom) else {
         return "?".into();
     };
-    let column = p
-        .collection(atom.collection)
-        .and_then(|x| x.columns.get(c.column))
-        .map_or("?", |x| x.name.as_str());
+    let column = p.collection(atom.collection).and_then(|x| x.columns.get(c.column)).map_or("?", |x| x.name.as_str());
     format!("{}.{column}", atom.alias)
 }
 

@@ -132,6 +132,8 @@ pub struct Param {
 pub struct Module {
     pub id: ModuleId,
     pub name: String,
+    /// `#[allow(nondeterminism)]`: no nondeterminism warnings for this module's paths.
+    pub allow_nondeterminism: bool,
     pub collections: Vec<CollectionId>,
     pub rules: Vec<RuleId>,
     pub span: Span,
@@ -152,11 +154,7 @@ pub struct Collection {
 impl Collection {
     /// `(name: type, ..)`, as shown in diagnostics.
     pub fn schema(&self) -> String {
-        let cols: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| format!("{}: {}", c.name, c.ty))
-            .collect();
+        let cols: Vec<String> = self.columns.iter().map(|c| format!("{}: {}", c.name, c.ty)).collect();
         format!("({})", cols.join(", "))
     }
 
@@ -339,6 +337,8 @@ impl Builtin {
 #[derive(Debug, Clone)]
 pub struct System {
     pub name: String,
+    /// `#[allow(nondeterminism)]`: no nondeterminism warnings for the whole system.
+    pub allow_nondeterminism: bool,
     pub groups: Vec<NodeGroup>,
     pub wires: Vec<Wire>,
     pub feeds: Vec<Feed>,

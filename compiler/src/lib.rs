@@ -19,24 +19,41 @@ use bloomc_grammar::span::{FileId, Span};
 use diagnostic::{Code, Diagnostic, Severity};
 use source::SourceMap;
 
-/// Everything a compilation produced. `program` is `None` when parsing failed.
+/// Everything a compilation produced. `program` is `None` when parsing failed; `analysis`
+/// is `None` when the program has errors.
 pub struct Compilation {
     pub sources: SourceMap,
     pub files: Vec<(FileId, ast::SourceFile)>,
     pub program: Option<ir::Program>,
+    pub analysis: Option<analysis::report::Analysis>,
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// What the command line can change about a compilation.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--set name=value`.
+    pub overrides: Vec<(String, String)>,
+    /// `--seal stream=col,col`: `group.input` or an input name, and the seal key.
+    pub seals: Vec<(String, Vec<String>)>,
+    /// `--allow nondeterminism`: no nondeterminism warnings.
+    pub allow_nondeterminism: bool,
 }
 
 impl Compilation {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity() == Severity::Error)
+        self.diagnostics.iter().any(|d| d.severity() == Severity::Error)
     }
 }
 
 /// Compiles one program file. `overrides` are `--set name=value` pairs from the command line.
 pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Compilation {
+    compile_with(name, bytes, &Options { overrides: overrides.to_vec(), ..Options::default() })
+}
+
+/// Compiles one program file and, when it has no errors, analyses it.
+pub fn compile_with(name: &str, bytes: &[u8], options: &Options) -> Compilation {
+    let overrides = &options.overrides;
     let mut sources = SourceMap::new();
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t.to_string(),
@@ -48,18 +65,10 @@ pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Comp
                 Code::InvalidUtf8,
                 "the file is not valid UTF-8",
                 Span::new(file, at, at + 3),
-                format!(
-                    "invalid byte 0x{:02x} at offset {at}",
-                    bytes.get(at).copied().unwrap_or(0)
-                ),
+                format!("invalid byte 0x{:02x} at offset {at}", bytes.get(at).copied().unwrap_or(0)),
             )
             .with_help("save the file as UTF-8");
-            return Compilation {
-                sources,
-                files: Vec::new(),
-                program: None,
-                diagnostics: vec![diag],
-            };
+            return Compilation { sources, files: Vec::new(), program: None, analysis: None, diagnostics: vec![diag] };
         }
     };
     let main = sources.add(name, text);
@@ -68,10 +77,7 @@ pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Comp
     let mut pending = vec![main];
     let mut loaded: Vec<String> = Vec::new();
     while let Some(file) = pending.pop() {
-        let text = sources
-            .get(file)
-            .map(|f| f.text.clone())
-            .unwrap_or_default();
+        let text = sources.get(file).map(|f| f.text.clone()).unwrap_or_default();
         let (tree, errors) = bloomc_grammar::parse(file, &text);
         diagnostics.extend(errors.into_iter().map(syntax_diagnostic));
         for item in &tree.items {
@@ -87,9 +93,7 @@ pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Comp
                 None => {
                     let names: Vec<&str> = stdlib::LIBRARIES.iter().map(|(n, _)| *n).collect();
                     let help = diagnostic::did_you_mean(&lib.name, names.iter().copied())
-                        .unwrap_or_else(|| {
-                            format!("the standard library has: {}", names.join(", "))
-                        });
+                        .unwrap_or_else(|| format!("the standard library has: {}", names.join(", ")));
                     diagnostics.push(
                         Diagnostic::new(
                             Code::UnknownLibrary,
@@ -119,34 +123,24 @@ pub fn compile(name: &str, bytes: &[u8], overrides: &[(String, String)]) -> Comp
     if !diagnostics.is_empty() {
         // Syntax errors: resolving a partial tree would only add cascades.
         sort(&mut diagnostics);
-        return Compilation {
-            sources,
-            files,
-            program: None,
-            diagnostics,
-        };
+        return Compilation { sources, files, program: None, analysis: None, diagnostics };
     }
     let trees: Vec<&ast::SourceFile> = files.iter().map(|(_, t)| t).collect();
     let (mut program, resolve_diags) = resolve::resolve(&trees, &overrides);
     diagnostics.extend(resolve_diags);
     diagnostics.extend(stratify::stratify(&mut program));
-    sort(&mut diagnostics);
-    Compilation {
-        sources,
-        files,
-        program: Some(program),
-        diagnostics,
+    let mut analysis = None;
+    if !diagnostics.iter().any(|d| d.severity() == Severity::Error) {
+        let (a, diags) = analyse(&mut sources, &program, options);
+        diagnostics.extend(diags);
+        analysis = a;
     }
+    sort(&mut diagnostics);
+    Compilation { sources, files, program: Some(program), analysis, diagnostics }
 }
 
 fn sort(diags: &mut [Diagnostic]) {
-    diags.sort_by_key(|d| {
-        (
-            d.primary.span.file,
-            d.primary.span.start,
-            d.primary.span.end,
-        )
-    });
+    diags.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.primary.span.end));
 }
 
 fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
@@ -191,31 +185,163 @@ fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
                     "does not fit in 64 bits",
                     "integer literals range up to 9223372036854775807",
                 ),
-                LexErrorKind::BadFloat => (
-                    Code::UnknownCharacter,
-                    "malformed number",
-                    "not a number",
-                    "write numbers like 1.5 or 2.0e3",
-                ),
+                LexErrorKind::BadFloat => {
+                    (Code::UnknownCharacter, "malformed number", "not a number", "write numbers like 1.5 or 2.0e3")
+                }
             };
             Diagnostic::new(code, message, e.span, label).with_help(help)
         }
-        SyntaxErrorKind::Unexpected {
-            found,
-            expected: list,
-        } => Diagnostic::new(
-            Code::UnexpectedToken,
-            format!("unexpected {found}"),
-            e.span,
-            "unexpected here",
-        )
-        .with_help(expected(&list)),
-        SyntaxErrorKind::UnexpectedEof { expected: list } => Diagnostic::new(
-            Code::UnexpectedEof,
-            "unexpected end of file",
-            e.span,
-            "the file ends here",
-        )
-        .with_help(expected(&list)),
+        SyntaxErrorKind::Unexpected { found, expected: list } => {
+            Diagnostic::new(Code::UnexpectedToken, format!("unexpected {found}"), e.span, "unexpected here")
+                .with_help(expected(&list))
+        }
+        SyntaxErrorKind::UnexpectedEof { expected: list } => {
+            Diagnostic::new(Code::UnexpectedEof, "unexpected end of file", e.span, "the file ends here")
+                .with_help(expected(&list))
+        }
     }
+}
+
+/// Runs the Blazes analysis on a clean program; `--seal` names that match no stream are
+/// errors located in a virtual file holding the argument.
+fn analyse(
+    sources: &mut SourceMap,
+    program: &ir::Program,
+    options: &Options,
+) -> (Option<analysis::report::Analysis>, Vec<Diagnostic>) {
+    let args: Vec<analysis::build::SealArg> = options
+        .seals
+        .iter()
+        .map(|(stream, key)| analysis::build::SealArg { stream: stream.clone(), key: key.clone() })
+        .collect();
+    let (graph, unmatched) = analysis::build::graph(program, &args);
+    let mut diags = Vec::new();
+    for name in unmatched {
+        let inputs: Vec<String> =
+            graph.components.iter().flat_map(|c| c.inputs.iter().map(move |i| format!("{}.{i}", c.name))).collect();
+        let file = sources.add(format!("--seal {name}"), name.clone());
+        let help = diagnostic::did_you_mean(&name, inputs.iter().map(String::as_str))
+            .unwrap_or_else(|| format!("the input streams are: {}", inputs.join(", ")));
+        diags.push(
+            Diagnostic::new(
+                Code::UnknownStream,
+                format!("`--seal {name}`: no input stream has this name"),
+                Span::new(file, 0, name.len()),
+                "unknown stream",
+            )
+            .with_help(help),
+        );
+    }
+    if !diags.is_empty() {
+        return (None, diags);
+    }
+    let a = analysis::report::Analysis::new(graph, false);
+    let system_allows = program.system.as_ref().is_some_and(|s| s.allow_nondeterminism);
+    // Nondeterminism diagnostics point at rules; those of an allowing module stay silent.
+    let allowed: std::collections::HashSet<Span> = program
+        .modules
+        .iter()
+        .filter(|m| m.allow_nondeterminism)
+        .flat_map(|m| m.rules.iter().filter_map(|&r| program.rule(r).map(|r| r.span)))
+        .collect();
+    for d in a.diagnostics() {
+        let silenced = d.code == Code::Nondeterministic
+            && (options.allow_nondeterminism || system_allows || allowed.contains(&d.primary.span));
+        if !silenced {
+            diags.push(d);
+        }
+    }
+    (Some(a), diags)
+}
+
+/// The analysis of a grey-box annotation file: one result per variant (or one, unnamed, for
+/// a file without variants).
+pub struct GreyBoxRun {
+    pub sources: SourceMap,
+    pub diagnostics: Vec<Diagnostic>,
+    pub analyses: Vec<(Option<String>, analysis::report::Analysis)>,
+}
+
+impl GreyBoxRun {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity() == Severity::Error)
+    }
+}
+
+/// Reads a grey-box YAML file and analyses it. `variant` picks one query variant; without it
+/// every variant is analysed. `options.seals` add seals; `--set` has no meaning here.
+pub fn analyze_greybox(name: &str, bytes: &[u8], options: &Options, variant: Option<&str>) -> GreyBoxRun {
+    let mut sources = SourceMap::new();
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        let at = std::str::from_utf8(bytes).err().map_or(0, |e| e.valid_up_to());
+        let file = sources.add(name, String::from_utf8_lossy(bytes).into_owned());
+        let d = Diagnostic::new(
+            Code::InvalidUtf8,
+            "the file is not valid UTF-8",
+            Span::new(file, at, at + 3),
+            "invalid byte",
+        )
+        .with_help("save the file as UTF-8");
+        return GreyBoxRun { sources, diagnostics: vec![d], analyses: Vec::new() };
+    };
+    let file = sources.add(name, text);
+    let grey = match analysis::greybox::parse(file, text) {
+        Ok(g) => g,
+        Err(diagnostics) => return GreyBoxRun { sources, diagnostics, analyses: Vec::new() },
+    };
+    let names: Vec<String> = grey.variants.iter().map(|(n, _, _)| n.clone()).collect();
+    let chosen: Vec<Option<String>> = match variant {
+        Some(v) if names.iter().any(|n| n == v) => vec![Some(v.to_string())],
+        Some(v) => {
+            let vfile = sources.add("--variant", v);
+            let help = diagnostic::did_you_mean(v, names.iter().map(String::as_str)).unwrap_or_else(|| {
+                if names.is_empty() {
+                    "this file has no variants".to_string()
+                } else {
+                    format!("the variants are: {}", names.join(", "))
+                }
+            });
+            let d = Diagnostic::new(
+                Code::UnknownVariant,
+                format!("no variant `{v}` in `{name}`"),
+                Span::new(vfile, 0, v.len()),
+                "unknown variant",
+            )
+            .with_help(help);
+            return GreyBoxRun { sources, diagnostics: vec![d], analyses: Vec::new() };
+        }
+        None if names.is_empty() => vec![None],
+        None => names.iter().cloned().map(Some).collect(),
+    };
+    let args: Vec<analysis::build::SealArg> = options
+        .seals
+        .iter()
+        .map(|(stream, key)| analysis::build::SealArg { stream: stream.clone(), key: key.clone() })
+        .collect();
+    let mut diagnostics = Vec::new();
+    let mut analyses = Vec::new();
+    for v in chosen {
+        let mut graph = grey.graph(v.as_deref());
+        for stream in analysis::build::apply_seal_args(&mut graph, &args) {
+            if diagnostics.iter().any(|d: &Diagnostic| d.message.contains(&format!("`--seal {stream}`"))) {
+                continue;
+            }
+            let f = sources.add(format!("--seal {stream}"), stream.clone());
+            diagnostics.push(Diagnostic::new(
+                Code::UnknownStream,
+                format!("`--seal {stream}`: no input stream has this name"),
+                Span::new(f, 0, stream.len()),
+                "unknown stream",
+            ));
+        }
+        let a = analysis::report::Analysis::new(graph, true);
+        for d in a.diagnostics() {
+            if !(options.allow_nondeterminism && d.code == Code::Nondeterministic) && !diagnostics.contains(&d) {
+                diagnostics.push(d);
+            }
+        }
+        analyses.push((v, a));
+    }
+    sort(&mut diagnostics);
+    GreyBoxRun { sources, diagnostics, analyses }
 }

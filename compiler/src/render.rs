@@ -17,14 +17,14 @@ pub fn render_human(sources: &SourceMap, diag: &Diagnostic, color: bool) -> Stri
     let kind = match diag.severity() {
         Severity::Error => ReportKind::Error,
         Severity::Warning => ReportKind::Warning,
+        Severity::Note => ReportKind::Advice,
     };
     let (primary_color, secondary_color) = match diag.severity() {
         Severity::Error => (Color::Red, Color::Blue),
         Severity::Warning => (Color::Yellow, Color::Blue),
+        Severity::Note => (Color::Cyan, Color::Blue),
     };
-    let config = Config::default()
-        .with_color(color)
-        .with_index_type(IndexType::Byte);
+    let config = Config::default().with_color(color).with_index_type(IndexType::Byte);
     let mut builder = Report::build(kind, aspan(sources, diag.primary.span))
         .with_config(config)
         .with_code(diag.code.as_str())
@@ -49,21 +49,12 @@ pub fn render_human(sources: &SourceMap, diag: &Diagnostic, color: bool) -> Stri
     if let Some(help) = &diag.help {
         builder = builder.with_help(help);
     }
-    let cache = ariadne::sources(
-        sources
-            .files()
-            .map(|(_, f)| (f.name.clone(), f.text.clone())),
-    );
+    let cache = ariadne::sources(sources.files().map(|(_, f)| (f.name.clone(), f.text.clone())));
     let mut out = Vec::new();
     if builder.finish().write(cache, &mut out).is_err() {
         // ariadne only fails when a span names an unknown file; fall back to a plain line.
         let (file, line, col) = location(sources, diag.primary.span);
-        return format!(
-            "{}[{}]: {} at {file}:{line}:{col}\n",
-            kind_word(diag),
-            diag.code.as_str(),
-            diag.message
-        );
+        return format!("{}[{}]: {} at {file}:{line}:{col}\n", kind_word(diag), diag.code.as_str(), diag.message);
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -72,13 +63,12 @@ fn kind_word(diag: &Diagnostic) -> &'static str {
     match diag.severity() {
         Severity::Error => "error",
         Severity::Warning => "warning",
+        Severity::Note => "note",
     }
 }
 
 fn location(sources: &SourceMap, span: Span) -> (String, usize, usize) {
-    let (line, col) = sources
-        .get(span.file)
-        .map_or((1, 1), |f| f.line_col(span.start as usize));
+    let (line, col) = sources.get(span.file).map_or((1, 1), |f| f.line_col(span.start as usize));
     (sources.name(span.file).to_string(), line, col)
 }
 
@@ -109,32 +99,15 @@ struct JsonDiagnostic {
 
 fn json_label(sources: &SourceMap, span: Span, message: &str) -> JsonLabel {
     let (file, line, column) = location(sources, span);
-    let (end_line, end_column) = sources
-        .get(span.file)
-        .map_or((1, 1), |f| f.line_col(span.end as usize));
-    JsonLabel {
-        file,
-        line,
-        column,
-        end_line,
-        end_column,
-        message: message.to_string(),
-    }
+    let (end_line, end_column) = sources.get(span.file).map_or((1, 1), |f| f.line_col(span.end as usize));
+    JsonLabel { file, line, column, end_line, end_column, message: message.to_string() }
 }
 
 /// One JSON object per diagnostic: code, severity, message, primary location, every label.
 pub fn to_json(sources: &SourceMap, diag: &Diagnostic) -> serde_json::Value {
     let primary = json_label(sources, diag.primary.span, &diag.primary.message);
-    let mut labels = vec![json_label(
-        sources,
-        diag.primary.span,
-        &diag.primary.message,
-    )];
-    labels.extend(
-        diag.secondary
-            .iter()
-            .map(|l| json_label(sources, l.span, &l.message)),
-    );
+    let mut labels = vec![json_label(sources, diag.primary.span, &diag.primary.message)];
+    labels.extend(diag.secondary.iter().map(|l| json_label(sources, l.span, &l.message)));
     let value = JsonDiagnostic {
         code: diag.code.as_str(),
         severity: kind_word(diag),

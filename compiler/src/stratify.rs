@@ -26,11 +26,8 @@ struct Dep {
 /// Assigns `Collection::stratum` for every module and reports unstratifiable cycles.
 pub fn stratify(program: &mut Program) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let modules: Vec<(Vec<CollectionId>, Vec<RuleId>)> = program
-        .modules
-        .iter()
-        .map(|m| (m.collections.clone(), m.rules.clone()))
-        .collect();
+    let modules: Vec<(Vec<CollectionId>, Vec<RuleId>)> =
+        program.modules.iter().map(|m| (m.collections.clone(), m.rules.clone())).collect();
     for (collections, rules) in modules {
         let mut graph: DiGraph<CollectionId, Dep> = DiGraph::new();
         let mut node: HashMap<CollectionId, NodeIndex> = HashMap::new();
@@ -50,28 +47,12 @@ pub fn stratify(program: &mut Program) -> Vec<Diagnostic> {
             let agg = rule.body.aggregates();
             for atom in &rule.body.atoms {
                 if let Some(&from) = node.get(&atom.collection) {
-                    graph.add_edge(
-                        from,
-                        to,
-                        Dep {
-                            rule: r,
-                            nonmonotone: agg,
-                            negation: false,
-                        },
-                    );
+                    graph.add_edge(from, to, Dep { rule: r, nonmonotone: agg, negation: false });
                 }
             }
             for anti in &rule.body.antijoins {
                 if let Some(&from) = node.get(&anti.collection) {
-                    graph.add_edge(
-                        from,
-                        to,
-                        Dep {
-                            rule: r,
-                            nonmonotone: true,
-                            negation: true,
-                        },
-                    );
+                    graph.add_edge(from, to, Dep { rule: r, nonmonotone: true, negation: true });
                 }
             }
         }
@@ -130,9 +111,7 @@ fn cycle_diagnostic(
     bad: petgraph::graph::EdgeIndex,
     comp: &dyn Fn(NodeIndex) -> usize,
 ) -> Diagnostic {
-    let (from, to) = graph
-        .edge_endpoints(bad)
-        .unwrap_or((NodeIndex::new(0), NodeIndex::new(0)));
+    let (from, to) = graph.edge_endpoints(bad).unwrap_or((NodeIndex::new(0), NodeIndex::new(0)));
     // Breadth-first search from `to` to `from`, staying inside the component.
     let mut prev: HashMap<NodeIndex, petgraph::graph::EdgeIndex> = HashMap::new();
     let mut queue = VecDeque::from([to]);
@@ -161,18 +140,10 @@ fn cycle_diagnostic(
     let mut cycle = vec![bad];
     cycle.extend(edges);
 
-    let name = |n: NodeIndex| {
-        graph
-            .node_weight(n)
-            .map_or("?", |c| program.collection_name(*c))
-            .to_string()
-    };
+    let name = |n: NodeIndex| graph.node_weight(n).map_or("?", |c| program.collection_name(*c)).to_string();
     let bad_dep = graph.edge_weight(bad).copied();
     let bad_rule = bad_dep.and_then(|d| program.rule(d.rule));
-    let span = bad_rule.map_or(
-        program.system.as_ref().map(|s| s.span).unwrap_or_default(),
-        |r| r.span,
-    );
+    let span = bad_rule.map_or(program.system.as_ref().map(|s| s.span).unwrap_or_default(), |r| r.span);
     let how = |d: &Dep| {
         if !d.nonmonotone {
             "reads"
@@ -184,14 +155,9 @@ fn cycle_diagnostic(
     };
     let mut d = Diagnostic::new(
         Code::Unstratifiable,
-        format!(
-            "`{}` depends nonmonotonically on itself through `<=`: the module cannot be stratified",
-            name(to)
-        ),
+        format!("`{}` depends nonmonotonically on itself through `<=`: the module cannot be stratified", name(to)),
         span,
-        bad_dep.map_or(String::new(), |dep| {
-            format!("`{}` {} `{}` here", name(to), how(&dep), name(from))
-        }),
+        bad_dep.map_or(String::new(), |dep| format!("`{}` {} `{}` here", name(to), how(&dep), name(from))),
     );
     let mut lines = Vec::new();
     for (i, &e) in cycle.iter().enumerate() {

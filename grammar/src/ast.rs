@@ -36,8 +36,17 @@ pub struct ParamDecl {
     pub span: Span,
 }
 
+/// `#[allow(nondeterminism)]` before a module or system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribute {
+    pub name: Ident,
+    pub args: Vec<Ident>,
+    pub span: Span,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModuleDecl {
+    pub attrs: Vec<Attribute>,
     pub name: Ident,
     pub items: Vec<ModuleItem>,
     pub span: Span,
@@ -255,6 +264,7 @@ impl BinaryOp {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SystemDecl {
+    pub attrs: Vec<Attribute>,
     pub name: Ident,
     pub items: Vec<SystemItem>,
     pub span: Span,
@@ -333,13 +343,6 @@ pub struct FeedDecl {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedSource {
-    File {
-        path: String,
-        span: Span,
-    },
-    Generate {
-        options: Vec<(Ident, Expr)>,
-        fields: Vec<(Ident, Expr)>,
-        span: Span,
-    },
+    File { path: String, span: Span },
+    Generate { options: Vec<(Ident, Expr)>, fields: Vec<(Ident, Expr)>, span: Span },
 }

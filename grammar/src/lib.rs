@@ -7,14 +7,7 @@ pub mod ast;
 pub mod span;
 pub mod token;
 
-#[allow(
-    clippy::all,
-    clippy::pedantic,
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    unused_parens,
-    dead_code
-)]
+#[allow(clippy::all, clippy::pedantic, clippy::indexing_slicing, clippy::unwrap_used, unused_parens, dead_code)]
 mod generated {
     lalrpop_util::lalrpop_mod!(pub grammar);
 }
@@ -47,15 +40,11 @@ pub struct SyntaxError {
 pub fn parse(file: FileId, src: &str) -> (ast::SourceFile, Vec<SyntaxError>) {
     let mut lexer = Lexer::new(src);
     let mut recovered = Vec::new();
-    let result =
-        generated::grammar::SourceFileParser::new().parse(file, &mut recovered, &mut lexer);
+    let result = generated::grammar::SourceFileParser::new().parse(file, &mut recovered, &mut lexer);
     let mut errors: Vec<SyntaxError> = lexer
         .errors
         .iter()
-        .map(|e| SyntaxError {
-            kind: SyntaxErrorKind::Lex(e.kind.clone()),
-            span: Span::new(file, e.start, e.end),
-        })
+        .map(|e| SyntaxError { kind: SyntaxErrorKind::Lex(e.kind.clone()), span: Span::new(file, e.start, e.end) })
         .collect();
     errors.extend(recovered.into_iter().map(|r| convert(file, src, r.error)));
     let tree = match result {
@@ -78,10 +67,7 @@ pub fn parse_expr(file: FileId, src: &str) -> Result<ast::Expr, Vec<SyntaxError>
     let mut errors: Vec<SyntaxError> = lexer
         .errors
         .iter()
-        .map(|e| SyntaxError {
-            kind: SyntaxErrorKind::Lex(e.kind.clone()),
-            span: Span::new(file, e.start, e.end),
-        })
+        .map(|e| SyntaxError { kind: SyntaxErrorKind::Lex(e.kind.clone()), span: Span::new(file, e.start, e.end) })
         .collect();
     errors.extend(recovered.into_iter().map(|r| convert(file, src, r.error)));
     match result {
@@ -94,11 +80,7 @@ pub fn parse_expr(file: FileId, src: &str) -> Result<ast::Expr, Vec<SyntaxError>
     }
 }
 
-fn convert(
-    file: FileId,
-    src: &str,
-    e: ParseError<usize, Tok<'_>, std::convert::Infallible>,
-) -> SyntaxError {
+fn convert(file: FileId, src: &str, e: ParseError<usize, Tok<'_>, std::convert::Infallible>) -> SyntaxError {
     match e {
         ParseError::InvalidToken { location } => SyntaxError {
             kind: SyntaxErrorKind::Lex(LexErrorKind::UnknownCharacter),
@@ -109,27 +91,16 @@ fn convert(
             let at = location.min(src.len());
             let start = src[..at].char_indices().next_back().map_or(0, |(i, _)| i);
             SyntaxError {
-                kind: SyntaxErrorKind::UnexpectedEof {
-                    expected: tidy(expected),
-                },
+                kind: SyntaxErrorKind::UnexpectedEof { expected: tidy(expected) },
                 span: Span::new(file, start, at),
             }
         }
-        ParseError::UnrecognizedToken {
-            token: (l, tok, r),
-            expected,
-        } => SyntaxError {
-            kind: SyntaxErrorKind::Unexpected {
-                found: tok.describe(),
-                expected: tidy(expected),
-            },
+        ParseError::UnrecognizedToken { token: (l, tok, r), expected } => SyntaxError {
+            kind: SyntaxErrorKind::Unexpected { found: tok.describe(), expected: tidy(expected) },
             span: Span::new(file, l, r),
         },
         ParseError::ExtraToken { token: (l, tok, r) } => SyntaxError {
-            kind: SyntaxErrorKind::Unexpected {
-                found: tok.describe(),
-                expected: Vec::new(),
-            },
+            kind: SyntaxErrorKind::Unexpected { found: tok.describe(), expected: Vec::new() },
             span: Span::new(file, l, r),
         },
         ParseError::User { error } => match error {},

@@ -88,6 +88,12 @@ pub enum Tok<'input> {
     #[token("generate")]
     Generate,
 
+    #[token("#")]
+    Hash,
+    #[token("[")]
+    LBracket,
+    #[token("]")]
+    RBracket,
     #[token("{")]
     LBrace,
     #[token("}")]
@@ -198,6 +204,9 @@ impl Tok<'_> {
             Tok::Feed => "feed",
             Tok::File => "file",
             Tok::Generate => "generate",
+            Tok::Hash => "#",
+            Tok::LBracket => "[",
+            Tok::RBracket => "]",
             Tok::LBrace => "{",
             Tok::RBrace => "}",
             Tok::LParen => "(",
@@ -222,9 +231,7 @@ impl Tok<'_> {
             Tok::Star => "*",
             Tok::Slash => "/",
             Tok::Percent => "%",
-            Tok::Ident(_) | Tok::Int(_) | Tok::Float(_) | Tok::Str(_) | Tok::UnterminatedStr(_) => {
-                "literal"
-            }
+            Tok::Ident(_) | Tok::Int(_) | Tok::Float(_) | Tok::Str(_) | Tok::UnterminatedStr(_) => "literal",
         }
     }
 }
@@ -277,10 +284,7 @@ pub struct Lexer<'input> {
 
 impl<'input> Lexer<'input> {
     pub fn new(src: &'input str) -> Self {
-        Lexer {
-            inner: Tok::lexer(src).spanned(),
-            errors: Vec::new(),
-        }
+        Lexer { inner: Tok::lexer(src).spanned(), errors: Vec::new() }
     }
 }
 
@@ -320,11 +324,7 @@ impl<'input> Iterator for Lexer<'input> {
                         LexErrorKind::BadFloat => Some(Tok::Float(0.0)),
                         _ => None,
                     };
-                    self.errors.push(LexError {
-                        kind,
-                        start: range.start,
-                        end: range.end,
-                    });
+                    self.errors.push(LexError { kind, start: range.start, end: range.end });
                     if let Some(tok) = placeholder {
                         return Some(Ok((range.start, tok, range.end)));
                     }

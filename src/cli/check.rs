@@ -13,15 +13,11 @@ pub struct Check {
 impl Check {
     pub fn run(self) -> Result<ExitCode, String> {
         let c = load(&self.program)?;
-        let (errors, warnings) = report(&c, self.program.format);
+        let (errors, warnings) = report(&c, self.program.text_format()?, false);
         if self.program.format == Format::Human {
             let name = self.program.file.display();
             if errors > 0 {
-                eprintln!(
-                    "error: `{name}` has {} and {}",
-                    plural(errors, "error"),
-                    plural(warnings, "warning")
-                );
+                eprintln!("error: `{name}` has {} and {}", plural(errors, "error"), plural(warnings, "warning"));
             } else if let Some(p) = &c.program {
                 let nodes = p.system.as_ref().map_or(0, |s| s.groups.len());
                 emit(&format!(
@@ -33,10 +29,6 @@ impl Check {
                 ));
             }
         }
-        Ok(if errors > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        })
+        Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
     }
 }

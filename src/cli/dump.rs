@@ -24,7 +24,7 @@ pub struct Dump {
 impl Dump {
     pub fn run(self) -> Result<ExitCode, String> {
         let c = load(&self.program)?;
-        let (errors, _) = report(&c, self.program.format);
+        let (errors, _) = report(&c, self.program.text_format()?, false);
         match self.stage {
             Stage::Ast => {
                 // The AST exists even with syntax errors: show what was recovered.
@@ -41,10 +41,6 @@ impl Dump {
                 }
             }
         }
-        Ok(if errors > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        })
+        Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
     }
 }

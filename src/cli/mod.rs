@@ -1,18 +1,16 @@
 //! Command-line definitions (clap derive); each subcommand lives in its own file.
 
+mod analyze;
 mod check;
 mod common;
 mod dump;
+mod graph;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "bloomc",
-    version,
-    about = "Compiler for a Bloom-style language with Blazes coordination analysis"
-)]
+#[command(name = "bloomc", version, about = "Compiler for a Bloom-style language with Blazes coordination analysis")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +20,8 @@ pub struct Cli {
 pub enum Format {
     Human,
     Json,
+    /// Graphviz (`analyze` only).
+    Dot,
 }
 
 #[derive(clap::Args)]
@@ -31,16 +31,53 @@ pub struct ProgramArgs {
     /// Override a parameter: `--set query=POOR`. May be repeated.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
-    /// How to print diagnostics.
+    /// Seal an input stream for the analysis: `--seal report.click=campaign` (or just the
+    /// interface name, `--seal click=campaign`). Columns are separated by commas.
+    #[arg(long = "seal", value_name = "STREAM=COLS", value_parser = parse_seal)]
+    pub seal: Vec<(String, Vec<String>)>,
+    /// `--allow nondeterminism` silences the analysis's nondeterminism warnings.
+    #[arg(long, value_enum)]
+    pub allow: Vec<Allow>,
+    /// How to print results and diagnostics.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Allow {
+    Nondeterminism,
+}
+
+impl ProgramArgs {
+    pub fn options(&self) -> bloomc_compiler::Options {
+        bloomc_compiler::Options {
+            overrides: self.set.clone(),
+            seals: self.seal.clone(),
+            allow_nondeterminism: self.allow.contains(&Allow::Nondeterminism),
+        }
+    }
+
+    /// `--format dot` belongs to `analyze`; other subcommands refuse it.
+    pub fn text_format(&self) -> Result<Format, String> {
+        match self.format {
+            Format::Dot => Err("`--format dot` is only for `bloomc analyze`".to_string()),
+            f => Ok(f),
+        }
+    }
+}
+
+fn parse_seal(s: &str) -> Result<(String, Vec<String>), String> {
+    match s.split_once('=') {
+        Some((stream, cols)) if !stream.trim().is_empty() && cols.split(',').all(|c| !c.trim().is_empty()) => {
+            Ok((stream.trim().to_string(), cols.split(',').map(|c| c.trim().to_string()).collect()))
+        }
+        _ => Err(format!("expected STREAM=COL[,COL..], found `{s}`")),
+    }
+}
+
 fn parse_set(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => {
-            Ok((name.trim().to_string(), value.to_string()))
-        }
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.to_string())),
         _ => Err(format!("expected NAME=VALUE, found `{s}`")),
     }
 }
@@ -51,6 +88,10 @@ enum Command {
     Check(check::Check),
     /// Print one stage of the compiler: the syntax tree or the IR.
     Dump(dump::Dump),
+    /// Blazes coordination analysis of a program (`.bl`) or a grey-box file (`.yml`).
+    Analyze(analyze::Analyze),
+    /// Render the labelled component graph as SVG.
+    Graph(graph::Graph),
 }
 
 impl Cli {
@@ -58,6 +99,8 @@ impl Cli {
         match self.command {
             Command::Check(c) => c.run(),
             Command::Dump(d) => d.run(),
+            Command::Analyze(a) => a.run(),
+            Command::Graph(g) => g.run(),
         }
     }
 }

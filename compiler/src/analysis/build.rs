@@ -4,9 +4,7 @@
 //! the command line.
 
 use super::gates::{facts, Gate as RuleGate};
-use super::model::{
-    Annotation, Attr, Component, Edge, Gate, Graph, KeyMap, Path, Producer, SealDecl,
-};
+use super::model::{Annotation, Attr, Component, Edge, Gate, Graph, KeyMap, Path, Producer, SealDecl};
 use super::paths::{module_paths, ModulePath};
 use crate::ir::{CollectionId, ModuleId, Program};
 use bloomc_grammar::ast::CollectionKind;
@@ -14,13 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 fn interfaces(p: &Program, m: ModuleId, kind: CollectionKind) -> Vec<CollectionId> {
     p.module(m)
-        .map(|m| {
-            m.collections
-                .iter()
-                .copied()
-                .filter(|&c| p.collection(c).is_some_and(|x| x.kind == kind))
-                .collect()
-        })
+        .map(|m| m.collections.iter().copied().filter(|&c| p.collection(c).is_some_and(|x| x.kind == kind)).collect())
         .unwrap_or_default()
 }
 
@@ -68,17 +60,9 @@ fn convert(p: &Program, m: ModuleId, mp: &ModulePath) -> Option<Path> {
         from,
         to,
         annotation: Annotation::new(mp.confluent, mp.stateful),
-        gates: mp
-            .gates
-            .iter()
-            .map(|g| convert_gate(p, &inputs, g))
-            .collect(),
+        gates: mp.gates.iter().map(|g| convert_gate(p, &inputs, g)).collect(),
         key_map,
-        sources: mp
-            .sources
-            .iter()
-            .filter_map(|&r| p.rule(r).map(|r| r.span))
-            .collect(),
+        sources: mp.sources.iter().filter_map(|&r| p.rule(r).map(|r| r.span)).collect(),
     })
 }
 
@@ -97,26 +81,18 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
             .entry(m)
             .or_insert_with(|| {
                 let f = facts(p, m);
-                module_paths(p, m, &f)
-                    .iter()
-                    .filter_map(|mp| convert(p, m, mp))
-                    .collect()
+                module_paths(p, m, &f).iter().filter_map(|mp| convert(p, m, mp)).collect()
             })
             .clone()
     };
     let mut g = Graph::default();
     let names = |p: &Program, ids: &[CollectionId]| -> Vec<String> {
-        ids.iter()
-            .map(|&c| p.collection_name(c).to_string())
-            .collect()
+        ids.iter().map(|&c| p.collection_name(c).to_string()).collect()
     };
     match &p.system {
         Some(s) => {
             for grp in &s.groups {
-                let self_fed = s
-                    .wires
-                    .iter()
-                    .any(|w| w.from.group == grp.id && w.to.group == grp.id);
+                let self_fed = s.wires.iter().any(|w| w.from.group == grp.id && w.to.group == grp.id);
                 g.components.push(Component {
                     name: grp.name.clone(),
                     replicated: grp.replicated || (self_fed && grp.count > 1),
@@ -126,10 +102,7 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
                     span: Some(grp.span),
                 });
             }
-            let index = |group: crate::ir::GroupId,
-                         c: CollectionId,
-                         kind: CollectionKind|
-             -> Option<usize> {
+            let index = |group: crate::ir::GroupId, c: CollectionId, kind: CollectionKind| -> Option<usize> {
                 let grp = s.groups.get(group.index())?;
                 interfaces(p, grp.module, kind).iter().position(|&x| x == c)
             };
@@ -141,29 +114,18 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
                     continue;
                 };
                 g.edges.push(Edge {
-                    producer: Producer::Output {
-                        component: w.from.group.index(),
-                        output,
-                    },
+                    producer: Producer::Output { component: w.from.group.index(), output },
                     component: w.to.group.index(),
                     input,
                 });
             }
             for f in &s.feeds {
                 if let Some(input) = index(f.to.group, f.to.collection, CollectionKind::Input) {
-                    g.edges.push(Edge {
-                        producer: Producer::External,
-                        component: f.to.group.index(),
-                        input,
-                    });
+                    g.edges.push(Edge { producer: Producer::External, component: f.to.group.index(), input });
                 }
             }
             for seal in &s.seals {
-                let Some(input) = index(
-                    seal.stream.group,
-                    seal.stream.collection,
-                    CollectionKind::Input,
-                ) else {
+                let Some(input) = index(seal.stream.group, seal.stream.collection, CollectionKind::Input) else {
                     continue;
                 };
                 let coll = p.collection(seal.stream.collection);
@@ -172,11 +134,7 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
                     .iter()
                     .filter_map(|&i| coll.and_then(|c| c.columns.get(i)).map(|c| c.name.clone()))
                     .collect();
-                g.seals.push(SealDecl {
-                    component: seal.stream.group.index(),
-                    input,
-                    key,
-                });
+                g.seals.push(SealDecl { component: seal.stream.group.index(), input, key });
             }
         }
         None => {
@@ -184,11 +142,7 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
                 let inputs = interfaces(p, m.id, CollectionKind::Input);
                 let c = g.components.len();
                 for i in 0..inputs.len() {
-                    g.edges.push(Edge {
-                        producer: Producer::External,
-                        component: c,
-                        input: i,
-                    });
+                    g.edges.push(Edge { producer: Producer::External, component: c, input: i });
                 }
                 g.components.push(Component {
                     name: m.name.clone(),
@@ -216,11 +170,7 @@ pub fn apply_seal_args(g: &mut Graph, args: &[SealArg]) -> Vec<String> {
                 if a.stream == *input || a.stream == format!("{}.{input}", comp.name) {
                     hit = true;
                     g.seals.retain(|s| !(s.component == c && s.input == i));
-                    g.seals.push(SealDecl {
-                        component: c,
-                        input: i,
-                        key: a.key.clone(),
-                    });
+                    g.seals.push(SealDecl { component: c, input: i, key: a.key.clone() });
                 }
             }
         }

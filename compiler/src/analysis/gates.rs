@@ -8,9 +8,7 @@
 //! deletion matches on. Each gate column is traced through lineage to input columns.
 
 use super::lineage::{class, InputCol, Lineage};
-use crate::ir::{
-    AggFn, Body, ColRef, CollectionId, Expr, ExprKind, ModuleId, Program, Rule, RuleId, Value,
-};
+use crate::ir::{AggFn, Body, ColRef, CollectionId, Expr, ExprKind, ModuleId, Program, Rule, RuleId, Value};
 use bloomc_grammar::ast::{BinaryOp, MergeOp};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,9 +51,7 @@ fn growing_test(e: &Expr) -> bool {
     match f {
         AggFn::Count | AggFn::Max => up,
         AggFn::Min => down,
-        AggFn::Sum => {
-            up && matches!(arg.as_deref().map(|a| &a.kind), Some(ExprKind::Lit(Value::Int(n))) if *n >= 0)
-        }
+        AggFn::Sum => up && matches!(arg.as_deref().map(|a| &a.kind), Some(ExprKind::Lit(Value::Int(n))) if *n >= 0),
         AggFn::Avg => false,
     }
 }
@@ -86,17 +82,12 @@ fn has_agg(e: &Expr) -> bool {
 pub fn threshold(body: &Body) -> bool {
     body.aggregates()
         && !body.head.iter().any(has_agg)
-        && body
-            .having
-            .as_ref()
-            .is_some_and(|h| conjuncts(h).iter().all(|c| growing_test(c) || !has_agg(c)))
+        && body.having.as_ref().is_some_and(|h| conjuncts(h).iter().all(|c| growing_test(c) || !has_agg(c)))
 }
 
 /// The nonmonotone operator of the rule itself, ignoring what it reads.
 pub fn own_nonmonotone(r: &Rule) -> bool {
-    (r.body.aggregates() && !threshold(&r.body))
-        || !r.body.antijoins.is_empty()
-        || r.op == MergeOp::Delete
+    (r.body.aggregates() && !threshold(&r.body)) || !r.body.antijoins.is_empty() || r.op == MergeOp::Delete
 }
 
 pub struct Facts {
@@ -144,11 +135,7 @@ fn carriers(body: &Body, cols: &BTreeSet<ColRef>) -> BTreeSet<usize> {
 
 fn attr(p: &Program, lin: &Lineage, body: &Body, c: ColRef) -> GateAttr {
     let cls = class(body, c);
-    GateAttr {
-        name: col_name(p, body, c),
-        inputs: trace(lin, body, c),
-        carriers: carriers(body, &cls),
-    }
+    GateAttr { name: col_name(p, body, c), inputs: trace(lin, body, c), carriers: carriers(body, &cls) }
 }
 
 /// The gate of the rule's own nonmonotone operator (empty attributes list = `*`).
@@ -172,22 +159,9 @@ pub fn own_gate(p: &Program, lin: &Lineage, r: &Rule) -> Gate {
     if r.op == MergeOp::Delete {
         // A deletion partitions on the columns it matches against other atoms; a plain
         // scan-deletion matches whole rows.
-        let heads: Vec<ColRef> = b
-            .head
-            .iter()
-            .filter_map(|e| {
-                if let ExprKind::Col(c) = e.kind {
-                    Some(c)
-                } else {
-                    None
-                }
-            })
-            .collect();
-        let joined: Vec<ColRef> = heads
-            .iter()
-            .copied()
-            .filter(|c| class(b, *c).len() > 1)
-            .collect();
+        let heads: Vec<ColRef> =
+            b.head.iter().filter_map(|e| if let ExprKind::Col(c) = e.kind { Some(c) } else { None }).collect();
+        let joined: Vec<ColRef> = heads.iter().copied().filter(|c| class(b, *c).len() > 1).collect();
         for c in if joined.is_empty() { heads } else { joined } {
             gate.push(attr(p, lin, b, c));
         }
@@ -212,11 +186,7 @@ pub fn extend(lin: &Lineage, r: &Rule, atom: usize, gates: &Gates) -> Gates {
                         inputs.extend(trace(lin, &r.body, c));
                         cols.extend(class(&r.body, c));
                     }
-                    GateAttr {
-                        name: a.name.clone(),
-                        inputs,
-                        carriers: carriers(&r.body, &cols),
-                    }
+                    GateAttr { name: a.name.clone(), inputs, carriers: carriers(&r.body, &cols) }
                 })
                 .collect();
             (src, g)
@@ -229,17 +199,7 @@ pub fn extend(lin: &Lineage, r: &Rule, atom: usize, gates: &Gates) -> Gates {
 pub fn extend_negated(gates: &Gates) -> Gates {
     gates
         .iter()
-        .map(|(&src, gate)| {
-            (
-                src,
-                gate.iter()
-                    .map(|a| GateAttr {
-                        carriers: BTreeSet::new(),
-                        ..a.clone()
-                    })
-                    .collect(),
-            )
-        })
+        .map(|(&src, gate)| (src, gate.iter().map(|a| GateAttr { carriers: BTreeSet::new(), ..a.clone() }).collect()))
         .collect()
 }
 
@@ -248,10 +208,7 @@ pub fn merge(into: &mut Gates, from: Gates) -> bool {
     for (src, gate) in from {
         let slot = into.entry(src).or_default();
         for a in gate {
-            match slot
-                .iter_mut()
-                .find(|x| x.name == a.name && x.carriers == a.carriers)
-            {
+            match slot.iter_mut().find(|x| x.name == a.name && x.carriers == a.carriers) {
                 Some(x) => {
                     let before = x.inputs.len();
                     x.inputs.extend(a.inputs);
@@ -274,26 +231,16 @@ pub fn facts(p: &Program, module: ModuleId) -> Facts {
     let mut gates: BTreeMap<CollectionId, Gates> = BTreeMap::new();
     let mut nonmonotone = BTreeSet::new();
     let Some(m) = p.module(module) else {
-        return Facts {
-            lineage,
-            gates,
-            nonmonotone,
-        };
+        return Facts { lineage, gates, nonmonotone };
     };
     let rules: Vec<&Rule> = m.rules.iter().filter_map(|&r| p.rule(r)).collect();
     for _ in 0..=rules.len() * 8 + 8 {
         let mut changed = false;
         for r in &rules {
             let mut found: Gates = BTreeMap::new();
-            let reads_nonmonotone = r
-                .body
-                .atoms
-                .iter()
-                .any(|a| gates.get(&a.collection).is_some_and(|g| !g.is_empty()))
-                || r.body
-                    .antijoins
-                    .iter()
-                    .any(|a| gates.get(&a.collection).is_some_and(|g| !g.is_empty()));
+            let reads_nonmonotone =
+                r.body.atoms.iter().any(|a| gates.get(&a.collection).is_some_and(|g| !g.is_empty()))
+                    || r.body.antijoins.iter().any(|a| gates.get(&a.collection).is_some_and(|g| !g.is_empty()));
             // A threshold over a nonmonotone input is an ordinary aggregate.
             let own = own_nonmonotone(r) || (r.body.aggregates() && reads_nonmonotone);
             if own {
@@ -327,9 +274,5 @@ pub fn facts(p: &Program, module: ModuleId) -> Facts {
             break;
         }
     }
-    Facts {
-        lineage,
-        gates,
-        nonmonotone,
-    }
+    Facts { lineage, gates, nonmonotone }
 }

@@ -76,10 +76,7 @@ impl fmt::Display for Label {
 pub fn compatible(gates: &[Gate], key: &[String], input: usize) -> bool {
     !gates.is_empty()
         && !key.is_empty()
-        && gates.iter().all(|g| {
-            key.iter()
-                .all(|k| g.iter().any(|a| a.inputs.contains(&(input, k.clone()))))
-        })
+        && gates.iter().all(|g| key.iter().all(|k| g.iter().any(|a| a.inputs.contains(&(input, k.clone())))))
 }
 
 /// One derivation step for an output: a path's input label, its annotation, the rule
@@ -120,9 +117,7 @@ fn map_seal(path: &Path, key: &[String]) -> Option<Vec<String>> {
         KeyMap::Lineage(cols) => {
             let mut out = Vec::new();
             for k in key {
-                let col = cols
-                    .iter()
-                    .find(|(_, srcs)| srcs.contains(&(path.from, k.clone())))?;
+                let col = cols.iter().find(|(_, srcs)| srcs.contains(&(path.from, k.clone())))?;
                 out.push(col.0.clone());
             }
             Some(out)
@@ -146,10 +141,8 @@ pub fn label(g: &Graph) -> Labels {
                 }
             }
         }
-        let next: BTreeMap<(usize, usize), Label> = results
-            .iter()
-            .map(|r| ((r.component, r.output), r.label.clone()))
-            .collect();
+        let next: BTreeMap<(usize, usize), Label> =
+            results.iter().map(|r| ((r.component, r.output), r.label.clone())).collect();
         if next == outputs {
             break;
         }
@@ -162,16 +155,10 @@ pub fn label(g: &Graph) -> Labels {
             })
             .collect();
     }
-    Labels {
-        outputs: results,
-        inputs,
-    }
+    Labels { outputs: results, inputs }
 }
 
-fn input_labels(
-    g: &Graph,
-    outputs: &BTreeMap<(usize, usize), Label>,
-) -> BTreeMap<(usize, usize), Label> {
+fn input_labels(g: &Graph, outputs: &BTreeMap<(usize, usize), Label>) -> BTreeMap<(usize, usize), Label> {
     let mut inputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
     for e in &g.edges {
         let l = match e.producer {
@@ -179,9 +166,7 @@ fn input_labels(
             Producer::Output { component, output } => outputs.get(&(component, output)).cloned(),
         };
         if let Some(l) = l {
-            let slot = inputs
-                .entry((e.component, e.input))
-                .or_insert_with(|| l.clone());
+            let slot = inputs.entry((e.component, e.input)).or_insert_with(|| l.clone());
             *slot = slot.join(&l);
         }
     }
@@ -197,12 +182,7 @@ fn input_labels(
     inputs
 }
 
-fn output(
-    g: &Graph,
-    c: usize,
-    o: usize,
-    inputs: &BTreeMap<(usize, usize), Label>,
-) -> Option<OutputResult> {
+fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label>) -> Option<OutputResult> {
     let comp = g.components.get(c)?;
     let mut labels: Vec<Label> = Vec::new();
     let mut taint = Vec::new();
@@ -244,11 +224,7 @@ fn output(
                     added.push(format!("NDRead{{{}}}", path.subscript().join(", ")));
                     "1"
                 };
-                let passed = if matches!(l, Label::Seal(_)) {
-                    Label::Async
-                } else {
-                    l.clone()
-                };
+                let passed = if matches!(l, Label::Seal(_)) { Label::Async } else { l.clone() };
                 added.push(passed.to_string());
                 labels.push(passed);
                 rule
@@ -267,33 +243,17 @@ fn output(
             }
         };
         if matches!(rule, "2" | "4") {
-            hazards.push((
-                pi,
-                format!(
-                    "{} from `{input}` ({l}) can taint the state of `{}`",
-                    path.describe(),
-                    comp.name
-                ),
-            ));
+            hazards
+                .push((pi, format!("{} from `{input}` ({l}) can taint the state of `{}`", path.describe(), comp.name)));
         }
-        steps.push(Step {
-            input,
-            input_label: l.clone(),
-            path: path.describe(),
-            rule,
-            added,
-        });
+        steps.push(Step { input, input_label: l.clone(), path: path.describe(), rule, added });
     }
     if steps.is_empty() {
         return None;
     }
     let mut reconcile = Vec::new();
     if !taint.is_empty() {
-        let l = if comp.replicated {
-            Label::Diverge
-        } else {
-            Label::Run
-        };
+        let l = if comp.replicated { Label::Diverge } else { Label::Run };
         reconcile.push(format!(
             "Taint: `{}` is {}replicated, so {l}",
             comp.name,
@@ -317,7 +277,7 @@ fn output(
             .filter(|(j, l)| !matches!(l, Some(Label::Seal(k)) if compatible(&path.gates, k, *j)))
             .map(|(j, l)| {
                 format!(
-                    "`{}` is {}",
+                    "`{}` ({})",
                     comp.inputs.get(*j).map_or("?", String::as_str),
                     l.map_or("-".into(), |l| l.to_string())
                 )
@@ -330,23 +290,14 @@ fn output(
                     seals_used.push((pi, *j, k.clone()));
                 }
             }
-            reconcile.push(format!(
-                "NDRead{{{gate}}} protected: every other input is sealed on a compatible key"
-            ));
+            reconcile.push(format!("NDRead{{{gate}}} protected: every other input is sealed on a compatible key"));
             continue;
         }
-        let l = if comp.replicated {
-            Label::Inst
-        } else {
-            Label::Run
-        };
+        let l = if comp.replicated { Label::Inst } else { Label::Run };
         let why = if others.is_empty() {
-            "no other input seals it".to_string()
+            "no other input whose seal could protect it".to_string()
         } else {
-            format!(
-                "{} (not sealed on a key compatible with {{{gate}}})",
-                unsealed.join(", ")
-            )
+            format!("{}, not sealed on a key compatible with {{{gate}}}", unsealed.join(" and "))
         };
         reconcile.push(format!(
             "NDRead{{{gate}}} unprotected: {why}; `{}` is {}replicated, so {l}",
@@ -356,19 +307,6 @@ fn output(
         hazards.push((pi, format!("{} races with {why}", path.describe())));
         labels.push(l);
     }
-    let label = labels
-        .iter()
-        .skip(1)
-        .fold(labels.first().cloned().unwrap_or(Label::Async), |a, b| {
-            a.join(b)
-        });
-    Some(OutputResult {
-        component: c,
-        output: o,
-        label,
-        steps,
-        reconcile,
-        hazards,
-        seals_used,
-    })
+    let label = labels.iter().skip(1).fold(labels.first().cloned().unwrap_or(Label::Async), |a, b| a.join(b));
+    Some(OutputResult { component: c, output: o, label, steps, reconcile, hazards, seals_used })
 }

@@ -55,11 +55,7 @@ pub fn lineage(p: &Program, module: ModuleId) -> Lineage {
             continue;
         };
         for i in 0..coll.columns.len() {
-            let init = if coll.kind == CollectionKind::Input {
-                Some(BTreeSet::from([(c, i)]))
-            } else {
-                None
-            };
+            let init = if coll.kind == CollectionKind::Input { Some(BTreeSet::from([(c, i)])) } else { None };
             cur.insert((c, i), init);
         }
     }
@@ -85,27 +81,25 @@ pub fn lineage(p: &Program, module: ModuleId) -> Lineage {
                 let mut any_rule = false;
                 for r in &rules {
                     any_rule = true;
-                    let copied: Option<BTreeSet<InputCol>> =
-                        match r.body.head.get(i).map(|e| &e.kind) {
-                            Some(ExprKind::Col(col)) => {
-                                let mut set = Some(BTreeSet::new());
-                                for e in class(&r.body, *col) {
-                                    let src = r.body.atoms.get(e.atom).map(|a| a.collection);
-                                    let lin = src
-                                        .and_then(|s| cur.get(&(s, e.column)).cloned())
-                                        .unwrap_or(Some(BTreeSet::new()));
-                                    set = match (set, lin) {
-                                        (Some(mut a), Some(b)) => {
-                                            a.extend(b);
-                                            Some(a)
-                                        }
-                                        _ => None,
-                                    };
-                                }
-                                set
+                    let copied: Option<BTreeSet<InputCol>> = match r.body.head.get(i).map(|e| &e.kind) {
+                        Some(ExprKind::Col(col)) => {
+                            let mut set = Some(BTreeSet::new());
+                            for e in class(&r.body, *col) {
+                                let src = r.body.atoms.get(e.atom).map(|a| a.collection);
+                                let lin =
+                                    src.and_then(|s| cur.get(&(s, e.column)).cloned()).unwrap_or(Some(BTreeSet::new()));
+                                set = match (set, lin) {
+                                    (Some(mut a), Some(b)) => {
+                                        a.extend(b);
+                                        Some(a)
+                                    }
+                                    _ => None,
+                                };
                             }
-                            _ => Some(BTreeSet::new()),
-                        };
+                            set
+                        }
+                        _ => Some(BTreeSet::new()),
+                    };
                     acc = match (acc, copied) {
                         (None, x) => x,
                         (x, None) => x,
@@ -124,10 +118,5 @@ pub fn lineage(p: &Program, module: ModuleId) -> Lineage {
             break;
         }
     }
-    Lineage {
-        cols: cur
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect(),
-    }
+    Lineage { cols: cur.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect() }
 }

@@ -145,8 +145,7 @@ impl Graph {
         format!(
             "{}.{}",
             comp.map_or("?", |c| c.name.as_str()),
-            comp.and_then(|c| c.inputs.get(i))
-                .map_or("?", String::as_str)
+            comp.and_then(|c| c.inputs.get(i)).map_or("?", String::as_str)
         )
     }
     pub fn output_name(&self, c: usize, o: usize) -> String {
@@ -154,8 +153,7 @@ impl Graph {
         format!(
             "{}.{}",
             comp.map_or("?", |c| c.name.as_str()),
-            comp.and_then(|c| c.outputs.get(o))
-                .map_or("?", String::as_str)
+            comp.and_then(|c| c.outputs.get(o)).map_or("?", String::as_str)
         )
     }
 }

@@ -32,12 +32,7 @@ pub struct ModulePath {
     pub key_map: Vec<(usize, BTreeSet<InputCol>)>,
 }
 
-fn reachable(
-    p: &Program,
-    rules: &[RuleId],
-    start: CollectionId,
-    forward: bool,
-) -> BTreeSet<CollectionId> {
+fn reachable(p: &Program, rules: &[RuleId], start: CollectionId, forward: bool) -> BTreeSet<CollectionId> {
     let mut seen = BTreeSet::from([start]);
     loop {
         let before = seen.len();
@@ -64,13 +59,11 @@ fn reachable(
 }
 
 fn persistent(p: &Program, c: CollectionId) -> bool {
-    p.collection(c)
-        .is_some_and(|c| c.kind == CollectionKind::Table)
+    p.collection(c).is_some_and(|c| c.kind == CollectionKind::Table)
 }
 
 fn transient(p: &Program, c: CollectionId) -> bool {
-    p.collection(c)
-        .is_some_and(|c| matches!(c.kind, CollectionKind::Input | CollectionKind::Scratch))
+    p.collection(c).is_some_and(|c| matches!(c.kind, CollectionKind::Input | CollectionKind::Scratch))
 }
 
 /// Every path of the module, in (input, output) declaration order.
@@ -79,11 +72,7 @@ pub fn module_paths(p: &Program, module: ModuleId, facts: &Facts) -> Vec<ModuleP
         return Vec::new();
     };
     let of_kind = |k: CollectionKind| -> Vec<CollectionId> {
-        m.collections
-            .iter()
-            .copied()
-            .filter(|&c| p.collection(c).is_some_and(|x| x.kind == k))
-            .collect()
+        m.collections.iter().copied().filter(|&c| p.collection(c).is_some_and(|x| x.kind == k)).collect()
     };
     let mut out = Vec::new();
     for input in of_kind(CollectionKind::Input) {
@@ -117,9 +106,8 @@ fn path(
                     || r.body.antijoins.iter().any(|a| fwd.contains(&a.collection)))
         })
         .collect();
-    let stateful = on_path
-        .iter()
-        .any(|r| persistent(p, r.target) || matches!(r.op, MergeOp::Deferred | MergeOp::Delete));
+    let stateful =
+        on_path.iter().any(|r| persistent(p, r.target) || matches!(r.op, MergeOp::Deferred | MergeOp::Delete));
     let mut nd: BTreeMap<CollectionId, Gates> = BTreeMap::new();
     for _ in 0..=on_path.len() * 8 + 8 {
         let mut changed = false;
@@ -127,9 +115,7 @@ fn path(
             let mut found: Gates = BTreeMap::new();
             let mut transient_only = true;
             // Does the rule's own operator consume I's data? (It is on the path, so yes.)
-            if super::gates::own_nonmonotone(r)
-                || (r.body.aggregates() && facts.nonmonotone.contains(&r.id))
-            {
+            if super::gates::own_nonmonotone(r) || (r.body.aggregates() && facts.nonmonotone.contains(&r.id)) {
                 found.insert(r.id, own_gate(p, &facts.lineage, r));
                 // An aggregate or antijoin over state only makes a view order-sensitive; a
                 // deletion changes the state itself.
@@ -148,11 +134,7 @@ fn path(
                 }
             }
             for a in &r.body.antijoins {
-                let g = if fwd.contains(&a.collection) {
-                    nd.get(&a.collection)
-                } else {
-                    facts.gates_of(a.collection)
-                };
+                let g = if fwd.contains(&a.collection) { nd.get(&a.collection) } else { facts.gates_of(a.collection) };
                 if let Some(g) = g {
                     merge(&mut found, extend_negated(g));
                     transient_only = false;
@@ -161,11 +143,7 @@ fn path(
             if found.is_empty() {
                 continue;
             }
-            let trigger = r
-                .body
-                .atoms
-                .iter()
-                .any(|a| transient(p, a.collection) && !fwd.contains(&a.collection));
+            let trigger = r.body.atoms.iter().any(|a| transient(p, a.collection) && !fwd.contains(&a.collection));
             if transient_only && trigger && !persistent(p, r.target) && r.op == MergeOp::Instant {
                 // A read race triggered by another stream: charged to that stream's path.
                 continue;
@@ -179,11 +157,7 @@ fn path(
     let out_gates = nd.remove(&output).unwrap_or_default();
     let key_map = p
         .collection(output)
-        .map(|c| {
-            (0..c.columns.len())
-                .map(|i| (i, facts.lineage.of(output, i)))
-                .collect()
-        })
+        .map(|c| (0..c.columns.len()).map(|i| (i, facts.lineage.of(output, i))).collect())
         .unwrap_or_default();
     ModulePath {
         from: input,
@@ -214,8 +188,7 @@ impl ModulePath {
         }
         let mut names: Vec<String> = Vec::new();
         for g in &self.gates {
-            let traced: Vec<&super::gates::GateAttr> =
-                g.iter().filter(|a| !a.inputs.is_empty()).collect();
+            let traced: Vec<&super::gates::GateAttr> = g.iter().filter(|a| !a.inputs.is_empty()).collect();
             if traced.is_empty() {
                 return vec!["*".to_string()];
             }

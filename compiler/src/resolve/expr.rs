@@ -23,13 +23,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn constant(what: &'static str) -> Ctx<'static> {
-        Ctx {
-            scope: &[],
-            aggregates: false,
-            generator: false,
-            runtime: false,
-            what,
-        }
+        Ctx { scope: &[], aggregates: false, generator: false, runtime: false, what }
     }
 }
 
@@ -53,13 +47,8 @@ impl Resolver<'_> {
             }
             ast::ExprKind::Star => {
                 self.report(
-                    Diagnostic::new(
-                        Code::UnexpectedToken,
-                        "`*` is only allowed as `count(*)`",
-                        span,
-                        "not a value",
-                    )
-                    .with_help("write `count(*)`, or name a column"),
+                    Diagnostic::new(Code::UnexpectedToken, "`*` is only allowed as `count(*)`", span, "not a value")
+                        .with_help("write `count(*)`, or name a column"),
                 );
                 return None;
             }
@@ -123,7 +112,8 @@ impl Resolver<'_> {
             .with_label(r.span, format!("this is {}", r.ty));
             d = d.with_help(match op {
                 And | Or => "both sides of `and`/`or` must be bool".to_string(),
-                Add => "`+` adds two numbers of one type or joins two strings; use str(..) to turn a value into text".to_string(),
+                Add => "`+` adds two numbers of one type or joins two strings; use str(..) to turn a value into text"
+                    .to_string(),
                 _ if l.ty != r.ty => "both sides must have the same type; bloomc never converts implicitly".to_string(),
                 _ => format!("`{}` is not defined for {}", op.symbol(), l.ty),
             });
@@ -136,27 +126,16 @@ impl Resolver<'_> {
         })
     }
 
-    fn column(
-        &mut self,
-        alias: &ast::Ident,
-        column: &ast::Ident,
-        ctx: &Ctx<'_>,
-    ) -> Option<(ColRef, Type)> {
+    fn column(&mut self, alias: &ast::Ident, column: &ast::Ident, ctx: &Ctx<'_>) -> Option<(ColRef, Type)> {
         if ctx.scope.is_empty() {
             self.report(
                 Diagnostic::new(
                     Code::NotConstant,
-                    format!(
-                        "column `{}.{}` used in {}",
-                        alias.name, column.name, ctx.what
-                    ),
+                    format!("column `{}.{}` used in {}", alias.name, column.name, ctx.what),
                     alias.span.to(column.span),
                     "columns are not available here",
                 )
-                .with_help(format!(
-                    "{} may only use literals, parameters and operators",
-                    ctx.what
-                )),
+                .with_help(format!("{} may only use literals, parameters and operators", ctx.what)),
             );
             return None;
         }
@@ -193,22 +172,10 @@ impl Resolver<'_> {
             return None;
         };
         let ty = coll.columns.get(index)?.ty;
-        Some((
-            ColRef {
-                atom,
-                column: index,
-            },
-            ty,
-        ))
+        Some((ColRef { atom, column: index }, ty))
     }
 
-    fn call(
-        &mut self,
-        func: &ast::Ident,
-        args: &[ast::Expr],
-        span: Span,
-        ctx: &Ctx<'_>,
-    ) -> Option<Expr> {
+    fn call(&mut self, func: &ast::Ident, args: &[ast::Expr], span: Span, ctx: &Ctx<'_>) -> Option<Expr> {
         if let Some(agg) = AggFn::from_name(&func.name) {
             return self.aggregate(agg, func, args, span, ctx);
         }
@@ -219,10 +186,7 @@ impl Resolver<'_> {
             "uniform" => Builtin::Uniform,
             "pick" => Builtin::Pick,
             _ => {
-                let known = [
-                    "count", "sum", "min", "max", "avg", "instance", "str", "row", "uniform",
-                    "pick",
-                ];
+                let known = ["count", "sum", "min", "max", "avg", "instance", "str", "row", "uniform", "pick"];
                 let help = did_you_mean(&func.name, known)
                     .unwrap_or_else(|| format!("the functions are: {}", known.join(", ")));
                 self.report(
@@ -251,12 +215,8 @@ impl Resolver<'_> {
                     "not available here",
                 )
                 .with_help(match builtin {
-                    Builtin::Instance => {
-                        "instance() is known only when a node runs: use it in rules or generators"
-                    }
-                    _ => {
-                        "row(), uniform() and pick() exist only in the fields of `generate { .. }`"
-                    }
+                    Builtin::Instance => "instance() is known only when a node runs: use it in rules or generators",
+                    _ => "row(), uniform() and pick() exist only in the fields of `generate { .. }`",
                 }),
             );
             return None;
@@ -311,11 +271,7 @@ impl Resolver<'_> {
                 first
             }
         };
-        Some(Expr {
-            kind: ExprKind::Call(builtin, typed),
-            ty,
-            span,
-        })
+        Some(Expr { kind: ExprKind::Call(builtin, typed), ty, span })
     }
 
     fn aggregate(
@@ -334,18 +290,16 @@ impl Resolver<'_> {
                     span,
                     "aggregates are not allowed here",
                 )
-                .with_help("aggregates belong in the `select` or `having` clause of a rule; filter their result with `having`"),
+                .with_help(
+                    "aggregates belong in the `select` or `having` clause of a rule; filter their result with `having`",
+                ),
             );
             return None;
         }
         let [arg] = args else {
             self.report(Diagnostic::new(
                 Code::UnknownFunction,
-                format!(
-                    "`{}` takes exactly one argument, found {}",
-                    func.name,
-                    args.len()
-                ),
+                format!("`{}` takes exactly one argument, found {}", func.name, args.len()),
                 span,
                 "wrong number of arguments",
             ));
@@ -359,11 +313,7 @@ impl Resolver<'_> {
                     "name a column",
                 );
             }
-            return Some(Expr {
-                kind: ExprKind::Agg(agg, None),
-                ty: Type::Int,
-                span,
-            });
+            return Some(Expr { kind: ExprKind::Agg(agg, None), ty: Type::Int, span });
         }
         let inner_ctx = Ctx {
             scope: ctx.scope,
@@ -392,11 +342,7 @@ impl Resolver<'_> {
             }
             AggFn::Sum | AggFn::Min | AggFn::Max => inner.ty,
         };
-        Some(Expr {
-            kind: ExprKind::Agg(agg, Some(Box::new(inner))),
-            ty,
-            span,
-        })
+        Some(Expr { kind: ExprKind::Agg(agg, Some(Box::new(inner))), ty, span })
     }
 }
 
@@ -421,9 +367,7 @@ pub fn eval(e: &Expr) -> Result<Value, String> {
             }),
             None => return Err("str() takes one argument".into()),
         },
-        ExprKind::Col(_) | ExprKind::Call(..) | ExprKind::Agg(..) => {
-            return Err("not a constant".into())
-        }
+        ExprKind::Col(_) | ExprKind::Call(..) | ExprKind::Agg(..) => return Err("not a constant".into()),
     })
 }
 
@@ -434,22 +378,12 @@ pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, String> {
         (And, Value::Bool(x), Value::Bool(y)) => Value::Bool(x && y),
         (Or, Value::Bool(x), Value::Bool(y)) => Value::Bool(x || y),
         (Add, Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
-        (Add, Value::Int(x), Value::Int(y)) => {
-            Value::Int(x.checked_add(y).ok_or("integer overflow")?)
-        }
-        (Sub, Value::Int(x), Value::Int(y)) => {
-            Value::Int(x.checked_sub(y).ok_or("integer overflow")?)
-        }
-        (Mul, Value::Int(x), Value::Int(y)) => {
-            Value::Int(x.checked_mul(y).ok_or("integer overflow")?)
-        }
+        (Add, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_add(y).ok_or("integer overflow")?),
+        (Sub, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_sub(y).ok_or("integer overflow")?),
+        (Mul, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_mul(y).ok_or("integer overflow")?),
         (Div | Rem, Value::Int(_), Value::Int(0)) => return Err("division by zero".into()),
-        (Div, Value::Int(x), Value::Int(y)) => {
-            Value::Int(x.checked_div(y).ok_or("integer overflow")?)
-        }
-        (Rem, Value::Int(x), Value::Int(y)) => {
-            Value::Int(x.checked_rem(y).ok_or("integer overflow")?)
-        }
+        (Div, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_div(y).ok_or("integer overflow")?),
+        (Rem, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_rem(y).ok_or("integer overflow")?),
         (Add, Value::Float(x), Value::Float(y)) => Value::Float(x + y),
         (Sub, Value::Float(x), Value::Float(y)) => Value::Float(x - y),
         (Mul, Value::Float(x), Value::Float(y)) => Value::Float(x * y),
@@ -462,28 +396,14 @@ pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, String> {
                 (Value::Int(a), Value::Int(b)) => a.cmp(b),
                 (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
                 (Value::Str(a), Value::Str(b)) => a.cmp(b),
-                _ => {
-                    return Err(format!(
-                        "`{}` is not defined for {} and {}",
-                        op.symbol(),
-                        x.ty(),
-                        y.ty()
-                    ))
-                }
+                _ => return Err(format!("`{}` is not defined for {} and {}", op.symbol(), x.ty(), y.ty())),
             };
             Value::Bool(match op {
                 Lt => ord.is_lt(),
                 Le => ord.is_le(),
                 Gt => ord.is_gt(),
                 Ge => ord.is_ge(),
-                _ => {
-                    return Err(format!(
-                        "`{}` is not defined for {} and {}",
-                        op.symbol(),
-                        x.ty(),
-                        y.ty()
-                    ))
-                }
+                _ => return Err(format!("`{}` is not defined for {} and {}", op.symbol(), x.ty(), y.ty())),
             })
         }
     })

@@ -12,9 +12,7 @@ mod system;
 pub use expr::{binary, eval};
 
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::ir::{
-    Collection, CollectionId, Column, Module, ModuleId, Param, Program, Rule, Type, Value,
-};
+use crate::ir::{Collection, CollectionId, Column, Module, ModuleId, Param, Program, Rule, Type, Value};
 use bloomc_grammar::ast::{self, CollectionKind};
 use bloomc_grammar::span::Span;
 use expr::Ctx;
@@ -85,36 +83,17 @@ pub fn resolve(files: &[&ast::SourceFile], overrides: &[Override]) -> (Program, 
         r.module_rules(*id, &m.items);
     }
     r.unused_interfaces();
-    let systems: Vec<&ast::SystemDecl> = items
-        .iter()
-        .filter_map(|i| {
-            if let ast::Item::System(s) = i {
-                Some(s)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let systems: Vec<&ast::SystemDecl> =
+        items.iter().filter_map(|i| if let ast::Item::System(s) = i { Some(s) } else { None }).collect();
     if let (Some(first), Some(second)) = (systems.first(), systems.get(1)) {
         r.report(
-            Diagnostic::new(
-                Code::Duplicate,
-                "a program has at most one system",
-                second.name.span,
-                "second system",
-            )
-            .with_label(first.name.span, "first system declared here")
-            .with_help("put every node group of the program into one system declaration"),
+            Diagnostic::new(Code::Duplicate, "a program has at most one system", second.name.span, "second system")
+                .with_label(first.name.span, "first system declared here")
+                .with_help("put every node group of the program into one system declaration"),
         );
     }
     let system = systems.first().and_then(|s| r.system(s));
-    let program = Program {
-        params: r.params,
-        modules: r.modules,
-        collections: r.collections,
-        rules: r.rules,
-        system,
-    };
+    let program = Program { params: r.params, modules: r.modules, collections: r.collections, rules: r.rules, system };
     (program, r.diags)
 }
 
@@ -142,13 +121,8 @@ impl Resolver<'_> {
             let help = did_you_mean(&ident.name, ["int", "float", "string", "bool"])
                 .unwrap_or_else(|| "the types are int, float, string and bool".to_string());
             self.report(
-                Diagnostic::new(
-                    Code::UnknownType,
-                    format!("unknown type `{}`", ident.name),
-                    ident.span,
-                    "not a type",
-                )
-                .with_help(help),
+                Diagnostic::new(Code::UnknownType, format!("unknown type `{}`", ident.name), ident.span, "not a type")
+                    .with_help(help),
             );
         }
         ty
@@ -169,11 +143,7 @@ impl Resolver<'_> {
             self.report(
                 Diagnostic::new(
                     Code::TypeMismatch,
-                    format!(
-                        "parameter `{}` is declared {ty} but its default is {}",
-                        p.name.name,
-                        value.ty()
-                    ),
+                    format!("parameter `{}` is declared {ty} but its default is {}", p.name.name, value.ty()),
                     p.default.span,
                     format!("this is {}", value.ty()),
                 )
@@ -181,15 +151,8 @@ impl Resolver<'_> {
             );
             return;
         }
-        self.param_index
-            .insert(p.name.name.clone(), self.params.len());
-        self.params.push(Param {
-            name: p.name.name.clone(),
-            ty,
-            value,
-            overridden: false,
-            span: p.name.span,
-        });
+        self.param_index.insert(p.name.name.clone(), self.params.len());
+        self.params.push(Param { name: p.name.name.clone(), ty, value, overridden: false, span: p.name.span });
         // Applied now, so the defaults of later parameters see the overridden value.
         let overrides = self.overrides;
         if let Some(o) = overrides.iter().rev().find(|o| o.name == p.name.name) {
@@ -225,11 +188,7 @@ impl Resolver<'_> {
     }
 
     fn apply_override(&mut self, o: &Override) {
-        let Some(param) = self
-            .param_index
-            .get(&o.name)
-            .and_then(|&i| self.params.get_mut(i))
-        else {
+        let Some(param) = self.param_index.get(&o.name).and_then(|&i| self.params.get_mut(i)) else {
             return;
         };
         let text = o.value.trim();
@@ -247,17 +206,11 @@ impl Resolver<'_> {
             None => {
                 let d = Diagnostic::new(
                     Code::BadParamValue,
-                    format!(
-                        "`{}` is not a valid {} for parameter `{}`",
-                        o.value, param.ty, param.name
-                    ),
+                    format!("`{}` is not a valid {} for parameter `{}`", o.value, param.ty, param.name),
                     o.value_span,
                     format!("expected {}", param.ty),
                 )
-                .with_label(
-                    param.span,
-                    format!("`{}` is declared {} here", param.name, param.ty),
-                )
+                .with_label(param.span, format!("`{}` is declared {} here", param.name, param.ty))
                 .with_help(match param.ty {
                     Type::Bool => "write true or false",
                     Type::Int => "write a whole number such as 10",
@@ -269,11 +222,7 @@ impl Resolver<'_> {
     }
 
     fn param_value(&mut self, name: &ast::Ident) -> Option<Value> {
-        if let Some(p) = self
-            .param_index
-            .get(&name.name)
-            .and_then(|&i| self.params.get(i))
-        {
+        if let Some(p) = self.param_index.get(&name.name).and_then(|&i| self.params.get(i)) {
             return Some(p.value.clone());
         }
         let names: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
@@ -283,15 +232,10 @@ impl Resolver<'_> {
             name.span,
             "not declared",
         );
-        d = d.with_help(
-            match did_you_mean(&name.name, names.iter().map(String::as_str)) {
-                Some(s) => s,
-                None => format!(
-                    "declare it with `param {}: int = ..;` (columns are written `alias.column`)",
-                    name.name
-                ),
-            },
-        );
+        d = d.with_help(match did_you_mean(&name.name, names.iter().map(String::as_str)) {
+            Some(s) => s,
+            None => format!("declare it with `param {}: int = ..;` (columns are written `alias.column`)", name.name),
+        });
         self.report(d);
         None
     }
@@ -331,18 +275,17 @@ impl Resolver<'_> {
 
     fn declare_module(&mut self, m: &ast::ModuleDecl) -> Option<ModuleId> {
         if let Some(&first) = self.module_index.get(&m.name.name) {
-            let span = self
-                .modules
-                .get(first.index())
-                .map_or(m.name.span, |x| x.span);
+            let span = self.modules.get(first.index()).map_or(m.name.span, |x| x.span);
             self.duplicate("module", &m.name, span);
             return None;
         }
         let id = ModuleId::from_index(self.modules.len());
         self.module_index.insert(m.name.name.clone(), id);
+        let allow_nondeterminism = self.attributes(&m.attrs);
         self.modules.push(Module {
             id,
             name: m.name.name.clone(),
+            allow_nondeterminism,
             collections: Vec::new(),
             rules: Vec::new(),
             span: m.name.span,
@@ -366,10 +309,7 @@ impl Resolver<'_> {
 
     fn declare_collection(&mut self, module: ModuleId, c: &ast::CollectionDecl) {
         if let Some(&first) = self.collection_index.get(&(module, c.name.name.clone())) {
-            let span = self
-                .collections
-                .get(first.index())
-                .map_or(c.span, |x| x.span);
+            let span = self.collections.get(first.index()).map_or(c.span, |x| x.span);
             self.duplicate("collection", &c.name, span);
             return;
         }
@@ -382,11 +322,7 @@ impl Resolver<'_> {
                 continue;
             }
             match self.ty(&col.ty) {
-                Some(ty) => columns.push(Column {
-                    name: col.name.name.clone(),
-                    ty,
-                    span: col.name.span,
-                }),
+                Some(ty) => columns.push(Column { name: col.name.name.clone(), ty, span: col.name.span }),
                 None => broken = true,
             }
         }
@@ -394,8 +330,7 @@ impl Resolver<'_> {
         if broken {
             self.broken.insert(id);
         }
-        self.collection_index
-            .insert((module, c.name.name.clone()), id);
+        self.collection_index.insert((module, c.name.name.clone()), id);
         if let Some(m) = self.modules.get_mut(module.index()) {
             m.collections.push(id);
         }
@@ -419,24 +354,11 @@ impl Resolver<'_> {
             }
             return Some(id);
         }
-        let module_name = self
-            .modules
-            .get(module.index())
-            .map_or("?", |m| m.name.as_str())
-            .to_string();
-        let candidates: Vec<String> = self
-            .collections
-            .iter()
-            .filter(|c| c.module == module)
-            .map(|c| c.name.clone())
-            .collect();
-        let help =
-            did_you_mean(&name.name, candidates.iter().map(String::as_str)).unwrap_or_else(|| {
-                format!(
-                    "declare it in module `{module_name}`, e.g. `scratch {}(..);`",
-                    name.name
-                )
-            });
+        let module_name = self.modules.get(module.index()).map_or("?", |m| m.name.as_str()).to_string();
+        let candidates: Vec<String> =
+            self.collections.iter().filter(|c| c.module == module).map(|c| c.name.clone()).collect();
+        let help = did_you_mean(&name.name, candidates.iter().map(String::as_str))
+            .unwrap_or_else(|| format!("declare it in module `{module_name}`, e.g. `scratch {}(..);`", name.name));
         self.report(
             Diagnostic::new(
                 Code::UnknownCollection,
@@ -479,16 +401,35 @@ impl Resolver<'_> {
         }
     }
 
+    /// Checks attributes; returns whether `#[allow(nondeterminism)]` is among them.
+    pub(super) fn attributes(&mut self, attrs: &[ast::Attribute]) -> bool {
+        let mut allow = false;
+        for a in attrs {
+            let args: Vec<&str> = a.args.iter().map(|x| x.name.as_str()).collect();
+            if a.name.name == "allow" && args == ["nondeterminism"] {
+                allow = true;
+            } else {
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownAttribute,
+                        format!("unknown attribute `{}`", a.name.name),
+                        a.span,
+                        "not understood",
+                    )
+                    .with_help("the only attribute is `#[allow(nondeterminism)]`, on a module or a system"),
+                );
+            }
+        }
+        allow
+    }
+
     /// Counts the collections that the rules of a skipped `when` branch name as used, so an
     /// interface used only in another configuration is not reported as unused.
     fn mark_used(&mut self, module: ModuleId, items: &[ast::ModuleItem]) {
         for item in items {
             match item {
                 ast::ModuleItem::Rule(rule) => {
-                    if let Some(&id) = self
-                        .collection_index
-                        .get(&(module, rule.target.name.clone()))
-                    {
+                    if let Some(&id) = self.collection_index.get(&(module, rule.target.name.clone())) {
                         self.written.insert(id);
                     }
                     let names: Vec<&ast::Ident> = match &rule.query {
@@ -516,31 +457,20 @@ impl Resolver<'_> {
         let mut warnings = Vec::new();
         for c in &self.collections {
             let (unused, what, help) = match c.kind {
-                CollectionKind::Input => (
-                    !self.read.contains(&c.id),
-                    "is never read",
-                    "read it in a rule, or remove it",
-                ),
-                CollectionKind::Output => (
-                    !self.written.contains(&c.id),
-                    "is never written",
-                    "derive it with a rule, or remove it",
-                ),
+                CollectionKind::Input => {
+                    (!self.read.contains(&c.id), "is never read", "read it in a rule, or remove it")
+                }
+                CollectionKind::Output => {
+                    (!self.written.contains(&c.id), "is never written", "derive it with a rule, or remove it")
+                }
                 CollectionKind::Table | CollectionKind::Scratch => (false, "", ""),
             };
             if unused {
-                let module = self
-                    .modules
-                    .get(c.module.index())
-                    .map_or("?", |m| m.name.as_str());
+                let module = self.modules.get(c.module.index()).map_or("?", |m| m.name.as_str());
                 warnings.push(
                     Diagnostic::new(
                         Code::UnusedInterface,
-                        format!(
-                            "{} interface `{module}.{}` {what}",
-                            c.kind.keyword(),
-                            c.name
-                        ),
+                        format!("{} interface `{module}.{}` {what}", c.kind.keyword(), c.name),
                         c.span,
                         format!("unused {}", c.kind.keyword()),
                     )

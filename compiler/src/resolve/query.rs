@@ -4,9 +4,7 @@ use super::expr::Ctx;
 use super::system::article;
 use super::Resolver;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{
-    AntiJoin, Atom, Body, ColRef, Collection, Equality, Expr, ExprKind, ModuleId, Rule, RuleId,
-};
+use crate::ir::{AntiJoin, Atom, Body, ColRef, Collection, Equality, Expr, ExprKind, ModuleId, Rule, RuleId};
 use bloomc_grammar::ast::{self, BinaryOp, CollectionKind, MergeOp};
 use bloomc_grammar::span::Span;
 
@@ -16,9 +14,7 @@ pub fn legal(kind: CollectionKind, op: MergeOp) -> bool {
     use MergeOp::*;
     matches!(
         (kind, op),
-        (Table, Instant | Deferred | Delete)
-            | (Scratch, Instant | Deferred)
-            | (Output, Instant | Async)
+        (Table, Instant | Deferred | Delete) | (Scratch, Instant | Deferred) | (Output, Instant | Async)
     )
 }
 
@@ -40,19 +36,11 @@ impl Resolver<'_> {
                 self.report(
                     Diagnostic::new(
                         Code::IllegalMerge,
-                        format!(
-                            "`{}` cannot merge into {} `{}`",
-                            rule.op.symbol(),
-                            t.kind.keyword(),
-                            t.name
-                        ),
+                        format!("`{}` cannot merge into {} `{}`", rule.op.symbol(), t.kind.keyword(), t.name),
                         rule.op_span,
                         format!("not allowed for {} {}", article(t.kind), t.kind.keyword()),
                     )
-                    .with_label(
-                        t.span,
-                        format!("`{}` is declared {} here", t.name, t.kind.keyword()),
-                    )
+                    .with_label(t.span, format!("`{}` is declared {} here", t.name, t.kind.keyword()))
                     .with_help(format!(
                         "{} {} accepts {}",
                         article(t.kind),
@@ -101,18 +89,10 @@ impl Resolver<'_> {
                 let head = (0..coll.columns.len())
                     .filter_map(|i| {
                         let c = coll.columns.get(i)?;
-                        Some(Expr {
-                            kind: ExprKind::Col(ColRef { atom: 0, column: i }),
-                            ty: c.ty,
-                            span: name.span,
-                        })
+                        Some(Expr { kind: ExprKind::Col(ColRef { atom: 0, column: i }), ty: c.ty, span: name.span })
                     })
                     .collect();
-                let atom = Atom {
-                    collection: coll.id,
-                    alias: coll.name.clone(),
-                    span: name.span,
-                };
+                let atom = Atom { collection: coll.id, alias: coll.name.clone(), span: name.span };
                 return Some(Body {
                     atoms: vec![atom],
                     equalities: Vec::new(),
@@ -144,23 +124,10 @@ impl Resolver<'_> {
             // Without every binding, the clauses below would only report cascades.
             return None;
         }
-        let atoms: Vec<Atom> = scope
-            .iter()
-            .map(|(alias, c, span)| Atom {
-                collection: c.id,
-                alias: alias.clone(),
-                span: *span,
-            })
-            .collect();
-        let names: Vec<(String, &Collection)> =
-            scope.iter().map(|(a, c, _)| (a.clone(), c)).collect();
-        let plain = Ctx {
-            scope: &names,
-            aggregates: false,
-            generator: false,
-            runtime: true,
-            what: "a `where` clause",
-        };
+        let atoms: Vec<Atom> =
+            scope.iter().map(|(alias, c, span)| Atom { collection: c.id, alias: alias.clone(), span: *span }).collect();
+        let names: Vec<(String, &Collection)> = scope.iter().map(|(a, c, _)| (a.clone(), c)).collect();
+        let plain = Ctx { scope: &names, aggregates: false, generator: false, runtime: true, what: "a `where` clause" };
 
         let mut equalities = Vec::new();
         let mut filters = Vec::new();
@@ -188,17 +155,9 @@ impl Resolver<'_> {
             }
         }
 
-        let agg_ctx = Ctx {
-            scope: &names,
-            aggregates: true,
-            generator: false,
-            runtime: true,
-            what: "a `select` clause",
-        };
-        let group_ctx = Ctx {
-            what: "a `group by` clause",
-            ..plain
-        };
+        let agg_ctx =
+            Ctx { scope: &names, aggregates: true, generator: false, runtime: true, what: "a `select` clause" };
+        let group_ctx = Ctx { what: "a `group by` clause", ..plain };
         let mut group_by = None;
         if let Some(keys) = &q.group_by {
             let typed: Vec<Option<Expr>> = keys.iter().map(|k| self.expr(k, &group_ctx)).collect();
@@ -220,9 +179,7 @@ impl Resolver<'_> {
                         ast::SelectItem::Wildcard { alias, span } => {
                             match names.iter().position(|(a, _)| *a == alias.name) {
                                 Some(atom) => {
-                                    let cols = names
-                                        .get(atom)
-                                        .map_or(&[][..], |(_, c)| c.columns.as_slice());
+                                    let cols = names.get(atom).map_or(&[][..], |(_, c)| c.columns.as_slice());
                                     head.extend(cols.iter().enumerate().map(|(column, c)| Expr {
                                         kind: ExprKind::Col(ColRef { atom, column }),
                                         ty: c.ty,
@@ -261,10 +218,7 @@ impl Resolver<'_> {
             }
         }
 
-        let having_ctx = Ctx {
-            what: "a `having` clause",
-            ..agg_ctx
-        };
+        let having_ctx = Ctx { what: "a `having` clause", ..agg_ctx };
         let mut having = None;
         if let Some(h) = &q.having {
             match self.expr(h, &having_ctx) {
@@ -284,8 +238,7 @@ impl Resolver<'_> {
         if !ok {
             return None;
         }
-        let aggregating =
-            group_by.is_some() || head.iter().any(has_agg) || having.as_ref().is_some_and(has_agg);
+        let aggregating = group_by.is_some() || head.iter().any(has_agg) || having.as_ref().is_some_and(has_agg);
         if aggregating {
             let keys = group_by.clone().unwrap_or_default();
             for e in head.iter().chain(having.iter()) {
@@ -297,9 +250,7 @@ impl Resolver<'_> {
                             bad,
                             "not in `group by`",
                         )
-                        .with_help(
-                            "add it to `group by`, or wrap it in an aggregate such as min(..)",
-                        ),
+                        .with_help("add it to `group by`, or wrap it in an aggregate such as min(..)"),
                     );
                     ok = false;
                 }
@@ -317,23 +268,10 @@ impl Resolver<'_> {
             );
             ok = false;
         }
-        ok.then_some(Body {
-            atoms,
-            equalities,
-            filters,
-            antijoins,
-            group_by,
-            having,
-            head,
-        })
+        ok.then_some(Body { atoms, equalities, filters, antijoins, group_by, having, head })
     }
 
-    fn antijoin(
-        &mut self,
-        module: ModuleId,
-        n: &ast::NotIn,
-        outer: &[(String, &Collection)],
-    ) -> Option<AntiJoin> {
+    fn antijoin(&mut self, module: ModuleId, n: &ast::NotIn, outer: &[(String, &Collection)]) -> Option<AntiJoin> {
         let inner = self.binding(module, &n.binding)?;
         let alias = n.binding.alias().name.clone();
         if n.on.is_some() && outer.iter().any(|(a, _)| *a == alias) {
@@ -344,10 +282,7 @@ impl Resolver<'_> {
                     n.binding.alias().span,
                     "already bound in `from`",
                 )
-                .with_help(format!(
-                    "give the negated collection its own alias: `notin {} x on ..`",
-                    inner.name
-                )),
+                .with_help(format!("give the negated collection its own alias: `notin {} x on ..`", inner.name)),
             );
             return None;
         }
@@ -366,16 +301,15 @@ impl Resolver<'_> {
                 return None;
             };
             if only.columns.len() != inner.columns.len()
-                || only
-                    .columns
-                    .iter()
-                    .zip(&inner.columns)
-                    .any(|(a, b)| a.ty != b.ty)
+                || only.columns.iter().zip(&inner.columns).any(|(a, b)| a.ty != b.ty)
             {
                 self.report(
                     Diagnostic::new(
                         Code::ArityMismatch,
-                        format!("`notin {}` compares whole rows, but `{}` and `{}` have different schemas", inner.name, only.name, inner.name),
+                        format!(
+                            "`notin {}` compares whole rows, but `{}` and `{}` have different schemas",
+                            inner.name, only.name, inner.name
+                        ),
                         n.span,
                         format!("{} vs {}", only.schema(), inner.schema()),
                     )
@@ -383,27 +317,15 @@ impl Resolver<'_> {
                 );
                 return None;
             }
-            let pairs = (0..inner.columns.len())
-                .map(|i| (ColRef { atom: 0, column: i }, i))
-                .collect();
-            return Some(AntiJoin {
-                collection: inner.id,
-                alias,
-                pairs,
-                span: n.span,
-            });
+            let pairs = (0..inner.columns.len()).map(|i| (ColRef { atom: 0, column: i }, i)).collect();
+            return Some(AntiJoin { collection: inner.id, alias, pairs, span: n.span });
         };
         // Inside `on`, the notin binding is one more alias after the positive ones.
         let mut scope: Vec<(String, &Collection)> = outer.to_vec();
         scope.push((alias.clone(), &inner));
         let inner_atom = outer.len();
-        let ctx = Ctx {
-            scope: &scope,
-            aggregates: false,
-            generator: false,
-            runtime: true,
-            what: "a `notin .. on` clause",
-        };
+        let ctx =
+            Ctx { scope: &scope, aggregates: false, generator: false, runtime: true, what: "a `notin .. on` clause" };
         let cond = self.expr(on, &ctx)?;
         let mut conjuncts = Vec::new();
         flatten_and(cond, &mut conjuncts);
@@ -411,14 +333,10 @@ impl Resolver<'_> {
         for c in conjuncts {
             let pair = match &c.kind {
                 ExprKind::Binary(BinaryOp::Eq, a, b) => match (&a.kind, &b.kind) {
-                    (ExprKind::Col(x), ExprKind::Col(y))
-                        if x.atom != inner_atom && y.atom == inner_atom =>
-                    {
+                    (ExprKind::Col(x), ExprKind::Col(y)) if x.atom != inner_atom && y.atom == inner_atom => {
                         Some((*x, y.column))
                     }
-                    (ExprKind::Col(x), ExprKind::Col(y))
-                        if y.atom != inner_atom && x.atom == inner_atom =>
-                    {
+                    (ExprKind::Col(x), ExprKind::Col(y)) if y.atom != inner_atom && x.atom == inner_atom => {
                         Some((*y, x.column))
                     }
                     _ => None,
@@ -436,12 +354,7 @@ impl Resolver<'_> {
                 }
             }
         }
-        Some(AntiJoin {
-            collection: inner.id,
-            alias,
-            pairs,
-            span: n.span,
-        })
+        Some(AntiJoin { collection: inner.id, alias, pairs, span: n.span })
     }
 
     /// The head must match the target's arity, types and (where `as` names them) columns.
@@ -461,25 +374,15 @@ impl Resolver<'_> {
                         body.head.len()
                     ),
                     head_span,
-                    format!(
-                        "{} column{}",
-                        body.head.len(),
-                        if body.head.len() == 1 { "" } else { "s" }
-                    ),
+                    format!("{} column{}", body.head.len(), if body.head.len() == 1 { "" } else { "s" }),
                 )
-                .with_label(
-                    target.span,
-                    format!("`{}{}` declared here", target.name, target.schema()),
-                ),
+                .with_label(target.span, format!("`{}{}` declared here", target.name, target.schema())),
             );
             return None;
         }
         // The `as` name of each head column, with `alias.*` expanded to unnamed columns.
         let names: Vec<Option<&ast::Ident>> = match query {
-            ast::Query::Select(ast::SelectQuery {
-                select: Some(items),
-                ..
-            }) => items
+            ast::Query::Select(ast::SelectQuery { select: Some(items), .. }) => items
                 .iter()
                 .flat_map(|i| match i {
                     ast::SelectItem::Expr { name, .. } => vec![name.as_ref()],
@@ -525,12 +428,18 @@ impl Resolver<'_> {
                         self.report(
                             Diagnostic::new(
                                 Code::ColumnNameMismatch,
-                                format!("`as {}` names a column that `{}` has at another position, or not at all", name.name, target.name),
+                                format!(
+                                    "`as {}` names a column that `{}` has at another position, or not at all",
+                                    name.name, target.name
+                                ),
                                 name.span,
                                 format!("this position is `{}`", col.name),
                             )
                             .with_label(col.span, "the target column at this position")
-                            .with_help(format!("columns are matched by position; write `as {}` or reorder the select list", col.name)),
+                            .with_help(format!(
+                                "columns are matched by position; write `as {}` or reorder the select list",
+                                col.name
+                            )),
                         );
                         ok = false;
                     }
@@ -559,11 +468,7 @@ fn split_where(e: Expr, equalities: &mut Vec<Equality>, filters: &mut Vec<Expr>)
         if let ExprKind::Binary(BinaryOp::Eq, a, b) = &c.kind {
             if let (ExprKind::Col(x), ExprKind::Col(y)) = (&a.kind, &b.kind) {
                 if x.atom != y.atom {
-                    equalities.push(Equality {
-                        left: *x,
-                        right: *y,
-                        span: c.span,
-                    });
+                    equalities.push(Equality { left: *x, right: *y, span: c.span });
                     continue;
                 }
             }
@@ -588,9 +493,7 @@ fn same(a: &Expr, b: &Expr) -> bool {
         (ExprKind::Lit(x), ExprKind::Lit(y)) => x == y,
         (ExprKind::Col(x), ExprKind::Col(y)) => x == y,
         (ExprKind::Unary(o, x), ExprKind::Unary(p, y)) => o == p && same(x, y),
-        (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => {
-            o == p && same(x1, y1) && same(x2, y2)
-        }
+        (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => o == p && same(x1, y1) && same(x2, y2),
         (ExprKind::Call(f, xs), ExprKind::Call(g, ys)) => {
             f == g && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| same(x, y))
         }

@@ -4,8 +4,7 @@ use super::expr::Ctx;
 use super::Resolver;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{
-    Collection, Delivery, Endpoint, Expr, Feed, FeedSource, GroupId, NodeGroup, Seal, System, Type,
-    Value, Wire,
+    Collection, Delivery, Endpoint, Expr, Feed, FeedSource, GroupId, NodeGroup, Seal, System, Type, Value, Wire,
 };
 use bloomc_grammar::ast::{self, CollectionKind};
 use std::collections::HashSet;
@@ -49,9 +48,7 @@ impl Resolver<'_> {
             let Some(&module) = self.module_index.get(&n.module.name) else {
                 let names: Vec<String> = self.modules.iter().map(|m| m.name.clone()).collect();
                 let help = did_you_mean(&n.module.name, names.iter().map(String::as_str))
-                    .unwrap_or_else(|| {
-                        "declare the module, or `use` the library that defines it".to_string()
-                    });
+                    .unwrap_or_else(|| "declare the module, or `use` the library that defines it".to_string());
                 self.report(
                     Diagnostic::new(
                         Code::UnknownModule,
@@ -66,9 +63,7 @@ impl Resolver<'_> {
             let count = match &n.count {
                 None => 1,
                 Some(e) => match self.constant(e, &Ctx::constant("a node count")) {
-                    Some(Value::Int(c)) if (1..=10_000).contains(&c) => {
-                        u32::try_from(c).unwrap_or(1)
-                    }
+                    Some(Value::Int(c)) if (1..=10_000).contains(&c) => u32::try_from(c).unwrap_or(1),
                     Some(Value::Int(c)) => {
                         self.report(
                             Diagnostic::new(
@@ -131,29 +126,27 @@ impl Resolver<'_> {
                     Some(c) => Delivery::Partition(c),
                     None => continue,
                 },
-                ast::Delivery::Reply(col) => {
-                    match self.stream_columns(&inp, std::slice::from_ref(col)) {
-                        Some(c) => {
-                            let index = c.first().copied().unwrap_or(0);
-                            if inp.columns.get(index).map(|c| c.ty) != Some(Type::Int) {
-                                self.report(
-                                Diagnostic::new(Code::TypeMismatch, format!("`reply({})` needs an int column holding an instance index", col.name), col.span, "not int")
-                                    .with_help("fill it with `instance()` in the module that sends the request"),
+                ast::Delivery::Reply(col) => match self.stream_columns(&inp, std::slice::from_ref(col)) {
+                    Some(c) => {
+                        let index = c.first().copied().unwrap_or(0);
+                        if inp.columns.get(index).map(|c| c.ty) != Some(Type::Int) {
+                            self.report(
+                                Diagnostic::new(
+                                    Code::TypeMismatch,
+                                    format!("`reply({})` needs an int column holding an instance index", col.name),
+                                    col.span,
+                                    "not int",
+                                )
+                                .with_help("fill it with `instance()` in the module that sends the request"),
                             );
-                                continue;
-                            }
-                            Delivery::Reply(index)
+                            continue;
                         }
-                        None => continue,
+                        Delivery::Reply(index)
                     }
-                }
+                    None => continue,
+                },
             };
-            wires.push(Wire {
-                from,
-                to,
-                delivery,
-                span: w.span,
-            });
+            wires.push(Wire { from, to, delivery, span: w.span });
         }
 
         let mut feeds = Vec::new();
@@ -163,26 +156,19 @@ impl Resolver<'_> {
             };
             let source = match &f.source {
                 ast::FeedSource::File { path, .. } => FeedSource::File { path: path.clone() },
-                ast::FeedSource::Generate {
-                    options,
-                    fields,
-                    span,
-                } => match self.generator(&inp, options, fields, *span) {
-                    Some(g) => g,
-                    None => continue,
-                },
+                ast::FeedSource::Generate { options, fields, span } => {
+                    match self.generator(&inp, options, fields, *span) {
+                        Some(g) => g,
+                        None => continue,
+                    }
+                }
             };
-            feeds.push(Feed {
-                to,
-                source,
-                span: f.span,
-            });
+            feeds.push(Feed { to, source, span: f.span });
         }
 
         let mut seals = Vec::new();
         for s in &items.seals {
-            let Some((stream, inp)) = self.endpoint(&groups, &s.stream, CollectionKind::Input)
-            else {
+            let Some((stream, inp)) = self.endpoint(&groups, &s.stream, CollectionKind::Input) else {
                 continue;
             };
             if let Some(first) = seals.iter().find(|x: &&Seal| x.stream == stream) {
@@ -190,26 +176,17 @@ impl Resolver<'_> {
                 self.report(
                     Diagnostic::new(
                         Code::Duplicate,
-                        format!(
-                            "stream `{}.{}` is sealed twice",
-                            s.stream.group.name, s.stream.interface.name
-                        ),
+                        format!("stream `{}.{}` is sealed twice", s.stream.group.name, s.stream.interface.name),
                         s.span,
                         "sealed again here",
                     )
                     .with_label(first, "first sealed here")
-                    .with_help(
-                        "a stream has one seal key; list all its columns in one `sealed on (..)`",
-                    ),
+                    .with_help("a stream has one seal key; list all its columns in one `sealed on (..)`"),
                 );
                 continue;
             }
             if let Some(columns) = self.stream_columns(&inp, &s.columns) {
-                seals.push(Seal {
-                    stream,
-                    columns,
-                    span: s.span,
-                });
+                seals.push(Seal { stream, columns, span: s.span });
             }
         }
 
@@ -234,30 +211,18 @@ impl Resolver<'_> {
                     self.report(
                         Diagnostic::new(
                             Code::UnfedInput,
-                            format!(
-                                "input `{}.{}` receives nothing in system `{}`",
-                                g.name, c.name, s.name.name
-                            ),
+                            format!("input `{}.{}` receives nothing in system `{}`", g.name, c.name, s.name.name),
                             g.span,
                             format!("`{}` is never fed", c.name),
                         )
                         .with_label(c.span, "the input interface")
-                        .with_help(format!(
-                            "wire an output to `{}.{}` or give it a `feed`",
-                            g.name, c.name
-                        )),
+                        .with_help(format!("wire an output to `{}.{}` or give it a `feed`", g.name, c.name)),
                     );
                 }
             }
         }
-        Some(System {
-            name: s.name.name.clone(),
-            groups,
-            wires,
-            feeds,
-            seals,
-            span: s.name.span,
-        })
+        let allow_nondeterminism = self.attributes(&s.attrs);
+        Some(System { name: s.name.name.clone(), allow_nondeterminism, groups, wires, feeds, seals, span: s.name.span })
     }
 
     fn endpoint(
@@ -284,30 +249,27 @@ impl Resolver<'_> {
         let id = self.lookup_collection(group.module, &e.interface)?;
         let c = self.collections.get(id.index())?.clone();
         if c.kind != want {
-            let role = if want == CollectionKind::Output {
-                "send from"
-            } else {
-                "deliver to"
-            };
+            let role = if want == CollectionKind::Output { "send from" } else { "deliver to" };
             self.report(
                 Diagnostic::new(
                     Code::WrongDirection,
-                    format!("cannot {role} {} `{}`: it must be an {} interface", c.kind.keyword(), describe(e), want.keyword()),
+                    format!(
+                        "cannot {role} {} `{}`: it must be an {} interface",
+                        c.kind.keyword(),
+                        describe(e),
+                        want.keyword()
+                    ),
                     e.span,
                     format!("this is {} {}", article(c.kind), c.kind.keyword()),
                 )
                 .with_label(c.span, "declared here")
-                .with_help("wires go from an output interface to an input interface; feeds and seals name input interfaces"),
+                .with_help(
+                    "wires go from an output interface to an input interface; feeds and seals name input interfaces",
+                ),
             );
             return None;
         }
-        Some((
-            Endpoint {
-                group: group.id,
-                collection: id,
-            },
-            c,
-        ))
+        Some((Endpoint { group: group.id, collection: id }, c))
     }
 
     fn stream_columns(&mut self, c: &Collection, cols: &[ast::Ident]) -> Option<Vec<usize>> {
@@ -402,24 +364,13 @@ impl Resolver<'_> {
                 return None;
             }
             self.report(
-                Diagnostic::new(
-                    Code::BadGenerator,
-                    "a generator needs `rows`",
-                    span,
-                    "how many rows?",
-                )
-                .with_help("write `generate(rows: 1000, seed: 1, batch: 100) { .. }`"),
+                Diagnostic::new(Code::BadGenerator, "a generator needs `rows`", span, "how many rows?")
+                    .with_help("write `generate(rows: 1000, seed: 1, batch: 100) { .. }`"),
             );
             return None;
         };
         let scope: Vec<(String, &Collection)> = Vec::new();
-        let ctx = Ctx {
-            scope: &scope,
-            aggregates: false,
-            generator: true,
-            runtime: true,
-            what: "a generator field",
-        };
+        let ctx = Ctx { scope: &scope, aggregates: false, generator: true, runtime: true, what: "a generator field" };
         let mut typed: Vec<Option<Expr>> = vec![None; inp.columns.len()];
         for (name, e) in fields {
             let Some(i) = inp.column_index(&name.name) else {
@@ -464,13 +415,8 @@ impl Resolver<'_> {
                 *slot = Some(expr);
             }
         }
-        let missing: Vec<&str> = inp
-            .columns
-            .iter()
-            .zip(&typed)
-            .filter(|(_, t)| t.is_none())
-            .map(|(c, _)| c.name.as_str())
-            .collect();
+        let missing: Vec<&str> =
+            inp.columns.iter().zip(&typed).filter(|(_, t)| t.is_none()).map(|(c, _)| c.name.as_str()).collect();
         if ok && !missing.is_empty() {
             self.report(
                 Diagnostic::new(
@@ -479,21 +425,12 @@ impl Resolver<'_> {
                     span,
                     "missing fields",
                 )
-                .with_help(format!(
-                    "give every column of `{}{}` a field",
-                    inp.name,
-                    inp.schema()
-                )),
+                .with_help(format!("give every column of `{}{}` a field", inp.name, inp.schema())),
             );
             return None;
         }
         let fields: Vec<Expr> = typed.into_iter().collect::<Option<_>>()?;
-        ok.then_some(FeedSource::Generate {
-            rows,
-            seed,
-            batch: batch.unwrap_or(rows),
-            fields,
-        })
+        ok.then_some(FeedSource::Generate { rows, seed, batch: batch.unwrap_or(rows), fields })
     }
 }
 
@@ -510,8 +447,5 @@ fn describe(e: &ast::Endpoint) -> String {
 
 fn compatible(a: &Collection, b: &Collection) -> bool {
     a.columns.len() == b.columns.len()
-        && a.columns
-            .iter()
-            .zip(&b.columns)
-            .all(|(x, y)| x.name == y.name && x.ty == y.ty)
+        && a.columns.iter().zip(&b.columns).all(|(x, y)| x.name == y.name && x.ty == y.ty)
 }
