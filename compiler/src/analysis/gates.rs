@@ -171,6 +171,22 @@ pub fn own_gate(p: &Program, lin: &Lineage, r: &Rule) -> Gate {
     gate
 }
 
+/// The gate of a rule known to be nonmonotone: its own operator's gate, or, for a threshold
+/// aggregate that is nonmonotone only because its input is, its group-by keys.
+pub fn nonmonotone_gate(p: &Program, lin: &Lineage, r: &Rule) -> Gate {
+    let mut gate = own_gate(p, lin, r);
+    if r.body.aggregates() && threshold(&r.body) {
+        for key in r.body.group_by.iter().flatten() {
+            if let ExprKind::Col(c) = key.kind {
+                gate.push(attr(p, lin, &r.body, c));
+            }
+        }
+        gate.sort();
+        gate.dedup();
+    }
+    gate
+}
+
 /// Follows the gates of collection read at `atom` through rule `r` into its target.
 pub fn extend(lin: &Lineage, r: &Rule, atom: usize, gates: &Gates) -> Gates {
     gates
@@ -244,15 +260,7 @@ pub fn facts(p: &Program, module: ModuleId) -> Facts {
             // A threshold over a nonmonotone input is an ordinary aggregate.
             let own = own_nonmonotone(r) || (r.body.aggregates() && reads_nonmonotone);
             if own {
-                let mut gate = own_gate(p, &lineage, r);
-                if r.body.aggregates() && threshold(&r.body) {
-                    for key in r.body.group_by.iter().flatten() {
-                        if let ExprKind::Col(c) = key.kind {
-                            gate.push(attr(p, &lineage, &r.body, c));
-                        }
-                    }
-                }
-                found.insert(r.id, gate);
+                found.insert(r.id, nonmonotone_gate(p, &lineage, r));
             }
             for (i, a) in r.body.atoms.iter().enumerate() {
                 if let Some(g) = gates.get(&a.collection) {

@@ -12,7 +12,7 @@
 //! table stays corrupted. The path is O when its output is order-sensitive for I, and W when
 //! it writes persistent state (a table, or a deferred `<+`/`<-`).
 
-use super::gates::{extend, extend_negated, merge, own_gate, Facts, Gate, Gates};
+use super::gates::{extend, extend_negated, merge, nonmonotone_gate, Facts, Gate, Gates};
 use super::lineage::InputCol;
 use crate::ir::{CollectionId, ModuleId, Program, RuleId};
 use bloomc_grammar::ast::{CollectionKind, MergeOp};
@@ -109,6 +109,9 @@ fn path(
     let stateful =
         on_path.iter().any(|r| persistent(p, r.target) || matches!(r.op, MergeOp::Deferred | MergeOp::Delete));
     let mut nd: BTreeMap<CollectionId, Gates> = BTreeMap::new();
+    // Collections whose order-sensitivity comes from corrupted state (a deletion, or a table
+    // written order-sensitively): never exempt as a read race, however it is read later.
+    let mut corrupted: BTreeSet<CollectionId> = BTreeSet::new();
     for _ in 0..=on_path.len() * 8 + 8 {
         let mut changed = false;
         for r in &on_path {
@@ -116,7 +119,7 @@ fn path(
             let mut transient_only = true;
             // Does the rule's own operator consume I's data? (It is on the path, so yes.)
             if super::gates::own_nonmonotone(r) || (r.body.aggregates() && facts.nonmonotone.contains(&r.id)) {
-                found.insert(r.id, own_gate(p, &facts.lineage, r));
+                found.insert(r.id, nonmonotone_gate(p, &facts.lineage, r));
                 // An aggregate or antijoin over state only makes a view order-sensitive; a
                 // deletion changes the state itself.
                 transient_only = r.op != MergeOp::Delete;
@@ -125,7 +128,7 @@ fn path(
                 if fwd.contains(&a.collection) {
                     if let Some(g) = nd.get(&a.collection) {
                         merge(&mut found, extend(&facts.lineage, r, i, g));
-                        transient_only &= transient(p, a.collection);
+                        transient_only &= transient(p, a.collection) && !corrupted.contains(&a.collection);
                     }
                 } else if let Some(g) = facts.gates_of(a.collection) {
                     // A rendezvous with state maintained nonmonotonically elsewhere: a race.
@@ -137,7 +140,8 @@ fn path(
                 let g = if fwd.contains(&a.collection) { nd.get(&a.collection) } else { facts.gates_of(a.collection) };
                 if let Some(g) = g {
                     merge(&mut found, extend_negated(g));
-                    transient_only = false;
+                    transient_only &=
+                        fwd.contains(&a.collection) && transient(p, a.collection) && !corrupted.contains(&a.collection);
                 }
             }
             if found.is_empty() {
@@ -147,6 +151,9 @@ fn path(
             if transient_only && trigger && !persistent(p, r.target) && r.op == MergeOp::Instant {
                 // A read race triggered by another stream: charged to that stream's path.
                 continue;
+            }
+            if !transient_only || persistent(p, r.target) || r.op != MergeOp::Instant {
+                changed |= corrupted.insert(r.target);
             }
             changed |= merge(nd.entry(r.target).or_default(), found);
         }
