@@ -7,7 +7,7 @@
 //! compatible key (with no other stream, nothing protects the read); cycles are a fixpoint
 //! over the label order, from "no label" upward.
 
-use super::model::{Gate, Graph, KeyMap, Path, Producer};
+use super::model::{Edge, Gate, Graph, KeyMap, Path, Producer, SealDecl};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -125,42 +125,81 @@ fn map_seal(path: &Path, key: &[String]) -> Option<Vec<String>> {
     }
 }
 
-/// Labels every stream of the graph. `extra_seals` come from `--seal`.
-pub fn label(g: &Graph) -> Labels {
-    let mut outputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
-    let mut results: Vec<OutputResult> = Vec::new();
-    let mut inputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
-    let bound = g.components.iter().map(|c| c.outputs.len()).sum::<usize>() * 8 + 8;
-    for _ in 0..bound {
-        inputs = input_labels(g, &outputs);
-        results = Vec::new();
-        for (c, comp) in g.components.iter().enumerate() {
-            for o in 0..comp.outputs.len() {
-                if let Some(r) = output(g, c, o, &inputs) {
-                    results.push(r);
-                }
+/// Component indices in dataflow order (producers first; members of a cycle together), so
+/// one sweep labels an acyclic graph and cycles take a few more sweeps.
+fn order(g: &Graph) -> Vec<usize> {
+    let mut dg: petgraph::graph::DiGraph<usize, ()> = petgraph::graph::DiGraph::new();
+    let nodes: Vec<_> = (0..g.components.len()).map(|c| dg.add_node(c)).collect();
+    for e in &g.edges {
+        if let (Producer::Output { component, .. }, Some(&to)) = (&e.producer, nodes.get(e.component)) {
+            if let Some(&from) = nodes.get(*component) {
+                dg.add_edge(from, to, ());
             }
         }
-        let next: BTreeMap<(usize, usize), Label> =
-            results.iter().map(|r| ((r.component, r.output), r.label.clone())).collect();
-        if next == outputs {
-            break;
-        }
-        // Labels only rise: join with the previous round so cycles converge.
-        outputs = next
-            .into_iter()
-            .map(|(k, v)| {
-                let joined = outputs.get(&k).map_or(v.clone(), |old| old.join(&v));
-                (k, joined)
-            })
-            .collect();
     }
-    Labels { outputs: results, inputs }
+    // Tarjan yields components in reverse topological order.
+    let mut sccs = petgraph::algo::tarjan_scc(&dg);
+    sccs.reverse();
+    sccs.into_iter().flatten().filter_map(|n| dg.node_weight(n).copied()).collect()
 }
 
-fn input_labels(g: &Graph, outputs: &BTreeMap<(usize, usize), Label>) -> BTreeMap<(usize, usize), Label> {
-    let mut inputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
+/// Labels every stream of the graph: sweeps in dataflow order until nothing changes. Labels
+/// only rise (each new label is joined with the previous one), so cycles converge.
+pub fn label(g: &Graph) -> Labels {
+    let order = order(g);
+    let mut edges: Vec<Vec<&Edge>> = vec![Vec::new(); g.components.len()];
     for e in &g.edges {
+        if let Some(v) = edges.get_mut(e.component) {
+            v.push(e);
+        }
+    }
+    let mut seals: Vec<Vec<&SealDecl>> = vec![Vec::new(); g.components.len()];
+    for s in &g.seals {
+        if let Some(v) = seals.get_mut(s.component) {
+            v.push(s);
+        }
+    }
+    let mut outputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
+    let mut results: BTreeMap<(usize, usize), OutputResult> = BTreeMap::new();
+    let bound = g.components.iter().map(|c| c.outputs.len()).sum::<usize>() * 8 + 8;
+    for _ in 0..bound {
+        let mut changed = false;
+        for &c in &order {
+            let inputs = input_labels(
+                &outputs,
+                edges.get(c).map_or(&[][..], Vec::as_slice),
+                seals.get(c).map_or(&[][..], Vec::as_slice),
+            );
+            let Some(comp) = g.components.get(c) else { continue };
+            for o in 0..comp.outputs.len() {
+                let Some(mut r) = output(g, c, o, &inputs) else { continue };
+                let joined = outputs.get(&(c, o)).map_or(r.label.clone(), |old| old.join(&r.label));
+                if outputs.get(&(c, o)) != Some(&joined) {
+                    changed = true;
+                    outputs.insert((c, o), joined.clone());
+                }
+                r.label = joined;
+                results.insert((c, o), r);
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let all_edges: Vec<&Edge> = g.edges.iter().collect();
+    let all_seals: Vec<&SealDecl> = g.seals.iter().collect();
+    let inputs = input_labels(&outputs, &all_edges, &all_seals);
+    Labels { outputs: results.into_values().collect(), inputs }
+}
+
+/// The label of the input streams fed by `edges`, with `seals` applied.
+fn input_labels(
+    outputs: &BTreeMap<(usize, usize), Label>,
+    edges: &[&Edge],
+    seals: &[&SealDecl],
+) -> BTreeMap<(usize, usize), Label> {
+    let mut inputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
+    for e in edges {
         let l = match e.producer {
             Producer::External => Some(Label::Async),
             Producer::Output { component, output } => outputs.get(&(component, output)).cloned(),
@@ -170,7 +209,7 @@ fn input_labels(g: &Graph, outputs: &BTreeMap<(usize, usize), Label>) -> BTreeMa
             *slot = slot.join(&l);
         }
     }
-    for s in &g.seals {
+    for s in seals {
         if let Some(l) = inputs.get_mut(&(s.component, s.input)) {
             // Punctuations order nothing but partitions: a seal makes a deterministic stream
             // sealed, and cannot repair one whose contents are already nondeterministic.
