@@ -24,8 +24,9 @@ pub struct GateAttr {
 /// A gate: the attributes one nonmonotone operator partitions on. An empty gate is `*`.
 pub type Gate = Vec<GateAttr>;
 
-/// Gates keyed by the rule whose nonmonotone operator introduced them.
-pub type Gates = BTreeMap<RuleId, Gate>;
+/// Distinct gates, each with the rules whose nonmonotone operators introduced it. Identical
+/// gates from different rules are kept once, so long chains of operators stay cheap.
+pub type Gates = BTreeMap<Gate, BTreeSet<RuleId>>;
 
 /// Is `e` a test that, once true, stays true as the group grows (count/max above a bound,
 /// min below one, sum of a non-negative constant above one)?
@@ -189,53 +190,45 @@ pub fn nonmonotone_gate(p: &Program, lin: &Lineage, r: &Rule) -> Gate {
 
 /// Follows the gates of collection read at `atom` through rule `r` into its target.
 pub fn extend(lin: &Lineage, r: &Rule, atom: usize, gates: &Gates) -> Gates {
-    gates
-        .iter()
-        .map(|(&src, gate)| {
-            let g = gate
-                .iter()
-                .map(|a| {
-                    let mut inputs = a.inputs.clone();
-                    let mut cols = BTreeSet::new();
-                    for &k in &a.carriers {
-                        let c = ColRef { atom, column: k };
-                        inputs.extend(trace(lin, &r.body, c));
-                        cols.extend(class(&r.body, c));
-                    }
-                    GateAttr { name: a.name.clone(), inputs, carriers: carriers(&r.body, &cols) }
-                })
-                .collect();
-            (src, g)
-        })
-        .collect()
+    let mut out = Gates::new();
+    for (gate, sources) in gates {
+        let mut g: Gate = gate
+            .iter()
+            .map(|a| {
+                let mut inputs = a.inputs.clone();
+                let mut cols = BTreeSet::new();
+                for &k in &a.carriers {
+                    let c = ColRef { atom, column: k };
+                    inputs.extend(trace(lin, &r.body, c));
+                    cols.extend(class(&r.body, c));
+                }
+                GateAttr { name: a.name.clone(), inputs, carriers: carriers(&r.body, &cols) }
+            })
+            .collect();
+        g.sort();
+        out.entry(g).or_default().extend(sources.iter().copied());
+    }
+    out
 }
 
 /// Gates carried by an antijoin's negated collection are not followed into the target (its
 /// rows never reach the head); they stay with the rule as a rendezvous.
 pub fn extend_negated(gates: &Gates) -> Gates {
-    gates
-        .iter()
-        .map(|(&src, gate)| (src, gate.iter().map(|a| GateAttr { carriers: BTreeSet::new(), ..a.clone() }).collect()))
-        .collect()
+    let mut out = Gates::new();
+    for (gate, sources) in gates {
+        let g: Gate = gate.iter().map(|a| GateAttr { carriers: BTreeSet::new(), ..a.clone() }).collect();
+        out.entry(g).or_default().extend(sources.iter().copied());
+    }
+    out
 }
 
+/// Adds `from` to `into`; returns whether anything was new.
 pub fn merge(into: &mut Gates, from: Gates) -> bool {
     let mut changed = false;
-    for (src, gate) in from {
-        let slot = into.entry(src).or_default();
-        for a in gate {
-            match slot.iter_mut().find(|x| x.name == a.name && x.carriers == a.carriers) {
-                Some(x) => {
-                    let before = x.inputs.len();
-                    x.inputs.extend(a.inputs);
-                    changed |= x.inputs.len() != before;
-                }
-                None => {
-                    slot.push(a);
-                    slot.sort();
-                    changed = true;
-                }
-            }
+    for (gate, sources) in from {
+        let slot = into.entry(gate).or_default();
+        for s in sources {
+            changed |= slot.insert(s);
         }
     }
     changed
@@ -260,7 +253,7 @@ pub fn facts(p: &Program, module: ModuleId) -> Facts {
             // A threshold over a nonmonotone input is an ordinary aggregate.
             let own = own_nonmonotone(r) || (r.body.aggregates() && reads_nonmonotone);
             if own {
-                found.insert(r.id, nonmonotone_gate(p, &lineage, r));
+                found.entry(nonmonotone_gate(p, &lineage, r)).or_default().insert(r.id);
             }
             for (i, a) in r.body.atoms.iter().enumerate() {
                 if let Some(g) = gates.get(&a.collection) {

@@ -59,6 +59,10 @@ pub fn lineage(p: &Program, module: ModuleId) -> Lineage {
             cur.insert((c, i), init);
         }
     }
+    let mut by_target: HashMap<CollectionId, Vec<&crate::ir::Rule>> = HashMap::new();
+    for r in m.rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.op != MergeOp::Delete) {
+        by_target.entry(r.target).or_default().push(r);
+    }
     // Values only shrink, so this terminates; the cap guards against a bug looping forever.
     for _ in 0..=cur.len() * 64 + 64 {
         let mut changed = false;
@@ -69,17 +73,12 @@ pub fn lineage(p: &Program, module: ModuleId) -> Lineage {
             if coll.kind == CollectionKind::Input {
                 continue;
             }
-            let rules: Vec<_> = m
-                .rules
-                .iter()
-                .filter_map(|&r| p.rule(r))
-                .filter(|r| r.target == c && r.op != MergeOp::Delete)
-                .collect();
+            let rules = by_target.get(&c).map_or(&[][..], Vec::as_slice);
             for i in 0..coll.columns.len() {
                 // Intersection over rules of what each rule copies into column i.
                 let mut acc: Option<BTreeSet<InputCol>> = None;
                 let mut any_rule = false;
-                for r in &rules {
+                for r in rules {
                     any_rule = true;
                     let copied: Option<BTreeSet<InputCol>> = match r.body.head.get(i).map(|e| &e.kind) {
                         Some(ExprKind::Col(col)) => {

@@ -32,29 +32,37 @@ pub struct ModulePath {
     pub key_map: Vec<(usize, BTreeSet<InputCol>)>,
 }
 
-fn reachable(p: &Program, rules: &[RuleId], start: CollectionId, forward: bool) -> BTreeSet<CollectionId> {
-    let mut seen = BTreeSet::from([start]);
-    loop {
-        let before = seen.len();
+/// Body-to-target edges of every rule, in both directions, for breadth-first reachability.
+struct Adjacency {
+    forward: BTreeMap<CollectionId, Vec<CollectionId>>,
+    backward: BTreeMap<CollectionId, Vec<CollectionId>>,
+}
+
+impl Adjacency {
+    fn new(p: &Program, rules: &[RuleId]) -> Self {
+        let mut adj = Adjacency { forward: BTreeMap::new(), backward: BTreeMap::new() };
         for r in rules.iter().filter_map(|&r| p.rule(r)) {
-            let body: Vec<CollectionId> = r
-                .body
-                .atoms
-                .iter()
-                .map(|a| a.collection)
-                .chain(r.body.antijoins.iter().map(|a| a.collection))
-                .collect();
-            if forward {
-                if body.iter().any(|c| seen.contains(c)) {
-                    seen.insert(r.target);
-                }
-            } else if seen.contains(&r.target) {
-                seen.extend(body);
+            let body = r.body.atoms.iter().map(|a| a.collection).chain(r.body.antijoins.iter().map(|a| a.collection));
+            for b in body {
+                adj.forward.entry(b).or_default().push(r.target);
+                adj.backward.entry(r.target).or_default().push(b);
             }
         }
-        if seen.len() == before {
-            return seen;
+        adj
+    }
+
+    fn reachable(&self, start: CollectionId, forward: bool) -> BTreeSet<CollectionId> {
+        let edges = if forward { &self.forward } else { &self.backward };
+        let mut seen = BTreeSet::from([start]);
+        let mut queue = vec![start];
+        while let Some(c) = queue.pop() {
+            for &n in edges.get(&c).into_iter().flatten() {
+                if seen.insert(n) {
+                    queue.push(n);
+                }
+            }
         }
+        seen
     }
 }
 
@@ -74,14 +82,15 @@ pub fn module_paths(p: &Program, module: ModuleId, facts: &Facts) -> Vec<ModuleP
     let of_kind = |k: CollectionKind| -> Vec<CollectionId> {
         m.collections.iter().copied().filter(|&c| p.collection(c).is_some_and(|x| x.kind == k)).collect()
     };
+    let adj = Adjacency::new(p, &m.rules);
     let mut out = Vec::new();
     for input in of_kind(CollectionKind::Input) {
-        let fwd = reachable(p, &m.rules, input, true);
+        let fwd = adj.reachable(input, true);
         for output in of_kind(CollectionKind::Output) {
             if !fwd.contains(&output) {
                 continue;
             }
-            let bwd = reachable(p, &m.rules, output, false);
+            let bwd = adj.reachable(output, false);
             out.push(path(p, &m.rules, facts, input, output, &fwd, &bwd));
         }
     }
@@ -119,7 +128,7 @@ fn path(
             let mut transient_only = true;
             // Does the rule's own operator consume I's data? (It is on the path, so yes.)
             if super::gates::own_nonmonotone(r) || (r.body.aggregates() && facts.nonmonotone.contains(&r.id)) {
-                found.insert(r.id, nonmonotone_gate(p, &facts.lineage, r));
+                found.entry(nonmonotone_gate(p, &facts.lineage, r)).or_default().insert(r.id);
                 // An aggregate or antijoin over state only makes a view order-sensitive; a
                 // deletion changes the state itself.
                 transient_only = r.op != MergeOp::Delete;
@@ -171,8 +180,8 @@ fn path(
         to: output,
         confluent: out_gates.is_empty(),
         stateful,
-        sources: out_gates.keys().copied().collect(),
-        gates: out_gates.into_values().collect(),
+        sources: out_gates.values().flatten().copied().collect::<BTreeSet<RuleId>>().into_iter().collect(),
+        gates: out_gates.into_keys().collect(),
         key_map,
     }
 }
