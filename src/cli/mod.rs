@@ -5,6 +5,7 @@ mod check;
 mod common;
 mod dump;
 mod graph;
+mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -92,6 +93,8 @@ enum Command {
     Analyze(analyze::Analyze),
     /// Render the labelled component graph as SVG.
     Graph(graph::Graph),
+    /// Run a one-node program on timely/differential dataflow and print its outputs.
+    Run(run::Run),
 }
 
 impl Cli {
@@ -101,6 +104,7 @@ impl Cli {
             Command::Dump(d) => d.run(),
             Command::Analyze(a) => a.run(),
             Command::Graph(g) => g.run(),
+            Command::Run(r) => r.run(),
         }
     }
 }

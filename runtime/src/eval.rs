@@ -1,0 +1,229 @@
+//! Scalar expression evaluation over rows: the one definition of what an expression means at
+//! run time, shared by the dataflow and by the reference evaluator the tests use.
+//!
+//! Integer overflow and division by zero are evaluation errors: the binding that caused one
+//! produces no fact, and the run counts and reports it (never silently).
+
+use crate::value::{Float, Row, Value};
+use bloomc_compiler::ir::{AggFn, Builtin, Expr, ExprKind};
+use bloomc_grammar::ast::{BinaryOp, UnaryOp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalError {
+    Overflow,
+    DivisionByZero,
+    /// A value of the wrong type; resolution rules this out, so it means a bug.
+    Type,
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EvalError::Overflow => "integer overflow",
+            EvalError::DivisionByZero => "division by zero",
+            EvalError::Type => "value of the wrong type (internal error)",
+        })
+    }
+}
+
+/// What builtins can see: the node instance, and for generators the row number and seed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ctx {
+    pub instance: u32,
+    pub row: u64,
+    /// The generator's seed mixed with the field's position, so fields draw independently.
+    pub seed: u64,
+}
+
+/// SplitMix64: a tiny, well-mixed hash used to derive generator values from (seed, row,
+/// position), so a generated value never depends on which worker produced it.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+pub fn truthy(v: &Value) -> bool {
+    matches!(v, Value::Bool(true))
+}
+
+/// The rows a rule body has bound, one per atom.
+pub trait Bindings {
+    fn get(&self, atom: usize, column: usize) -> Option<&Value>;
+}
+
+impl Bindings for [&Row] {
+    fn get(&self, atom: usize, column: usize) -> Option<&Value> {
+        <[&Row]>::get(self, atom).and_then(|r| r.get(column))
+    }
+}
+
+/// A binding stored as one flat row: the atoms' columns one after another.
+pub struct Flat<'a> {
+    pub row: &'a Row,
+    pub offsets: &'a [usize],
+}
+
+impl Bindings for Flat<'_> {
+    fn get(&self, atom: usize, column: usize) -> Option<&Value> {
+        self.offsets.get(atom).and_then(|o| self.row.get(o + column))
+    }
+}
+
+/// Evaluates `e` against the bindings of a rule body. `aggs` supplies the values of
+/// aggregate nodes, in the order `collect_aggs` lists them.
+pub fn eval<B: Bindings + ?Sized>(e: &Expr, rows: &B, ctx: &Ctx, aggs: &[Value]) -> Result<Value, EvalError> {
+    let mut next = 0;
+    eval_inner(e, rows, ctx, aggs, &mut next, 0)
+}
+
+fn eval_inner<B: Bindings + ?Sized>(
+    e: &Expr,
+    rows: &B,
+    ctx: &Ctx,
+    aggs: &[Value],
+    next: &mut usize,
+    salt: u64,
+) -> Result<Value, EvalError> {
+    Ok(match &e.kind {
+        ExprKind::Lit(v) => Value::from_ir(v),
+        ExprKind::Col(c) => rows.get(c.atom, c.column).cloned().ok_or(EvalError::Type)?,
+        ExprKind::Unary(op, x) => match (op, eval_inner(x, rows, ctx, aggs, next, salt)?) {
+            (UnaryOp::Neg, Value::Int(i)) => Value::Int(i.checked_neg().ok_or(EvalError::Overflow)?),
+            (UnaryOp::Neg, Value::Float(f)) => Value::Float(Float(-f.0)),
+            (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+            _ => return Err(EvalError::Type),
+        },
+        ExprKind::Binary(op, a, b) => {
+            // `and`/`or` short-circuit, as a reader expects.
+            let l = eval_inner(a, rows, ctx, aggs, next, salt.wrapping_mul(31).wrapping_add(1))?;
+            match (op, &l) {
+                (BinaryOp::And, Value::Bool(false)) => return Ok(Value::Bool(false)),
+                (BinaryOp::Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
+                _ => {}
+            }
+            let r = eval_inner(b, rows, ctx, aggs, next, salt.wrapping_mul(31).wrapping_add(2))?;
+            binary(*op, l, r)?
+        }
+        ExprKind::Call(f, args) => {
+            let mut vals = Vec::with_capacity(args.len());
+            for (i, a) in args.iter().enumerate() {
+                vals.push(eval_inner(a, rows, ctx, aggs, next, salt.wrapping_mul(31).wrapping_add(3 + i as u64))?);
+            }
+            call(*f, &vals, ctx, salt)?
+        }
+        ExprKind::Agg(..) => {
+            let v = aggs.get(*next).cloned().ok_or(EvalError::Type)?;
+            *next += 1;
+            v
+        }
+    })
+}
+
+fn call(f: Builtin, args: &[Value], ctx: &Ctx, salt: u64) -> Result<Value, EvalError> {
+    let draw = || mix(ctx.seed ^ mix(ctx.row ^ mix(salt ^ (u64::from(ctx.instance) << 32))));
+    Ok(match (f, args) {
+        (Builtin::Instance, []) => Value::Int(i64::from(ctx.instance)),
+        (Builtin::Row, []) => Value::Int(i64::try_from(ctx.row).map_err(|_| EvalError::Overflow)?),
+        (Builtin::Str, [v]) => Value::Str(v.to_string()),
+        (Builtin::Uniform, [Value::Int(lo), Value::Int(hi)]) => {
+            if hi <= lo {
+                Value::Int(*lo)
+            } else {
+                let span = hi.abs_diff(*lo);
+                let off = draw() % span;
+                Value::Int(lo.wrapping_add(off as i64))
+            }
+        }
+        (Builtin::Pick, choices) if !choices.is_empty() => {
+            let i = (draw() % choices.len() as u64) as usize;
+            choices.get(i).cloned().ok_or(EvalError::Type)?
+        }
+        _ => return Err(EvalError::Type),
+    })
+}
+
+pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, EvalError> {
+    use BinaryOp::*;
+    Ok(match (op, a, b) {
+        (And, Value::Bool(x), Value::Bool(y)) => Value::Bool(x && y),
+        (Or, Value::Bool(x), Value::Bool(y)) => Value::Bool(x || y),
+        (Add, Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
+        (Add, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_add(y).ok_or(EvalError::Overflow)?),
+        (Sub, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_sub(y).ok_or(EvalError::Overflow)?),
+        (Mul, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_mul(y).ok_or(EvalError::Overflow)?),
+        (Div | Rem, Value::Int(_), Value::Int(0)) => return Err(EvalError::DivisionByZero),
+        (Div, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_div(y).ok_or(EvalError::Overflow)?),
+        (Rem, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_rem(y).ok_or(EvalError::Overflow)?),
+        (Add, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 + y.0)),
+        (Sub, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 - y.0)),
+        (Mul, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 * y.0)),
+        (Div, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 / y.0)),
+        (Rem, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 % y.0)),
+        (Eq, x, y) => Value::Bool(x == y),
+        (Ne, x, y) => Value::Bool(x != y),
+        (Lt, x, y) => Value::Bool(x < y),
+        (Le, x, y) => Value::Bool(x <= y),
+        (Gt, x, y) => Value::Bool(x > y),
+        (Ge, x, y) => Value::Bool(x >= y),
+        _ => return Err(EvalError::Type),
+    })
+}
+
+/// The aggregate nodes of `e`, in evaluation order.
+pub fn collect_aggs<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match &e.kind {
+        ExprKind::Agg(..) => out.push(e),
+        ExprKind::Lit(_) | ExprKind::Col(_) => {}
+        ExprKind::Unary(_, x) => collect_aggs(x, out),
+        ExprKind::Binary(_, a, b) => {
+            collect_aggs(a, out);
+            collect_aggs(b, out);
+        }
+        ExprKind::Call(_, args) => args.iter().for_each(|a| collect_aggs(a, out)),
+    }
+}
+
+/// The value of one aggregate over a group's distinct bindings.
+pub fn aggregate<B: Bindings>(agg: &Expr, group: &[B], ctx: &Ctx) -> Result<Value, EvalError> {
+    let ExprKind::Agg(f, arg) = &agg.kind else { return Err(EvalError::Type) };
+    let values = || -> Result<Vec<Value>, EvalError> {
+        let arg = arg.as_deref().ok_or(EvalError::Type)?;
+        group.iter().map(|rows| eval(arg, rows, ctx, &[])).collect()
+    };
+    Ok(match f {
+        AggFn::Count => Value::Int(i64::try_from(group.len()).map_err(|_| EvalError::Overflow)?),
+        AggFn::Sum => {
+            let vals = values()?;
+            match vals.first() {
+                Some(Value::Float(_)) => {
+                    Value::Float(Float(vals.iter().map(|v| if let Value::Float(f) = v { f.0 } else { 0.0 }).sum()))
+                }
+                _ => {
+                    let mut acc: i64 = 0;
+                    for v in &vals {
+                        let Value::Int(i) = v else { return Err(EvalError::Type) };
+                        acc = acc.checked_add(*i).ok_or(EvalError::Overflow)?;
+                    }
+                    Value::Int(acc)
+                }
+            }
+        }
+        AggFn::Min => values()?.into_iter().min().ok_or(EvalError::Type)?,
+        AggFn::Max => values()?.into_iter().max().ok_or(EvalError::Type)?,
+        AggFn::Avg => {
+            let vals = values()?;
+            let n = vals.len().max(1) as f64;
+            let total: f64 = vals
+                .iter()
+                .map(|v| match v {
+                    Value::Int(i) => *i as f64,
+                    Value::Float(f) => f.0,
+                    _ => 0.0,
+                })
+                .sum();
+            Value::Float(Float(total / n))
+        }
+    })
+}

@@ -1,0 +1,11 @@
+//! The bloomc runtime: renders one node's IR into a timely/differential dataflow at run time,
+//! over generic rows, and drives it tick by tick with Bloom's semantics.
+//!
+//! All differential-generic code stays in this crate (`render`), behind the non-generic
+//! [`run::run`], so the compiler and the CLI build fast.
+
+pub mod eval;
+pub mod plan;
+pub mod render;
+pub mod run;
+pub mod value;

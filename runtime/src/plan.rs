@@ -1,0 +1,181 @@
+//! What one node runs: its module's rules sorted by phase and stratum, its feeds, and the
+//! loopback wires that deliver its own `<~` outputs back to its inputs next tick.
+
+use crate::eval::{eval, mix, Ctx, EvalError};
+use crate::value::Row;
+use bloomc_compiler::ir::{CollectionId, FeedSource, ModuleId, Program, RuleId};
+use bloomc_grammar::ast::{CollectionKind, MergeOp};
+
+/// A source of input facts for one input interface.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A seeded generator: `rows` rows, `batch` per tick, fields evaluated per row.
+    Generate { rows: u64, batch: u64, seed: u64, fields: Vec<bloomc_compiler::ir::Expr> },
+    /// Rows already read (from a file), split into ticks of `batch` rows.
+    Rows { rows: Vec<Row>, batch: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub input: CollectionId,
+    pub source: Source,
+}
+
+impl Feed {
+    /// How many ticks this feed needs.
+    pub fn ticks(&self) -> u64 {
+        match &self.source {
+            Source::Generate { rows, batch, .. } => rows.div_ceil((*batch).max(1)),
+            Source::Rows { rows, batch } => (rows.len() as u64).div_ceil((*batch).max(1) as u64),
+        }
+    }
+
+    /// The rows of tick `t` that worker `worker` of `workers` produces (rows are dealt out
+    /// round-robin by row number, so the union over workers is the same for any count).
+    pub fn batch(&self, t: u64, instance: u32, worker: usize, workers: usize, errors: &mut u64) -> Vec<Row> {
+        let mut out = Vec::new();
+        match &self.source {
+            Source::Generate { rows, batch, seed, fields } => {
+                let start = t.saturating_mul(*batch);
+                let end = start.saturating_add(*batch).min(*rows);
+                for row in start..end {
+                    if (row % workers as u64) as usize != worker {
+                        continue;
+                    }
+                    let mut values = Row::new();
+                    let mut failed = false;
+                    for (i, f) in fields.iter().enumerate() {
+                        let ctx = Ctx { instance, row, seed: mix(*seed ^ mix(i as u64)) };
+                        match eval(f, &[] as &[&Row], &ctx, &[]) {
+                            Ok(v) => values.push(v),
+                            Err(_) => failed = true,
+                        }
+                    }
+                    if failed {
+                        *errors += 1;
+                    } else {
+                        out.push(values);
+                    }
+                }
+            }
+            Source::Rows { rows, batch } => {
+                let start = (t as usize).saturating_mul(*batch);
+                for (i, r) in rows.iter().enumerate().skip(start).take(*batch) {
+                    if i % workers == worker {
+                        out.push(r.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The executable shape of one node.
+#[derive(Debug, Clone)]
+pub struct NodePlan {
+    pub module: ModuleId,
+    pub instance: u32,
+    pub node_name: String,
+    /// `<=` rules, grouped by the stratum of their target, lowest first.
+    pub strata: Vec<Vec<RuleId>>,
+    pub deferred: Vec<RuleId>,
+    pub deletes: Vec<RuleId>,
+    pub sends: Vec<RuleId>,
+    pub feeds: Vec<Feed>,
+    /// (output, input) pairs wired from this node to itself.
+    pub loopback: Vec<(CollectionId, CollectionId)>,
+}
+
+impl NodePlan {
+    pub fn collections<'p>(&self, p: &'p Program, kind: CollectionKind) -> Vec<CollectionId> {
+        p.module(self.module)
+            .map(|m| {
+                m.collections.iter().copied().filter(|&c| p.collection(c).is_some_and(|x| x.kind == kind)).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Ticks needed to consume every feed.
+    pub fn feed_ticks(&self) -> u64 {
+        self.feeds.iter().map(Feed::ticks).max().unwrap_or(0)
+    }
+}
+
+/// Why a program cannot run on one node (yet).
+pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<NodePlan, String> {
+    let (module, node_name, mut feeds, loopback) = match &p.system {
+        Some(s) => {
+            let [g] = s.groups.as_slice() else {
+                return Err(format!(
+                    "system `{}` has {} node groups; `bloomc run` runs one node so far (distributed runs are not built yet)",
+                    s.name,
+                    s.groups.len()
+                ));
+            };
+            if g.count != 1 {
+                return Err(format!(
+                    "node group `{}` has {} instances; `bloomc run` runs one node so far",
+                    g.name, g.count
+                ));
+            }
+            let feeds = s
+                .feeds
+                .iter()
+                .filter_map(|f| match &f.source {
+                    FeedSource::Generate { rows, seed, batch, fields } => Some(Feed {
+                        input: f.to.collection,
+                        source: Source::Generate { rows: *rows, batch: *batch, seed: *seed, fields: fields.clone() },
+                    }),
+                    FeedSource::File { .. } => None,
+                })
+                .collect();
+            let loopback = s.wires.iter().map(|w| (w.from.collection, w.to.collection)).collect();
+            (g.module, g.name.clone(), feeds, loopback)
+        }
+        None => {
+            let with_rules: Vec<_> = p.modules.iter().filter(|m| !m.rules.is_empty()).collect();
+            let [m] = with_rules.as_slice() else {
+                return Err(
+                    "the program has no system and more than one module with rules: declare a system".to_string()
+                );
+            };
+            (m.id, m.name.clone(), Vec::new(), Vec::new())
+        }
+    };
+    for (input, rows, batch) in files {
+        feeds.push(Feed { input: *input, source: Source::Rows { rows: rows.clone(), batch: *batch } });
+    }
+    let m = p.module(module).ok_or("unknown module")?;
+    let mut strata: Vec<Vec<RuleId>> = Vec::new();
+    let (mut deferred, mut deletes, mut sends) = (Vec::new(), Vec::new(), Vec::new());
+    for &r in &m.rules {
+        let Some(rule) = p.rule(r) else { continue };
+        match rule.op {
+            MergeOp::Instant => {
+                let s = p.collection(rule.target).map_or(0, |c| c.stratum) as usize;
+                if strata.len() <= s {
+                    strata.resize(s + 1, Vec::new());
+                }
+                if let Some(v) = strata.get_mut(s) {
+                    v.push(r);
+                }
+            }
+            MergeOp::Deferred => deferred.push(r),
+            MergeOp::Delete => deletes.push(r),
+            MergeOp::Async => sends.push(r),
+        }
+    }
+    Ok(NodePlan { module, instance: 0, node_name, strata, deferred, deletes, sends, feeds, loopback })
+}
+
+/// Counts of what went wrong but did not stop the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Problems {
+    /// Bindings dropped because an expression failed (overflow, division by zero).
+    pub eval_errors: u64,
+}
+
+pub fn note_eval_error(_e: EvalError, problems: &mut Problems) {
+    problems.eval_errors += 1;
+}

@@ -1,0 +1,352 @@
+//! Renders one node's rules into a differential dataflow over `Row`s.
+//!
+//! Ticks are timely epochs. Input interfaces hold each tick's facts for that tick only (the
+//! driver inserts them at t and retracts them at t+1). A table is a `Variable` fed from tick
+//! t to t+1 with `(T \ deleted) ∪ inserted`, so deletions apply before inserts, as in Bud. A
+//! scratch is a derived collection; a deferred `<+` into a scratch is a one-tick delay. `<~`
+//! sends into outputs, and loopback wires deliver them to inputs in the next tick. `<=` rules
+//! are rendered stratum by stratum in dependency order; every collection is `distinct`.
+
+use crate::eval::{aggregate, collect_aggs, eval, truthy, Ctx, Flat};
+use crate::plan::NodePlan;
+use crate::value::{Row, Value};
+use bloomc_compiler::ir::{CollectionId, Program, Rule, RuleId};
+use bloomc_grammar::ast::CollectionKind;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::iterate::Variable;
+use differential_dataflow::VecCollection;
+use std::collections::BTreeMap;
+use timely::dataflow::Scope;
+use timely::progress::Timestamp;
+
+pub type Coll<'s, T> = VecCollection<'s, T, Row, isize>;
+
+/// A rule's output rows and the bindings whose expressions failed (tagged with the rule).
+pub struct Rendered<'s, T: Timestamp + Lattice> {
+    pub rows: Coll<'s, T>,
+    pub errors: Coll<'s, T>,
+}
+
+fn key(row: &Row, cols: &[usize]) -> Row {
+    cols.iter().filter_map(|&c| row.get(c).cloned()).collect()
+}
+
+/// Renders one rule against the collections it reads.
+pub fn rule<'s, T: Timestamp + Lattice + Ord>(
+    p: &Program,
+    r: &Rule,
+    colls: &BTreeMap<CollectionId, Coll<'s, T>>,
+    instance: u32,
+) -> Option<Rendered<'s, T>> {
+    let b = &r.body;
+    let arity = |c: CollectionId| p.collection(c).map_or(0, |c| c.columns.len());
+    let mut offsets = Vec::with_capacity(b.atoms.len());
+    let mut width = 0;
+    for a in &b.atoms {
+        offsets.push(width);
+        width += arity(a.collection);
+    }
+    let flat = |atom: usize, col: usize| offsets.get(atom).map_or(0, |o| o + col);
+    let first = b.atoms.first()?;
+    let mut bound = colls.get(&first.collection)?.clone();
+    let mut used = vec![false; b.equalities.len()];
+    for (i, atom) in b.atoms.iter().enumerate().skip(1) {
+        let mut left_cols = Vec::new();
+        let mut right_cols = Vec::new();
+        for (k, e) in b.equalities.iter().enumerate() {
+            let (outer, inner) = if e.right.atom == i && e.left.atom < i {
+                (e.left, e.right)
+            } else if e.left.atom == i && e.right.atom < i {
+                (e.right, e.left)
+            } else {
+                continue;
+            };
+            if let Some(u) = used.get_mut(k) {
+                *u = true;
+            }
+            left_cols.push(flat(outer.atom, outer.column));
+            right_cols.push(inner.column);
+        }
+        let right = colls.get(&atom.collection)?.clone();
+        let (lc, rc) = (left_cols.clone(), right_cols.clone());
+        bound = bound.map(move |row| (key(&row, &lc), row)).join_map(
+            right.map(move |row| (key(&row, &rc), row)),
+            |_k, l, r| {
+                let mut out = l.clone();
+                out.extend(r.iter().cloned());
+                out
+            },
+        );
+    }
+    // Equalities not used as join keys, and the `where` filters.
+    let offs = offsets.clone();
+    let leftover: Vec<_> = b
+        .equalities
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|(e, _)| (flat(e.left.atom, e.left.column), flat(e.right.atom, e.right.column)))
+        .collect();
+    let filters = b.filters.clone();
+    let ctx = Ctx { instance, row: 0, seed: 0 };
+    let rule_id = Value::Int(i64::from(r.id.0));
+    // Bindings whose filter failed to evaluate are errors, split off below.
+    let checked = bound.flat_map(move |row| {
+        if leftover.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
+            return None;
+        }
+        for f in &filters {
+            match eval(f, &Flat { row: &row, offsets: &offs }, &ctx, &[]) {
+                Ok(v) if truthy(&v) => {}
+                Ok(_) => return None,
+                Err(_) => return Some((false, row)),
+            }
+        }
+        Some((true, row))
+    });
+    let mut errors = vec![checked.clone().filter(|(ok, _)| !ok).map(|(_, row)| row)];
+    let mut bound = checked.filter(|(ok, _)| *ok).map(|(_, row)| row);
+    for anti in &b.antijoins {
+        let outer: Vec<usize> = anti.pairs.iter().map(|(o, _)| flat(o.atom, o.column)).collect();
+        let inner: Vec<usize> = anti.pairs.iter().map(|(_, i)| *i).collect();
+        let negated = colls.get(&anti.collection)?.clone().map(move |row| key(&row, &inner)).distinct();
+        bound = bound.map(move |row| (key(&row, &outer), row)).antijoin(negated).map(|(_, row)| row);
+    }
+    let head = b.head.clone();
+    let offs = offsets.clone();
+    let tag = rule_id.clone();
+    let produced = match &b.group_by {
+        None => bound.map(move |row| {
+            let flat = Flat { row: &row, offsets: &offs };
+            let out: Result<Row, _> = head.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
+            match out {
+                Ok(out) => (true, out),
+                Err(_) => (false, row),
+            }
+        }),
+        Some(keys) => {
+            let keys = keys.clone();
+            let having = b.having.clone();
+            let offs2 = offs.clone();
+            let keyed = bound.map(move |row| {
+                let flat = Flat { row: &row, offsets: &offs2 };
+                let k: Result<Row, _> = keys.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
+                (k.map_err(|_| ()), row)
+            });
+            let bad_keys = keyed.clone().filter(|(k, _)| k.is_err()).map(|(_, row)| (false, row));
+            let grouped = keyed
+                .filter(|(k, _)| k.is_ok())
+                .map(|(k, row)| (k.unwrap_or_default(), row))
+                .reduce(move |_key, input: &[(&Row, isize)], output: &mut Vec<((bool, Row), isize)>| {
+                    let group: Vec<Flat<'_>> =
+                        input.iter().filter(|(_, d)| *d > 0).map(|(row, _)| Flat { row, offsets: &offs }).collect();
+                    let Some(first) = group.first() else { return };
+                    let mut aggs_exprs = Vec::new();
+                    for e in head.iter().chain(having.iter()) {
+                        collect_aggs(e, &mut aggs_exprs);
+                    }
+                    let values: Result<Vec<Value>, _> = aggs_exprs.iter().map(|a| aggregate(a, &group, &ctx)).collect();
+                    let Ok(values) = values else {
+                        output.push(((false, first.row.clone()), 1));
+                        return;
+                    };
+                    // Head first, then having: aggregate values are consumed in that order.
+                    let mut head_aggs = 0;
+                    for e in &head {
+                        let mut v = Vec::new();
+                        collect_aggs(e, &mut v);
+                        head_aggs += v.len();
+                    }
+                    let (head_vals, having_vals) = values.split_at(head_aggs.min(values.len()));
+                    if let Some(h) = &having {
+                        match eval(h, first, &ctx, having_vals) {
+                            Ok(v) if truthy(&v) => {}
+                            Ok(_) => return,
+                            Err(_) => {
+                                output.push(((false, first.row.clone()), 1));
+                                return;
+                            }
+                        }
+                    }
+                    let mut out = Row::new();
+                    let mut used = 0;
+                    for e in &head {
+                        let mut v = Vec::new();
+                        collect_aggs(e, &mut v);
+                        let slice = head_vals.get(used..used + v.len()).unwrap_or(&[]);
+                        used += v.len();
+                        match eval(e, first, &ctx, slice) {
+                            Ok(x) => out.push(x),
+                            Err(_) => {
+                                output.push(((false, first.row.clone()), 1));
+                                return;
+                            }
+                        }
+                    }
+                    output.push(((true, out), 1));
+                })
+                .map(|(_k, v)| v);
+            grouped.concat(bad_keys)
+        }
+    };
+    errors.push(produced.clone().filter(|(ok, _)| !ok).map(|(_, row)| row));
+    let rows = produced.filter(|(ok, _)| *ok).map(|(_, row)| row);
+    let errors = differential_dataflow::collection::concatenate(rows.scope(), errors).map(move |row| {
+        let mut tagged = Row::new();
+        tagged.push(tag.clone());
+        tagged.extend(row);
+        tagged
+    });
+    Some(Rendered { rows, errors })
+}
+
+/// The collections a node's dataflow exposes to the driver.
+pub struct NodeDataflow<'s> {
+    /// Final contents of each output interface per tick: `<=` facts and `<~` sends.
+    pub outputs: BTreeMap<CollectionId, Coll<'s, u64>>,
+    /// Every table's next state and every delayed collection: changes mean "not quiescent".
+    pub activity: Coll<'s, u64>,
+    pub errors: Coll<'s, u64>,
+}
+
+/// Builds the dataflow of one node. `inputs` are the external input collections.
+pub fn node<'s>(
+    p: &Program,
+    plan: &NodePlan,
+    scope: Scope<'s, u64>,
+    inputs: BTreeMap<CollectionId, Coll<'s, u64>>,
+) -> Result<NodeDataflow<'s>, String> {
+    let mut colls: BTreeMap<CollectionId, Coll<'s, u64>> = BTreeMap::new();
+    let mut delayed: BTreeMap<CollectionId, Variable<'s, u64, Vec<(Row, u64, isize)>>> = BTreeMap::new();
+    let mut bases: BTreeMap<CollectionId, Vec<Coll<'s, u64>>> = BTreeMap::new();
+    let mut add_delay = |c: CollectionId, bases: &mut BTreeMap<CollectionId, Vec<Coll<'s, u64>>>| {
+        if !delayed.contains_key(&c) {
+            let (var, coll) = Variable::new(scope, 1u64);
+            delayed.insert(c, var);
+            bases.entry(c).or_default().push(coll);
+        }
+    };
+    for (c, coll) in inputs {
+        bases.entry(c).or_default().push(coll);
+    }
+    for c in plan.collections(p, CollectionKind::Table) {
+        add_delay(c, &mut bases);
+    }
+    for &r in &plan.deferred {
+        if let Some(rule) = p.rule(r) {
+            add_delay(rule.target, &mut bases);
+        }
+    }
+    for (_, input) in &plan.loopback {
+        add_delay(*input, &mut bases);
+    }
+    // Instant rules, stratum by stratum; within a stratum, in dependency order.
+    let by_target = |rules: &[RuleId]| -> BTreeMap<CollectionId, Vec<RuleId>> {
+        let mut m: BTreeMap<CollectionId, Vec<RuleId>> = BTreeMap::new();
+        for &r in rules {
+            if let Some(rule) = p.rule(r) {
+                m.entry(rule.target).or_default().push(r);
+            }
+        }
+        m
+    };
+    let mut errors: Vec<Coll<'s, u64>> = Vec::new();
+    let all: Vec<CollectionId> = p.module(plan.module).map(|m| m.collections.clone()).unwrap_or_default();
+    let module_rules: Vec<RuleId> = plan.strata.iter().flatten().copied().collect();
+    let instant = by_target(&module_rules);
+    let order = dependency_order(p, &all, &instant)?;
+    for c in order {
+        let mut parts: Vec<Coll<'s, u64>> = bases.remove(&c).unwrap_or_default();
+        for &r in instant.get(&c).into_iter().flatten() {
+            let Some(rule) = p.rule(r) else { continue };
+            let out = self::rule(p, rule, &colls, plan.instance)
+                .ok_or("internal error: a rule reads an unrendered collection")?;
+            parts.push(out.rows);
+            errors.push(out.errors);
+        }
+        let coll = differential_dataflow::collection::concatenate(scope, parts).distinct();
+        colls.insert(c, coll);
+    }
+    // End of tick: deferred inserts and deletes, and sends.
+    let mut plus: BTreeMap<CollectionId, Vec<Coll<'s, u64>>> = BTreeMap::new();
+    let mut minus: BTreeMap<CollectionId, Vec<Coll<'s, u64>>> = BTreeMap::new();
+    let mut sends: BTreeMap<CollectionId, Vec<Coll<'s, u64>>> = BTreeMap::new();
+    for (list, into) in [(&plan.deferred, &mut plus), (&plan.deletes, &mut minus), (&plan.sends, &mut sends)] {
+        for &r in list {
+            let Some(rule) = p.rule(r) else { continue };
+            let out = self::rule(p, rule, &colls, plan.instance)
+                .ok_or("internal error: a rule reads an unrendered collection")?;
+            into.entry(rule.target).or_default().push(out.rows);
+            errors.push(out.errors);
+        }
+    }
+    let mut activity: Vec<Coll<'s, u64>> = Vec::new();
+    let mut sent: BTreeMap<CollectionId, Coll<'s, u64>> = BTreeMap::new();
+    for (o, parts) in sends {
+        sent.insert(o, differential_dataflow::collection::concatenate(scope, parts).distinct());
+    }
+    for (c, var) in std::mem::take(&mut delayed) {
+        let kind = p.collection(c).map(|x| x.kind);
+        let next = match kind {
+            Some(CollectionKind::Table) => {
+                let current = colls.get(&c).cloned().ok_or("internal error: table not rendered")?;
+                let removed =
+                    differential_dataflow::collection::concatenate(scope, minus.remove(&c).unwrap_or_default())
+                        .distinct();
+                let kept = current.map(|r| (r, ())).antijoin(removed).map(|(r, ())| r);
+                let added = plus.remove(&c).unwrap_or_default();
+                differential_dataflow::collection::concatenate(scope, std::iter::once(kept).chain(added)).distinct()
+            }
+            Some(CollectionKind::Input) => {
+                let parts: Vec<Coll<'s, u64>> =
+                    plan.loopback.iter().filter(|(_, i)| *i == c).filter_map(|(o, _)| sent.get(o).cloned()).collect();
+                differential_dataflow::collection::concatenate(scope, parts).distinct()
+            }
+            _ => differential_dataflow::collection::concatenate(scope, plus.remove(&c).unwrap_or_default()).distinct(),
+        };
+        activity.push(next.clone());
+        var.set(next);
+    }
+    let mut outputs = BTreeMap::new();
+    for o in plan.collections(p, CollectionKind::Output) {
+        let local = colls.get(&o).cloned().ok_or("internal error: output not rendered")?;
+        let all = match sent.get(&o) {
+            Some(s) => local.concat(s.clone()).distinct(),
+            None => local,
+        };
+        outputs.insert(o, all);
+    }
+    let activity = differential_dataflow::collection::concatenate(scope, activity);
+    let errors = differential_dataflow::collection::concatenate(scope, errors);
+    Ok(NodeDataflow { outputs, activity, errors })
+}
+
+/// Collections in an order where every `<=` rule's inputs come before its target. Recursive
+/// `<=` rules (a cycle through `<=`) are not supported by this runtime yet.
+fn dependency_order(
+    p: &Program,
+    all: &[CollectionId],
+    instant: &BTreeMap<CollectionId, Vec<RuleId>>,
+) -> Result<Vec<CollectionId>, String> {
+    let mut g: petgraph::graph::DiGraph<CollectionId, ()> = petgraph::graph::DiGraph::new();
+    let nodes: BTreeMap<CollectionId, _> = all.iter().map(|&c| (c, g.add_node(c))).collect();
+    for (target, rules) in instant {
+        for r in rules.iter().filter_map(|&r| p.rule(r)) {
+            let reads = r.body.atoms.iter().map(|a| a.collection).chain(r.body.antijoins.iter().map(|a| a.collection));
+            for c in reads {
+                if let (Some(&from), Some(&to)) = (nodes.get(&c), nodes.get(target)) {
+                    g.add_edge(from, to, ());
+                }
+            }
+        }
+    }
+    match petgraph::algo::toposort(&g, None) {
+        Ok(order) => Ok(order.into_iter().filter_map(|n| g.node_weight(n).copied()).collect()),
+        Err(cycle) => {
+            let name = g.node_weight(cycle.node_id()).map_or("?", |c| p.collection_name(*c));
+            Err(format!(
+                "`{name}` is defined recursively through `<=`; recursive rules are not supported by `bloomc run` yet"
+            ))
+        }
+    }
+}

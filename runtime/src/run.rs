@@ -1,0 +1,203 @@
+//! The driver: runs one node's dataflow on timely workers, tick by tick, until its feeds
+//! are consumed and its state stops changing; gathers outputs, counts and timings.
+//!
+//! This is the crate's non-generic entry point: callers never see differential types.
+
+use crate::plan::NodePlan;
+use crate::render::{self, Coll};
+use crate::value::Row;
+use bloomc_compiler::ir::{CollectionId, Program};
+use bloomc_grammar::ast::CollectionKind;
+use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::VecCollection;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::Exchange;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Timely workers in this process.
+    pub workers: usize,
+    /// A bound on ticks, so a program whose state never settles still ends.
+    pub max_ticks: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { workers: 1, max_ticks: 100_000 }
+    }
+}
+
+/// What a run produced. `outputs` holds, per output interface, the contents at every tick
+/// where they changed (ticks absent from the map repeat the previous contents).
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    pub ticks: u64,
+    pub quiescent: bool,
+    pub facts_in: u64,
+    pub outputs: BTreeMap<String, BTreeMap<u64, BTreeSet<Row>>>,
+    /// Bindings dropped because an expression failed, as distinct (rule, binding) pairs.
+    pub eval_errors: u64,
+    /// Generated rows dropped because a field failed to evaluate.
+    pub feed_errors: u64,
+    pub elapsed_s: f64,
+}
+
+impl RunResult {
+    /// The contents of `output` at the last tick.
+    pub fn final_contents(&self, output: &str) -> BTreeSet<Row> {
+        self.outputs.get(output).and_then(|m| m.values().next_back()).cloned().unwrap_or_default()
+    }
+    /// Every distinct fact `output` held at any tick.
+    pub fn all_facts(&self, output: &str) -> BTreeSet<Row> {
+        self.outputs.get(output).map(|m| m.values().flatten().cloned().collect()).unwrap_or_default()
+    }
+}
+
+type Updates = Rc<RefCell<Vec<(CollectionId, Row, u64, isize)>>>;
+
+struct Worker {
+    sessions: BTreeMap<CollectionId, InputSession<u64, Row, isize>>,
+    probe: timely::dataflow::ProbeHandle<u64>,
+    outputs: Updates,
+    errors: Updates,
+    activity: Rc<RefCell<BTreeMap<u64, usize>>>,
+}
+
+fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &NodePlan) -> Result<Worker, String> {
+    let outputs: Updates = Rc::default();
+    let errors: Updates = Rc::default();
+    let activity: Rc<RefCell<BTreeMap<u64, usize>>> = Rc::default();
+    let probe = timely::dataflow::ProbeHandle::new();
+    let (o, e, a, pr) = (outputs.clone(), errors.clone(), activity.clone(), probe.clone());
+    let sessions = worker.dataflow::<u64, _, _>(move |scope| -> Result<_, String> {
+        let mut sessions = BTreeMap::new();
+        let mut inputs: BTreeMap<CollectionId, Coll<'_, u64>> = BTreeMap::new();
+        for c in plan.collections(p, CollectionKind::Input) {
+            let (session, coll) = scope.new_collection::<Row, isize>();
+            sessions.insert(c, session);
+            inputs.insert(c, coll);
+        }
+        let df = render::node(p, plan, scope, inputs)?;
+        for (c, coll) in df.outputs {
+            let sink = o.clone();
+            VecCollection::new(coll.inner.exchange(|_| 0))
+                .inspect(move |(row, t, d)| sink.borrow_mut().push((c, row.clone(), *t, *d)))
+                .probe_with(&pr);
+        }
+        let sink = e.clone();
+        VecCollection::new(df.errors.inner.exchange(|_| 0))
+            .inspect(move |(row, t, d)| sink.borrow_mut().push((CollectionId(0), row.clone(), *t, *d)))
+            .probe_with(&pr);
+        let counts = a.clone();
+        VecCollection::new(df.activity.map(|_| ()).inner.broadcast())
+            .inspect(move |(_, t, _)| *counts.borrow_mut().entry(*t).or_default() += 1)
+            .probe_with(&pr);
+        Ok(sessions)
+    })?;
+    Ok(Worker { sessions, probe, outputs, errors, activity })
+}
+
+struct WorkerResult {
+    index: usize,
+    ticks: u64,
+    quiescent: bool,
+    facts_in: u64,
+    feed_errors: u64,
+    outputs: Vec<(CollectionId, Row, u64, isize)>,
+    errors: Vec<(CollectionId, Row, u64, isize)>,
+}
+
+/// Runs the node described by `plan` and returns what it produced.
+pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResult, String> {
+    let start = Instant::now();
+    let shared = Arc::new((p.clone(), plan.clone(), options.clone()));
+    let config = timely::Config::process(options.workers.max(1));
+    let guards = timely::execute(config, move |worker| -> Result<WorkerResult, String> {
+        let (p, plan, options) = &*shared;
+        let index = worker.index();
+        let peers = worker.peers();
+        let mut w = build(worker, p, plan)?;
+        let feed_ticks = plan.feed_ticks();
+        let mut previous: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
+        let (mut facts_in, mut feed_errors) = (0u64, 0u64);
+        let mut quiescent = false;
+        let mut tick = 0;
+        while tick < options.max_ticks {
+            for (c, session) in w.sessions.iter_mut() {
+                for row in previous.remove(c).unwrap_or_default() {
+                    session.update(row, -1);
+                }
+                let mut rows = Vec::new();
+                for f in plan.feeds.iter().filter(|f| f.input == *c) {
+                    rows.extend(f.batch(tick, plan.instance, index, peers, &mut feed_errors));
+                }
+                facts_in += rows.len() as u64;
+                for row in &rows {
+                    session.update(row.clone(), 1);
+                }
+                previous.insert(*c, rows);
+                session.advance_to(tick + 1);
+                session.flush();
+            }
+            let probe = w.probe.clone();
+            worker.step_while(|| probe.less_than(&(tick + 1)));
+            let changed = w.activity.borrow().get(&tick).copied().unwrap_or(0);
+            tick += 1;
+            // Past the feeds, a tick without inputs whose state did not change repeats forever.
+            if tick > feed_ticks && changed == 0 {
+                quiescent = true;
+                break;
+            }
+        }
+        // Results up to the last tick are complete (the probe passed it). A node stopped by
+        // `max_ticks` may still be producing, so drop the dataflow rather than drain it.
+        drop(std::mem::take(&mut w.sessions));
+        for id in worker.installed_dataflows() {
+            worker.drop_dataflow(id);
+        }
+        let outputs = std::mem::take(&mut *w.outputs.borrow_mut());
+        let errors = std::mem::take(&mut *w.errors.borrow_mut());
+        Ok(WorkerResult { index, ticks: tick, quiescent, facts_in, feed_errors, outputs, errors })
+    })?;
+    let mut result = RunResult::default();
+    let mut updates = Vec::new();
+    let mut error_updates = Vec::new();
+    for r in guards.join() {
+        let r = r.map_err(|e| format!("a worker failed: {e}"))??;
+        result.facts_in += r.facts_in;
+        result.feed_errors += r.feed_errors;
+        if r.index == 0 {
+            result.ticks = r.ticks;
+            result.quiescent = r.quiescent;
+        }
+        updates.extend(r.outputs);
+        error_updates.extend(r.errors);
+    }
+    // Rebuild each output's contents per tick from its updates.
+    let mut by_output: BTreeMap<CollectionId, BTreeMap<u64, Vec<(Row, isize)>>> = BTreeMap::new();
+    for (c, row, t, d) in updates {
+        by_output.entry(c).or_default().entry(t).or_default().push((row, d));
+    }
+    for c in plan.collections(p, CollectionKind::Output) {
+        let mut current: BTreeMap<Row, isize> = BTreeMap::new();
+        let mut ticks = BTreeMap::new();
+        for (t, diffs) in by_output.remove(&c).unwrap_or_default() {
+            for (row, d) in diffs {
+                *current.entry(row).or_default() += d;
+            }
+            current.retain(|_, d| *d != 0);
+            ticks.insert(t, current.keys().cloned().collect());
+        }
+        result.outputs.insert(p.collection_name(c).to_string(), ticks);
+    }
+    let distinct: BTreeSet<Row> =
+        error_updates.into_iter().filter(|(_, _, _, d)| *d > 0).map(|(_, r, _, _)| r).collect();
+    result.eval_errors = distinct.len() as u64;
+    result.elapsed_s = start.elapsed().as_secs_f64();
+    Ok(result)
+}
