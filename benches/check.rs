@@ -1,4 +1,4 @@
-//! Compile-time benchmark: `compile` (parse, resolve, type-check, stratify) on generated
+//! Compile-time benchmark: `compile` (parse, resolve, type-check, stratify, analyse) on generated
 //! programs of 1k, 10k and 100k rules. Prints the time and the time per rule, so linear
 //! growth shows as a flat per-rule column. Run with `cargo bench --bench check`.
 

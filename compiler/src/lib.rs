@@ -216,21 +216,8 @@ fn analyse(
         .collect();
     let (graph, unmatched) = analysis::build::graph(program, &args);
     let mut diags = Vec::new();
-    for name in unmatched {
-        let inputs: Vec<String> =
-            graph.components.iter().flat_map(|c| c.inputs.iter().map(move |i| format!("{}.{i}", c.name))).collect();
-        let file = sources.add(format!("--seal {name}"), name.clone());
-        let help = diagnostic::did_you_mean(&name, inputs.iter().map(String::as_str))
-            .unwrap_or_else(|| format!("the input streams are: {}", inputs.join(", ")));
-        diags.push(
-            Diagnostic::new(
-                Code::UnknownStream,
-                format!("`--seal {name}`: no input stream has this name"),
-                Span::new(file, 0, name.len()),
-                "unknown stream",
-            )
-            .with_help(help),
-        );
+    for problem in unmatched {
+        diags.push(seal_problem(sources, &graph, &problem));
     }
     if !diags.is_empty() {
         return (None, diags);
@@ -322,17 +309,11 @@ pub fn analyze_greybox(name: &str, bytes: &[u8], options: &Options, variant: Opt
     let mut analyses = Vec::new();
     for v in chosen {
         let mut graph = grey.graph(v.as_deref());
-        for stream in analysis::build::apply_seal_args(&mut graph, &args) {
-            if diagnostics.iter().any(|d: &Diagnostic| d.message.contains(&format!("`--seal {stream}`"))) {
-                continue;
+        for problem in analysis::build::apply_seal_args(&mut graph, &args) {
+            let d = seal_problem(&mut sources, &graph, &problem);
+            if !diagnostics.iter().any(|x: &Diagnostic| x.message == d.message) {
+                diagnostics.push(d);
             }
-            let f = sources.add(format!("--seal {stream}"), stream.clone());
-            diagnostics.push(Diagnostic::new(
-                Code::UnknownStream,
-                format!("`--seal {stream}`: no input stream has this name"),
-                Span::new(f, 0, stream.len()),
-                "unknown stream",
-            ));
         }
         let a = analysis::report::Analysis::new(graph, true);
         for d in a.diagnostics() {
@@ -344,4 +325,43 @@ pub fn analyze_greybox(name: &str, bytes: &[u8], options: &Options, variant: Opt
     }
     sort(&mut diagnostics);
     GreyBoxRun { sources, diagnostics, analyses }
+}
+
+/// The diagnostic for a `--seal` argument that cannot apply, located in a virtual file that
+/// holds the argument.
+fn seal_problem(
+    sources: &mut SourceMap,
+    graph: &analysis::model::Graph,
+    problem: &analysis::build::SealProblem,
+) -> Diagnostic {
+    use analysis::build::SealProblem;
+    match problem {
+        SealProblem::UnknownStream(name) => {
+            let inputs: Vec<String> =
+                graph.components.iter().flat_map(|c| c.inputs.iter().map(move |i| format!("{}.{i}", c.name))).collect();
+            let file = sources.add(format!("--seal {name}"), name.clone());
+            let help = diagnostic::did_you_mean(name, inputs.iter().map(String::as_str))
+                .unwrap_or_else(|| format!("the input streams are: {}", inputs.join(", ")));
+            Diagnostic::new(
+                Code::UnknownStream,
+                format!("`--seal {name}`: no input stream has this name"),
+                Span::new(file, 0, name.len()),
+                "unknown stream",
+            )
+            .with_help(help)
+        }
+        SealProblem::UnknownColumn { stream, column, columns } => {
+            let text = format!("{stream}={column}");
+            let file = sources.add(format!("--seal {stream}"), text.clone());
+            let help = diagnostic::did_you_mean(column, columns.iter().map(String::as_str))
+                .unwrap_or_else(|| format!("its columns are: {}", columns.join(", ")));
+            Diagnostic::new(
+                Code::UnknownColumn,
+                format!("`--seal {stream}`: the stream has no column `{column}`"),
+                Span::new(file, stream.len() + 1, text.len()),
+                "unknown column",
+            )
+            .with_help(help)
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! Prints one line per output stream with its label and the coordination each hazard needs
 //! (or JSON, or DOT), and diagnostics at the nonmonotonic statements on stderr.
 
-use super::common::{emit, read, report};
+use super::common::{emit, read};
 use super::{Format, ProgramArgs};
 use bloomc_compiler::analysis::report::Analysis;
 use bloomc_compiler::diagnostic::Severity;
@@ -27,68 +27,60 @@ pub fn is_greybox(path: &std::path::Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
 }
 
-/// Analyses FILE (either kind); returns the analyses with their variant names, or the exit
-/// code after reporting errors.
-pub fn run_analysis(
-    program: &ProgramArgs,
-    variant: Option<&str>,
-    notes: bool,
-) -> Result<Result<Vec<(Option<String>, Analysis)>, ExitCode>, String> {
+/// What an analysis run produced: the analyses with their variant names (none when the
+/// input has errors), and the diagnostics as JSON values (for `--format json`).
+pub struct Outcome {
+    pub analyses: Vec<(Option<String>, Analysis)>,
+    pub diagnostics: Vec<serde_json::Value>,
+    pub errors: usize,
+}
+
+/// Analyses FILE (either kind). Diagnostics are printed for people, or returned as JSON.
+pub fn run_analysis(program: &ProgramArgs, variant: Option<&str>, notes: bool) -> Result<Outcome, String> {
     let bytes = read(&program.file)?;
     let name = program.file.display().to_string();
-    let format = program.format;
-    if is_greybox(&program.file) {
+    let (sources, diagnostics, analyses) = if is_greybox(&program.file) {
         if !program.set.is_empty() {
             return Err("`--set` has no meaning for a grey-box file; use `--variant` to pick a query".to_string());
         }
         let run = analyze_greybox(&name, &bytes, &program.options(), variant);
-        let shown: Vec<_> = run.diagnostics.iter().filter(|d| notes || d.severity() != Severity::Note).collect();
-        print_diagnostics(&run.sources, &shown, format);
-        if run.has_errors() {
-            return Ok(Err(ExitCode::from(1)));
-        }
-        return Ok(Ok(run.analyses));
-    }
-    if variant.is_some() {
-        return Err("`--variant` is for grey-box files; programs choose with `--set`".to_string());
-    }
-    let c: Compilation = compile_with(&name, &bytes, &program.options());
-    if format == Format::Json {
-        // JSON diagnostics go inside the one JSON document below.
-        if c.has_errors() {
-            report(&c, Format::Json, notes);
-            return Ok(Err(ExitCode::from(1)));
-        }
+        (run.sources, run.diagnostics, run.analyses)
     } else {
-        let shown: Vec<_> = c.diagnostics.iter().filter(|d| notes || d.severity() != Severity::Note).collect();
-        print_diagnostics(&c.sources, &shown, format);
-    }
-    match c.analysis {
-        Some(a) if !c.has_errors() => Ok(Ok(vec![(None, a)])),
-        _ => Ok(Err(ExitCode::from(1))),
-    }
-}
-
-fn print_diagnostics(
-    sources: &bloomc_compiler::source::SourceMap,
-    diags: &[&bloomc_compiler::diagnostic::Diagnostic],
-    format: Format,
-) {
-    if format == Format::Json {
-        return;
+        if variant.is_some() {
+            return Err("`--variant` is for grey-box files; programs choose with `--set`".to_string());
+        }
+        let c: Compilation = compile_with(&name, &bytes, &program.options());
+        let errors = c.has_errors();
+        let analyses = match c.analysis {
+            Some(a) if !errors => vec![(None, a)],
+            _ => Vec::new(),
+        };
+        (c.sources, c.diagnostics, analyses)
+    };
+    let shown: Vec<_> = diagnostics.iter().filter(|d| notes || d.severity() != Severity::Note).collect();
+    let errors = shown.iter().filter(|d| d.severity() == Severity::Error).count();
+    if program.format == Format::Json {
+        let json = shown.iter().map(|d| render::to_json(&sources, d)).collect();
+        return Ok(Outcome { analyses: if errors > 0 { Vec::new() } else { analyses }, diagnostics: json, errors });
     }
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    for d in diags {
-        eprint!("{}", render::render_human(sources, d, color));
+    for d in &shown {
+        eprint!("{}", render::render_human(&sources, d, color));
     }
+    Ok(Outcome { analyses: if errors > 0 { Vec::new() } else { analyses }, diagnostics: Vec::new(), errors })
 }
 
 impl Analyze {
     pub fn run(self) -> Result<ExitCode, String> {
-        let analyses = match run_analysis(&self.program, self.variant.as_deref(), true)? {
-            Ok(a) => a,
-            Err(code) => return Ok(code),
-        };
+        let outcome = run_analysis(&self.program, self.variant.as_deref(), true)?;
+        if outcome.errors > 0 {
+            if self.program.format == Format::Json {
+                let out = serde_json::json!({ "diagnostics": outcome.diagnostics, "errors": outcome.errors });
+                emit(&format!("{out}\n"));
+            }
+            return Ok(ExitCode::from(1));
+        }
+        let analyses = outcome.analyses;
         let many = analyses.len() > 1;
         match self.program.format {
             Format::Json => {
@@ -102,10 +94,13 @@ impl Analyze {
                         j
                     })
                     .collect();
-                let out = match docs.as_slice() {
+                let mut out = match docs.as_slice() {
                     [one] => one.clone(),
                     _ => serde_json::json!({ "variants": docs }),
                 };
+                if let Some(obj) = out.as_object_mut() {
+                    obj.insert("diagnostics".to_string(), serde_json::Value::Array(outcome.diagnostics));
+                }
                 emit(&format!("{out}\n"));
             }
             Format::Dot => {

@@ -37,11 +37,11 @@ pub fn svg(dot: &str) -> Result<String, String> {
 
 impl Graph {
     pub fn run(self) -> Result<ExitCode, String> {
-        let analyses = match run_analysis(&self.program, self.variant.as_deref(), false)? {
-            Ok(a) => a,
-            Err(code) => return Ok(code),
-        };
-        let [(_, a)] = analyses.as_slice() else {
+        let outcome = run_analysis(&self.program, self.variant.as_deref(), false)?;
+        if outcome.errors > 0 {
+            return Ok(ExitCode::from(1));
+        }
+        let [(_, a)] = outcome.analyses.as_slice() else {
             return Err("this file has several variants: pick one with `--variant`".to_string());
         };
         let svg = svg(&a.dot())?;

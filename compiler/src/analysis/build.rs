@@ -73,8 +73,8 @@ pub struct SealArg {
     pub key: Vec<String>,
 }
 
-/// The component graph, plus the `--seal` arguments that matched no input stream.
-pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
+/// The component graph, plus the `--seal` arguments that cannot apply.
+pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<SealProblem>) {
     let mut cache: BTreeMap<ModuleId, Vec<Path>> = BTreeMap::new();
     let mut paths_of = |m: ModuleId| -> Vec<Path> {
         cache
@@ -86,6 +86,15 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
             .clone()
     };
     let mut g = Graph::default();
+    let columns = |p: &Program, ids: &[CollectionId]| -> Option<Vec<Vec<String>>> {
+        Some(
+            ids.iter()
+                .map(|&c| {
+                    p.collection(c).map(|c| c.columns.iter().map(|x| x.name.clone()).collect()).unwrap_or_default()
+                })
+                .collect(),
+        )
+    };
     let names = |p: &Program, ids: &[CollectionId]| -> Vec<String> {
         ids.iter().map(|&c| p.collection_name(c).to_string()).collect()
     };
@@ -97,6 +106,7 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
                     name: grp.name.clone(),
                     replicated: grp.replicated || (self_fed && grp.count > 1),
                     inputs: names(p, &interfaces(p, grp.module, CollectionKind::Input)),
+                    input_columns: columns(p, &interfaces(p, grp.module, CollectionKind::Input)),
                     outputs: names(p, &interfaces(p, grp.module, CollectionKind::Output)),
                     paths: paths_of(grp.module),
                     span: Some(grp.span),
@@ -148,6 +158,7 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
                     name: m.name.clone(),
                     replicated: false,
                     inputs: names(p, &inputs),
+                    input_columns: columns(p, &inputs),
                     outputs: names(p, &interfaces(p, m.id, CollectionKind::Output)),
                     paths: paths_of(m.id),
                     span: Some(m.span),
@@ -159,15 +170,32 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<String>) {
     (g, unmatched)
 }
 
-/// Adds `--seal` seals, replacing a declared seal on the same stream. Returns the names that
-/// matched no input stream.
-pub fn apply_seal_args(g: &mut Graph, args: &[SealArg]) -> Vec<String> {
+/// A `--seal` argument that cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealProblem {
+    UnknownStream(String),
+    UnknownColumn { stream: String, column: String, columns: Vec<String> },
+}
+
+/// Adds `--seal` seals, replacing a declared seal on the same stream. Returns the arguments
+/// that matched no input stream, or named a column the stream does not have.
+pub fn apply_seal_args(g: &mut Graph, args: &[SealArg]) -> Vec<SealProblem> {
     let mut unmatched = Vec::new();
     for a in args {
         let mut hit = false;
         for (c, comp) in g.components.iter().enumerate() {
             for (i, input) in comp.inputs.iter().enumerate() {
                 if a.stream == *input || a.stream == format!("{}.{input}", comp.name) {
+                    let cols = comp.input_columns.as_ref().and_then(|cols| cols.get(i));
+                    if let Some(missing) = a.key.iter().find(|k| cols.is_some_and(|cols| !cols.contains(k))) {
+                        unmatched.push(SealProblem::UnknownColumn {
+                            stream: a.stream.clone(),
+                            column: missing.clone(),
+                            columns: cols.cloned().unwrap_or_default(),
+                        });
+                        hit = true;
+                        continue;
+                    }
                     hit = true;
                     g.seals.retain(|s| !(s.component == c && s.input == i));
                     g.seals.push(SealDecl { component: c, input: i, key: a.key.clone() });
@@ -175,7 +203,7 @@ pub fn apply_seal_args(g: &mut Graph, args: &[SealArg]) -> Vec<String> {
             }
         }
         if !hit {
-            unmatched.push(a.stream.clone());
+            unmatched.push(SealProblem::UnknownStream(a.stream.clone()));
         }
     }
     unmatched

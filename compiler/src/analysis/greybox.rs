@@ -370,6 +370,7 @@ impl GreyBox {
                 name: name.clone(),
                 replicated: *rep,
                 inputs,
+                input_columns: None,
                 outputs,
                 paths,
                 span: Some(*span),

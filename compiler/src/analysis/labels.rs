@@ -243,7 +243,9 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
                 labels.push(mapped);
                 "p"
             }
-            (Label::Seal(k), false) if compatible(&path.gates, k, path.from) => {
+            // A compatible seal keeps order-sensitive *state* per partition (no Taint, rule 4).
+            // A read (OR) still races with the other inputs; reconciliation decides that.
+            (Label::Seal(k), false) if ann.stateful() && compatible(&path.gates, k, path.from) => {
                 seals_used.push((pi, path.from, k.clone()));
                 added.push("Async".into());
                 labels.push(Label::Async);
@@ -311,6 +313,20 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
             .map(|p| (p.from, inputs.get(&(c, p.from))))
             .filter(|(_, l)| l.is_some())
             .collect();
+        // With no other input to race with, the read's own input sealed compatibly means each
+        // partition is read once it is complete.
+        if others.is_empty() {
+            if let Some(Label::Seal(k)) = inputs.get(&(c, input)) {
+                if compatible(&path.gates, k, input) {
+                    seals_used.push((pi, input, k.clone()));
+                    reconcile.push(format!(
+                        "NDRead{{{}}} protected: its own input is sealed on a compatible key",
+                        path.subscript().join(", ")
+                    ));
+                    continue;
+                }
+            }
+        }
         let unsealed: Vec<String> = others
             .iter()
             .filter(|(j, l)| !matches!(l, Some(Label::Seal(k)) if compatible(&path.gates, k, *j)))

@@ -105,6 +105,8 @@ pub struct Component {
     pub name: String,
     pub replicated: bool,
     pub inputs: Vec<String>,
+    /// The columns of each input (white box); grey-box streams have no declared columns.
+    pub input_columns: Option<Vec<Vec<String>>>,
     pub outputs: Vec<String>,
     pub paths: Vec<Path>,
     pub span: Option<Span>,

@@ -32,7 +32,7 @@ pub struct ModulePath {
     pub key_map: Vec<(usize, BTreeSet<InputCol>)>,
 }
 
-/// Body-to-target edges of every rule, in both directions, for breadth-first reachability.
+/// Body-to-target edges of every rule, in both directions, for reachability.
 struct Adjacency {
     forward: BTreeMap<CollectionId, Vec<CollectionId>>,
     backward: BTreeMap<CollectionId, Vec<CollectionId>>,

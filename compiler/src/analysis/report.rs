@@ -220,16 +220,44 @@ impl Analysis {
         out
     }
 
+    /// The most severe stream leaving the system that output (c, o) can reach.
+    fn worst_sink_from(&self, c: usize, o: usize) -> Option<(String, Label)> {
+        let mut seen = std::collections::BTreeSet::from([(c, o)]);
+        let mut stack = vec![(c, o)];
+        let mut worst: Option<(String, Label)> = None;
+        while let Some((c, o)) = stack.pop() {
+            if !self.consumed(c, o) {
+                if let Some(r) = self.labels.outputs.iter().find(|r| r.component == c && r.output == o) {
+                    let name = if self.greybox {
+                        self.graph.components.get(c).and_then(|x| x.outputs.get(o)).cloned().unwrap_or_default()
+                    } else {
+                        self.graph.output_name(c, o)
+                    };
+                    if worst.as_ref().is_none_or(|(_, w)| r.label.severity() > w.severity()) {
+                        worst = Some((name, r.label.clone()));
+                    }
+                }
+            }
+            for e in &self.graph.edges {
+                if e.producer != (Producer::Output { component: c, output: o }) {
+                    continue;
+                }
+                // Follow the paths of the consumer that start at this input.
+                let Some(comp) = self.graph.components.get(e.component) else { continue };
+                for p in comp.paths.iter().filter(|p| p.from == e.input) {
+                    if seen.insert((e.component, p.to)) {
+                        stack.push((e.component, p.to));
+                    }
+                }
+            }
+        }
+        worst
+    }
+
     /// A diagnostic per non-confluent path at its nonmonotonic statements: a warning where it
     /// makes an output nondeterministic, a note where a seal keeps it deterministic.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        let worst_sink = self
-            .streams()
-            .into_iter()
-            .filter(|(_, _, sink)| *sink)
-            .map(|(n, l, _)| (n, l))
-            .reduce(|a, b| if b.1.severity() > a.1.severity() { b } else { a });
         for r in &self.labels.outputs {
             let Some(comp) = self.graph.components.get(r.component) else { continue };
             for (pi, path) in
@@ -248,8 +276,9 @@ impl Analysis {
                         format!("order-sensitive: {}", path.describe()),
                     )
                     .with_note(why.clone());
-                    if let Some((sink, l)) = &worst_sink {
-                        if !l.deterministic() {
+                    if let Some((sink, l)) = self.worst_sink_from(r.component, r.output) {
+                        if !l.deterministic() && (sink != self.graph.output_name(r.component, r.output) || self.greybox)
+                        {
                             d = d.with_note(format!("downstream, `{sink}` is {l}"));
                         }
                     }

@@ -409,14 +409,14 @@ impl Resolver<'_> {
             if a.name.name == "allow" && args == ["nondeterminism"] {
                 allow = true;
             } else {
+                let what = if a.name.name == "allow" {
+                    format!("`#[allow({})]`: only `nondeterminism` can be allowed", args.join(", "))
+                } else {
+                    format!("unknown attribute `{}`", a.name.name)
+                };
                 self.report(
-                    Diagnostic::new(
-                        Code::UnknownAttribute,
-                        format!("unknown attribute `{}`", a.name.name),
-                        a.span,
-                        "not understood",
-                    )
-                    .with_help("the only attribute is `#[allow(nondeterminism)]`, on a module or a system"),
+                    Diagnostic::new(Code::UnknownAttribute, what, a.span, "not understood")
+                        .with_help("the only attribute is `#[allow(nondeterminism)]`, on a module or a system"),
                 );
             }
         }
