@@ -5,6 +5,7 @@
 //! [`run::run`], so the compiler and the CLI build fast.
 
 pub mod eval;
+pub mod input;
 pub mod plan;
 pub mod render;
 pub mod run;

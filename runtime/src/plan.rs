@@ -102,7 +102,9 @@ impl NodePlan {
     }
 }
 
-/// Why a program cannot run on one node (yet).
+/// The plan of the program's one node. `files` holds the rows read for file feeds and
+/// `--input` files: (input, rows, rows per tick). Errors say why the program cannot run on
+/// one node (yet).
 pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<NodePlan, String> {
     let (module, node_name, mut feeds, loopback) = match &p.system {
         Some(s) => {
@@ -127,9 +129,22 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
                         input: f.to.collection,
                         source: Source::Generate { rows: *rows, batch: *batch, seed: *seed, fields: fields.clone() },
                     }),
+                    // File feeds are read by the caller (paths are relative to the program)
+                    // and arrive in `files`; a file feed missing there is an error below.
                     FeedSource::File { .. } => None,
                 })
                 .collect();
+            for f in &s.feeds {
+                if let FeedSource::File { path } = &f.source {
+                    if !files.iter().any(|(c, _, _)| *c == f.to.collection) {
+                        return Err(format!(
+                            "the feed of `{}.{}` from file \"{path}\" was not read",
+                            g.name,
+                            p.collection_name(f.to.collection)
+                        ));
+                    }
+                }
+            }
             let loopback = s.wires.iter().map(|w| (w.from.collection, w.to.collection)).collect();
             (g.module, g.name.clone(), feeds, loopback)
         }

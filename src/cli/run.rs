@@ -1,10 +1,13 @@
 //! `bloomc run FILE`: compile, then run the program's node on timely/differential dataflow
-//! until it is quiescent; print each output's final contents and a summary.
+//! until it is quiescent; print each output's facts (or write them to files) and a summary.
 
 use super::common::{emit, load, report};
 use super::ProgramArgs;
+use bloomc_compiler::ir::{FeedSource, Program};
+use bloomc_grammar::ast::CollectionKind;
 use bloomc_runtime::run::{run, RunOptions};
-use bloomc_runtime::value::show;
+use bloomc_runtime::value::{show, Row};
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -17,9 +20,64 @@ pub struct Run {
     /// Stop after this many ticks even if the node has not become quiescent.
     #[arg(long, default_value_t = 100_000)]
     max_ticks: u64,
-    /// Print every output's contents at every tick where they changed, not only at the end.
+    /// Print every output's contents at every tick where they changed, not only the facts.
     #[arg(long)]
     per_tick: bool,
+    /// Feed an input interface from a CSV or JSON-lines file (`-` for standard input):
+    /// `--input click=clicks.csv`. Replaces the program's feeds of that input.
+    #[arg(long = "input", value_name = "INPUT=PATH", value_parser = super::parse_set)]
+    inputs: Vec<(String, String)>,
+    /// Rows of a file input per tick.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Skip malformed input rows (and report how many) instead of stopping at the first.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// Write an output's facts to a CSV file instead of standard output: `--output response=out.csv`.
+    #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
+    outputs: Vec<(String, String)>,
+}
+
+/// Reads the file feeds of the program and the `--input` files; returns them and the number
+/// of bad rows skipped.
+fn read_inputs(
+    run: &Run,
+    p: &Program,
+) -> Result<(Vec<(bloomc_compiler::ir::CollectionId, Vec<Row>, usize)>, usize), String> {
+    let base = run.program.file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let mut wanted: Vec<(bloomc_compiler::ir::CollectionId, String)> = Vec::new();
+    if let Some(s) = &p.system {
+        for f in &s.feeds {
+            if let FeedSource::File { path } = &f.source {
+                let full = if path == "-" { path.clone() } else { base.join(path).display().to_string() };
+                wanted.push((f.to.collection, full));
+            }
+        }
+    }
+    for (name, path) in &run.inputs {
+        let Some(c) = p.collections.iter().find(|c| c.kind == CollectionKind::Input && c.name == *name) else {
+            let names: Vec<&str> =
+                p.collections.iter().filter(|c| c.kind == CollectionKind::Input).map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "`--input {name}`: no input interface `{name}` (the inputs are: {})",
+                names.join(", ")
+            ));
+        };
+        wanted.retain(|(x, _)| *x != c.id);
+        wanted.push((c.id, path.clone()));
+    }
+    let mut files = Vec::new();
+    let mut skipped = 0;
+    for (c, path) in wanted {
+        let schema = p.collection(c).ok_or("unknown input")?;
+        let read = bloomc_runtime::input::read(&path, schema, run.skip_bad_rows)?;
+        for bad in &read.bad {
+            eprintln!("skipped: {bad}");
+        }
+        skipped += read.bad.len();
+        files.push((c, read.rows, run.batch.max(1)));
+    }
+    Ok((files, skipped))
 }
 
 impl Run {
@@ -33,9 +91,29 @@ impl Run {
         if self.workers == 0 {
             return Err("`--workers` must be at least 1".to_string());
         }
-        let plan = bloomc_runtime::plan::plan(p, &[])?;
+        let (files, skipped) = read_inputs(&self, p)?;
+        let mut plan = bloomc_runtime::plan::plan(p, &files)?;
+        // `--input` replaces the program's generated feeds of the same input.
+        let overridden: BTreeSet<_> = files.iter().map(|(c, _, _)| *c).collect();
+        plan.feeds.retain(|f| {
+            matches!(f.source, bloomc_runtime::plan::Source::Rows { .. }) || !overridden.contains(&f.input)
+        });
+        for (name, _) in &self.outputs {
+            if !plan.collections(p, CollectionKind::Output).iter().any(|&o| p.collection_name(o) == name) {
+                return Err(format!("`--output {name}`: node `{}` has no output interface `{name}`", plan.node_name));
+            }
+        }
         let result = run(p, &plan, &RunOptions { workers: self.workers, max_ticks: self.max_ticks })?;
         for (name, ticks) in &result.outputs {
+            if let Some((_, path)) = self.outputs.iter().find(|(n, _)| n == name) {
+                let mut w = csv::Writer::from_path(path).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+                for row in result.all_facts(name) {
+                    w.write_record(row.iter().map(ToString::to_string))
+                        .map_err(|e| format!("cannot write `{path}`: {e}"))?;
+                }
+                w.flush().map_err(|e| format!("cannot write `{path}`: {e}"))?;
+                continue;
+            }
             if self.per_tick {
                 for (t, rows) in ticks {
                     emit(&format!("-- {name} at tick {t}: {} facts\n", rows.len()));
@@ -54,7 +132,7 @@ impl Run {
         }
         let rate = if result.elapsed_s > 0.0 { result.facts_in as f64 / result.elapsed_s } else { 0.0 };
         eprintln!(
-            "{}: {} ticks{}, {} facts in, {:.3} s, {:.0} facts/s, {} evaluation errors, {} generator errors",
+            "{}: {} ticks{}, {} facts in, {:.3} s, {:.0} facts/s, {} evaluation errors, {} generator errors, {} bad input rows skipped",
             plan.node_name,
             result.ticks,
             if result.quiescent { " (quiescent)" } else { " (stopped at --max-ticks)" },
@@ -62,7 +140,8 @@ impl Run {
             result.elapsed_s,
             rate,
             result.eval_errors,
-            result.feed_errors
+            result.feed_errors,
+            skipped
         );
         Ok(if result.quiescent { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }

@@ -1,0 +1,197 @@
+//! Reading input facts from CSV or JSON-lines files (or standard input), typed by the input
+//! interface's schema. A malformed row is an error naming the file, line and column; with
+//! `skip_bad_rows` it is counted and skipped instead. Nothing is dropped silently.
+
+use crate::value::{Float, Row, Value};
+use bloomc_compiler::ir::{Collection, Type};
+use std::io::Read;
+
+/// A row that did not fit the schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    pub file: String,
+    pub line: u64,
+    /// 1-based field position, or 0 when the whole row is wrong (its arity).
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for BadRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.column == 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        }
+    }
+}
+
+/// The rows read, and the bad rows skipped (empty unless `skip_bad_rows`).
+pub struct ReadRows {
+    pub rows: Vec<Row>,
+    pub bad: Vec<BadRow>,
+}
+
+fn parse(text: &str, ty: Type) -> Result<Value, String> {
+    let t = text.trim();
+    match ty {
+        Type::String => Ok(Value::Str(text.to_string())),
+        Type::Int => t.parse().map(Value::Int).map_err(|_| format!("`{text}` is not an int")),
+        Type::Float => t.parse().map(|x| Value::Float(Float(x))).map_err(|_| format!("`{text}` is not a float")),
+        Type::Bool => t.parse().map(Value::Bool).map_err(|_| format!("`{text}` is not a bool (true or false)")),
+    }
+}
+
+fn from_json(v: &serde_json::Value, ty: Type) -> Option<Value> {
+    match (ty, v) {
+        (Type::Int, serde_json::Value::Number(n)) => n.as_i64().map(Value::Int),
+        (Type::Float, serde_json::Value::Number(n)) => n.as_f64().map(|x| Value::Float(Float(x))),
+        (Type::String, serde_json::Value::String(s)) => Some(Value::Str(s.clone())),
+        (Type::Bool, serde_json::Value::Bool(b)) => Some(Value::Bool(*b)),
+        _ => None,
+    }
+}
+
+/// Reads `path` (`-` for standard input) as rows of `schema`. JSON lines when the path ends
+/// in `.jsonl` or `.json`; CSV otherwise (a first line equal to the column names is a header).
+pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool) -> Result<ReadRows, String> {
+    let mut text = String::new();
+    if path == "-" {
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read standard input: {e}"))?;
+    } else {
+        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        if meta.is_dir() {
+            return Err(format!("`{path}` is a directory; give a CSV or JSON-lines file"));
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        text = String::from_utf8(bytes).map_err(|e| {
+            format!(
+                "`{path}` is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8",
+                e.utf8_error().valid_up_to()
+            )
+        })?;
+    }
+    let name = if path == "-" { "<stdin>".to_string() } else { path.to_string() };
+    let json = path.ends_with(".jsonl") || path.ends_with(".json");
+    let mut out = ReadRows { rows: Vec::new(), bad: Vec::new() };
+    let reject = |bad: BadRow, out: &mut ReadRows| -> Result<(), String> {
+        if skip_bad_rows {
+            out.bad.push(bad);
+            Ok(())
+        } else {
+            Err(format!("{bad}\n(pass --skip-bad-rows to skip malformed rows and count them)"))
+        }
+    };
+    let cols = &schema.columns;
+    if json {
+        for (i, line) in text.lines().enumerate() {
+            let line_no = i as u64 + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = match serde_json::from_str(line) {
+                Ok(v) => v,
+                Err(e) => {
+                    reject(
+                        BadRow {
+                            file: name.clone(),
+                            line: line_no,
+                            column: e.column(),
+                            message: format!("malformed JSON: {e}"),
+                        },
+                        &mut out,
+                    )?;
+                    continue;
+                }
+            };
+            let fields: Vec<Option<&serde_json::Value>> = match &value {
+                serde_json::Value::Object(m) => cols.iter().map(|c| m.get(&c.name)).collect(),
+                serde_json::Value::Array(a) if a.len() == cols.len() => a.iter().map(Some).collect(),
+                _ => {
+                    let message = format!(
+                        "expected an object with keys {} or an array of {} values",
+                        schema.schema(),
+                        cols.len()
+                    );
+                    reject(BadRow { file: name.clone(), line: line_no, column: 0, message }, &mut out)?;
+                    continue;
+                }
+            };
+            let mut row = Row::new();
+            let mut bad = None;
+            for (k, (col, v)) in cols.iter().zip(fields).enumerate() {
+                match v.and_then(|v| from_json(v, col.ty)) {
+                    Some(x) => row.push(x),
+                    None => {
+                        bad = Some(BadRow {
+                            file: name.clone(),
+                            line: line_no,
+                            column: k + 1,
+                            message: format!(
+                                "`{}` needs {} value",
+                                col.name,
+                                match col.ty {
+                                    Type::Int => "an int",
+                                    Type::Float => "a float",
+                                    Type::String => "a string",
+                                    Type::Bool => "a bool",
+                                }
+                            ),
+                        });
+                        break;
+                    }
+                }
+            }
+            match bad {
+                Some(b) => reject(b, &mut out)?,
+                None => out.rows.push(row),
+            }
+        }
+        return Ok(out);
+    }
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    for (i, record) in reader.records().enumerate() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(i as u64 + 1, |p| p.line());
+                reject(
+                    BadRow { file: name.clone(), line, column: 0, message: format!("malformed CSV: {e}") },
+                    &mut out,
+                )?;
+                continue;
+            }
+        };
+        let line = record.position().map_or(i as u64 + 1, |p| p.line());
+        if i == 0 && record.iter().map(str::trim).eq(cols.iter().map(|c| c.name.as_str())) {
+            continue;
+        }
+        if record.len() != cols.len() {
+            let message =
+                format!("{} fields, but `{}{}` has {} columns", record.len(), schema.name, schema.schema(), cols.len());
+            reject(BadRow { file: name.clone(), line, column: 0, message }, &mut out)?;
+            continue;
+        }
+        let mut row = Row::new();
+        let mut bad = None;
+        for (k, (field, col)) in record.iter().zip(cols).enumerate() {
+            match parse(field, col.ty) {
+                Ok(v) => row.push(v),
+                Err(why) => {
+                    bad = Some(BadRow {
+                        file: name.clone(),
+                        line,
+                        column: k + 1,
+                        message: format!("column `{}`: {why}", col.name),
+                    });
+                    break;
+                }
+            }
+        }
+        match bad {
+            Some(b) => reject(b, &mut out)?,
+            None => out.rows.push(row),
+        }
+    }
+    Ok(out)
+}
