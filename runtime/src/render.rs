@@ -5,7 +5,9 @@
 //! t to t+1 with `(T \ deleted) ∪ inserted`, so deletions apply before inserts, as in Bud. A
 //! scratch is a derived collection; a deferred `<+` into a scratch is a one-tick delay. `<~`
 //! sends into outputs, and loopback wires deliver them to inputs in the next tick. `<=` rules
-//! are rendered stratum by stratum in dependency order; every collection is `distinct`.
+//! are rendered in dependency order of the strongly connected components of the `<=` graph;
+//! a recursive component is an `iterative` scope whose collections are `Variable`s that
+//! evolve together to their fixpoint. Every collection is `distinct`.
 
 use crate::eval::{aggregate, collect_aggs, eval, truthy, Ctx, Flat};
 use crate::plan::NodePlan;
@@ -254,18 +256,63 @@ pub fn node<'s>(
     let all: Vec<CollectionId> = p.module(plan.module).map(|m| m.collections.clone()).unwrap_or_default();
     let module_rules: Vec<RuleId> = plan.strata.iter().flatten().copied().collect();
     let instant = by_target(&module_rules);
-    let order = dependency_order(p, &all, &instant)?;
-    for c in order {
-        let mut parts: Vec<Coll<'s, u64>> = bases.remove(&c).unwrap_or_default();
-        for &r in instant.get(&c).into_iter().flatten() {
-            let Some(rule) = p.rule(r) else { continue };
-            let out = self::rule(p, rule, &colls, plan.instance)
-                .ok_or("internal error: a rule reads an unrendered collection")?;
-            parts.push(out.rows);
-            errors.push(out.errors);
+    for component in dependency_order(p, &all, &instant) {
+        let recursive = component.len() > 1
+            || component.iter().any(|c| {
+                instant.get(c).into_iter().flatten().filter_map(|&r| p.rule(r)).any(|r| {
+                    r.body.atoms.iter().any(|a| a.collection == *c)
+                        || r.body.antijoins.iter().any(|a| a.collection == *c)
+                })
+            });
+        if !recursive {
+            for c in component {
+                let mut parts: Vec<Coll<'s, u64>> = bases.remove(&c).unwrap_or_default();
+                for &r in instant.get(&c).into_iter().flatten() {
+                    let Some(rule) = p.rule(r) else { continue };
+                    let out = self::rule(p, rule, &colls, plan.instance)
+                        .ok_or("internal error: a rule reads an unrendered collection")?;
+                    parts.push(out.rows);
+                    errors.push(out.errors);
+                }
+                let coll = differential_dataflow::collection::concatenate(scope, parts).distinct();
+                colls.insert(c, coll);
+            }
+            continue;
         }
-        let coll = differential_dataflow::collection::concatenate(scope, parts).distinct();
-        colls.insert(c, coll);
+        // A recursive component: its collections evolve together to their fixpoint in an
+        // iterative scope (stratification guarantees every rule here is monotone in them).
+        let member_bases: BTreeMap<CollectionId, Vec<Coll<'s, u64>>> =
+            component.iter().map(|c| (*c, bases.remove(c).unwrap_or_default())).collect();
+        let outer = colls.clone();
+        let (results, errs) = scope.iterative::<u64, _, _>(|inner| -> Result<_, String> {
+            let mut inner_colls: BTreeMap<CollectionId, Coll<'_, timely::order::Product<u64, u64>>> =
+                outer.iter().map(|(c, x)| (*c, x.clone().enter(inner))).collect();
+            let mut vars = Vec::new();
+            for &c in &component {
+                let (var, coll) = Variable::new(inner, timely::order::Product::new(0, 1));
+                vars.push((c, var));
+                inner_colls.insert(c, coll);
+            }
+            let mut results = BTreeMap::new();
+            let mut errs = Vec::new();
+            for (c, var) in vars {
+                let mut parts: Vec<Coll<'_, timely::order::Product<u64, u64>>> =
+                    member_bases.get(&c).into_iter().flatten().map(|b| b.clone().enter(inner)).collect();
+                for &r in instant.get(&c).into_iter().flatten() {
+                    let Some(rule) = p.rule(r) else { continue };
+                    let out = self::rule(p, rule, &inner_colls, plan.instance)
+                        .ok_or("internal error: a rule reads an unrendered collection")?;
+                    parts.push(out.rows);
+                    errs.push(out.errors.leave(scope));
+                }
+                let next = differential_dataflow::collection::concatenate(inner, parts).distinct();
+                var.set(next.clone());
+                results.insert(c, next.leave(scope));
+            }
+            Ok((results, errs))
+        })?;
+        colls.extend(results);
+        errors.extend(errs);
     }
     // End of tick: deferred inserts and deletes, and sends.
     let mut plus: BTreeMap<CollectionId, Vec<Coll<'s, u64>>> = BTreeMap::new();
@@ -321,13 +368,13 @@ pub fn node<'s>(
     Ok(NodeDataflow { outputs, activity, errors })
 }
 
-/// Collections in an order where every `<=` rule's inputs come before its target. Recursive
-/// `<=` rules (a cycle through `<=`) are not supported by this runtime yet.
+/// The strongly connected components of the `<=` graph, each before every component that
+/// reads it. A component of several collections (or one reading itself) is recursive.
 fn dependency_order(
     p: &Program,
     all: &[CollectionId],
     instant: &BTreeMap<CollectionId, Vec<RuleId>>,
-) -> Result<Vec<CollectionId>, String> {
+) -> Vec<Vec<CollectionId>> {
     let mut g: petgraph::graph::DiGraph<CollectionId, ()> = petgraph::graph::DiGraph::new();
     let nodes: BTreeMap<CollectionId, _> = all.iter().map(|&c| (c, g.add_node(c))).collect();
     for (target, rules) in instant {
@@ -340,13 +387,15 @@ fn dependency_order(
             }
         }
     }
-    match petgraph::algo::toposort(&g, None) {
-        Ok(order) => Ok(order.into_iter().filter_map(|n| g.node_weight(n).copied()).collect()),
-        Err(cycle) => {
-            let name = g.node_weight(cycle.node_id()).map_or("?", |c| p.collection_name(*c));
-            Err(format!(
-                "`{name}` is defined recursively through `<=`; recursive rules are not supported by `bloomc run` yet"
-            ))
-        }
-    }
+    // Tarjan yields components in reverse topological order; members sorted for determinism.
+    let mut sccs: Vec<Vec<CollectionId>> = petgraph::algo::tarjan_scc(&g)
+        .into_iter()
+        .map(|scc| {
+            let mut v: Vec<CollectionId> = scc.into_iter().filter_map(|n| g.node_weight(n).copied()).collect();
+            v.sort();
+            v
+        })
+        .collect();
+    sccs.reverse();
+    sccs
 }
