@@ -132,3 +132,70 @@ fn batches_split_a_file_into_ticks() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Two free loopback ports (bound and released; a race with other programs is unlikely).
+fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    (a.local_addr().expect("addr").port(), b.local_addr().expect("addr").port())
+}
+
+fn facts(stdout: &[u8]) -> Vec<String> {
+    // Timely prints its own connection messages on stdout; keep only bloomc's output lines.
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.starts_with("response(") || l.starts_with("-- "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_node_spans_two_processes_with_timely_cluster_flags() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("run_cluster");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (a, b) = free_ports();
+    let hosts = dir.join("hosts.txt");
+    std::fs::write(&hosts, format!("127.0.0.1:{a}\n127.0.0.1:{b}\n")).expect("hosts");
+    let hosts = hosts.to_str().expect("utf-8").to_string();
+    let spawn = |p: &str| {
+        Command::new(env!("CARGO_BIN_EXE_bloomc"))
+            .args(["run", "examples/pubsub.bl", "--", "-n", "2", "-p", p, "-h", &hosts])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let mut p1 = spawn("1");
+    let mut p0 = spawn("0");
+    // Bounded: both must finish within a minute, or the test kills them and fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if p0.try_wait().expect("wait").is_some() && p1.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let finished = p0.try_wait().expect("wait").is_some() && p1.try_wait().expect("wait").is_some();
+    if !finished {
+        let _ = p0.kill();
+        let _ = p1.kill();
+    }
+    let out0 = p0.wait_with_output().expect("output");
+    let out1 = p1.wait_with_output().expect("output");
+    assert!(finished, "the two processes did not finish within a minute");
+    assert_eq!(out0.status.code(), Some(0), "{}", String::from_utf8_lossy(&out0.stderr));
+    assert_eq!(out1.status.code(), Some(0), "{}", String::from_utf8_lossy(&out1.stderr));
+    let single = bloomc(&["run", "examples/pubsub.bl"]);
+    assert_eq!(facts(&out0.stdout), facts(&single.stdout), "two processes and one give different outputs");
+    assert!(facts(&out1.stdout).is_empty(), "only process 0 prints the outputs");
+}
+
+#[test]
+fn dump_plan_shows_each_rules_operators() {
+    for example in ["kvs", "pubsub"] {
+        let out = bloomc(&["dump", "plan", &format!("examples/{example}.bl")]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        insta::assert_snapshot!(format!("plan_{example}"), String::from_utf8_lossy(&out.stdout));
+    }
+}

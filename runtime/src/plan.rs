@@ -102,6 +102,18 @@ impl NodePlan {
     }
 }
 
+/// The plan with file feeds left out (for describing a program without reading its files).
+pub fn plan_without_files(p: &Program) -> Result<NodePlan, String> {
+    let files: Vec<(CollectionId, Vec<Row>, usize)> = p
+        .system
+        .iter()
+        .flat_map(|s| s.feeds.iter())
+        .filter(|f| matches!(f.source, FeedSource::File { .. }))
+        .map(|f| (f.to.collection, Vec::new(), 1))
+        .collect();
+    plan(p, &files)
+}
+
 /// The plan of the program's one node. `files` holds the rows read for file feeds and
 /// `--input` files: (input, rows, rows per tick). Errors say why the program cannot run on
 /// one node (yet).
@@ -193,4 +205,71 @@ pub struct Problems {
 
 pub fn note_eval_error(_e: EvalError, problems: &mut Problems) {
     problems.eval_errors += 1;
+}
+
+/// The plan in words, for `bloomc dump plan`: per rule, its phase and the dataflow operators
+/// it becomes, in the order the renderer builds them.
+pub fn describe(p: &Program, plan: &NodePlan) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ =
+        writeln!(out, "node {} (module {})", plan.node_name, p.module(plan.module).map_or("?", |m| m.name.as_str()));
+    for f in &plan.feeds {
+        let what = match &f.source {
+            Source::Generate { rows, batch, seed, .. } => {
+                format!("generator: {rows} rows, {batch} per tick, seed {seed}")
+            }
+            Source::Rows { rows, batch } => format!("file: {} rows, {batch} per tick", rows.len()),
+        };
+        let _ = writeln!(out, "  feed {} <- {what}", p.collection_name(f.input));
+    }
+    for (o, i) in &plan.loopback {
+        let _ = writeln!(out, "  loopback {} -> {} (next tick)", p.collection_name(*o), p.collection_name(*i));
+    }
+    let phases: [(&str, Vec<RuleId>); 4] = [
+        ("<=", plan.strata.iter().flatten().copied().collect()),
+        ("<+", plan.deferred.clone()),
+        ("<-", plan.deletes.clone()),
+        ("<~", plan.sends.clone()),
+    ];
+    for (phase, rules) in phases {
+        for r in rules {
+            let Some(rule) = p.rule(r) else { continue };
+            let b = &rule.body;
+            let mut ops: Vec<String> = Vec::new();
+            let names: Vec<&str> = b.atoms.iter().map(|a| p.collection_name(a.collection)).collect();
+            if let Some(first) = names.first() {
+                ops.push(format!("scan {first}"));
+            }
+            for (i, n) in names.iter().enumerate().skip(1) {
+                let keyed = b
+                    .equalities
+                    .iter()
+                    .any(|e| (e.left.atom == i && e.right.atom < i) || (e.right.atom == i && e.left.atom < i));
+                ops.push(if keyed { format!("join {n} (arranged by key)") } else { format!("cross {n}") });
+            }
+            if !b.filters.is_empty() {
+                ops.push(format!("filter ({})", b.filters.len()));
+            }
+            for a in &b.antijoins {
+                ops.push(format!("antijoin distinct {}", p.collection_name(a.collection)));
+            }
+            if b.group_by.is_some() {
+                ops.push("reduce (group, aggregate, having)".to_string());
+            }
+            ops.push("map head".to_string());
+            let stratum = p.collection(rule.target).map_or(0, |c| c.stratum);
+            let target = p.collection_name(rule.target);
+            let end = match phase {
+                "<=" => format!("distinct into {target} (stratum {stratum})"),
+                "<+" => format!("next tick: insert into {target}"),
+                "<-" => format!("next tick: delete from {target}"),
+                _ => format!("send on {target}"),
+            };
+            ops.push(end);
+            let _ = writeln!(out, "  r{} {target} {phase}: {}", r.0, ops.join(" -> "));
+        }
+    }
+    out.push_str("  every rule runs on differential dataflow; no fast paths are built yet\n");
+    out
 }

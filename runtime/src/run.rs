@@ -18,17 +18,23 @@ use std::time::Instant;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Exchange;
 
-#[derive(Debug, Clone)]
+/// Called by worker 0 after each tick with (ticks done, ticks the feeds need).
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct RunOptions {
     /// Timely workers in this process.
     pub workers: usize,
     /// A bound on ticks, so a program whose state never settles still ends.
     pub max_ticks: u64,
+    /// Timely's own cluster flags (`-n`, `-p`, `-h`) to span the node over processes.
+    pub cluster: Vec<String>,
+    pub progress: Option<Progress>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { workers: 1, max_ticks: 100_000 }
+        RunOptions { workers: 1, max_ticks: 100_000, cluster: Vec::new(), progress: None }
     }
 }
 
@@ -45,6 +51,9 @@ pub struct RunResult {
     /// Generated rows dropped because a field failed to evaluate.
     pub feed_errors: u64,
     pub elapsed_s: f64,
+    /// Whether this process gathered the outputs (it hosts worker 0). In a cluster, the other
+    /// processes run their share and report only their own counts.
+    pub gathered: bool,
 }
 
 impl RunResult {
@@ -116,7 +125,13 @@ struct WorkerResult {
 pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResult, String> {
     let start = Instant::now();
     let shared = Arc::new((p.clone(), plan.clone(), options.clone()));
-    let config = timely::Config::process(options.workers.max(1));
+    let config = if options.cluster.is_empty() {
+        timely::Config::process(options.workers.max(1))
+    } else {
+        let mut args = vec!["-w".to_string(), options.workers.max(1).to_string()];
+        args.extend(options.cluster.iter().cloned());
+        timely::Config::from_args(args.into_iter()).map_err(|e| format!("bad cluster flags: {e}"))?
+    };
     let guards = timely::execute(config, move |worker| -> Result<WorkerResult, String> {
         let (p, plan, options) = &*shared;
         let index = worker.index();
@@ -148,6 +163,9 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
             worker.step_while(|| probe.less_than(&(tick + 1)));
             let changed = w.activity.borrow().get(&tick).copied().unwrap_or(0);
             tick += 1;
+            if let (0, Some(progress)) = (index, &options.progress) {
+                progress(tick, feed_ticks);
+            }
             // Past the feeds, a tick without inputs whose state did not change repeats forever.
             if tick > feed_ticks && changed == 0 {
                 quiescent = true;
@@ -171,10 +189,10 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
         let r = r.map_err(|e| format!("a worker failed: {e}"))??;
         result.facts_in += r.facts_in;
         result.feed_errors += r.feed_errors;
-        if r.index == 0 {
-            result.ticks = r.ticks;
-            result.quiescent = r.quiescent;
-        }
+        // Every worker runs the same ticks; in a cluster, process 0 holds worker 0.
+        result.ticks = r.ticks;
+        result.quiescent = r.quiescent;
+        result.gathered |= r.index == 0;
         updates.extend(r.outputs);
         error_updates.extend(r.errors);
     }

@@ -22,7 +22,7 @@ fn both(src: &str, workers: usize) -> (Outputs, Outputs, u64, u64) {
     assert!(!c.has_errors(), "test program must compile:\n{src}");
     let p = c.program.expect("IR");
     let node = plan(&p, &[]).expect("one node");
-    let got = run(&p, &node, &RunOptions { workers, max_ticks: 200 }).expect("runs");
+    let got = run(&p, &node, &RunOptions { workers, max_ticks: 200, ..RunOptions::default() }).expect("runs");
     let want = reference::run(&p, &node, 200);
     assert_eq!(got.ticks, want.ticks, "tick counts differ for:\n{src}");
     (normalize(got.outputs), normalize(want.outputs), got.eval_errors, want.errors.len() as u64)
@@ -204,7 +204,7 @@ proptest! {
         let node = plan(&p, &[]).expect("one node");
         let want = reference::run(&p, &node, 60);
         for workers in [1, 2] {
-            let got = run(&p, &node, &RunOptions { workers, max_ticks: 60 }).expect("runs");
+            let got = run(&p, &node, &RunOptions { workers, max_ticks: 60, ..RunOptions::default() }).expect("runs");
             prop_assert_eq!(got.ticks, want.ticks, "ticks, {} workers:\n{}", workers, src);
             prop_assert_eq!(normalize(got.outputs), normalize(want.outputs.clone()), "{} workers:\n{}", workers, src);
             prop_assert_eq!(got.eval_errors, want.errors.len() as u64);

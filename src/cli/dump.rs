@@ -11,6 +11,8 @@ enum Stage {
     Ast,
     /// The resolved, typed IR of the whole program.
     Ir,
+    /// What `bloomc run` builds for the program's node: feeds, and each rule's operators.
+    Plan,
 }
 
 #[derive(clap::Args)]
@@ -30,6 +32,16 @@ impl Dump {
                 // The AST exists even with syntax errors: show what was recovered.
                 if let Some((_, tree)) = c.files.iter().find(|(id, _)| id.0 == 0) {
                     emit(&format!("{tree:#?}\n"));
+                }
+            }
+            Stage::Plan => {
+                if errors > 0 {
+                    return Ok(ExitCode::from(1));
+                }
+                if let Some(p) = &c.program {
+                    // File feeds are described from the program; they are read only by `run`.
+                    let plan = bloomc_runtime::plan::plan_without_files(p)?;
+                    emit(&bloomc_runtime::plan::describe(p, &plan));
                 }
             }
             Stage::Ir => {

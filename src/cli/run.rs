@@ -36,6 +36,10 @@ pub struct Run {
     /// Write an output's facts to a CSV file instead of standard output: `--output response=out.csv`.
     #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
     outputs: Vec<(String, String)>,
+    /// Timely's cluster flags after `--`, to span the node over processes:
+    /// `bloomc run prog.bl -- -n 2 -p 0 -h hosts.txt` (process 0 prints the outputs).
+    #[arg(last = true, value_name = "TIMELY_FLAGS")]
+    cluster: Vec<String>,
 }
 
 /// Reads the file feeds of the program and the `--input` files; returns them and the number
@@ -103,8 +107,29 @@ impl Run {
                 return Err(format!("`--output {name}`: node `{}` has no output interface `{name}`", plan.node_name));
             }
         }
-        let result = run(p, &plan, &RunOptions { workers: self.workers, max_ticks: self.max_ticks })?;
-        for (name, ticks) in &result.outputs {
+        // Progress only on a terminal: logs and pipes get the summary line alone.
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(plan.feed_ticks().max(1));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} tick {pos}/{len} {wide_bar} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let progress: Option<bloomc_runtime::run::Progress> = bar.clone().map(|bar| {
+            std::sync::Arc::new(move |done: u64, feeds: u64| {
+                bar.set_length(feeds.max(done));
+                bar.set_position(done);
+            }) as bloomc_runtime::run::Progress
+        });
+        let options =
+            RunOptions { workers: self.workers, max_ticks: self.max_ticks, cluster: self.cluster.clone(), progress };
+        let result = run(p, &plan, &options)?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let outputs = if result.gathered { result.outputs.clone() } else { Default::default() };
+        for (name, ticks) in &outputs {
             if let Some((_, path)) = self.outputs.iter().find(|(n, _)| n == name) {
                 let mut w = csv::Writer::from_path(path).map_err(|e| format!("cannot write `{path}`: {e}"))?;
                 for row in result.all_facts(name) {
@@ -132,17 +157,28 @@ impl Run {
         }
         let rate = if result.elapsed_s > 0.0 { result.facts_in as f64 / result.elapsed_s } else { 0.0 };
         eprintln!(
-            "{}: {} ticks{}, {} facts in, {:.3} s, {:.0} facts/s, {} evaluation errors, {} generator errors, {} bad input rows skipped",
+            "{}: {} ticks{}, {} facts in, {:.3} s, {:.0} facts/s, peak memory {}, {} evaluation errors, {} generator errors, {} bad input rows skipped",
             plan.node_name,
             result.ticks,
             if result.quiescent { " (quiescent)" } else { " (stopped at --max-ticks)" },
             result.facts_in,
             result.elapsed_s,
             rate,
+            peak_memory(),
             result.eval_errors,
             result.feed_errors,
             skipped
         );
         Ok(if result.quiescent { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }
+}
+
+/// The process's peak resident memory, from `/proc/self/status` (Linux); "unknown" elsewhere.
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }
