@@ -335,6 +335,18 @@ pub fn node<'s>(
     for (c, var) in std::mem::take(&mut delayed) {
         let kind = p.collection(c).map(|x| x.kind);
         let next = match kind {
+            Some(CollectionKind::Table) if !minus.contains_key(&c) => {
+                // No deletions: the table only grows. Its current contents are already
+                // distinct, so without deferred inserts they feed back unchanged.
+                let current = colls.get(&c).cloned().ok_or("internal error: table not rendered")?;
+                match plus.remove(&c) {
+                    Some(added) => {
+                        differential_dataflow::collection::concatenate(scope, std::iter::once(current).chain(added))
+                            .distinct()
+                    }
+                    None => current,
+                }
+            }
             Some(CollectionKind::Table) => {
                 let current = colls.get(&c).cloned().ok_or("internal error: table not rendered")?;
                 let removed =

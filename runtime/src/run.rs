@@ -102,8 +102,12 @@ fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &NodePlan) -> R
         VecCollection::new(df.errors.inner.exchange(|_| 0))
             .inspect(move |(row, t, d)| sink.borrow_mut().push((CollectionId(0), row.clone(), *t, *d)))
             .probe_with(&pr);
+        // Each change becomes one unit record; consolidated, a tick with changes leaves one
+        // record with a positive count, which every worker then sees (they stop together).
         let counts = a.clone();
-        VecCollection::new(df.activity.map(|_| ()).inner.broadcast())
+        let units = timely::dataflow::operators::vec::Map::map(df.activity.inner, |(_, t, _)| ((), t, 1isize));
+        let changed = VecCollection::new(units).consolidate().inner.broadcast();
+        VecCollection::new(changed)
             .inspect(move |(_, t, _)| *counts.borrow_mut().entry(*t).or_default() += 1)
             .probe_with(&pr);
         Ok(sessions)
