@@ -227,3 +227,86 @@ pub fn aggregate<B: Bindings>(agg: &Expr, group: &[B], ctx: &Ctx) -> Result<Valu
         }
     })
 }
+
+/// Structural equality of expressions, ignoring spans.
+pub fn same(a: &Expr, b: &Expr) -> bool {
+    match (&a.kind, &b.kind) {
+        (ExprKind::Lit(x), ExprKind::Lit(y)) => x == y,
+        (ExprKind::Col(x), ExprKind::Col(y)) => x == y,
+        (ExprKind::Unary(o, x), ExprKind::Unary(p, y)) => o == p && same(x, y),
+        (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => o == p && same(x1, y1) && same(x2, y2),
+        (ExprKind::Call(f, xs), ExprKind::Call(g, ys)) => {
+            f == g && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| same(x, y))
+        }
+        (ExprKind::Agg(f, x), ExprKind::Agg(g, y)) => {
+            f == g
+                && match (x, y) {
+                    (Some(x), Some(y)) => same(x, y),
+                    (None, None) => true,
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
+/// Evaluates a grouped expression (a `select` item or `having` of an aggregating rule) from
+/// the group's key values alone: sub-expressions equal to a grouping key take its value, and
+/// aggregates take `aggs` in order. Used where no binding of the group is kept.
+pub fn eval_grouped(e: &Expr, keys: &[Expr], key_values: &Row, ctx: &Ctx, aggs: &[Value]) -> Result<Value, EvalError> {
+    let mut next = 0;
+    grouped_inner(e, keys, key_values, ctx, aggs, &mut next)
+}
+
+fn grouped_inner(
+    e: &Expr,
+    keys: &[Expr],
+    key_values: &Row,
+    ctx: &Ctx,
+    aggs: &[Value],
+    next: &mut usize,
+) -> Result<Value, EvalError> {
+    if let Some(i) = keys.iter().position(|k| same(k, e)) {
+        return key_values.get(i).cloned().ok_or(EvalError::Type);
+    }
+    Ok(match &e.kind {
+        ExprKind::Lit(v) => Value::from_ir(v),
+        ExprKind::Agg(..) => {
+            let v = aggs.get(*next).cloned().ok_or(EvalError::Type)?;
+            *next += 1;
+            v
+        }
+        ExprKind::Col(_) => return Err(EvalError::Type),
+        ExprKind::Unary(op, x) => match (op, grouped_inner(x, keys, key_values, ctx, aggs, next)?) {
+            (UnaryOp::Neg, Value::Int(i)) => Value::Int(i.checked_neg().ok_or(EvalError::Overflow)?),
+            (UnaryOp::Neg, Value::Float(f)) => Value::Float(Float(-f.0)),
+            (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+            _ => return Err(EvalError::Type),
+        },
+        ExprKind::Binary(op, a, b) => {
+            let l = grouped_inner(a, keys, key_values, ctx, aggs, next)?;
+            match (op, &l) {
+                (BinaryOp::And, Value::Bool(false)) => return Ok(Value::Bool(false)),
+                (BinaryOp::Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
+                _ => {}
+            }
+            let r = grouped_inner(b, keys, key_values, ctx, aggs, next)?;
+            binary(*op, l, r)?
+        }
+        ExprKind::Call(f, args) => {
+            let vals: Result<Vec<Value>, EvalError> =
+                args.iter().map(|a| grouped_inner(a, keys, key_values, ctx, aggs, next)).collect();
+            call(*f, &vals?, ctx, 0)?
+        }
+    })
+}
+
+/// Whether every aggregate of these expressions is a count, so a group's count of distinct
+/// bindings is all the rule needs (the count fast path).
+pub fn counts_only<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> bool {
+    let mut aggs = Vec::new();
+    for e in exprs {
+        collect_aggs(e, &mut aggs);
+    }
+    aggs.iter().all(|a| matches!(a.kind, ExprKind::Agg(AggFn::Count, _)))
+}

@@ -254,8 +254,13 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
             for a in &b.antijoins {
                 ops.push(format!("antijoin distinct {}", p.collection_name(a.collection)));
             }
-            if b.group_by.is_some() {
-                ops.push("reduce (group, aggregate, having)".to_string());
+            if let Some(keys) = &b.group_by {
+                let counts = crate::eval::counts_only(b.head.iter().chain(b.having.iter()));
+                ops.push(if counts && !keys.is_empty() {
+                    "count per group (count path: no bindings kept)".to_string()
+                } else {
+                    "reduce (group, aggregate, having)".to_string()
+                });
             }
             ops.push("map head".to_string());
             let stratum = p.collection(rule.target).map_or(0, |c| c.stratum);
@@ -270,6 +275,6 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
             let _ = writeln!(out, "  r{} {target} {phase}: {}", r.0, ops.join(" -> "));
         }
     }
-    out.push_str("  every rule runs on differential dataflow; no fast paths are built yet\n");
+    out.push_str("  every rule runs on differential dataflow; counts use the count path, other aggregates reduce\n");
     out
 }

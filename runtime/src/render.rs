@@ -9,7 +9,7 @@
 //! a recursive component is an `iterative` scope whose collections are `Variable`s that
 //! evolve together to their fixpoint. Every collection is `distinct`.
 
-use crate::eval::{aggregate, collect_aggs, eval, truthy, Ctx, Flat};
+use crate::eval::{aggregate, collect_aggs, counts_only, eval, eval_grouped, truthy, Ctx, Flat};
 use crate::plan::NodePlan;
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Program, Rule, RuleId};
@@ -126,6 +126,48 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                 Err(_) => (false, row),
             }
         }),
+        Some(keys) if counts_only(b.head.iter().chain(b.having.iter())) && !keys.is_empty() => {
+            // Count fast path: bindings are distinct, so `count` over the group keys
+            // gives each group's count without keeping its bindings in an arrangement.
+            let keys = keys.clone();
+            let having = b.having.clone();
+            let offs2 = offs.clone();
+            let keyed = bound.map(move |row| {
+                let flat = Flat { row: &row, offsets: &offs2 };
+                let k: Result<Row, _> = keys.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
+                (k.map_err(|_| ()), row)
+            });
+            let bad_keys = keyed.clone().filter(|(k, _)| k.is_err()).map(|(_, row)| (false, row));
+            let keys = b.group_by.clone().unwrap_or_default();
+            let counted = keyed.filter(|(k, _)| k.is_ok()).map(|(k, _)| k.unwrap_or_default()).count();
+            let grouped = counted.flat_map(move |(key, n)| {
+                let mut count_exprs = Vec::new();
+                for e in head.iter().chain(having.iter()) {
+                    collect_aggs(e, &mut count_exprs);
+                }
+                let values = vec![Value::Int(n as i64); count_exprs.len()];
+                let mut head_aggs = 0;
+                for e in &head {
+                    let mut v = Vec::new();
+                    collect_aggs(e, &mut v);
+                    head_aggs += v.len();
+                }
+                let (head_vals, having_vals) = values.split_at(head_aggs.min(values.len()));
+                if let Some(h) = &having {
+                    match eval_grouped(h, &keys, &key, &ctx, having_vals) {
+                        Ok(v) if truthy(&v) => {}
+                        Ok(_) => return None,
+                        Err(_) => return Some((false, key)),
+                    }
+                }
+                let out: Result<Row, _> = head.iter().map(|e| eval_grouped(e, &keys, &key, &ctx, head_vals)).collect();
+                Some(match out {
+                    Ok(out) => (true, out),
+                    Err(_) => (false, key),
+                })
+            });
+            grouped.concat(bad_keys)
+        }
         Some(keys) => {
             let keys = keys.clone();
             let having = b.having.clone();

@@ -48,6 +48,8 @@ pub struct RunResult {
     pub outputs: BTreeMap<String, BTreeMap<u64, BTreeSet<Row>>>,
     /// Bindings dropped because an expression failed, as distinct (rule, binding) pairs.
     pub eval_errors: u64,
+    /// Those pairs: the rule's number, then the binding's values.
+    pub error_rows: BTreeSet<Row>,
     /// Generated rows dropped because a field failed to evaluate.
     pub feed_errors: u64,
     pub elapsed_s: f64,
@@ -202,7 +204,9 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
     }
     // Rebuild each output's contents per tick from its updates.
     let mut by_output: BTreeMap<CollectionId, BTreeMap<u64, Vec<(Row, isize)>>> = BTreeMap::new();
-    for (c, row, t, d) in updates {
+    // Workers may already have computed part of the tick after the last one; it is not part
+    // of the run.
+    for (c, row, t, d) in updates.into_iter().filter(|u| u.2 < result.ticks) {
         by_output.entry(c).or_default().entry(t).or_default().push((row, d));
     }
     for c in plan.collections(p, CollectionKind::Output) {
@@ -218,8 +222,9 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
         result.outputs.insert(p.collection_name(c).to_string(), ticks);
     }
     let distinct: BTreeSet<Row> =
-        error_updates.into_iter().filter(|(_, _, _, d)| *d > 0).map(|(_, r, _, _)| r).collect();
+        error_updates.into_iter().filter(|(_, _, t, d)| *d > 0 && *t < result.ticks).map(|(_, r, _, _)| r).collect();
     result.eval_errors = distinct.len() as u64;
+    result.error_rows = distinct;
     result.elapsed_s = start.elapsed().as_secs_f64();
     Ok(result)
 }
