@@ -226,6 +226,15 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
     for (o, i) in &plan.loopback {
         let _ = writeln!(out, "  loopback {} -> {} (next tick)", p.collection_name(*o), p.collection_name(*i));
     }
+    let accumulating = crate::render::accumulating_tables(p, plan);
+    for c in plan.collections(p, CollectionKind::Table) {
+        let how = if accumulating.contains(&c) {
+            "accumulates its inputs' facts (insert-only: no feedback loop)"
+        } else {
+            "fed from tick to tick: (T \\ deleted) ∪ inserted"
+        };
+        let _ = writeln!(out, "  table {}: {how}", p.collection_name(c));
+    }
     let phases: [(&str, Vec<RuleId>); 4] = [
         ("<=", plan.strata.iter().flatten().copied().collect()),
         ("<+", plan.deferred.clone()),

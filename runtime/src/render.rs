@@ -273,8 +273,11 @@ pub fn node<'s>(
     for (c, coll) in inputs {
         bases.entry(c).or_default().push(coll);
     }
+    let accumulating = accumulating_tables(p, plan);
     for c in plan.collections(p, CollectionKind::Table) {
-        add_delay(c, &mut bases);
+        if !accumulating.contains(&c) {
+            add_delay(c, &mut bases);
+        }
     }
     for &r in &plan.deferred {
         if let Some(rule) = p.rule(r) {
@@ -313,7 +316,14 @@ pub fn node<'s>(
                     let Some(rule) = p.rule(r) else { continue };
                     let out = self::rule(p, rule, &colls, plan.instance)
                         .ok_or("internal error: a rule reads an unrendered collection")?;
-                    parts.push(out.rows);
+                    if accumulating.contains(&c) {
+                        // Keep what each tick's input brought: drop the retraction that ends
+                        // the input fact's tick, so the table needs no feedback loop.
+                        let kept = timely::dataflow::operators::vec::Filter::filter(out.rows.inner, |(_, _, d)| *d > 0);
+                        parts.push(VecCollection::new(kept));
+                    } else {
+                        parts.push(out.rows);
+                    }
                     errors.push(out.errors);
                 }
                 let coll = differential_dataflow::collection::concatenate(scope, parts).distinct();
@@ -420,6 +430,30 @@ pub fn node<'s>(
     let activity = differential_dataflow::collection::concatenate(scope, activity);
     let errors = differential_dataflow::collection::concatenate(scope, errors);
     Ok(NodeDataflow { outputs, activity, errors })
+}
+
+/// Tables that only accumulate what external inputs bring: nothing defers into or deletes
+/// from them, and every rule into them is a `<=` filter or projection of one input interface
+/// that only the driver feeds. Such a table is the union of its rules' outputs over all
+/// ticks, so it is built without a feedback loop (the monotonicity fast path).
+pub fn accumulating_tables(p: &Program, plan: &NodePlan) -> std::collections::BTreeSet<CollectionId> {
+    let writes = |rules: &[RuleId], c: CollectionId| rules.iter().filter_map(|&r| p.rule(r)).any(|r| r.target == c);
+    let looped: Vec<CollectionId> = plan.loopback.iter().map(|(_, i)| *i).collect();
+    plan.collections(p, CollectionKind::Table)
+        .into_iter()
+        .filter(|&c| !writes(&plan.deferred, c) && !writes(&plan.deletes, c))
+        .filter(|&c| {
+            let rules: Vec<&Rule> =
+                plan.strata.iter().flatten().filter_map(|&r| p.rule(r)).filter(|r| r.target == c).collect();
+            !rules.is_empty()
+                && rules.iter().all(|r| {
+                    let b = &r.body;
+                    b.antijoins.is_empty()
+                        && b.group_by.is_none()
+                        && matches!(b.atoms.as_slice(), [a] if p.collection(a.collection).is_some_and(|x| x.kind == CollectionKind::Input) && !looped.contains(&a.collection))
+                })
+        })
+        .collect()
 }
 
 /// The strongly connected components of the `<=` graph, each before every component that
