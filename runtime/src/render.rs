@@ -23,7 +23,9 @@ use timely::progress::Timestamp;
 
 pub type Coll<'s, T> = VecCollection<'s, T, Row, isize>;
 
-/// A rule's output rows and the bindings whose expressions failed (tagged with the rule).
+/// A rule's output rows and what failed to evaluate, tagged with the rule: the binding, or
+/// for a group-level failure (an aggregate, `having`, or the head of an aggregating rule)
+/// the group's key, so both aggregation paths count a failing group once per key.
 pub struct Rendered<'s, T: Timestamp + Lattice> {
     pub rows: Coll<'s, T>,
     pub errors: Coll<'s, T>,
@@ -181,7 +183,7 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
             let grouped = keyed
                 .filter(|(k, _)| k.is_ok())
                 .map(|(k, row)| (k.unwrap_or_default(), row))
-                .reduce(move |_key, input: &[(&Row, isize)], output: &mut Vec<((bool, Row), isize)>| {
+                .reduce(move |group_key, input: &[(&Row, isize)], output: &mut Vec<((bool, Row), isize)>| {
                     let group: Vec<Flat<'_>> =
                         input.iter().filter(|(_, d)| *d > 0).map(|(row, _)| Flat { row, offsets: &offs }).collect();
                     let Some(first) = group.first() else { return };
@@ -191,7 +193,7 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                     }
                     let values: Result<Vec<Value>, _> = aggs_exprs.iter().map(|a| aggregate(a, &group, &ctx)).collect();
                     let Ok(values) = values else {
-                        output.push(((false, first.row.clone()), 1));
+                        output.push(((false, group_key.clone()), 1));
                         return;
                     };
                     // Head first, then having: aggregate values are consumed in that order.
@@ -207,7 +209,7 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                             Ok(v) if truthy(&v) => {}
                             Ok(_) => return,
                             Err(_) => {
-                                output.push(((false, first.row.clone()), 1));
+                                output.push(((false, group_key.clone()), 1));
                                 return;
                             }
                         }
@@ -222,7 +224,7 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                         match eval(e, first, &ctx, slice) {
                             Ok(x) => out.push(x),
                             Err(_) => {
-                                output.push(((false, first.row.clone()), 1));
+                                output.push(((false, group_key.clone()), 1));
                                 return;
                             }
                         }

@@ -211,3 +211,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn group_level_errors_count_once_per_group_on_both_aggregation_paths() {
+    // `count(*) / d.z` fails for every group; the count path (counts only) and the reduce
+    // path (with a sum) must count the same failing groups.
+    for head in ["count(*) / x.z", "sum(x.v) / x.z"] {
+        let src = system(
+            &format!(
+                "module M {{ input a(k: int, v: int, z: int); output o(k: int, n: int); table t(k: int, v: int, z: int);
+                   t <= a; o <= from t x group by x.k, x.z select x.k, {head} as n; }}"
+            ),
+            "feed m.a from generate(rows: 12, seed: 13, batch: 3) { k: uniform(0, 3), v: row(), z: 0 };",
+        );
+        let (_, _, got, want) = both(&src, 1);
+        assert_eq!(got, want, "{head}");
+        assert_eq!(got, 3, "{head}: one failure per group (three groups)");
+    }
+}

@@ -100,7 +100,7 @@ pub fn rule(p: &Program, r: &Rule, state: &State, ctx: &Ctx, errors: &mut BTreeS
             }
         }
     }
-    for rows in groups.values() {
+    for (group_key, rows) in &groups {
         let group: Vec<Flat<'_>> = rows.iter().map(|row| Flat { row, offsets: &offsets }).collect();
         let Some(first) = group.first() else { continue };
         let mut head_aggs = Vec::new();
@@ -115,7 +115,7 @@ pub fn rule(p: &Program, r: &Rule, state: &State, ctx: &Ctx, errors: &mut BTreeS
             aggs.iter().map(|a| aggregate(a, &group, ctx).map_err(|_| ())).collect()
         };
         let (Ok(hv), Ok(gv)) = (compute(&head_aggs), compute(&having_aggs)) else {
-            errors.insert(tag(r.id, first.row));
+            errors.insert(tag(r.id, group_key));
             continue;
         };
         if let Some(h) = &b.having {
@@ -123,7 +123,7 @@ pub fn rule(p: &Program, r: &Rule, state: &State, ctx: &Ctx, errors: &mut BTreeS
                 Ok(v) if truthy(&v) => {}
                 Ok(_) => continue,
                 Err(_) => {
-                    errors.insert(tag(r.id, first.row));
+                    errors.insert(tag(r.id, group_key));
                     continue;
                 }
             }
@@ -141,7 +141,7 @@ pub fn rule(p: &Program, r: &Rule, state: &State, ctx: &Ctx, errors: &mut BTreeS
             used += v.len();
         }
         if failed {
-            errors.insert(tag(r.id, first.row));
+            errors.insert(tag(r.id, group_key));
         } else {
             out.insert(head);
         }
