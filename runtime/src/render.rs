@@ -411,8 +411,12 @@ pub fn node<'s>(
                 differential_dataflow::collection::concatenate(scope, std::iter::once(kept).chain(added)).distinct()
             }
             Some(CollectionKind::Input) => {
-                let parts: Vec<Coll<'s, u64>> =
-                    plan.loopback.iter().filter(|(_, i)| *i == c).filter_map(|(o, _)| sent.get(o).cloned()).collect();
+                // A wire carries everything its output emits in a tick: `<=` facts and sends.
+                let mut parts: Vec<Coll<'s, u64>> = Vec::new();
+                for (o, _) in plan.loopback.iter().filter(|(_, i)| *i == c) {
+                    parts.extend(colls.get(o).cloned());
+                    parts.extend(sent.get(o).cloned());
+                }
                 differential_dataflow::collection::concatenate(scope, parts).distinct()
             }
             _ => differential_dataflow::collection::concatenate(scope, plus.remove(&c).unwrap_or_default()).distinct(),

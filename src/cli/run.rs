@@ -58,10 +58,13 @@ fn read_inputs(
             }
         }
     }
+    // `--input` names an input of the node's own module.
+    let module = bloomc_runtime::plan::plan_without_files(p)?.module;
+    let node_inputs: Vec<&bloomc_compiler::ir::Collection> =
+        p.collections.iter().filter(|c| c.kind == CollectionKind::Input && c.module == module).collect();
     for (name, path) in &run.inputs {
-        let Some(c) = p.collections.iter().find(|c| c.kind == CollectionKind::Input && c.name == *name) else {
-            let names: Vec<&str> =
-                p.collections.iter().filter(|c| c.kind == CollectionKind::Input).map(|c| c.name.as_str()).collect();
+        let Some(c) = node_inputs.iter().find(|c| c.name == *name) else {
+            let names: Vec<&str> = node_inputs.iter().map(|c| c.name.as_str()).collect();
             return Err(format!(
                 "`--input {name}`: no input interface `{name}` (the inputs are: {})",
                 names.join(", ")

@@ -64,11 +64,12 @@ pub fn choose(g: &Graph, labels: &Labels) -> Vec<Choice> {
         for (pi, why) in &r.hazards {
             let Some(path) = comp.paths.get(*pi) else { continue };
             // Which streams, sealed on which of their gate columns, would allow a seal instead.
-            let streams: Vec<usize> = if path.annotation.stateful() {
-                vec![path.from]
-            } else {
-                comp.paths.iter().filter(|p| p.to == path.to && p.from != path.from).map(|p| p.from).collect()
-            };
+            let others: Vec<usize> =
+                comp.paths.iter().filter(|p| p.to == path.to && p.from != path.from).map(|p| p.from).collect();
+            // State is protected by sealing its own input; a read by sealing the streams it
+            // races with, or its own input when there are none.
+            let streams: Vec<usize> =
+                if path.annotation.stateful() || others.is_empty() { vec![path.from] } else { others };
             let mut would = Vec::new();
             for j in streams {
                 let mut key = BTreeSet::new();

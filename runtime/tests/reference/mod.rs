@@ -223,9 +223,12 @@ pub fn run(p: &Program, plan: &NodePlan, max_ticks: u64) -> Outcome {
                 _ => {}
             }
         }
+        // A wire carries everything its output emits in a tick: `<=` facts and sends.
         for (o, i) in &plan.loopback {
-            if let Some(x) = sent.get(o).filter(|x| !x.is_empty()) {
-                next.entry(*i).or_default().extend(x.iter().cloned());
+            let mut facts: BTreeSet<Row> = state.get(o).cloned().unwrap_or_default();
+            facts.extend(sent.get(o).cloned().unwrap_or_default());
+            if !facts.is_empty() {
+                next.entry(*i).or_default().extend(facts);
             }
         }
         for &c in &m.collections {
