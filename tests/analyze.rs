@@ -2,16 +2,8 @@
 //! and the white-box examples, the JSON shape tools rely on, and snapshots of the human
 //! output and of `--explain`.
 
-use std::process::{Command, Output};
-
-fn bloomc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bloomc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("bloomc runs")
-}
+mod common;
+use common::bloomc;
 
 fn json(args: &[&str]) -> serde_json::Value {
     let mut all = vec!["analyze", "--format", "json"];

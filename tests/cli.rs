@@ -1,16 +1,9 @@
 //! The `bloomc` binary end to end: exit codes, output formats, and bad files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn bloomc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bloomc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("bloomc runs")
-}
+mod common;
+use common::bloomc;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

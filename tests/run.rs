@@ -1,16 +1,10 @@
 //! `bloomc run` end to end: the one-node examples run to quiescence, print their outputs,
 //! and give identical results for any worker count; what cannot run yet says so.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn bloomc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bloomc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("bloomc runs")
-}
+mod common;
+use common::bloomc;
 
 #[test]
 fn one_node_examples_run_and_agree_across_worker_counts() {

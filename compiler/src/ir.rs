@@ -256,6 +256,39 @@ pub enum ExprKind {
 }
 
 impl Expr {
+    /// Whether an aggregate occurs anywhere in the expression.
+    pub fn has_aggregate(&self) -> bool {
+        match &self.kind {
+            ExprKind::Agg(..) => true,
+            ExprKind::Lit(_) | ExprKind::Col(_) => false,
+            ExprKind::Unary(_, x) => x.has_aggregate(),
+            ExprKind::Binary(_, a, b) => a.has_aggregate() || b.has_aggregate(),
+            ExprKind::Call(_, args) => args.iter().any(Expr::has_aggregate),
+        }
+    }
+
+    /// Structural equality, ignoring spans.
+    pub fn same(&self, other: &Expr) -> bool {
+        match (&self.kind, &other.kind) {
+            (ExprKind::Lit(x), ExprKind::Lit(y)) => x == y,
+            (ExprKind::Col(x), ExprKind::Col(y)) => x == y,
+            (ExprKind::Unary(o, x), ExprKind::Unary(p, y)) => o == p && x.same(y),
+            (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => o == p && x1.same(y1) && x2.same(y2),
+            (ExprKind::Call(f, xs), ExprKind::Call(g, ys)) => {
+                f == g && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| x.same(y))
+            }
+            (ExprKind::Agg(f, x), ExprKind::Agg(g, y)) => {
+                f == g
+                    && match (x, y) {
+                        (Some(x), Some(y)) => x.same(y),
+                        (None, None) => true,
+                        _ => false,
+                    }
+            }
+            _ => false,
+        }
+    }
+
     /// Visits every column reference in the expression.
     pub fn columns(&self, out: &mut Vec<ColRef>) {
         match &self.kind {

@@ -228,28 +228,6 @@ pub fn aggregate<B: Bindings>(agg: &Expr, group: &[B], ctx: &Ctx) -> Result<Valu
     })
 }
 
-/// Structural equality of expressions, ignoring spans.
-pub fn same(a: &Expr, b: &Expr) -> bool {
-    match (&a.kind, &b.kind) {
-        (ExprKind::Lit(x), ExprKind::Lit(y)) => x == y,
-        (ExprKind::Col(x), ExprKind::Col(y)) => x == y,
-        (ExprKind::Unary(o, x), ExprKind::Unary(p, y)) => o == p && same(x, y),
-        (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => o == p && same(x1, y1) && same(x2, y2),
-        (ExprKind::Call(f, xs), ExprKind::Call(g, ys)) => {
-            f == g && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| same(x, y))
-        }
-        (ExprKind::Agg(f, x), ExprKind::Agg(g, y)) => {
-            f == g
-                && match (x, y) {
-                    (Some(x), Some(y)) => same(x, y),
-                    (None, None) => true,
-                    _ => false,
-                }
-        }
-        _ => false,
-    }
-}
-
 /// Evaluates a grouped expression (a `select` item or `having` of an aggregating rule) from
 /// the group's key values alone: sub-expressions equal to a grouping key take its value, and
 /// aggregates take `aggs` in order. Used where no binding of the group is kept.
@@ -266,7 +244,7 @@ fn grouped_inner(
     aggs: &[Value],
     next: &mut usize,
 ) -> Result<Value, EvalError> {
-    if let Some(i) = keys.iter().position(|k| same(k, e)) {
+    if let Some(i) = keys.iter().position(|k| k.same(e)) {
         return key_values.get(i).cloned().ok_or(EvalError::Type);
     }
     Ok(match &e.kind {

@@ -421,7 +421,15 @@ pub fn node<'s>(
             }
             _ => differential_dataflow::collection::concatenate(scope, plus.remove(&c).unwrap_or_default()).distinct(),
         };
-        activity.push(next.clone());
+        // Tagged with the collection, so equal facts of different collections never cancel
+        // when the driver consolidates the changes.
+        let tag = Value::Int(i64::from(c.0));
+        activity.push(next.clone().map(move |row| {
+            let mut tagged = Row::new();
+            tagged.push(tag.clone());
+            tagged.extend(row);
+            tagged
+        }));
         var.set(next);
     }
     let mut outputs = BTreeMap::new();

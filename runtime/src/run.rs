@@ -104,10 +104,12 @@ fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &NodePlan) -> R
         VecCollection::new(df.errors.inner.exchange(|_| 0))
             .inspect(move |(row, t, d)| sink.borrow_mut().push((CollectionId(0), row.clone(), *t, *d)))
             .probe_with(&pr);
-        // Each change becomes one unit record; consolidated, a tick with changes leaves one
-        // record with a positive count, which every worker then sees (they stop together).
+        // Changes are consolidated first (a recursive component can emit and cancel the same
+        // fact within a tick), then each becomes one unit record; consolidated again, a tick
+        // with changes leaves one record, which every worker sees (they stop together).
         let counts = a.clone();
-        let units = timely::dataflow::operators::vec::Map::map(df.activity.inner, |(_, t, _)| ((), t, 1isize));
+        let units =
+            timely::dataflow::operators::vec::Map::map(df.activity.consolidate().inner, |(_, t, _)| ((), t, 1isize));
         let changed = VecCollection::new(units).consolidate().inner.broadcast();
         VecCollection::new(changed)
             .inspect(move |(_, t, _)| *counts.borrow_mut().entry(*t).or_default() += 1)
@@ -217,7 +219,11 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
                 *current.entry(row).or_default() += d;
             }
             current.retain(|_, d| *d != 0);
-            ticks.insert(t, current.keys().cloned().collect());
+            // Updates that cancel within a tick are no change.
+            let contents: BTreeSet<Row> = current.keys().cloned().collect();
+            if ticks.values().next_back().map_or(!contents.is_empty(), |last| *last != contents) {
+                ticks.insert(t, contents);
+            }
         }
         result.outputs.insert(p.collection_name(c).to_string(), ticks);
     }

@@ -68,22 +68,12 @@ fn conjuncts(e: &Expr) -> Vec<&Expr> {
     }
 }
 
-fn has_agg(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Agg(..) => true,
-        ExprKind::Lit(_) | ExprKind::Col(_) => false,
-        ExprKind::Unary(_, x) => has_agg(x),
-        ExprKind::Binary(_, a, b) => has_agg(a) || has_agg(b),
-        ExprKind::Call(_, args) => args.iter().any(has_agg),
-    }
-}
-
 /// An aggregate rule whose output only grows: it projects no aggregate and keeps groups by
 /// growing tests. Such a rule is monotone when its inputs are insert-only.
 pub fn threshold(body: &Body) -> bool {
     body.aggregates()
-        && !body.head.iter().any(has_agg)
-        && body.having.as_ref().is_some_and(|h| conjuncts(h).iter().all(|c| growing_test(c) || !has_agg(c)))
+        && !body.head.iter().any(Expr::has_aggregate)
+        && body.having.as_ref().is_some_and(|h| conjuncts(h).iter().all(|c| growing_test(c) || !c.has_aggregate()))
 }
 
 /// The nonmonotone operator of the rule itself, ignoring what it reads.

@@ -238,7 +238,9 @@ impl Resolver<'_> {
         if !ok {
             return None;
         }
-        let aggregating = group_by.is_some() || head.iter().any(has_agg) || having.as_ref().is_some_and(has_agg);
+        let aggregating = group_by.is_some()
+            || head.iter().any(Expr::has_aggregate)
+            || having.as_ref().is_some_and(Expr::has_aggregate);
         if aggregating {
             let keys = group_by.clone().unwrap_or_default();
             for e in head.iter().chain(having.iter()) {
@@ -477,33 +479,9 @@ fn split_where(e: Expr, equalities: &mut Vec<Equality>, filters: &mut Vec<Expr>)
     }
 }
 
-fn has_agg(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Agg(..) => true,
-        ExprKind::Lit(_) | ExprKind::Col(_) => false,
-        ExprKind::Unary(_, x) => has_agg(x),
-        ExprKind::Binary(_, a, b) => has_agg(a) || has_agg(b),
-        ExprKind::Call(_, args) => args.iter().any(has_agg),
-    }
-}
-
-/// Structural equality of typed expressions, ignoring spans.
-fn same(a: &Expr, b: &Expr) -> bool {
-    match (&a.kind, &b.kind) {
-        (ExprKind::Lit(x), ExprKind::Lit(y)) => x == y,
-        (ExprKind::Col(x), ExprKind::Col(y)) => x == y,
-        (ExprKind::Unary(o, x), ExprKind::Unary(p, y)) => o == p && same(x, y),
-        (ExprKind::Binary(o, x1, x2), ExprKind::Binary(p, y1, y2)) => o == p && same(x1, y1) && same(x2, y2),
-        (ExprKind::Call(f, xs), ExprKind::Call(g, ys)) => {
-            f == g && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| same(x, y))
-        }
-        _ => false,
-    }
-}
-
 /// The span of a column used outside an aggregate and not covered by a grouping key.
 fn ungrouped(e: &Expr, keys: &[Expr]) -> Option<Span> {
-    if keys.iter().any(|k| same(k, e)) {
+    if keys.iter().any(|k| k.same(e)) {
         return None;
     }
     match &e.kind {

@@ -189,7 +189,7 @@ pub fn run(p: &Program, plan: &NodePlan, max_ticks: u64) -> Outcome {
                 }
             }
         }
-        let mut derive = |rules: &[RuleId], errors: &mut BTreeSet<Row>| -> State {
+        let derive = |rules: &[RuleId], errors: &mut BTreeSet<Row>| -> State {
             let mut out: State = BTreeMap::new();
             for &r in rules {
                 let rule_ir = p.rule(r).expect("rule");
