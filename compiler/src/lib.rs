@@ -317,7 +317,7 @@ pub fn analyze_greybox(name: &str, bytes: &[u8], options: &Options, variant: Opt
         }
         let a = analysis::report::Analysis::new(graph, true);
         for d in a.diagnostics() {
-            if !(options.allow_nondeterminism && d.code == Code::Nondeterministic) && !diagnostics.contains(&d) {
+            if (!options.allow_nondeterminism || d.code != Code::Nondeterministic) && !diagnostics.contains(&d) {
                 diagnostics.push(d);
             }
         }

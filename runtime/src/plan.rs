@@ -1,7 +1,7 @@
 //! What one node runs: its module's rules sorted by phase and stratum, its feeds, and the
 //! loopback wires that deliver its own `<~` outputs back to its inputs next tick.
 
-use crate::eval::{eval, mix, Ctx, EvalError};
+use crate::eval::{eval, mix, Ctx};
 use crate::value::Row;
 use bloomc_compiler::ir::{CollectionId, FeedSource, ModuleId, Program, RuleId};
 use bloomc_grammar::ast::{CollectionKind, MergeOp};
@@ -194,17 +194,6 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
         }
     }
     Ok(NodePlan { module, instance: 0, node_name, strata, deferred, deletes, sends, feeds, loopback })
-}
-
-/// Counts of what went wrong but did not stop the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Problems {
-    /// Bindings dropped because an expression failed (overflow, division by zero).
-    pub eval_errors: u64,
-}
-
-pub fn note_eval_error(_e: EvalError, problems: &mut Problems) {
-    problems.eval_errors += 1;
 }
 
 /// The plan in words, for `bloomc dump plan`: per rule, its phase and the dataflow operators

@@ -9,10 +9,10 @@
 //! a recursive component is an `iterative` scope whose collections are `Variable`s that
 //! evolve together to their fixpoint. Every collection is `distinct`.
 
-use crate::eval::{aggregate, collect_aggs, counts_only, eval, eval_grouped, truthy, Ctx, Flat};
+use crate::eval::{aggregate, collect_aggs, counts_only, eval, eval_grouped, truthy, Ctx, EvalError, Flat};
 use crate::plan::NodePlan;
 use crate::value::{Row, Value};
-use bloomc_compiler::ir::{CollectionId, Program, Rule, RuleId};
+use bloomc_compiler::ir::{CollectionId, Expr, Program, Rule, RuleId};
 use bloomc_grammar::ast::CollectionKind;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::iterate::Variable;
@@ -33,6 +33,65 @@ pub struct Rendered<'s, T: Timestamp + Lattice> {
 
 fn key(row: &Row, cols: &[usize]) -> Row {
     cols.iter().filter_map(|&c| row.get(c).cloned()).collect()
+}
+
+/// What an aggregating rule does with a group once its aggregates are known: check `having`
+/// and evaluate the head from the group's key (the resolver guarantees that a head refers to
+/// nothing but grouping keys, aggregates and constants). Shared by both aggregation paths.
+struct Group {
+    keys: Vec<Expr>,
+    head: Vec<Expr>,
+    having: Option<Expr>,
+    ctx: Ctx,
+    /// The aggregate nodes of the head, then of `having`, in evaluation order.
+    aggregates: Vec<Expr>,
+    /// How many of `aggregates` belong to the head.
+    head_aggs: usize,
+}
+
+impl Group {
+    fn new(keys: Vec<Expr>, head: Vec<Expr>, having: Option<Expr>, ctx: Ctx) -> Group {
+        let mut in_head = Vec::new();
+        for e in &head {
+            collect_aggs(e, &mut in_head);
+        }
+        let head_aggs = in_head.len();
+        let mut aggregates: Vec<Expr> = in_head.into_iter().cloned().collect();
+        let mut in_having = Vec::new();
+        if let Some(h) = &having {
+            collect_aggs(h, &mut in_having);
+        }
+        aggregates.extend(in_having.into_iter().cloned());
+        Group { keys, head, having, ctx, aggregates, head_aggs }
+    }
+
+    /// `(true, head row)`, `(false, key)` when something failed to evaluate, or `None` when
+    /// `having` rejects the group. `aggs` are the values of `collect_aggs` over the head, then
+    /// the having clause.
+    fn finish(&self, key: Row, aggs: Result<Vec<Value>, EvalError>) -> Option<(bool, Row)> {
+        let Ok(values) = aggs else { return Some((false, key)) };
+        let (head_vals, having_vals) = values.split_at(self.head_aggs.min(values.len()));
+        if let Some(h) = &self.having {
+            match eval_grouped(h, &self.keys, &key, &self.ctx, having_vals) {
+                Ok(v) if truthy(&v) => {}
+                Ok(_) => return None,
+                Err(_) => return Some((false, key)),
+            }
+        }
+        let mut out = Row::new();
+        let mut used = 0;
+        for e in &self.head {
+            let mut v = Vec::new();
+            collect_aggs(e, &mut v);
+            let slice = head_vals.get(used..used + v.len()).unwrap_or(&[]);
+            used += v.len();
+            match eval_grouped(e, &self.keys, &key, &self.ctx, slice) {
+                Ok(x) => out.push(x),
+                Err(_) => return Some((false, key)),
+            }
+        }
+        Some((true, out))
+    }
 }
 
 /// Renders one rule against the collections it reads.
@@ -128,110 +187,40 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                 Err(_) => (false, row),
             }
         }),
-        Some(keys) if counts_only(b.head.iter().chain(b.having.iter())) && !keys.is_empty() => {
-            // Count fast path: bindings are distinct, so `count` over the group keys
-            // gives each group's count without keeping its bindings in an arrangement.
-            let keys = keys.clone();
-            let having = b.having.clone();
-            let offs2 = offs.clone();
-            let keyed = bound.map(move |row| {
-                let flat = Flat { row: &row, offsets: &offs2 };
-                let k: Result<Row, _> = keys.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
-                (k.map_err(|_| ()), row)
-            });
-            let bad_keys = keyed.clone().filter(|(k, _)| k.is_err()).map(|(_, row)| (false, row));
-            let keys = b.group_by.clone().unwrap_or_default();
-            let counted = keyed.filter(|(k, _)| k.is_ok()).map(|(k, _)| k.unwrap_or_default()).count();
-            let grouped = counted.flat_map(move |(key, n)| {
-                let mut count_exprs = Vec::new();
-                for e in head.iter().chain(having.iter()) {
-                    collect_aggs(e, &mut count_exprs);
-                }
-                let values = vec![Value::Int(n as i64); count_exprs.len()];
-                let mut head_aggs = 0;
-                for e in &head {
-                    let mut v = Vec::new();
-                    collect_aggs(e, &mut v);
-                    head_aggs += v.len();
-                }
-                let (head_vals, having_vals) = values.split_at(head_aggs.min(values.len()));
-                if let Some(h) = &having {
-                    match eval_grouped(h, &keys, &key, &ctx, having_vals) {
-                        Ok(v) if truthy(&v) => {}
-                        Ok(_) => return None,
-                        Err(_) => return Some((false, key)),
-                    }
-                }
-                let out: Result<Row, _> = head.iter().map(|e| eval_grouped(e, &keys, &key, &ctx, head_vals)).collect();
-                Some(match out {
-                    Ok(out) => (true, out),
-                    Err(_) => (false, key),
-                })
-            });
-            grouped.concat(bad_keys)
-        }
         Some(keys) => {
-            let keys = keys.clone();
-            let having = b.having.clone();
+            // Evaluate each binding's group key; a key that fails to evaluate is an error.
+            let key_exprs = keys.clone();
             let offs2 = offs.clone();
             let keyed = bound.map(move |row| {
                 let flat = Flat { row: &row, offsets: &offs2 };
-                let k: Result<Row, _> = keys.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
+                let k: Result<Row, _> = key_exprs.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
                 (k.map_err(|_| ()), row)
             });
             let bad_keys = keyed.clone().filter(|(k, _)| k.is_err()).map(|(_, row)| (false, row));
-            let grouped = keyed
-                .filter(|(k, _)| k.is_ok())
-                .map(|(k, row)| (k.unwrap_or_default(), row))
-                .reduce(move |group_key, input: &[(&Row, isize)], output: &mut Vec<((bool, Row), isize)>| {
-                    let group: Vec<Flat<'_>> =
-                        input.iter().filter(|(_, d)| *d > 0).map(|(row, _)| Flat { row, offsets: &offs }).collect();
-                    let Some(first) = group.first() else { return };
-                    let mut aggs_exprs = Vec::new();
-                    for e in head.iter().chain(having.iter()) {
-                        collect_aggs(e, &mut aggs_exprs);
-                    }
-                    let values: Result<Vec<Value>, _> = aggs_exprs.iter().map(|a| aggregate(a, &group, &ctx)).collect();
-                    let Ok(values) = values else {
-                        output.push(((false, group_key.clone()), 1));
-                        return;
-                    };
-                    // Head first, then having: aggregate values are consumed in that order.
-                    let mut head_aggs = 0;
-                    for e in &head {
-                        let mut v = Vec::new();
-                        collect_aggs(e, &mut v);
-                        head_aggs += v.len();
-                    }
-                    let (head_vals, having_vals) = values.split_at(head_aggs.min(values.len()));
-                    if let Some(h) = &having {
-                        match eval(h, first, &ctx, having_vals) {
-                            Ok(v) if truthy(&v) => {}
-                            Ok(_) => return,
-                            Err(_) => {
-                                output.push(((false, group_key.clone()), 1));
-                                return;
-                            }
-                        }
-                    }
-                    let mut out = Row::new();
-                    let mut used = 0;
-                    for e in &head {
-                        let mut v = Vec::new();
-                        collect_aggs(e, &mut v);
-                        let slice = head_vals.get(used..used + v.len()).unwrap_or(&[]);
-                        used += v.len();
-                        match eval(e, first, &ctx, slice) {
-                            Ok(x) => out.push(x),
-                            Err(_) => {
-                                output.push(((false, group_key.clone()), 1));
-                                return;
-                            }
-                        }
-                    }
-                    output.push(((true, out), 1));
+            let keyed = keyed.filter(|(k, _)| k.is_ok()).map(|(k, row)| (k.unwrap_or_default(), row));
+            let finish = Group::new(keys.clone(), head, b.having.clone(), ctx);
+            let grouped = if counts_only(b.head.iter().chain(b.having.iter())) && !keys.is_empty() {
+                // Count path: bindings are distinct, so `count` over the group keys gives each
+                // group's count without keeping its bindings in an arrangement.
+                keyed.map(|(k, _)| k).count().flat_map(move |(key, n)| {
+                    let aggs = vec![Value::Int(n as i64); finish.aggregates.len()];
+                    finish.finish(key, Ok(aggs))
                 })
-                .map(|(_k, v)| v);
+            } else {
+                keyed
+                    .reduce(move |key, input: &[(&Row, isize)], output: &mut Vec<((bool, Row), isize)>| {
+                        let group: Vec<Flat<'_>> =
+                            input.iter().filter(|(_, d)| *d > 0).map(|(row, _)| Flat { row, offsets: &offs }).collect();
+                        if group.is_empty() {
+                            return;
+                        }
+                        let aggs = finish.aggregates.iter().map(|a| aggregate(a, &group, &ctx)).collect();
+                        if let Some(out) = finish.finish(key.clone(), aggs) {
+                            output.push((out, 1));
+                        }
+                    })
+                    .map(|(_k, v)| v)
+            };
             grouped.concat(bad_keys)
         }
     };
