@@ -185,33 +185,3 @@ fn path(
         key_map,
     }
 }
-
-impl ModulePath {
-    /// `CR`, `CW`, `OR`, `OW`.
-    pub fn label(&self) -> &'static str {
-        match (self.confluent, self.stateful) {
-            (true, false) => "CR",
-            (true, true) => "CW",
-            (false, false) => "OR",
-            (false, true) => "OW",
-        }
-    }
-
-    /// The gate's attribute names, sorted; `["*"]` when some gate cannot be traced.
-    pub fn gate_names(&self) -> Vec<String> {
-        if self.confluent {
-            return Vec::new();
-        }
-        let mut names: Vec<String> = Vec::new();
-        for g in &self.gates {
-            let traced: Vec<&super::gates::GateAttr> = g.iter().filter(|a| !a.inputs.is_empty()).collect();
-            if traced.is_empty() {
-                return vec!["*".to_string()];
-            }
-            names.extend(traced.iter().map(|a| a.name.clone()));
-        }
-        names.sort();
-        names.dedup();
-        names
-    }
-}
