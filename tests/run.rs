@@ -21,6 +21,18 @@ fn one_node_examples_run_and_agree_across_worker_counts() {
 }
 
 #[test]
+fn campaign_takes_the_fold_path_and_agrees_across_worker_counts() {
+    let args = ["run", "examples/campaign.bl", "--set", "clicks=20000", "--set", "threshold=200"];
+    let one = bloomc(&args);
+    assert_eq!(one.status.code(), Some(0), "{}", String::from_utf8_lossy(&one.stderr));
+    let stdout = String::from_utf8_lossy(&one.stdout).into_owned();
+    assert!(stdout.contains("-- poor: ") && stdout.contains("poor("), "{stdout}");
+    let two = bloomc(&[&args[..], &["--workers", "2"]].concat());
+    assert_eq!(two.status.code(), Some(0));
+    assert_eq!(stdout, String::from_utf8_lossy(&two.stdout), "campaign: -w 1 and -w 2 differ");
+}
+
+#[test]
 fn per_tick_output_shows_when_facts_appear() {
     let out = bloomc(&["run", "examples/pubsub.bl", "--per-tick"]);
     assert_eq!(out.status.code(), Some(0));
@@ -187,7 +199,7 @@ fn a_node_spans_two_processes_with_timely_cluster_flags() {
 
 #[test]
 fn dump_plan_shows_each_rules_operators() {
-    for example in ["kvs", "pubsub"] {
+    for example in ["kvs", "pubsub", "campaign"] {
         let out = bloomc(&["dump", "plan", &format!("examples/{example}.bl")]);
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         insta::assert_snapshot!(format!("plan_{example}"), String::from_utf8_lossy(&out.stdout));

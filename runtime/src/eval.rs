@@ -201,12 +201,13 @@ pub fn aggregate<B: Bindings>(agg: &Expr, group: &[B], ctx: &Ctx) -> Result<Valu
                     Value::Float(Float(vals.iter().map(|v| if let Value::Float(f) = v { f.0 } else { 0.0 }).sum()))
                 }
                 _ => {
-                    let mut acc: i64 = 0;
+                    // Exact: the total, not a partial sum, must fit (so order never matters).
+                    let mut acc: i128 = 0;
                     for v in &vals {
                         let Value::Int(i) = v else { return Err(EvalError::Type) };
-                        acc = acc.checked_add(*i).ok_or(EvalError::Overflow)?;
+                        acc += i128::from(*i);
                     }
-                    Value::Int(acc)
+                    Value::Int(i64::try_from(acc).map_err(|_| EvalError::Overflow)?)
                 }
             }
         }

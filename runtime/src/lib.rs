@@ -5,7 +5,9 @@
 //! [`run::run`], so the compiler and the CLI build fast.
 
 pub mod eval;
+pub mod fold;
 pub mod input;
+pub mod paths;
 pub mod plan;
 pub mod render;
 pub mod run;

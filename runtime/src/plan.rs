@@ -215,9 +215,16 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
     for (o, i) in &plan.loopback {
         let _ = writeln!(out, "  loopback {} -> {} (next tick)", p.collection_name(*o), p.collection_name(*i));
     }
-    let accumulating = crate::render::accumulating_tables(p, plan);
+    let paths = crate::paths::paths(p, plan);
+    for c in plan.collections(p, CollectionKind::Input) {
+        if paths.insert_only_inputs.contains(&c) {
+            let _ = writeln!(out, "  input {}: insert-only (read only into accumulating tables)", p.collection_name(c));
+        }
+    }
     for c in plan.collections(p, CollectionKind::Table) {
-        let how = if accumulating.contains(&c) {
+        let how = if paths.fold_only.contains(&c) {
+            "accumulates its inputs' facts; only folds read it (deduplicated there, no set built)"
+        } else if paths.accumulating.contains(&c) {
             "accumulates its inputs' facts (insert-only: no feedback loop)"
         } else {
             "fed from tick to tick: (T \\ deleted) ∪ inserted"
@@ -254,16 +261,28 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
             }
             if let Some(keys) = &b.group_by {
                 let counts = crate::eval::counts_only(b.head.iter().chain(b.having.iter()));
-                ops.push(if counts && !keys.is_empty() {
+                ops.push(if paths.folds.contains(&r) {
+                    "fold per group (fold path: deduplicate new rows, update accumulators, never retract)".to_string()
+                } else if counts && !keys.is_empty() {
                     "count per group (count path: no bindings kept)".to_string()
                 } else {
                     "reduce (group, aggregate, having)".to_string()
                 });
             }
-            ops.push("map head".to_string());
+            if crate::paths::copies(p, rule) {
+                ops.push("copy (no operator)".to_string());
+            } else {
+                ops.push("map head".to_string());
+            }
             let stratum = p.collection(rule.target).map_or(0, |c| c.stratum);
             let target = p.collection_name(rule.target);
             let end = match phase {
+                "<=" if paths.fold_only.contains(&rule.target) => {
+                    format!("to the folds over {target}, no distinct (stratum {stratum})")
+                }
+                "<=" if paths.insert_only_inputs.iter().any(|c| b.atoms.iter().any(|a| a.collection == *c)) => {
+                    format!("insertions into {target} (stratum {stratum})")
+                }
                 "<=" => format!("distinct into {target} (stratum {stratum})"),
                 "<+" => format!("next tick: insert into {target}"),
                 "<-" => format!("next tick: delete from {target}"),
@@ -273,6 +292,8 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
             let _ = writeln!(out, "  r{} {target} {phase}: {}", r.0, ops.join(" -> "));
         }
     }
-    out.push_str("  every rule runs on differential dataflow; counts use the count path, other aggregates reduce\n");
+    out.push_str(
+        "  aggregates over accumulating tables with count/sum(int)/min/max fold; other counts use the count path; the rest reduce\n",
+    );
     out
 }

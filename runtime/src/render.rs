@@ -18,6 +18,7 @@ use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::iterate::Variable;
 use differential_dataflow::VecCollection;
 use std::collections::BTreeMap;
+use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::Scope;
 use timely::progress::Timestamp;
 
@@ -38,19 +39,19 @@ fn key(row: &Row, cols: &[usize]) -> Row {
 /// What an aggregating rule does with a group once its aggregates are known: check `having`
 /// and evaluate the head from the group's key (the resolver guarantees that a head refers to
 /// nothing but grouping keys, aggregates and constants). Shared by both aggregation paths.
-struct Group {
+pub(crate) struct Group {
     keys: Vec<Expr>,
     head: Vec<Expr>,
     having: Option<Expr>,
     ctx: Ctx,
     /// The aggregate nodes of the head, then of `having`, in evaluation order.
-    aggregates: Vec<Expr>,
+    pub(crate) aggregates: Vec<Expr>,
     /// How many of `aggregates` belong to the head.
     head_aggs: usize,
 }
 
 impl Group {
-    fn new(keys: Vec<Expr>, head: Vec<Expr>, having: Option<Expr>, ctx: Ctx) -> Group {
+    pub(crate) fn new(keys: Vec<Expr>, head: Vec<Expr>, having: Option<Expr>, ctx: Ctx) -> Group {
         let mut in_head = Vec::new();
         for e in &head {
             collect_aggs(e, &mut in_head);
@@ -68,7 +69,7 @@ impl Group {
     /// `(true, head row)`, `(false, key)` when something failed to evaluate, or `None` when
     /// `having` rejects the group. `aggs` are the values of `collect_aggs` over the head, then
     /// the having clause.
-    fn finish(&self, key: Row, aggs: Result<Vec<Value>, EvalError>) -> Option<(bool, Row)> {
+    pub(crate) fn finish(&self, key: Row, aggs: Result<Vec<Value>, EvalError>) -> Option<(bool, Row)> {
         let Ok(values) = aggs else { return Some((false, key)) };
         let (head_vals, having_vals) = values.split_at(self.head_aggs.min(values.len()));
         if let Some(h) = &self.having {
@@ -142,7 +143,6 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
         );
     }
     // Equalities not used as join keys, and the `where` filters.
-    let offs = offsets.clone();
     let leftover: Vec<_> = b
         .equalities
         .iter()
@@ -150,34 +150,40 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
         .filter(|(_, u)| !**u)
         .map(|(e, _)| (flat(e.left.atom, e.left.column), flat(e.right.atom, e.right.column)))
         .collect();
-    let filters = b.filters.clone();
     let ctx = Ctx { instance, row: 0, seed: 0 };
-    let rule_id = Value::Int(i64::from(r.id.0));
-    // Bindings whose filter failed to evaluate are errors, split off below.
-    let checked = bound.flat_map(move |row| {
-        if leftover.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
-            return None;
+    let check = Check { leftover, filters: b.filters.clone(), offsets: offsets.clone(), ctx };
+    let head = b.head.clone();
+    let tag = Value::Int(i64::from(r.id.0));
+    if b.antijoins.is_empty() && b.group_by.is_none() {
+        // Neither negation nor aggregation: check and project each binding in one pass.
+        if crate::paths::copies(p, r) {
+            // The rule copies a collection: no operator at all.
+            let errors = differential_dataflow::collection::concatenate(bound.scope(), Vec::new());
+            return Some(Rendered { rows: bound, errors });
         }
-        for f in &filters {
-            match eval(f, &Flat { row: &row, offsets: &offs }, &ctx, &[]) {
-                Ok(v) if truthy(&v) => {}
-                Ok(_) => return None,
-                Err(_) => return Some((false, row)),
+        let produced = bound.flat_map(move |row| match check.run(&row)? {
+            false => Some((false, row)),
+            true => {
+                let flat = Flat { row: &row, offsets: &check.offsets };
+                let out: Result<Row, _> = head.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
+                Some(match out {
+                    Ok(out) => (true, out),
+                    Err(_) => (false, row),
+                })
             }
-        }
-        Some((true, row))
-    });
-    let mut errors = vec![checked.clone().filter(|(ok, _)| !ok).map(|(_, row)| row)];
-    let mut bound = checked.filter(|(ok, _)| *ok).map(|(_, row)| row);
+        });
+        return Some(split(produced, Vec::new(), tag));
+    }
+    // Bindings whose filter failed to evaluate are errors, split off here.
+    let offs = offsets.clone();
+    let (mut bound, failed) = split_ok(bound.flat_map(move |row| check.run(&row).map(|ok| (ok, row))));
+    let errors = vec![failed];
     for anti in &b.antijoins {
         let outer: Vec<usize> = anti.pairs.iter().map(|(o, _)| flat(o.atom, o.column)).collect();
         let inner: Vec<usize> = anti.pairs.iter().map(|(_, i)| *i).collect();
         let negated = colls.get(&anti.collection)?.clone().map(move |row| key(&row, &inner)).distinct();
         bound = bound.map(move |row| (key(&row, &outer), row)).antijoin(negated).map(|(_, row)| row);
     }
-    let head = b.head.clone();
-    let offs = offsets.clone();
-    let tag = rule_id.clone();
     let produced = match &b.group_by {
         None => bound.map(move |row| {
             let flat = Flat { row: &row, offsets: &offs };
@@ -191,13 +197,14 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
             // Evaluate each binding's group key; a key that fails to evaluate is an error.
             let key_exprs = keys.clone();
             let offs2 = offs.clone();
-            let keyed = bound.map(move |row| {
+            let (keyed, bad_keys) = bound.inner.ok_err::<Vec<_>, _, Vec<_>, _, _>(move |(row, t, d)| {
                 let flat = Flat { row: &row, offsets: &offs2 };
-                let k: Result<Row, _> = key_exprs.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
-                (k.map_err(|_| ()), row)
+                match key_exprs.iter().map(|e| eval(e, &flat, &ctx, &[])).collect::<Result<Row, _>>() {
+                    Ok(k) => Ok(((k, row), t, d)),
+                    Err(_) => Err(((false, row), t, d)),
+                }
             });
-            let bad_keys = keyed.clone().filter(|(k, _)| k.is_err()).map(|(_, row)| (false, row));
-            let keyed = keyed.filter(|(k, _)| k.is_ok()).map(|(k, row)| (k.unwrap_or_default(), row));
+            let (keyed, bad_keys) = (VecCollection::new(keyed), VecCollection::new(bad_keys));
             let finish = Group::new(keys.clone(), head, b.having.clone(), ctx);
             let grouped = if counts_only(b.head.iter().chain(b.having.iter())) && !keys.is_empty() {
                 // Count path: bindings are distinct, so `count` over the group keys gives each
@@ -224,15 +231,71 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
             grouped.concat(bad_keys)
         }
     };
-    errors.push(produced.clone().filter(|(ok, _)| !ok).map(|(_, row)| row));
-    let rows = produced.filter(|(ok, _)| *ok).map(|(_, row)| row);
+    Some(split(produced, errors, tag))
+}
+
+/// Splits `(ok, row)` records in one pass, without copying the stream: the rows that
+/// evaluated, and those that failed.
+fn split_ok<'s, T: Timestamp + Lattice>(c: VecCollection<'s, T, (bool, Row), isize>) -> (Coll<'s, T>, Coll<'s, T>) {
+    let (ok, failed) = c.inner.ok_err::<Vec<_>, _, Vec<_>, _, _>(
+        |((ok, row), t, d)| {
+            if ok {
+                Ok((row, t, d))
+            } else {
+                Err((row, t, d))
+            }
+        },
+    );
+    (VecCollection::new(ok), VecCollection::new(failed))
+}
+
+/// The per-binding checks of a rule body: equalities not used as join keys, then `where`.
+struct Check {
+    leftover: Vec<(usize, usize)>,
+    filters: Vec<Expr>,
+    offsets: Vec<usize>,
+    ctx: Ctx,
+}
+
+impl Check {
+    /// `None` when the binding is rejected, `Some(false)` when a filter failed to evaluate.
+    fn run(&self, row: &Row) -> Option<bool> {
+        if self.leftover.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
+            return None;
+        }
+        for f in &self.filters {
+            match eval(f, &Flat { row, offsets: &self.offsets }, &self.ctx, &[]) {
+                Ok(v) if truthy(&v) => {}
+                Ok(_) => return None,
+                Err(_) => return Some(false),
+            }
+        }
+        Some(true)
+    }
+}
+
+/// Splits a rule's `(ok, row)` output into its rows and its errors, and tags the errors
+/// (with those found earlier in the rule) with the rule.
+fn split<'s, T: Timestamp + Lattice>(
+    produced: VecCollection<'s, T, (bool, Row), isize>,
+    mut errors: Vec<Coll<'s, T>>,
+    tag: Value,
+) -> Rendered<'s, T> {
+    let (rows, failed) = split_ok(produced);
+    errors.push(failed);
     let errors = differential_dataflow::collection::concatenate(rows.scope(), errors).map(move |row| {
         let mut tagged = Row::new();
         tagged.push(tag.clone());
         tagged.extend(row);
         tagged
     });
-    Some(Rendered { rows, errors })
+    Rendered { rows, errors }
+}
+
+/// Renders a fold rule (see `fold.rs`) over the rows arriving in its accumulating table.
+fn fold_rule<'s>(p: &Program, r: &Rule, table: Coll<'s, u64>, instance: u32) -> Rendered<'s, u64> {
+    let produced = crate::fold::render(p, r, table, instance);
+    split(produced, Vec::new(), Value::Int(i64::from(r.id.0)))
 }
 
 /// The collections a node's dataflow exposes to the driver.
@@ -264,9 +327,9 @@ pub fn node<'s>(
     for (c, coll) in inputs {
         bases.entry(c).or_default().push(coll);
     }
-    let accumulating = accumulating_tables(p, plan);
+    let paths = crate::paths::paths(p, plan);
     for c in plan.collections(p, CollectionKind::Table) {
-        if !accumulating.contains(&c) {
+        if !paths.accumulating.contains(&c) {
             add_delay(c, &mut bases);
         }
     }
@@ -289,25 +352,31 @@ pub fn node<'s>(
         m
     };
     let mut errors: Vec<Coll<'s, u64>> = Vec::new();
-    let all: Vec<CollectionId> = p.module(plan.module).map(|m| m.collections.clone()).unwrap_or_default();
     let module_rules: Vec<RuleId> = plan.strata.iter().flatten().copied().collect();
     let instant = by_target(&module_rules);
-    for component in dependency_order(p, &all, &instant) {
-        let recursive = component.len() > 1
-            || component.iter().any(|c| {
-                instant.get(c).into_iter().flatten().filter_map(|&r| p.rule(r)).any(|r| {
-                    r.body.atoms.iter().any(|a| a.collection == *c)
-                        || r.body.antijoins.iter().any(|a| a.collection == *c)
-                })
-            });
-        if !recursive {
+    // The rows arriving in each accumulating table (insertions only, duplicates allowed).
+    let mut growing: BTreeMap<CollectionId, Coll<'s, u64>> = BTreeMap::new();
+    for component in paths.order.iter().cloned() {
+        if !component.iter().any(|c| paths.recursive.contains(c)) {
             for c in component {
                 let mut parts: Vec<Coll<'s, u64>> = bases.remove(&c).unwrap_or_default();
                 for &r in instant.get(&c).into_iter().flatten() {
                     let Some(rule) = p.rule(r) else { continue };
-                    let out = self::rule(p, rule, &colls, plan.instance)
-                        .ok_or("internal error: a rule reads an unrendered collection")?;
-                    if accumulating.contains(&c) {
+                    let out = if paths.folds.contains(&r) {
+                        let table = rule.body.atoms.first().and_then(|a| growing.get(&a.collection)).cloned();
+                        fold_rule(
+                            p,
+                            rule,
+                            table.ok_or("internal error: a fold reads no accumulating table")?,
+                            plan.instance,
+                        )
+                    } else {
+                        self::rule(p, rule, &colls, plan.instance)
+                            .ok_or("internal error: a rule reads an unrendered collection")?
+                    };
+                    let from_insert_only =
+                        rule.body.atoms.iter().all(|a| paths.insert_only_inputs.contains(&a.collection));
+                    if paths.accumulating.contains(&c) && !from_insert_only {
                         // Keep what each tick's input brought: drop the retraction that ends
                         // the input fact's tick, so the table needs no feedback loop.
                         let kept = timely::dataflow::operators::vec::Filter::filter(out.rows.inner, |(_, _, d)| *d > 0);
@@ -317,8 +386,23 @@ pub fn node<'s>(
                     }
                     errors.push(out.errors);
                 }
-                let coll = differential_dataflow::collection::concatenate(scope, parts).distinct();
-                colls.insert(c, coll);
+                let arriving = match parts.len() {
+                    1 => parts.pop().ok_or("internal error: no part")?,
+                    _ => differential_dataflow::collection::concatenate(scope, parts),
+                };
+                if paths.accumulating.contains(&c) {
+                    growing.insert(c, arriving.clone());
+                }
+                // Only folds read it, and they deduplicate: no set is built.
+                if paths.fold_only.contains(&c) {
+                    continue;
+                }
+                // Only rules into accumulating tables read it, and those are sets.
+                if paths.insert_only_inputs.contains(&c) {
+                    colls.insert(c, arriving);
+                    continue;
+                }
+                colls.insert(c, arriving.distinct());
             }
             continue;
         }
@@ -433,60 +517,4 @@ pub fn node<'s>(
     let activity = differential_dataflow::collection::concatenate(scope, activity);
     let errors = differential_dataflow::collection::concatenate(scope, errors);
     Ok(NodeDataflow { outputs, activity, errors })
-}
-
-/// Tables that only accumulate what external inputs bring: nothing defers into or deletes
-/// from them, and every rule into them is a `<=` filter or projection of one input interface
-/// that only the driver feeds. Such a table is the union of its rules' outputs over all
-/// ticks, so it is built without a feedback loop (the monotonicity fast path).
-pub fn accumulating_tables(p: &Program, plan: &NodePlan) -> std::collections::BTreeSet<CollectionId> {
-    let writes = |rules: &[RuleId], c: CollectionId| rules.iter().filter_map(|&r| p.rule(r)).any(|r| r.target == c);
-    let looped: Vec<CollectionId> = plan.loopback.iter().map(|(_, i)| *i).collect();
-    plan.collections(p, CollectionKind::Table)
-        .into_iter()
-        .filter(|&c| !writes(&plan.deferred, c) && !writes(&plan.deletes, c))
-        .filter(|&c| {
-            let rules: Vec<&Rule> =
-                plan.strata.iter().flatten().filter_map(|&r| p.rule(r)).filter(|r| r.target == c).collect();
-            !rules.is_empty()
-                && rules.iter().all(|r| {
-                    let b = &r.body;
-                    b.antijoins.is_empty()
-                        && b.group_by.is_none()
-                        && matches!(b.atoms.as_slice(), [a] if p.collection(a.collection).is_some_and(|x| x.kind == CollectionKind::Input) && !looped.contains(&a.collection))
-                })
-        })
-        .collect()
-}
-
-/// The strongly connected components of the `<=` graph, each before every component that
-/// reads it. A component of several collections (or one reading itself) is recursive.
-fn dependency_order(
-    p: &Program,
-    all: &[CollectionId],
-    instant: &BTreeMap<CollectionId, Vec<RuleId>>,
-) -> Vec<Vec<CollectionId>> {
-    let mut g: petgraph::graph::DiGraph<CollectionId, ()> = petgraph::graph::DiGraph::new();
-    let nodes: BTreeMap<CollectionId, _> = all.iter().map(|&c| (c, g.add_node(c))).collect();
-    for (target, rules) in instant {
-        for r in rules.iter().filter_map(|&r| p.rule(r)) {
-            let reads = r.body.atoms.iter().map(|a| a.collection).chain(r.body.antijoins.iter().map(|a| a.collection));
-            for c in reads {
-                if let (Some(&from), Some(&to)) = (nodes.get(&c), nodes.get(target)) {
-                    g.add_edge(from, to, ());
-                }
-            }
-        }
-    }
-    // Tarjan yields components in reverse topological order; members sorted for determinism.
-    let mut sccs: Vec<Vec<CollectionId>> = petgraph::algo::tarjan_scc(&g)
-        .into_iter()
-        .map(|scc| {
-            let mut v: Vec<CollectionId> = scc.into_iter().filter_map(|n| g.node_weight(n).copied()).collect();
-            v.sort();
-            v
-        })
-        .collect();
-    sccs.reverse();
-    sccs
 }

@@ -146,6 +146,8 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
         let peers = worker.peers();
         let mut w = build(worker, p, plan)?;
         let feed_ticks = plan.feed_ticks();
+        // Inputs read only into accumulating tables keep their facts: no retraction needed.
+        let insert_only = crate::paths::paths(p, plan).insert_only_inputs;
         let mut previous: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
         let (mut facts_in, mut feed_errors) = (0u64, 0u64);
         let mut quiescent = false;
@@ -160,10 +162,16 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
                     rows.extend(f.batch(tick, plan.instance, index, peers, &mut feed_errors));
                 }
                 facts_in += rows.len() as u64;
-                for row in &rows {
-                    session.update(row.clone(), 1);
+                if insert_only.contains(c) {
+                    for row in rows {
+                        session.update(row, 1);
+                    }
+                } else {
+                    for row in &rows {
+                        session.update(row.clone(), 1);
+                    }
+                    previous.insert(*c, rows);
                 }
-                previous.insert(*c, rows);
                 session.advance_to(tick + 1);
                 session.flush();
             }

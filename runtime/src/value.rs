@@ -76,3 +76,53 @@ pub fn show(row: &Row) -> String {
         .collect();
     cols.join(", ")
 }
+
+/// A compact, exact encoding of a row whose columns are all `int`, `float` or `bool`: one
+/// word per column (integers as their bits, floats by `to_bits`, which is exactly the
+/// equality of [`Float`], booleans as 0 or 1). Within one collection every column has one
+/// type, so two rows are equal exactly when their words are. Rows with strings stay rows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Packed {
+    Words(SmallVec<[u64; 4]>),
+    Row(Box<Row>),
+}
+
+impl Packed {
+    /// `words` says whether the collection has no string column (decided from its schema).
+    pub fn new(row: &Row, words: bool) -> Packed {
+        Packed::columns(row, None, words)
+    }
+
+    /// The encoding of some of `row`'s columns (all of them for `None`).
+    pub fn columns(row: &Row, cols: Option<&[usize]>, words: bool) -> Packed {
+        let picked = || -> Row {
+            match cols {
+                Some(cols) => cols.iter().filter_map(|&c| row.get(c).cloned()).collect(),
+                None => row.clone(),
+            }
+        };
+        if !words {
+            return Packed::Row(Box::new(picked()));
+        }
+        let mut out = SmallVec::new();
+        let mut push = |v: &Value| -> bool {
+            out.push(match v {
+                Value::Int(i) => *i as u64,
+                Value::Float(f) => f.0.to_bits(),
+                Value::Bool(b) => u64::from(*b),
+                Value::Str(_) => return false,
+            });
+            true
+        };
+        let all = match cols {
+            Some(cols) => cols.iter().all(|&c| row.get(c).is_some_and(&mut push)),
+            None => row.iter().all(&mut push),
+        };
+        if all {
+            Packed::Words(out)
+        } else {
+            // A string where the schema promised none, or a missing column: keep the values.
+            Packed::Row(Box::new(picked()))
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Which execution path each collection and rule of a node takes. The monotonicity facts
+//! the renderer and the driver exploit are decided here, once, so `bloomc dump plan` and the
+//! dataflow agree:
+//! - an *accumulating* table only gathers what input interfaces bring, so it is built
+//!   without a feedback loop;
+//! - a *fold* rule groups an accumulating table with lattice-fold aggregates only, so it
+//!   keeps one accumulator per group and never retracts on its input side (`fold.rs`);
+//! - an *insert-only* input is read only by rules into accumulating tables, so the driver
+//!   never retracts its facts and no set is built over them.
+
+use crate::plan::NodePlan;
+use bloomc_compiler::ir::{AggFn, CollectionId, Expr, ExprKind, Program, Rule, RuleId, Type};
+use bloomc_grammar::ast::CollectionKind;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Default)]
+pub struct Paths {
+    pub accumulating: BTreeSet<CollectionId>,
+    pub folds: BTreeSet<RuleId>,
+    /// Accumulating tables read only by fold rules: their rows enter the folds, deduplicated
+    /// there, and no differential set of them is built.
+    pub fold_only: BTreeSet<CollectionId>,
+    pub insert_only_inputs: BTreeSet<CollectionId>,
+    /// The strongly connected components of the `<=` graph in dependency order.
+    pub order: Vec<Vec<CollectionId>>,
+    /// Collections in a recursive component.
+    pub recursive: BTreeSet<CollectionId>,
+}
+
+/// The rules of the node, every phase.
+fn all_rules<'p>(p: &'p Program, plan: &NodePlan) -> impl Iterator<Item = &'p Rule> {
+    let ids: Vec<RuleId> =
+        plan.strata.iter().flatten().chain(&plan.deferred).chain(&plan.deletes).chain(&plan.sends).copied().collect();
+    ids.into_iter().filter_map(|r| p.rule(r))
+}
+
+fn reads(r: &Rule, c: CollectionId) -> bool {
+    r.body.atoms.iter().any(|a| a.collection == c) || r.body.antijoins.iter().any(|a| a.collection == c)
+}
+
+pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
+    let accumulating = accumulating_tables(p, plan);
+    let all: Vec<CollectionId> = p.module(plan.module).map(|m| m.collections.clone()).unwrap_or_default();
+    let mut instant: BTreeMap<CollectionId, Vec<RuleId>> = BTreeMap::new();
+    for &r in plan.strata.iter().flatten() {
+        if let Some(rule) = p.rule(r) {
+            instant.entry(rule.target).or_default().push(r);
+        }
+    }
+    let order = dependency_order(p, &all, &instant);
+    let mut recursive = BTreeSet::new();
+    for component in &order {
+        let cyclic = component.len() > 1
+            || component
+                .iter()
+                .any(|c| instant.get(c).into_iter().flatten().filter_map(|&r| p.rule(r)).any(|r| reads(r, *c)));
+        if cyclic {
+            recursive.extend(component.iter().copied());
+        }
+    }
+    let folds: BTreeSet<RuleId> = plan
+        .strata
+        .iter()
+        .flatten()
+        .filter_map(|&r| p.rule(r))
+        .filter(|r| !recursive.contains(&r.target) && is_fold(r, &accumulating))
+        .map(|r| r.id)
+        .collect();
+    let fold_only = accumulating
+        .iter()
+        .copied()
+        .filter(|&t| all_rules(p, plan).filter(|r| reads(r, t)).all(|r| folds.contains(&r.id)))
+        .collect();
+    let looped: BTreeSet<CollectionId> = plan.loopback.iter().map(|(_, i)| *i).collect();
+    let insert_only_inputs = plan
+        .collections(p, CollectionKind::Input)
+        .into_iter()
+        .filter(|c| !looped.contains(c))
+        .filter(|&c| all_rules(p, plan).filter(|r| reads(r, c)).all(|r| accumulating.contains(&r.target)))
+        .collect();
+    Paths { accumulating, folds, fold_only, insert_only_inputs, order, recursive }
+}
+
+/// Whether a rule copies one collection's rows unchanged (`t <= i;` and its spelled-out
+/// forms): the renderer builds no operator for it.
+pub fn copies(p: &Program, r: &Rule) -> bool {
+    let b = &r.body;
+    let [atom] = b.atoms.as_slice() else { return false };
+    let arity = p.collection(atom.collection).map_or(0, |c| c.columns.len());
+    b.group_by.is_none()
+        && b.antijoins.is_empty()
+        && b.filters.is_empty()
+        && b.equalities.is_empty()
+        && b.head.len() == arity
+        && b.head.iter().enumerate().all(|(i, e)| matches!(&e.kind, ExprKind::Col(c) if c.atom == 0 && c.column == i))
+}
+
+/// An aggregate that is a lattice fold over a growing set of distinct bindings: `count`,
+/// integer `sum` (exact, order-independent), `min`, `max`. Float sums depend on the order of
+/// addition and `avg` is not a fold, so both take the `reduce` path.
+pub fn is_fold_aggregate(agg: &Expr) -> bool {
+    match &agg.kind {
+        ExprKind::Agg(AggFn::Count | AggFn::Min | AggFn::Max, _) => true,
+        ExprKind::Agg(AggFn::Sum, Some(arg)) => arg.ty == Type::Int,
+        _ => false,
+    }
+}
+
+/// A `<=` rule grouping one accumulating table, with no joins or `notin`, whose aggregates
+/// are all folds.
+fn is_fold(r: &Rule, accumulating: &BTreeSet<CollectionId>) -> bool {
+    let b = &r.body;
+    let Some(_) = &b.group_by else { return false };
+    let [atom] = b.atoms.as_slice() else { return false };
+    let mut aggs = Vec::new();
+    for e in b.head.iter().chain(b.having.iter()) {
+        crate::eval::collect_aggs(e, &mut aggs);
+    }
+    accumulating.contains(&atom.collection) && b.antijoins.is_empty() && aggs.iter().all(|a| is_fold_aggregate(a))
+}
+
+/// Tables that only accumulate what external inputs bring: nothing defers into or deletes
+/// from them, and every rule into them is a `<=` filter or projection of one input interface
+/// that only the driver feeds. Such a table is the union of its rules' outputs over all
+/// ticks, so it is built without a feedback loop (the monotonicity fast path).
+fn accumulating_tables(p: &Program, plan: &NodePlan) -> BTreeSet<CollectionId> {
+    let writes = |rules: &[RuleId], c: CollectionId| rules.iter().filter_map(|&r| p.rule(r)).any(|r| r.target == c);
+    let looped: Vec<CollectionId> = plan.loopback.iter().map(|(_, i)| *i).collect();
+    plan.collections(p, CollectionKind::Table)
+        .into_iter()
+        .filter(|&c| !writes(&plan.deferred, c) && !writes(&plan.deletes, c))
+        .filter(|&c| {
+            let rules: Vec<&Rule> =
+                plan.strata.iter().flatten().filter_map(|&r| p.rule(r)).filter(|r| r.target == c).collect();
+            !rules.is_empty()
+                && rules.iter().all(|r| {
+                    let b = &r.body;
+                    b.antijoins.is_empty()
+                        && b.group_by.is_none()
+                        && matches!(b.atoms.as_slice(), [a] if p.collection(a.collection).is_some_and(|x| x.kind == CollectionKind::Input) && !looped.contains(&a.collection))
+                })
+        })
+        .collect()
+}
+
+/// The strongly connected components of the `<=` graph, each before every component that
+/// reads it. A component of several collections (or one reading itself) is recursive.
+fn dependency_order(
+    p: &Program,
+    all: &[CollectionId],
+    instant: &BTreeMap<CollectionId, Vec<RuleId>>,
+) -> Vec<Vec<CollectionId>> {
+    let mut g: petgraph::graph::DiGraph<CollectionId, ()> = petgraph::graph::DiGraph::new();
+    let nodes: BTreeMap<CollectionId, _> = all.iter().map(|&c| (c, g.add_node(c))).collect();
+    for (target, rules) in instant {
+        for r in rules.iter().filter_map(|&r| p.rule(r)) {
+            let reads = r.body.atoms.iter().map(|a| a.collection).chain(r.body.antijoins.iter().map(|a| a.collection));
+            for c in reads {
+                if let (Some(&from), Some(&to)) = (nodes.get(&c), nodes.get(target)) {
+                    g.add_edge(from, to, ());
+                }
+            }
+        }
+    }
+    // Tarjan yields components in reverse topological order; members sorted for determinism.
+    let mut sccs: Vec<Vec<CollectionId>> = petgraph::algo::tarjan_scc(&g)
+        .into_iter()
+        .map(|scc| {
+            let mut v: Vec<CollectionId> = scc.into_iter().filter_map(|n| g.node_weight(n).copied()).collect();
+            v.sort();
+            v
+        })
+        .collect();
+    sccs.reverse();
+    sccs
+}
