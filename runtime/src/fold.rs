@@ -293,8 +293,9 @@ fn key_of(row: &Row, cols: &[usize]) -> Row {
 }
 
 type Rows<'s> = Stream<'s, u64, Vec<(Row, u64, isize)>>;
+type Produced<'s> = Stream<'s, u64, Vec<((bool, Row), u64, isize)>>;
 
-fn operator<'s, P>(stream: Rows<'s>, pact: P, mut fold: Fold) -> Stream<'s, u64, Vec<((bool, Row), u64, isize)>>
+fn operator<'s, P>(stream: Rows<'s>, pact: P, mut fold: Fold) -> Produced<'s>
 where
     P: ParallelizationContract<u64, Vec<(Row, u64, isize)>>,
 {

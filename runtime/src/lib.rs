@@ -7,6 +7,7 @@
 pub mod eval;
 pub mod fold;
 pub mod input;
+pub mod network;
 pub mod paths;
 pub mod plan;
 pub mod render;

@@ -3,7 +3,7 @@
 
 use crate::eval::{eval, mix, Ctx};
 use crate::value::Row;
-use bloomc_compiler::ir::{CollectionId, FeedSource, ModuleId, Program, RuleId};
+use bloomc_compiler::ir::{CollectionId, FeedSource, GroupId, ModuleId, Program, RuleId};
 use bloomc_grammar::ast::{CollectionKind, MergeOp};
 
 /// A source of input facts for one input interface.
@@ -75,6 +75,8 @@ impl Feed {
 #[derive(Debug, Clone)]
 pub struct NodePlan {
     pub module: ModuleId,
+    /// The node group this node is an instance of (none for a module run without a system).
+    pub group: Option<GroupId>,
     pub instance: u32,
     pub node_name: String,
     /// `<=` rules, grouped by the stratum of their target, lowest first.
@@ -102,63 +104,48 @@ impl NodePlan {
     }
 }
 
-/// The plan with file feeds left out (for describing a program without reading its files).
-pub fn plan_without_files(p: &Program) -> Result<NodePlan, String> {
-    let files: Vec<(CollectionId, Vec<Row>, usize)> = p
-        .system
+/// File feeds as empty files, for describing a program without reading its files.
+fn no_files(p: &Program) -> Vec<(CollectionId, Vec<Row>, usize)> {
+    p.system
         .iter()
         .flat_map(|s| s.feeds.iter())
         .filter(|f| matches!(f.source, FeedSource::File { .. }))
         .map(|f| (f.to.collection, Vec::new(), 1))
-        .collect();
-    plan(p, &files)
+        .collect()
+}
+
+/// The plan with file feeds left out (for describing a program without reading its files).
+pub fn plan_without_files(p: &Program) -> Result<NodePlan, String> {
+    plan(p, &no_files(p))
+}
+
+/// The network's plans with file feeds left out.
+pub fn network_without_files(p: &Program) -> Result<Vec<NodePlan>, String> {
+    plan_network(p, &no_files(p))
 }
 
 /// The plan of the program's one node. `files` holds the rows read for file feeds and
 /// `--input` files: (input, rows, rows per tick). Errors say why the program cannot run on
 /// one node (yet).
 pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<NodePlan, String> {
-    let (module, node_name, mut feeds, loopback) = match &p.system {
+    let (module, group, node_name, mut feeds, loopback) = match &p.system {
         Some(s) => {
             let [g] = s.groups.as_slice() else {
                 return Err(format!(
-                    "system `{}` has {} node groups; `bloomc run` runs one node so far (distributed runs are not built yet)",
+                    "system `{}` has {} node groups: it runs as a network of nodes (`run::network`), not as one node",
                     s.name,
                     s.groups.len()
                 ));
             };
             if g.count != 1 {
                 return Err(format!(
-                    "node group `{}` has {} instances; `bloomc run` runs one node so far",
+                    "node group `{}` has {} instances: it runs as a network of nodes, not as one node",
                     g.name, g.count
                 ));
             }
-            let feeds = s
-                .feeds
-                .iter()
-                .filter_map(|f| match &f.source {
-                    FeedSource::Generate { rows, seed, batch, fields } => Some(Feed {
-                        input: f.to.collection,
-                        source: Source::Generate { rows: *rows, batch: *batch, seed: *seed, fields: fields.clone() },
-                    }),
-                    // File feeds are read by the caller (paths are relative to the program)
-                    // and arrive in `files`; a file feed missing there is an error below.
-                    FeedSource::File { .. } => None,
-                })
-                .collect();
-            for f in &s.feeds {
-                if let FeedSource::File { path } = &f.source {
-                    if !files.iter().any(|(c, _, _)| *c == f.to.collection) {
-                        return Err(format!(
-                            "the feed of `{}.{}` from file \"{path}\" was not read",
-                            g.name,
-                            p.collection_name(f.to.collection)
-                        ));
-                    }
-                }
-            }
+            check_file_feeds(p, files)?;
             let loopback = s.wires.iter().map(|w| (w.from.collection, w.to.collection)).collect();
-            (g.module, g.name.clone(), feeds, loopback)
+            (g.module, Some(g.id), g.name.clone(), group_feeds(p, g.id), loopback)
         }
         None => {
             let with_rules: Vec<_> = p.modules.iter().filter(|m| !m.rules.is_empty()).collect();
@@ -167,12 +154,53 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
                     "the program has no system and more than one module with rules: declare a system".to_string()
                 );
             };
-            (m.id, m.name.clone(), Vec::new(), Vec::new())
+            (m.id, None, m.name.clone(), Vec::new(), Vec::new())
         }
     };
     for (input, rows, batch) in files {
         feeds.push(Feed { input: *input, source: Source::Rows { rows: rows.clone(), batch: *batch } });
     }
+    let (strata, deferred, deletes, sends) = phases(p, module)?;
+    Ok(NodePlan { module, group, instance: 0, node_name, strata, deferred, deletes, sends, feeds, loopback })
+}
+
+/// The generated feeds of a group (file feeds are read by the caller and arrive in `files`).
+fn group_feeds(p: &Program, group: GroupId) -> Vec<Feed> {
+    p.system
+        .iter()
+        .flat_map(|s| s.feeds.iter())
+        .filter(|f| f.to.group == group)
+        .filter_map(|f| match &f.source {
+            FeedSource::Generate { rows, seed, batch, fields } => Some(Feed {
+                input: f.to.collection,
+                source: Source::Generate { rows: *rows, batch: *batch, seed: *seed, fields: fields.clone() },
+            }),
+            FeedSource::File { .. } => None,
+        })
+        .collect()
+}
+
+/// Every file feed of the system must have been read into `files`.
+fn check_file_feeds(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<(), String> {
+    let Some(s) = &p.system else { return Ok(()) };
+    for f in &s.feeds {
+        if let FeedSource::File { path } = &f.source {
+            if !files.iter().any(|(c, _, _)| *c == f.to.collection) {
+                let group = s.groups.iter().find(|g| g.id == f.to.group).map_or("?", |g| g.name.as_str());
+                return Err(format!(
+                    "the feed of `{group}.{}` from file \"{path}\" was not read",
+                    p.collection_name(f.to.collection)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rules of module `module` sorted into phases, `<=` rules by stratum.
+type Phases = (Vec<Vec<RuleId>>, Vec<RuleId>, Vec<RuleId>, Vec<RuleId>);
+
+fn phases(p: &Program, module: ModuleId) -> Result<Phases, String> {
     let m = p.module(module).ok_or("unknown module")?;
     let mut strata: Vec<Vec<RuleId>> = Vec::new();
     let (mut deferred, mut deletes, mut sends) = (Vec::new(), Vec::new(), Vec::new());
@@ -193,7 +221,41 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
             MergeOp::Async => sends.push(r),
         }
     }
-    Ok(NodePlan { module, instance: 0, node_name, strata, deferred, deletes, sends, feeds, loopback })
+    Ok((strata, deferred, deletes, sends))
+}
+
+/// One plan per node instance of the system, group by group: the network `run::network`
+/// runs. Wires are left to the transport (no loopback inside a node), and a group's file
+/// feed goes to each of its instances. Instance `i` of group `g` is named `g[i]`, or `g`
+/// when the group has one instance.
+pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<Vec<NodePlan>, String> {
+    let s = p.system.as_ref().ok_or("the program has no system to run as a network")?;
+    check_file_feeds(p, files)?;
+    let mut plans = Vec::new();
+    for g in &s.groups {
+        let (strata, deferred, deletes, sends) = phases(p, g.module)?;
+        let mut feeds = group_feeds(p, g.id);
+        let inputs: Vec<CollectionId> = p.module(g.module).map(|m| m.collections.clone()).unwrap_or_default();
+        for (input, rows, batch) in files.iter().filter(|(c, _, _)| inputs.contains(c)) {
+            feeds.push(Feed { input: *input, source: Source::Rows { rows: rows.clone(), batch: *batch } });
+        }
+        for instance in 0..g.count {
+            let node_name = if g.count == 1 { g.name.clone() } else { format!("{}[{instance}]", g.name) };
+            plans.push(NodePlan {
+                module: g.module,
+                group: Some(g.id),
+                instance,
+                node_name,
+                strata: strata.clone(),
+                deferred: deferred.clone(),
+                deletes: deletes.clone(),
+                sends: sends.clone(),
+                feeds: feeds.clone(),
+                loopback: Vec::new(),
+            });
+        }
+    }
+    Ok(plans)
 }
 
 /// The plan in words, for `bloomc dump plan`: per rule, its phase and the dataflow operators
@@ -211,6 +273,29 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
             Source::Rows { rows, batch } => format!("file: {} rows, {batch} per tick", rows.len()),
         };
         let _ = writeln!(out, "  feed {} <- {what}", p.collection_name(f.input));
+    }
+    if plan.loopback.is_empty() {
+        // In a network, the wires from this node's group go through the transport.
+        for w in p.system.iter().flat_map(|s| s.wires.iter()).filter(|w| Some(w.from.group) == plan.group) {
+            let to = p
+                .system
+                .iter()
+                .flat_map(|s| s.groups.iter())
+                .find(|g| g.id == w.to.group)
+                .map_or("?", |g| g.name.as_str());
+            let how = match &w.delivery {
+                bloomc_compiler::ir::Delivery::Broadcast => "broadcast".to_string(),
+                bloomc_compiler::ir::Delivery::Partition(cols) => format!("partition on columns {cols:?}"),
+                bloomc_compiler::ir::Delivery::Any => "any one instance".to_string(),
+                bloomc_compiler::ir::Delivery::Reply(c) => format!("reply to the instance in column {c}"),
+            };
+            let _ = writeln!(
+                out,
+                "  wire {} -> {to}.{} ({how}; the receiver's next tick)",
+                p.collection_name(w.from.collection),
+                p.collection_name(w.to.collection)
+            );
+        }
     }
     for (o, i) in &plan.loopback {
         let _ = writeln!(out, "  loopback {} -> {} (next tick)", p.collection_name(*o), p.collection_name(*i));

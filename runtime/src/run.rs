@@ -69,17 +69,17 @@ impl RunResult {
     }
 }
 
-type Updates = Rc<RefCell<Vec<(CollectionId, Row, u64, isize)>>>;
+pub(crate) type Updates = Rc<RefCell<Vec<(CollectionId, Row, u64, isize)>>>;
 
-struct Worker {
-    sessions: BTreeMap<CollectionId, InputSession<u64, Row, isize>>,
-    probe: timely::dataflow::ProbeHandle<u64>,
-    outputs: Updates,
-    errors: Updates,
-    activity: Rc<RefCell<BTreeMap<u64, usize>>>,
+pub(crate) struct Worker {
+    pub(crate) sessions: BTreeMap<CollectionId, InputSession<u64, Row, isize>>,
+    pub(crate) probe: timely::dataflow::ProbeHandle<u64>,
+    pub(crate) outputs: Updates,
+    pub(crate) errors: Updates,
+    pub(crate) activity: Rc<RefCell<BTreeMap<u64, usize>>>,
 }
 
-fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &NodePlan) -> Result<Worker, String> {
+pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &NodePlan) -> Result<Worker, String> {
     let outputs: Updates = Rc::default();
     let errors: Updates = Rc::default();
     let activity: Rc<RefCell<BTreeMap<u64, usize>>> = Rc::default();

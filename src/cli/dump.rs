@@ -40,8 +40,14 @@ impl Dump {
                 }
                 if let Some(p) = &c.program {
                     // File feeds are described from the program; they are read only by `run`.
-                    let plan = bloomc_runtime::plan::plan_without_files(p)?;
-                    emit(&bloomc_runtime::plan::describe(p, &plan));
+                    if super::network::is_network(p) {
+                        for plan in bloomc_runtime::plan::network_without_files(p)? {
+                            emit(&bloomc_runtime::plan::describe(p, &plan));
+                        }
+                    } else {
+                        let plan = bloomc_runtime::plan::plan_without_files(p)?;
+                        emit(&bloomc_runtime::plan::describe(p, &plan));
+                    }
                 }
             }
             Stage::Ir => {

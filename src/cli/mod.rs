@@ -5,6 +5,7 @@ mod check;
 mod common;
 mod dump;
 mod graph;
+mod network;
 mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};

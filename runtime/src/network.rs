@@ -1,0 +1,369 @@
+//! Runs a whole system as a network of asynchronous nodes in one process. Every node
+//! instance is its own timely computation on its own thread, with its own clock (its ticks).
+//! Nodes exchange facts over in-process channels, routed by the wires' delivery patterns;
+//! what a node receives lands in its next tick.
+//!
+//! A node ticks while it has work: a feed batch, messages, or state that changed in its last
+//! tick. Otherwise it is idle and waits for messages. The run ends when every node is idle
+//! and no message is waiting (quiescence), or when a node reaches `max_ticks`. Each tick, a
+//! node sends the facts each wired output holds in that tick, as `bloomc run` delivers a
+//! loopback wire on one node.
+
+use crate::paths::paths;
+use crate::plan::NodePlan;
+use crate::run::{build, RunResult};
+use crate::value::{Row, Value};
+use bloomc_compiler::ir::{CollectionId, Delivery, Program};
+use bloomc_grammar::ast::CollectionKind;
+use differential_dataflow::hashable::Hashable;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// A bound on every node's ticks, so a network that never settles still ends.
+    pub max_ticks: u64,
+}
+
+/// What one node instance did.
+#[derive(Debug, Clone, Default)]
+pub struct NodeReport {
+    pub name: String,
+    pub group: String,
+    pub instance: u32,
+    /// Ticks, facts in (feeds and messages), outputs per tick, evaluation errors.
+    pub result: RunResult,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// Facts a `reply(c)` wire could not deliver: column `c` named no instance.
+    pub misrouted: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NetworkResult {
+    pub nodes: Vec<NodeReport>,
+    /// Every node went idle with no message waiting.
+    pub quiescent: bool,
+    /// Facts sent to a node that had already stopped (it reached `max_ticks`).
+    pub undelivered: u64,
+    pub elapsed_s: f64,
+}
+
+/// Where the facts of one output of one group go.
+#[derive(Debug, Clone)]
+struct Route {
+    input: CollectionId,
+    /// Index of the destination group's first instance among the plans, and its count.
+    first: usize,
+    count: usize,
+    delivery: Delivery,
+}
+
+type Inbox = Vec<(CollectionId, Vec<Row>)>;
+
+#[derive(Default)]
+struct State {
+    inbox: Vec<Inbox>,
+    idle: Vec<bool>,
+    stopped: Vec<bool>,
+    done: bool,
+    undelivered: u64,
+}
+
+/// The in-process transport and the quiescence detector, shared by all node threads.
+struct Net {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Net {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A node thread that panicked while holding the lock leaves plain data behind.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn settle(s: &mut State) {
+        if s.idle.iter().all(|i| *i) && s.inbox.iter().all(Vec::is_empty) {
+            s.done = true;
+        }
+    }
+
+    fn take(&self, me: usize) -> Inbox {
+        let mut s = self.lock();
+        s.inbox.get_mut(me).map(std::mem::take).unwrap_or_default()
+    }
+
+    fn send(&self, to: usize, input: CollectionId, rows: Vec<Row>) {
+        let mut s = self.lock();
+        if s.stopped.get(to).copied().unwrap_or(true) {
+            s.undelivered += rows.len() as u64;
+        } else if let Some(inbox) = s.inbox.get_mut(to) {
+            inbox.push((input, rows));
+        }
+        self.wake.notify_all();
+    }
+
+    /// Waits, idle, until messages arrive (`false`) or the network is done (`true`).
+    fn wait(&self, me: usize) -> bool {
+        let mut s = self.lock();
+        loop {
+            if s.inbox.get(me).is_some_and(|i| !i.is_empty()) {
+                if let Some(i) = s.idle.get_mut(me) {
+                    *i = false;
+                }
+                return false;
+            }
+            if let Some(i) = s.idle.get_mut(me) {
+                *i = true;
+            }
+            Net::settle(&mut s);
+            if s.done {
+                self.wake.notify_all();
+                return true;
+            }
+            s = self.wake.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Node `me` stops for good (it reached `max_ticks` or failed): it counts as idle, and
+    /// what is sent to it from now on is counted as undelivered.
+    fn stop(&self, me: usize) {
+        let mut s = self.lock();
+        if let Some(x) = s.stopped.get_mut(me) {
+            *x = true;
+        }
+        if let Some(x) = s.idle.get_mut(me) {
+            *x = true;
+        }
+        let dropped: u64 =
+            s.inbox.get_mut(me).map(std::mem::take).unwrap_or_default().iter().map(|(_, r)| r.len() as u64).sum();
+        s.undelivered += dropped;
+        Net::settle(&mut s);
+        self.wake.notify_all();
+    }
+}
+
+/// The routes of every output of every group, keyed by (first instance of the group, output).
+fn routes(p: &Program, plans: &[NodePlan]) -> BTreeMap<(usize, CollectionId), Vec<Route>> {
+    let mut out: BTreeMap<(usize, CollectionId), Vec<Route>> = BTreeMap::new();
+    let Some(s) = &p.system else { return out };
+    let first = |g: bloomc_compiler::ir::GroupId| -> Option<(usize, usize)> {
+        let group = s.groups.iter().find(|x| x.id == g)?;
+        let at = plans.iter().position(|n| n.group == Some(g))?;
+        Some((at, group.count as usize))
+    };
+    for w in &s.wires {
+        if let (Some((from, _)), Some((to, count))) = (first(w.from.group), first(w.to.group)) {
+            out.entry((from, w.from.collection)).or_default().push(Route {
+                input: w.to.collection,
+                first: to,
+                count,
+                delivery: w.delivery.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The instances (offsets within the destination group) a fact goes to.
+fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec<usize> {
+    let n = route.count.max(1);
+    match &route.delivery {
+        Delivery::Broadcast => (0..n).collect(),
+        Delivery::Partition(cols) => {
+            let key: Row = cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
+            vec![(key.hashed() % n as u64) as usize]
+        }
+        Delivery::Any => vec![(row.hashed() % n as u64) as usize],
+        Delivery::Reply(col) => match row.get(*col) {
+            Some(Value::Int(i)) if *i >= 0 && (*i as usize) < n => vec![*i as usize],
+            _ => {
+                *misrouted += 1;
+                Vec::new()
+            }
+        },
+    }
+}
+
+/// Runs every node of `plans` (from `plan::plan_network`) until the network is quiescent.
+pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
+    let start = Instant::now();
+    let n = plans.len();
+    let net = Arc::new(Net {
+        state: Mutex::new(State {
+            inbox: vec![Vec::new(); n],
+            idle: vec![false; n],
+            stopped: vec![false; n],
+            ..State::default()
+        }),
+        wake: Condvar::new(),
+    });
+    let routes = Arc::new(routes(p, plans));
+    let program = Arc::new(p.clone());
+    let mut handles = Vec::new();
+    for (me, plan) in plans.iter().enumerate() {
+        let (net, routes, program, plan) = (net.clone(), routes.clone(), program.clone(), plan.clone());
+        let first = plans.iter().position(|x| x.group == plan.group).unwrap_or(me);
+        let max_ticks = options.max_ticks;
+        let name = plan.node_name.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("node {name}"))
+            .spawn(move || {
+                timely::execute_directly(move |worker| {
+                    node(worker, &program, &plan, me, first, &net, &routes, max_ticks)
+                })
+            })
+            .map_err(|e| format!("cannot start node `{name}`: {e}"))?;
+        handles.push((me, handle));
+    }
+    let mut result = NetworkResult::default();
+    let mut failures = Vec::new();
+    for (me, h) in handles {
+        let name = plans.get(me).map_or("?", |x| x.node_name.as_str());
+        match h.join() {
+            Ok(Ok(report)) => result.nodes.push(report),
+            Ok(Err(e)) => failures.push(format!("node `{name}` failed: {e}")),
+            Err(_) => failures.push(format!("node `{name}` panicked (an internal error)")),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failures.join("; "));
+    }
+    let s = net.lock();
+    result.quiescent = s.done && result.nodes.iter().all(|r| r.result.quiescent);
+    result.undelivered = s.undelivered;
+    result.elapsed_s = start.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+/// One node's life: tick while there is work, wait while idle, stop when the network is done.
+#[allow(clippy::too_many_arguments)]
+fn node(
+    worker: &mut timely::worker::Worker,
+    p: &Program,
+    plan: &NodePlan,
+    me: usize,
+    first: usize,
+    net: &Net,
+    routes: &BTreeMap<(usize, CollectionId), Vec<Route>>,
+    max_ticks: u64,
+) -> Result<NodeReport, String> {
+    let mut w = match build(worker, p, plan) {
+        Ok(w) => w,
+        Err(e) => {
+            net.stop(me);
+            return Err(e);
+        }
+    };
+    let group = p.system.as_ref().and_then(|s| s.groups.iter().find(|g| Some(g.id) == plan.group));
+    let mut report = NodeReport {
+        name: plan.node_name.clone(),
+        group: group.map(|g| g.name.clone()).unwrap_or_default(),
+        instance: plan.instance,
+        ..NodeReport::default()
+    };
+    let insert_only = paths(p, plan).insert_only_inputs;
+    let feed_ticks = plan.feed_ticks();
+    let outputs = plan.collections(p, CollectionKind::Output);
+    let mut previous: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
+    let mut current: BTreeMap<CollectionId, BTreeMap<Row, isize>> = BTreeMap::new();
+    let mut history: BTreeMap<CollectionId, BTreeMap<u64, BTreeSet<Row>>> = BTreeMap::new();
+    let mut errors: BTreeSet<Row> = BTreeSet::new();
+    let (mut tick, mut changed, mut stopped_early) = (0u64, false, false);
+    loop {
+        let mut inbound = net.take(me);
+        if !(tick < feed_ticks || !inbound.is_empty() || changed) {
+            if net.wait(me) {
+                break;
+            }
+            continue;
+        }
+        if tick >= max_ticks {
+            stopped_early = true;
+            inbound.clear();
+            net.stop(me);
+            break;
+        }
+        let mut arriving: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
+        for (input, rows) in inbound.drain(..) {
+            report.messages_in += rows.len() as u64;
+            arriving.entry(input).or_default().extend(rows);
+        }
+        for (c, session) in w.sessions.iter_mut() {
+            for row in previous.remove(c).unwrap_or_default() {
+                session.update(row, -1);
+            }
+            let mut rows = arriving.remove(c).unwrap_or_default();
+            for f in plan.feeds.iter().filter(|f| f.input == *c) {
+                rows.extend(f.batch(tick, plan.instance, 0, 1, &mut report.result.feed_errors));
+            }
+            report.result.facts_in += rows.len() as u64;
+            for row in &rows {
+                session.update(row.clone(), 1);
+            }
+            if !insert_only.contains(c) {
+                previous.insert(*c, rows);
+            }
+            session.advance_to(tick + 1);
+            session.flush();
+        }
+        let probe = w.probe.clone();
+        worker.step_while(|| probe.less_than(&(tick + 1)));
+        changed = w.activity.borrow().get(&tick).copied().unwrap_or(0) > 0;
+        // This tick's output contents, then what the wires carry.
+        let updates = std::mem::take(&mut *w.outputs.borrow_mut());
+        let mut later = Vec::new();
+        for (c, row, t, d) in updates {
+            if t > tick {
+                later.push((c, row, t, d));
+                continue;
+            }
+            let entry = current.entry(c).or_default();
+            *entry.entry(row).or_default() += d;
+        }
+        w.outputs.borrow_mut().extend(later);
+        for &o in &outputs {
+            let contents: BTreeSet<Row> = current
+                .get_mut(&o)
+                .map(|m| {
+                    m.retain(|_, d| *d != 0);
+                    m.keys().cloned().collect()
+                })
+                .unwrap_or_default();
+            let h = history.entry(o).or_default();
+            if h.values().next_back().map_or(!contents.is_empty(), |last| *last != contents) {
+                h.insert(tick, contents.clone());
+            }
+            if contents.is_empty() {
+                continue;
+            }
+            for route in routes.get(&(first, o)).into_iter().flatten() {
+                let mut by_dest: BTreeMap<usize, Vec<Row>> = BTreeMap::new();
+                for row in &contents {
+                    for d in destinations(route, row, &mut report.misrouted) {
+                        by_dest.entry(d).or_default().push(row.clone());
+                    }
+                }
+                for (d, rows) in by_dest {
+                    report.messages_out += rows.len() as u64;
+                    net.send(route.first + d, route.input, rows);
+                }
+            }
+        }
+        let errs = std::mem::take(&mut *w.errors.borrow_mut());
+        errors.extend(errs.into_iter().filter(|(_, _, t, d)| *d > 0 && *t <= tick).map(|(_, r, _, _)| r));
+        tick += 1;
+    }
+    drop(std::mem::take(&mut w.sessions));
+    for id in worker.installed_dataflows() {
+        worker.drop_dataflow(id);
+    }
+    report.result.ticks = tick;
+    report.result.quiescent = !stopped_early;
+    report.result.gathered = true;
+    report.result.eval_errors = errors.len() as u64;
+    report.result.error_rows = errors;
+    report.result.outputs = history.into_iter().map(|(c, h)| (p.collection_name(c).to_string(), h)).collect();
+    Ok(report)
+}
