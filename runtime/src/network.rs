@@ -11,7 +11,7 @@
 
 use crate::paths::paths;
 use crate::plan::NodePlan;
-use crate::run::{build, RunResult};
+use crate::run::{build, log_changes, Changes, RunResult};
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Delivery, Program};
 use bloomc_grammar::ast::CollectionKind;
@@ -267,8 +267,8 @@ fn node(
     let feed_ticks = plan.feed_ticks();
     let outputs = plan.collections(p, CollectionKind::Output);
     let mut previous: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
-    let mut current: BTreeMap<CollectionId, BTreeMap<Row, isize>> = BTreeMap::new();
-    let mut history: BTreeMap<CollectionId, BTreeMap<u64, BTreeSet<Row>>> = BTreeMap::new();
+    let mut current: BTreeMap<CollectionId, BTreeSet<Row>> = BTreeMap::new();
+    let mut log: BTreeMap<CollectionId, Changes> = BTreeMap::new();
     let mut errors: BTreeSet<Row> = BTreeSet::new();
     let (mut tick, mut changed, mut stopped_early) = (0u64, false, false);
     loop {
@@ -311,36 +311,23 @@ fn node(
         let probe = w.probe.clone();
         worker.step_while(|| probe.less_than(&(tick + 1)));
         changed = w.activity.borrow().get(&tick).copied().unwrap_or(0) > 0;
-        // This tick's output contents, then what the wires carry.
-        let updates = std::mem::take(&mut *w.outputs.borrow_mut());
-        let mut later = Vec::new();
-        for (c, row, t, d) in updates {
-            if t > tick {
-                later.push((c, row, t, d));
-                continue;
-            }
-            let entry = current.entry(c).or_default();
-            *entry.entry(row).or_default() += d;
-        }
-        w.outputs.borrow_mut().extend(later);
+        // This tick's output changes and contents, then what the wires carry.
+        log_changes(&w.outputs, tick, &mut log);
         for &o in &outputs {
-            let contents: BTreeSet<Row> = current
-                .get_mut(&o)
-                .map(|m| {
-                    m.retain(|_, d| *d != 0);
-                    m.keys().cloned().collect()
-                })
-                .unwrap_or_default();
-            let h = history.entry(o).or_default();
-            if h.values().next_back().map_or(!contents.is_empty(), |last| *last != contents) {
-                h.insert(tick, contents.clone());
+            let contents = current.entry(o).or_default();
+            for (row, d) in log.get(&o).and_then(|m| m.get(&tick)).into_iter().flatten() {
+                if *d > 0 {
+                    contents.insert(row.clone());
+                } else {
+                    contents.remove(row);
+                }
             }
             if contents.is_empty() {
                 continue;
             }
             for route in routes.get(&(first, o)).into_iter().flatten() {
                 let mut by_dest: BTreeMap<usize, Vec<Row>> = BTreeMap::new();
-                for row in &contents {
+                for row in contents.iter() {
                     for d in destinations(route, row, &mut report.misrouted) {
                         by_dest.entry(d).or_default().push(row.clone());
                     }
@@ -364,6 +351,8 @@ fn node(
     report.result.gathered = true;
     report.result.eval_errors = errors.len() as u64;
     report.result.error_rows = errors;
-    report.result.outputs = history.into_iter().map(|(c, h)| (p.collection_name(c).to_string(), h)).collect();
+    for &o in &outputs {
+        report.result.changes.insert(p.collection_name(o).to_string(), log.remove(&o).unwrap_or_default());
+    }
     Ok(report)
 }

@@ -38,14 +38,15 @@ impl Default for RunOptions {
     }
 }
 
-/// What a run produced. `outputs` holds, per output interface, the contents at every tick
-/// where they changed (ticks absent from the map repeat the previous contents).
+/// What a run produced. `changes` holds, per output interface, the consolidated changes of
+/// each tick where it changed (a fact with +1 appeared, with -1 left): memory grows with the
+/// changes, not with the contents times the ticks.
 #[derive(Debug, Clone, Default)]
 pub struct RunResult {
     pub ticks: u64,
     pub quiescent: bool,
     pub facts_in: u64,
-    pub outputs: BTreeMap<String, BTreeMap<u64, BTreeSet<Row>>>,
+    pub changes: BTreeMap<String, Changes>,
     /// Bindings dropped because an expression failed, as distinct (rule, binding) pairs.
     pub eval_errors: u64,
     /// Those pairs: the rule's number, then the binding's values.
@@ -58,14 +59,76 @@ pub struct RunResult {
     pub gathered: bool,
 }
 
+/// One output's changes, tick by tick (ticks without changes are absent).
+pub type Changes = BTreeMap<u64, Vec<(Row, isize)>>;
+
 impl RunResult {
+    /// The contents of `output` at every tick where they changed (materialized: for tests and
+    /// `--per-tick`).
+    pub fn by_tick(&self, output: &str) -> BTreeMap<u64, BTreeSet<Row>> {
+        let mut current: BTreeSet<Row> = BTreeSet::new();
+        let mut out = BTreeMap::new();
+        for (t, diffs) in self.changes.get(output).into_iter().flatten() {
+            for (row, d) in diffs {
+                if *d > 0 {
+                    current.insert(row.clone());
+                } else {
+                    current.remove(row);
+                }
+            }
+            out.insert(*t, current.clone());
+        }
+        out
+    }
+    /// Every output's contents per changed tick, for comparing runs.
+    pub fn all_by_tick(&self) -> BTreeMap<String, BTreeMap<u64, BTreeSet<Row>>> {
+        self.changes.keys().map(|o| (o.clone(), self.by_tick(o))).collect()
+    }
     /// The contents of `output` at the last tick.
     pub fn final_contents(&self, output: &str) -> BTreeSet<Row> {
-        self.outputs.get(output).and_then(|m| m.values().next_back()).cloned().unwrap_or_default()
+        let mut current = BTreeSet::new();
+        for diffs in self.changes.get(output).into_iter().flat_map(|m| m.values()) {
+            for (row, d) in diffs {
+                if *d > 0 {
+                    current.insert(row.clone());
+                } else {
+                    current.remove(row);
+                }
+            }
+        }
+        current
     }
     /// Every distinct fact `output` held at any tick.
     pub fn all_facts(&self, output: &str) -> BTreeSet<Row> {
-        self.outputs.get(output).map(|m| m.values().flatten().cloned().collect()).unwrap_or_default()
+        self.changes
+            .get(output)
+            .into_iter()
+            .flat_map(|m| m.values().flatten())
+            .filter(|(_, d)| *d > 0)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+}
+
+/// Moves the output updates of ticks up to `tick` into `log`, consolidated per tick (a fact
+/// whose updates cancel within a tick did not change). Later updates stay in `updates`.
+pub(crate) fn log_changes(updates: &Updates, tick: u64, log: &mut BTreeMap<CollectionId, Changes>) {
+    let pending = std::mem::take(&mut *updates.borrow_mut());
+    let mut now: BTreeMap<(CollectionId, u64), BTreeMap<Row, isize>> = BTreeMap::new();
+    let mut later = Vec::new();
+    for (c, row, t, d) in pending {
+        if t > tick {
+            later.push((c, row, t, d));
+        } else {
+            *now.entry((c, t)).or_default().entry(row).or_default() += d;
+        }
+    }
+    updates.borrow_mut().extend(later);
+    for ((c, t), diffs) in now {
+        let diffs: Vec<(Row, isize)> = diffs.into_iter().filter(|(_, d)| *d != 0).collect();
+        if !diffs.is_empty() {
+            log.entry(c).or_default().entry(t).or_default().extend(diffs);
+        }
     }
 }
 
@@ -125,7 +188,7 @@ struct WorkerResult {
     quiescent: bool,
     facts_in: u64,
     feed_errors: u64,
-    outputs: Vec<(CollectionId, Row, u64, isize)>,
+    outputs: BTreeMap<CollectionId, Changes>,
     errors: Vec<(CollectionId, Row, u64, isize)>,
 }
 
@@ -151,6 +214,7 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
         let mut previous: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
         let (mut facts_in, mut feed_errors) = (0u64, 0u64);
         let mut quiescent = false;
+        let mut log: BTreeMap<CollectionId, Changes> = BTreeMap::new();
         let mut tick = 0;
         while tick < options.max_ticks {
             for (c, session) in w.sessions.iter_mut() {
@@ -178,6 +242,7 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
             let probe = w.probe.clone();
             worker.step_while(|| probe.less_than(&(tick + 1)));
             let changed = w.activity.borrow().get(&tick).copied().unwrap_or(0);
+            log_changes(&w.outputs, tick, &mut log);
             tick += 1;
             if let (0, Some(progress)) = (index, &options.progress) {
                 progress(tick, feed_ticks);
@@ -194,12 +259,10 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
         for id in worker.installed_dataflows() {
             worker.drop_dataflow(id);
         }
-        let outputs = std::mem::take(&mut *w.outputs.borrow_mut());
         let errors = std::mem::take(&mut *w.errors.borrow_mut());
-        Ok(WorkerResult { index, ticks: tick, quiescent, facts_in, feed_errors, outputs, errors })
+        Ok(WorkerResult { index, ticks: tick, quiescent, facts_in, feed_errors, outputs: log, errors })
     })?;
     let mut result = RunResult::default();
-    let mut updates = Vec::new();
     let mut error_updates = Vec::new();
     for r in guards.join() {
         let r = r.map_err(|e| format!("a worker failed: {e}"))??;
@@ -209,31 +272,14 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
         result.ticks = r.ticks;
         result.quiescent = r.quiescent;
         result.gathered |= r.index == 0;
-        updates.extend(r.outputs);
+        // Only worker 0 receives outputs (they are exchanged to it).
+        for (c, changes) in r.outputs {
+            result.changes.entry(p.collection_name(c).to_string()).or_default().extend(changes);
+        }
         error_updates.extend(r.errors);
     }
-    // Rebuild each output's contents per tick from its updates.
-    let mut by_output: BTreeMap<CollectionId, BTreeMap<u64, Vec<(Row, isize)>>> = BTreeMap::new();
-    // Workers may already have computed part of the tick after the last one; it is not part
-    // of the run.
-    for (c, row, t, d) in updates.into_iter().filter(|u| u.2 < result.ticks) {
-        by_output.entry(c).or_default().entry(t).or_default().push((row, d));
-    }
     for c in plan.collections(p, CollectionKind::Output) {
-        let mut current: BTreeMap<Row, isize> = BTreeMap::new();
-        let mut ticks = BTreeMap::new();
-        for (t, diffs) in by_output.remove(&c).unwrap_or_default() {
-            for (row, d) in diffs {
-                *current.entry(row).or_default() += d;
-            }
-            current.retain(|_, d| *d != 0);
-            // Updates that cancel within a tick are no change.
-            let contents: BTreeSet<Row> = current.keys().cloned().collect();
-            if ticks.values().next_back().map_or(!contents.is_empty(), |last| *last != contents) {
-                ticks.insert(t, contents);
-            }
-        }
-        result.outputs.insert(p.collection_name(c).to_string(), ticks);
+        result.changes.entry(p.collection_name(c).to_string()).or_default();
     }
     let distinct: BTreeSet<Row> =
         error_updates.into_iter().filter(|(_, _, t, d)| *d > 0 && *t < result.ticks).map(|(_, r, _, _)| r).collect();

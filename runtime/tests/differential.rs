@@ -25,7 +25,7 @@ fn both(src: &str, workers: usize) -> (Outputs, Outputs, u64, u64) {
     let got = run(&p, &node, &RunOptions { workers, max_ticks: 200, ..RunOptions::default() }).expect("runs");
     let want = reference::run(&p, &node, 200);
     assert_eq!(got.ticks, want.ticks, "tick counts differ for:\n{src}");
-    (normalize(got.outputs), normalize(want.outputs), got.eval_errors, want.errors.len() as u64)
+    (normalize(got.all_by_tick()), normalize(want.outputs), got.eval_errors, want.errors.len() as u64)
 }
 
 fn check(src: &str) {
@@ -217,7 +217,7 @@ proptest! {
         for workers in [1, 2] {
             let got = run(&p, &node, &RunOptions { workers, max_ticks: 60, ..RunOptions::default() }).expect("runs");
             prop_assert_eq!(got.ticks, want.ticks, "ticks, {} workers:\n{}", workers, src);
-            prop_assert_eq!(normalize(got.outputs), normalize(want.outputs.clone()), "{} workers:\n{}", workers, src);
+            prop_assert_eq!(normalize(got.all_by_tick()), normalize(want.outputs.clone()), "{} workers:\n{}", workers, src);
             prop_assert_eq!(got.eval_errors, want.errors.len() as u64);
         }
     }

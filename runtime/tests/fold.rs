@@ -30,7 +30,7 @@ fn check(src: &str, folds: usize) -> Result<(), TestCaseError> {
     for workers in [1, 2] {
         let got = run(&p, &node, &RunOptions { workers, max_ticks: 100, ..RunOptions::default() }).expect("runs");
         prop_assert_eq!(got.ticks, want.ticks, "ticks, {} workers:\n{}", workers, src);
-        prop_assert_eq!(normalize(got.outputs), normalize(want.outputs.clone()), "{} workers:\n{}", workers, src);
+        prop_assert_eq!(normalize(got.all_by_tick()), normalize(want.outputs.clone()), "{} workers:\n{}", workers, src);
         prop_assert_eq!(got.eval_errors, want.errors.len() as u64, "errors, {} workers:\n{}", workers, src);
     }
     Ok(())

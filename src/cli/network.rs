@@ -29,11 +29,13 @@ pub fn run_network(
     for (plan, node) in plans.iter().zip(&result.nodes) {
         for o in plan.collections(p, CollectionKind::Output).into_iter().filter(|o| !wired.contains(o)) {
             let name = p.collection_name(o);
-            let Some(ticks) = node.result.outputs.get(name) else { continue };
+            if !node.result.changes.contains_key(name) {
+                continue;
+            }
             if run.per_tick {
-                for (t, rows) in ticks {
+                for (t, rows) in node.result.by_tick(name) {
                     emit(&format!("-- {}.{name} at tick {t}: {} facts\n", node.name, rows.len()));
-                    for row in rows {
+                    for row in &rows {
                         emit(&format!("{}.{name}({})\n", node.name, show(row)));
                     }
                 }

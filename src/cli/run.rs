@@ -147,8 +147,8 @@ impl Run {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let outputs = if result.gathered { result.outputs.clone() } else { Default::default() };
-        for (name, ticks) in &outputs {
+        let names: Vec<String> = if result.gathered { result.changes.keys().cloned().collect() } else { Vec::new() };
+        for name in &names {
             if let Some((_, path)) = self.outputs.iter().find(|(n, _)| n == name) {
                 let mut w = csv::Writer::from_path(path).map_err(|e| format!("cannot write `{path}`: {e}"))?;
                 for row in result.all_facts(name) {
@@ -159,9 +159,9 @@ impl Run {
                 continue;
             }
             if self.per_tick {
-                for (t, rows) in ticks {
+                for (t, rows) in result.by_tick(name) {
                     emit(&format!("-- {name} at tick {t}: {} facts\n", rows.len()));
-                    for row in rows {
+                    for row in &rows {
                         emit(&format!("{name}({})\n", show(row)));
                     }
                 }
