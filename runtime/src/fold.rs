@@ -19,6 +19,7 @@ use crate::value::{Packed, Row, Value};
 use bloomc_compiler::ir::{AggFn, Expr, ExprKind, Program, Rule, Type};
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::AsCollection;
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -80,8 +81,8 @@ struct GroupState {
     last: Option<(bool, Row)>,
     /// The group's distinct rows so far (the table is a set).
     seen: hashbrown::HashSet<Packed>,
-    /// Scratch for ordering a tick's rows by group.
-    slot: usize,
+    /// Whether the current tick brought the group rows.
+    touched: bool,
 }
 
 /// Everything one worker's fold operator keeps.
@@ -106,33 +107,31 @@ impl Fold {
     fn apply(&mut self, rows: Vec<Row>) -> Vec<((bool, Row), isize)> {
         let mut out = Vec::new();
         let offsets = [0usize];
-        // With many groups, each group's state is a cache miss anyway: fold rows as they come.
-        // With few, order the rows by group first, so a group's set stays in cache.
-        let direct = self.groups.len() >= GROUPED_UP_TO;
-        // Pass 1: check each row and find its group (a row rejected here has no group).
-        let mut group_of = vec![usize::MAX; rows.len()];
+        // Each row is checked, grouped, encoded and folded in while it is in cache. (Ordering
+        // a tick's rows by group first was measured: it does not help, since a group's set of
+        // rows is larger than its share of a tick, so each insertion misses the cache anyway.)
         let mut touched: Vec<usize> = Vec::new();
-        'rows: for (j, row) in rows.iter().enumerate() {
+        'rows: for row in rows {
             if self.equal.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
                 continue;
             }
-            let flat = Flat { row, offsets: &offsets };
+            let flat = Flat { row: &row, offsets: &offsets };
             for f in &self.filters {
                 match eval(f, &flat, &self.ctx, &[]) {
                     Ok(v) if truthy(&v) => {}
                     Ok(_) => continue 'rows,
                     Err(_) => {
-                        out.push(((false, row.clone()), 1));
+                        out.push(((false, row), 1));
                         continue 'rows;
                     }
                 }
             }
             let (packed, key) = match &self.key_cols {
-                Some(cols) => (Packed::columns(row, Some(cols), self.key_words), None),
+                Some(cols) => (Packed::columns(&row, Some(cols), self.key_words), None),
                 None => match self.keys.iter().map(|k| eval(k, &flat, &self.ctx, &[])).collect::<Result<Row, _>>() {
                     Ok(key) => (Packed::new(&key, self.key_words), Some(key)),
                     Err(_) => {
-                        out.push(((false, row.clone()), 1));
+                        out.push(((false, row), 1));
                         continue;
                     }
                 },
@@ -140,56 +139,39 @@ impl Fold {
             let next = self.groups.len();
             let i = *self.index.entry(packed).or_insert(next);
             if i == next {
-                let key = key.unwrap_or_else(|| key_of(row, self.key_cols.as_deref().unwrap_or(&[])));
+                let key = key.unwrap_or_else(|| key_of(&row, self.key_cols.as_deref().unwrap_or(&[])));
                 let accs = self.group.aggregates.iter().map(Acc::new).collect();
                 let seen = hashbrown::HashSet::new();
-                self.groups.push(GroupState { key, accs, failed: false, last: None, seen, slot: 0 });
+                self.groups.push(GroupState { key, accs, failed: false, last: None, seen, touched: false });
+            }
+            let mut p = Prepared { row: Packed::new(&row, self.words), args: SmallVec::new(), failed: false };
+            for agg in &self.group.aggregates {
+                p.args.push(match &agg.kind {
+                    ExprKind::Agg(AggFn::Count, _) => None,
+                    ExprKind::Agg(_, Some(arg)) => match eval(arg, &flat, &self.ctx, &[]) {
+                        Ok(v) => Some(v),
+                        Err(_) => {
+                            p.failed = true;
+                            None
+                        }
+                    },
+                    _ => {
+                        p.failed = true;
+                        None
+                    }
+                });
             }
             let Some(g) = self.groups.get_mut(i) else { continue };
-            if g.slot == 0 {
+            if !g.touched {
+                g.touched = true;
                 touched.push(i);
             }
-            g.slot += 1;
-            if direct {
-                fold_row(g, row, &self.group.aggregates, &self.ctx, self.words);
-            } else if let Some(x) = group_of.get_mut(j) {
-                *x = i;
-            }
+            g.fold(p);
         }
-        // Pass 2 (few groups): order the rows by group (a counting sort), so each group's
-        // rows are deduplicated and folded together while its set is in cache.
-        let mut order = Vec::new();
-        if !direct {
-            let mut end = 0;
-            for &i in &touched {
-                if let Some(g) = self.groups.get_mut(i) {
-                    let n = g.slot;
-                    g.slot = end;
-                    end += n;
-                }
-            }
-            order = vec![0usize; end];
-            for (j, &i) in group_of.iter().enumerate() {
-                if let Some(g) = self.groups.get_mut(i) {
-                    if let Some(x) = order.get_mut(g.slot) {
-                        *x = j;
-                    }
-                    g.slot += 1;
-                }
-            }
-        }
-        // Pass 3: per group, fold in its new distinct rows (unless done in pass 1), then emit
-        // its change.
-        let mut from = 0;
+        // Emit each touched group's change.
         for i in touched {
             let Some(g) = self.groups.get_mut(i) else { continue };
-            let to = if direct { from } else { std::mem::take(&mut g.slot) };
-            g.slot = 0;
-            for &j in order.get(from..to).unwrap_or(&[]) {
-                let Some(row) = rows.get(j) else { continue };
-                fold_row(g, row, &self.group.aggregates, &self.ctx, self.words);
-            }
-            from = to;
+            g.touched = false;
             let aggs = if g.failed { Err(EvalError::Type) } else { g.accs.iter().map(Acc::value).collect() };
             let now = self.group.finish(g.key.clone(), aggs);
             if now != g.last {
@@ -203,6 +185,31 @@ impl Fold {
             }
         }
         out
+    }
+}
+
+/// A row ready to fold: its encoding, and its aggregate arguments (`None` for a
+/// count, or where evaluation failed, which `failed` says).
+struct Prepared {
+    row: Packed,
+    args: SmallVec<[Option<Value>; 2]>,
+    failed: bool,
+}
+
+impl GroupState {
+    /// Folds one row in, unless the group has seen it (the table is a set).
+    fn fold(&mut self, p: Prepared) {
+        if !self.seen.insert(p.row) {
+            return;
+        }
+        self.failed |= p.failed;
+        for (acc, arg) in self.accs.iter_mut().zip(p.args) {
+            match (acc, arg) {
+                (Acc::Count(n), _) => *n += 1,
+                (acc, Some(v)) => acc.add(v),
+                (_, None) => {}
+            }
+        }
     }
 }
 
@@ -261,31 +268,6 @@ pub fn render<'s>(
         operator(stream, Exchange::new(route), fold)
     };
     out.as_collection()
-}
-
-/// Above this many groups, a tick's rows are folded in arrival order (see `Fold::apply`).
-const GROUPED_UP_TO: usize = 1 << 16;
-
-/// Folds one row into its group, unless the group has seen it.
-fn fold_row(g: &mut GroupState, row: &Row, aggregates: &[Expr], ctx: &Ctx, words: bool) {
-    if !g.seen.insert(Packed::new(row, words)) {
-        return;
-    }
-    let offsets = [0usize];
-    let flat = Flat { row, offsets: &offsets };
-    for (acc, agg) in g.accs.iter_mut().zip(aggregates) {
-        if let Acc::Count(n) = acc {
-            *n += 1;
-            continue;
-        }
-        match &agg.kind {
-            ExprKind::Agg(_, Some(arg)) => match eval(arg, &flat, ctx, &[]) {
-                Ok(v) => acc.add(v),
-                Err(_) => g.failed = true,
-            },
-            _ => g.failed = true,
-        }
-    }
 }
 
 fn key_of(row: &Row, cols: &[usize]) -> Row {
