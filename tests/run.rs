@@ -49,7 +49,10 @@ fn multi_node_examples_run_to_quiescence_and_print_their_results() {
         assert_eq!(out.status.code(), Some(0), "{example}: {err}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains(result), "{example}: {stdout}");
-        assert!(err.contains("nodes: quiescent") && err.contains("0 facts undelivered"), "{example}: {err}");
+        assert!(
+            err.contains("coordination none: quiescent") && err.contains("0 facts undelivered"),
+            "{example}: {err}"
+        );
     }
     let adtrack = bloomc(&["run", "examples/adtrack.bl", "--set", "query=POOR"]);
     let err = String::from_utf8_lossy(&adtrack.stderr);
@@ -117,6 +120,20 @@ fn wires_deliver_by_partition_reply_and_any() {
         .sum();
     assert_eq!(taps, 90, "{stdout}");
     assert!(err.contains("0 replies to no instance"), "{err}");
+}
+
+#[test]
+fn adtrack_runs_with_its_replicas_sequenced() {
+    for query in ["POOR", "CAMPAIGN"] {
+        let out =
+            bloomc(&["run", "examples/adtrack.bl", "--set", &format!("query={query}"), "--coordination", "order"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{query}: {err}");
+        assert!(err.contains("coordination order (replicated groups sequenced): quiescent"), "{query}: {err}");
+    }
+    let one = bloomc(&["run", "examples/kvs.bl", "--coordination", "order"]);
+    assert_eq!(one.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&one.stderr).contains("needs a network with a replicated group"));
 }
 
 #[test]

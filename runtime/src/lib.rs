@@ -12,4 +12,5 @@ pub mod paths;
 pub mod plan;
 pub mod render;
 pub mod run;
+mod transport;
 pub mod value;

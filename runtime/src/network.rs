@@ -12,18 +12,31 @@
 use crate::paths::paths;
 use crate::plan::NodePlan;
 use crate::run::{build, log_changes, Changes, RunResult};
+use crate::transport::Net;
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Delivery, Program};
 use bloomc_grammar::ast::CollectionKind;
 use differential_dataflow::hashable::Hashable;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct NetworkOptions {
     /// A bound on every node's ticks, so a network that never settles still ends.
     pub max_ticks: u64,
+    pub coordination: Coordination,
+}
+
+/// The coordination a network run adds between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coordination {
+    /// None: messages land in the receiver's next tick, in whatever order they arrive.
+    #[default]
+    None,
+    /// A sequencer in front of every replicated group: each replica processes the same
+    /// batches of input in the same order (see `transport.rs`).
+    Order,
 }
 
 /// What one node instance did.
@@ -58,90 +71,6 @@ struct Route {
     first: usize,
     count: usize,
     delivery: Delivery,
-}
-
-type Inbox = Vec<(CollectionId, Vec<Row>)>;
-
-#[derive(Default)]
-struct State {
-    inbox: Vec<Inbox>,
-    idle: Vec<bool>,
-    stopped: Vec<bool>,
-    done: bool,
-    undelivered: u64,
-}
-
-/// The in-process transport and the quiescence detector, shared by all node threads.
-struct Net {
-    state: Mutex<State>,
-    wake: Condvar,
-}
-
-impl Net {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A node thread that panicked while holding the lock leaves plain data behind.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn settle(s: &mut State) {
-        if s.idle.iter().all(|i| *i) && s.inbox.iter().all(Vec::is_empty) {
-            s.done = true;
-        }
-    }
-
-    fn take(&self, me: usize) -> Inbox {
-        let mut s = self.lock();
-        s.inbox.get_mut(me).map(std::mem::take).unwrap_or_default()
-    }
-
-    fn send(&self, to: usize, input: CollectionId, rows: Vec<Row>) {
-        let mut s = self.lock();
-        if s.stopped.get(to).copied().unwrap_or(true) {
-            s.undelivered += rows.len() as u64;
-        } else if let Some(inbox) = s.inbox.get_mut(to) {
-            inbox.push((input, rows));
-        }
-        self.wake.notify_all();
-    }
-
-    /// Waits, idle, until messages arrive (`false`) or the network is done (`true`).
-    fn wait(&self, me: usize) -> bool {
-        let mut s = self.lock();
-        loop {
-            if s.inbox.get(me).is_some_and(|i| !i.is_empty()) {
-                if let Some(i) = s.idle.get_mut(me) {
-                    *i = false;
-                }
-                return false;
-            }
-            if let Some(i) = s.idle.get_mut(me) {
-                *i = true;
-            }
-            Net::settle(&mut s);
-            if s.done {
-                self.wake.notify_all();
-                return true;
-            }
-            s = self.wake.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-    }
-
-    /// Node `me` stops for good (it reached `max_ticks` or failed): it counts as idle, and
-    /// what is sent to it from now on is counted as undelivered.
-    fn stop(&self, me: usize) {
-        let mut s = self.lock();
-        if let Some(x) = s.stopped.get_mut(me) {
-            *x = true;
-        }
-        if let Some(x) = s.idle.get_mut(me) {
-            *x = true;
-        }
-        let dropped: u64 =
-            s.inbox.get_mut(me).map(std::mem::take).unwrap_or_default().iter().map(|(_, r)| r.len() as u64).sum();
-        s.undelivered += dropped;
-        Net::settle(&mut s);
-        self.wake.notify_all();
-    }
 }
 
 /// The routes of every output of every group, keyed by (first instance of the group, output).
@@ -190,15 +119,17 @@ fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec<usize> {
 pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
     let start = Instant::now();
     let n = plans.len();
-    let net = Arc::new(Net {
-        state: Mutex::new(State {
-            inbox: vec![Vec::new(); n],
-            idle: vec![false; n],
-            stopped: vec![false; n],
-            ..State::default()
-        }),
-        wake: Condvar::new(),
-    });
+    let sequenced: Vec<(usize, usize)> = match options.coordination {
+        Coordination::None => Vec::new(),
+        Coordination::Order => p
+            .system
+            .iter()
+            .flat_map(|s| s.groups.iter())
+            .filter(|g| g.replicated)
+            .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
+            .collect(),
+    };
+    let net = Arc::new(Net::new(n, &sequenced));
     let routes = Arc::new(routes(p, plans));
     let program = Arc::new(p.clone());
     let mut handles = Vec::new();
@@ -230,9 +161,9 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
     if !failures.is_empty() {
         return Err(failures.join("; "));
     }
-    let s = net.lock();
-    result.quiescent = s.done && result.nodes.iter().all(|r| r.result.quiescent);
-    result.undelivered = s.undelivered;
+    let (done, undelivered) = net.outcome();
+    result.quiescent = done && result.nodes.iter().all(|r| r.result.quiescent);
+    result.undelivered = undelivered;
     result.elapsed_s = start.elapsed().as_secs_f64();
     Ok(result)
 }
@@ -272,8 +203,8 @@ fn node(
     let mut errors: BTreeSet<Row> = BTreeSet::new();
     let (mut tick, mut changed, mut stopped_early) = (0u64, false, false);
     loop {
-        let mut inbound = net.take(me);
-        if !(tick < feed_ticks || !inbound.is_empty() || changed) {
+        let (mut inbound, batch) = net.take(me, !changed);
+        if !(tick < feed_ticks || !inbound.is_empty() || batch || changed) {
             if net.wait(me) {
                 break;
             }
@@ -311,7 +242,8 @@ fn node(
         let probe = w.probe.clone();
         worker.step_while(|| probe.less_than(&(tick + 1)));
         changed = w.activity.borrow().get(&tick).copied().unwrap_or(0) > 0;
-        // This tick's output changes and contents, then what the wires carry.
+        // This tick's output changes and contents, then what the wires carry (sent at once).
+        let mut messages = Vec::new();
         log_changes(&w.outputs, tick, &mut log);
         for &o in &outputs {
             let contents = current.entry(o).or_default();
@@ -334,9 +266,12 @@ fn node(
                 }
                 for (d, rows) in by_dest {
                     report.messages_out += rows.len() as u64;
-                    net.send(route.first + d, route.input, rows);
+                    messages.push((route.first + d, route.input, rows));
                 }
             }
+        }
+        if !messages.is_empty() {
+            net.send(std::mem::take(&mut messages));
         }
         let errs = std::mem::take(&mut *w.errors.borrow_mut());
         errors.extend(errs.into_iter().filter(|(_, _, t, d)| *d > 0 && *t <= tick).map(|(_, r, _, _)| r));

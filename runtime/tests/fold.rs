@@ -59,7 +59,8 @@ fn fold_program() -> impl Strategy<Value = (String, usize)> {
                t0 <= i0; t0 <= from i1 p where p.a != 3 select p.a, p.b + 1;\n",
         );
         for (n, (target, agg, agg2, shape, k)) in rules.iter().enumerate() {
-            let (agg, agg2) = (AGGS[*agg], AGGS[*agg2]);
+            let pick = |i: usize| AGGS.get(i % AGGS.len()).copied().unwrap_or("count(*)");
+            let (agg, agg2) = (pick(*agg), pick(*agg2));
             let q = match shape {
                 0 => format!("from t0 p group by p.a select p.a, {agg}"),
                 1 => format!("from t0 p group by p.a having {agg2} > {k} select p.a, {agg}"),
@@ -69,7 +70,7 @@ fn fold_program() -> impl Strategy<Value = (String, usize)> {
             src.push_str(&format!("  o{target} <= {q};\n"));
         }
         src.push('}');
-        let batch = [1, 4, 9][feed];
+        let batch = [1, 4, 9].get(feed).copied().unwrap_or(1);
         let full = format!(
             "{src}\nsystem S {{ node m: M;
                feed m.i0 from generate(rows: 30, seed: 21, batch: {batch}) {{ a: uniform(0, 5), b: uniform(-3, 4) }};

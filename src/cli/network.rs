@@ -3,10 +3,10 @@
 //! the outputs no wire carries (the system's results), per node, and a summary per node.
 
 use super::common::emit;
-use super::run::Run;
+use super::run::{CoordinationArg, Run};
 use bloomc_compiler::ir::{CollectionId, Program};
 use bloomc_grammar::ast::CollectionKind;
-use bloomc_runtime::network::{network, NetworkOptions};
+use bloomc_runtime::network::{network, Coordination, NetworkOptions};
 use bloomc_runtime::value::{show, Row};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -23,7 +23,16 @@ pub fn run_network(
     skipped: usize,
 ) -> Result<ExitCode, String> {
     let plans = bloomc_runtime::plan::plan_network(p, files)?;
-    let result = network(p, &plans, &NetworkOptions { max_ticks: run.max_ticks })?;
+    let coordination = match run.coordination {
+        CoordinationArg::None => Coordination::None,
+        CoordinationArg::Order => {
+            if !p.system.iter().flat_map(|s| s.groups.iter()).any(|g| g.replicated) {
+                return Err("`--coordination order` sequences replicated groups, and this system has none".to_string());
+            }
+            Coordination::Order
+        }
+    };
+    let result = network(p, &plans, &NetworkOptions { max_ticks: run.max_ticks, coordination })?;
     let wired: BTreeSet<CollectionId> =
         p.system.iter().flat_map(|s| s.wires.iter()).map(|w| w.from.collection).collect();
     for (plan, node) in plans.iter().zip(&result.nodes) {
@@ -60,8 +69,12 @@ pub fn run_network(
         misrouted += node.misrouted;
     }
     eprintln!(
-        "{} nodes: {}, {facts_in} facts in, {:.3} s, {errors} evaluation errors, {misrouted} replies to no instance, {} facts undelivered, {skipped} bad input rows skipped",
+        "{} nodes, coordination {}: {}, {facts_in} facts in, {:.3} s, {errors} evaluation errors, {misrouted} replies to no instance, {} facts undelivered, {skipped} bad input rows skipped",
         result.nodes.len(),
+        match coordination {
+            Coordination::None => "none",
+            Coordination::Order => "order (replicated groups sequenced)",
+        },
         if result.quiescent { "quiescent" } else { "stopped at --max-ticks" },
         result.elapsed_s,
         result.undelivered,

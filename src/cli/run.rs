@@ -36,10 +36,21 @@ pub struct Run {
     /// Write an output's facts to a CSV file instead of standard output: `--output response=out.csv`.
     #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
     pub(crate) outputs: Vec<(String, String)>,
+    /// Coordination between the nodes of a network: `none`, or `order` (a sequencer in front
+    /// of every replicated group, so every replica processes the same batches in the same
+    /// order). Seals are analysed but not enforced at run time yet.
+    #[arg(long, value_enum, default_value_t = CoordinationArg::None)]
+    pub(crate) coordination: CoordinationArg,
     /// Timely's cluster flags after `--`, to span the node over processes:
     /// `bloomc run prog.bl -- -n 2 -p 0 -h hosts.txt` (process 0 prints the outputs).
     #[arg(last = true, value_name = "TIMELY_FLAGS")]
     pub(crate) cluster: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoordinationArg {
+    None,
+    Order,
 }
 
 /// Reads the file feeds of the program and the `--input` files; returns them and the number
@@ -113,6 +124,12 @@ impl Run {
             }
             let (files, skipped) = read_inputs(&self, p)?;
             return super::network::run_network(&self, p, &files, skipped);
+        }
+        if self.coordination == CoordinationArg::Order {
+            return Err(
+                "`--coordination order` needs a network with a replicated group; this program runs on one node"
+                    .to_string(),
+            );
         }
         let (files, skipped) = read_inputs(&self, p)?;
         let mut plan = bloomc_runtime::plan::plan(p, &files)?;
