@@ -131,9 +131,45 @@ fn adtrack_runs_with_its_replicas_sequenced() {
         assert_eq!(out.status.code(), Some(0), "{query}: {err}");
         assert!(err.contains("coordination order (replicated groups sequenced): quiescent"), "{query}: {err}");
     }
+    // The analyst asks every replica the same questions: ordered, they never disagree.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("summary");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for strategy in ["order", "none"] {
+        let path = dir.join(format!("{strategy}.json"));
+        let path_text = path.display().to_string();
+        let args = ["run", "examples/adtrack.bl", "--set", "query=POOR", "--coordination", strategy];
+        let out = bloomc(&[&args[..], &["--summary-json", &path_text]].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&path).expect("summary written");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("summary is JSON");
+        assert_eq!(v["strategy"], strategy);
+        assert_eq!(v["query"], "POOR");
+        assert_eq!(v["quiescent"], true);
+        assert!(v["records_processed"].as_u64().is_some_and(|n| n >= 20_000), "{text}");
+        assert!(v["answers"].as_u64().is_some_and(|n| n > 0), "{text}");
+        assert_eq!(v["per_node"].as_object().map(|m| m.len()), Some(11), "{text}");
+        let disagreements = v["replica_disagreements"].as_u64().expect("adtrack measures disagreement");
+        if strategy == "order" {
+            assert_eq!(disagreements, 0, "ordered replicas disagreed: {text}");
+        }
+    }
     let one = bloomc(&["run", "examples/kvs.bl", "--coordination", "order"]);
     assert_eq!(one.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&one.stderr).contains("needs a network with a replicated group"));
+}
+
+#[test]
+fn a_network_stopped_by_max_ticks_counts_what_it_did_not_deliver() {
+    let out = bloomc(&["run", "examples/adtrack.bl", "--max-ticks", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped at --max-ticks"), "{err}");
+    let undelivered: u64 = err
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" facts undelivered"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(undelivered > 0, "facts sent to stopped nodes are counted: {err}");
 }
 
 #[test]

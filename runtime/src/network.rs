@@ -183,7 +183,7 @@ fn node(
     let mut w = match build(worker, p, plan) {
         Ok(w) => w,
         Err(e) => {
-            net.stop(me);
+            net.stop(me, 0);
             return Err(e);
         }
     };
@@ -212,8 +212,9 @@ fn node(
         }
         if tick >= max_ticks {
             stopped_early = true;
-            inbound.clear();
-            net.stop(me);
+            // What it had just taken is never processed: counted as undelivered.
+            let taken: u64 = inbound.iter().map(|(_, rows)| rows.len() as u64).sum();
+            net.stop(me, taken);
             break;
         }
         let mut arriving: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();

@@ -235,8 +235,15 @@ pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> R
     for g in &s.groups {
         let (strata, deferred, deletes, sends) = phases(p, g.module)?;
         let mut feeds = group_feeds(p, g.id);
-        let inputs: Vec<CollectionId> = p.module(g.module).map(|m| m.collections.clone()).unwrap_or_default();
-        for (input, rows, batch) in files.iter().filter(|(c, _, _)| inputs.contains(c)) {
+        // The group's own file feeds (two groups of one module share input ids, so match the
+        // system's feeds of this group, not the module's inputs).
+        let own: Vec<CollectionId> = s
+            .feeds
+            .iter()
+            .filter(|f| f.to.group == g.id && matches!(f.source, FeedSource::File { .. }))
+            .map(|f| f.to.collection)
+            .collect();
+        for (input, rows, batch) in files.iter().filter(|(c, _, _)| own.contains(c)) {
             feeds.push(Feed { input: *input, source: Source::Rows { rows: rows.clone(), batch: *batch } });
         }
         for instance in 0..g.count {

@@ -172,8 +172,9 @@ impl Net {
     }
 
     /// Node `me` stops for good (it reached `max_ticks` or failed): it counts as idle, and
-    /// what is sent to it from now on is counted as undelivered.
-    pub(crate) fn stop(&self, me: usize) {
+    /// what is sent to it from now on, what waits for it, and `taken` facts it took but will
+    /// not process are counted as undelivered.
+    pub(crate) fn stop(&self, me: usize, taken: u64) {
         let mut s = self.lock();
         if let Some(x) = s.stopped.get_mut(me) {
             *x = true;
@@ -183,7 +184,7 @@ impl Net {
         }
         let dropped: u64 =
             s.inbox.get_mut(me).map(std::mem::take).unwrap_or_default().iter().map(|(_, r)| r.len() as u64).sum();
-        s.undelivered += dropped;
+        s.undelivered += dropped + taken;
         s.settle();
         self.wake.notify_all();
     }

@@ -38,6 +38,10 @@ fn run(coordination: Coordination) -> NetworkResult {
     network(&p, &plans, &NetworkOptions { max_ticks: 10_000, coordination }).expect("runs")
 }
 
+fn all_equal<T: PartialEq>(items: &[T]) -> bool {
+    items.iter().all(|x| items.first() == Some(x))
+}
+
 fn replica_histories(r: &NetworkResult) -> Vec<BTreeMap<u64, BTreeSet<Row>>> {
     r.nodes.iter().filter(|n| n.group == "replica").map(|n| n.result.by_tick("rare")).collect()
 }
@@ -50,9 +54,9 @@ fn ordered_replicas_agree_tick_by_tick() {
         let h = replica_histories(&r);
         assert_eq!(h.len(), 3);
         assert!(h.first().is_some_and(|x| !x.is_empty()), "the replicas report something");
-        assert!(h.windows(2).all(|w| w[0] == w[1]), "ordered replicas diverged: {h:?}");
+        assert!(all_equal(&h), "ordered replicas diverged: {h:?}");
         let ticks: Vec<u64> = r.nodes.iter().filter(|n| n.group == "replica").map(|n| n.result.ticks).collect();
-        assert!(ticks.windows(2).all(|w| w[0] == w[1]), "ordered replicas ran different ticks: {ticks:?}");
+        assert!(all_equal(&ticks), "ordered replicas ran different ticks: {ticks:?}");
     }
 }
 
@@ -62,10 +66,10 @@ fn uncoordinated_replicas_reach_the_same_final_state() {
     assert!(r.quiescent);
     let finals: Vec<BTreeSet<Row>> =
         r.nodes.iter().filter(|n| n.group == "replica").map(|n| n.result.final_contents("rare")).collect();
-    assert!(finals.windows(2).all(|w| w[0] == w[1]), "{finals:?}");
+    assert!(all_equal(&finals), "{finals:?}");
     let ordered = run(Coordination::Order);
     let ordered_final = ordered.nodes.iter().find(|n| n.group == "replica").map(|n| n.result.final_contents("rare"));
-    assert_eq!(Some(finals[0].clone()), ordered_final, "coordination changes no final state");
+    assert_eq!(finals.first().cloned(), ordered_final, "coordination changes no final state");
     // Every replica saw every producer's facts.
     for n in r.nodes.iter().filter(|n| n.group == "replica") {
         assert_eq!(n.messages_in, 120, "{}", n.name);

@@ -7,6 +7,7 @@ mod dump;
 mod graph;
 mod network;
 mod run;
+mod summary;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;

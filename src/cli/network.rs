@@ -57,6 +57,29 @@ pub fn run_network(
             }
         }
     }
+    if let Some(path) = &run.summary_json {
+        let nodes: Vec<super::summary::NodeSummary<'_>> = plans
+            .iter()
+            .zip(&result.nodes)
+            .map(|(plan, node)| super::summary::NodeSummary {
+                name: &node.name,
+                result: &node.result,
+                messages_in: node.messages_in,
+                messages_out: node.messages_out,
+                outputs: plan
+                    .collections(p, CollectionKind::Output)
+                    .into_iter()
+                    .filter(|o| !wired.contains(o))
+                    .map(|o| p.collection_name(o).to_string())
+                    .collect(),
+            })
+            .collect();
+        let strategy = match coordination {
+            Coordination::None => "none",
+            Coordination::Order => "order",
+        };
+        super::summary::write(path, p, strategy, &nodes, result.elapsed_s, result.quiescent)?;
+    }
     let (mut facts_in, mut errors, mut misrouted) = (0, 0, 0);
     for node in &result.nodes {
         let r = &node.result;

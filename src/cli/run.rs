@@ -41,6 +41,9 @@ pub struct Run {
     /// order). Seals are analysed but not enforced at run time yet.
     #[arg(long, value_enum, default_value_t = CoordinationArg::None)]
     pub(crate) coordination: CoordinationArg,
+    /// Write the run report as JSON to this file (see `src/cli/summary.rs` for the fields).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) summary_json: Option<String>,
     /// Timely's cluster flags after `--`, to span the node over processes:
     /// `bloomc run prog.bl -- -n 2 -p 0 -h hosts.txt` (process 0 prints the outputs).
     #[arg(last = true, value_name = "TIMELY_FLAGS")]
@@ -190,6 +193,18 @@ impl Run {
                     emit(&format!("{name}({})\n", show(&row)));
                 }
             }
+        }
+        if let (Some(path), true) = (&self.summary_json, result.gathered) {
+            let outputs =
+                plan.collections(p, CollectionKind::Output).iter().map(|&o| p.collection_name(o).to_string()).collect();
+            let node = super::summary::NodeSummary {
+                name: &plan.node_name,
+                result: &result,
+                messages_in: 0,
+                messages_out: 0,
+                outputs,
+            };
+            super::summary::write(path, p, "none", &[node], result.elapsed_s, result.quiescent)?;
         }
         let rate = if result.elapsed_s > 0.0 { result.facts_in as f64 / result.elapsed_s } else { 0.0 };
         eprintln!(

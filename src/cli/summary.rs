@@ -1,0 +1,77 @@
+//! `--summary-json PATH`: the run report of `bloomc run` as one JSON object, for scripts
+//! and experiments. Fields:
+//! `strategy` (`none` or `order`), `query` (the program's `query` parameter, or null),
+//! `records_processed` (facts in over all nodes), `elapsed_s`, `quiescent`, `answers` (facts
+//! emitted on the outputs no wire carries, except `disagreement`), `replica_disagreements`
+//! (the final facts of outputs named `disagreement`, such as adtrack's analyst keeps; null
+//! when the program has none), and `per_node` (ticks, facts in, messages in and out,
+//! evaluation errors, and facts per printed output).
+
+use bloomc_compiler::ir::{Program, Value};
+use bloomc_runtime::run::RunResult;
+use serde_json::{json, Map};
+
+/// What one node contributes: its name, its result, messages in and out, and the outputs
+/// that leave the system.
+pub struct NodeSummary<'a> {
+    pub name: &'a str,
+    pub result: &'a RunResult,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub outputs: Vec<String>,
+}
+
+pub fn write(
+    path: &str,
+    p: &Program,
+    strategy: &str,
+    nodes: &[NodeSummary<'_>],
+    elapsed_s: f64,
+    quiescent: bool,
+) -> Result<(), String> {
+    let query = p.params.iter().find(|x| x.name == "query").map(|x| match &x.value {
+        Value::Str(s) => json!(s),
+        Value::Int(i) => json!(i),
+        Value::Float(f) => json!(f),
+        Value::Bool(b) => json!(b),
+    });
+    let (mut answers, mut disagreements, mut has_disagreement) = (0usize, 0usize, false);
+    let mut per_node = Map::new();
+    for n in nodes {
+        let mut outputs = Map::new();
+        for o in &n.outputs {
+            let facts = n.result.all_facts(o).len();
+            if o == "disagreement" {
+                has_disagreement = true;
+                disagreements += n.result.final_contents(o).len();
+            } else {
+                answers += facts;
+            }
+            outputs.insert(o.clone(), json!(facts));
+        }
+        per_node.insert(
+            n.name.to_string(),
+            json!({
+                "ticks": n.result.ticks,
+                "facts_in": n.result.facts_in,
+                "messages_in": n.messages_in,
+                "messages_out": n.messages_out,
+                "eval_errors": n.result.eval_errors,
+                "outputs": outputs,
+            }),
+        );
+    }
+    let records: u64 = nodes.iter().map(|n| n.result.facts_in).sum();
+    let report = json!({
+        "strategy": strategy,
+        "query": query,
+        "records_processed": records,
+        "elapsed_s": elapsed_s,
+        "quiescent": quiescent,
+        "answers": answers,
+        "replica_disagreements": if has_disagreement { json!(disagreements) } else { json!(null) },
+        "per_node": per_node,
+    });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot encode the summary: {e}"))?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write `{path}`: {e}"))
+}
