@@ -51,6 +51,9 @@ pub struct NodeReport {
     pub messages_out: u64,
     /// Facts a `reply(c)` wire could not deliver: column `c` named no instance.
     pub misrouted: u64,
+    /// Records processed over time: after each tick, (seconds since the network started,
+    /// facts in so far).
+    pub timeline: Vec<(f64, u64)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -142,7 +145,7 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
             .name(format!("node {name}"))
             .spawn(move || {
                 timely::execute_directly(move |worker| {
-                    node(worker, &program, &plan, me, first, &net, &routes, max_ticks)
+                    node(worker, &program, &plan, me, first, &net, &routes, max_ticks, start)
                 })
             })
             .map_err(|e| format!("cannot start node `{name}`: {e}"))?;
@@ -179,6 +182,7 @@ fn node(
     net: &Net,
     routes: &BTreeMap<(usize, CollectionId), Vec<Route>>,
     max_ticks: u64,
+    start: Instant,
 ) -> Result<NodeReport, String> {
     let mut w = match build(worker, p, plan) {
         Ok(w) => w,
@@ -276,6 +280,7 @@ fn node(
         }
         let errs = std::mem::take(&mut *w.errors.borrow_mut());
         errors.extend(errs.into_iter().filter(|(_, _, t, d)| *d > 0 && *t <= tick).map(|(_, r, _, _)| r));
+        report.timeline.push((start.elapsed().as_secs_f64(), report.result.facts_in));
         tick += 1;
     }
     drop(std::mem::take(&mut w.sessions));

@@ -70,8 +70,14 @@ fn uncoordinated_replicas_reach_the_same_final_state() {
     let ordered = run(Coordination::Order);
     let ordered_final = ordered.nodes.iter().find(|n| n.group == "replica").map(|n| n.result.final_contents("rare"));
     assert_eq!(finals.first().cloned(), ordered_final, "coordination changes no final state");
-    // Every replica saw every producer's facts.
+    // Every replica saw every producer's facts; its timeline of records processed grows to
+    // them, one point per tick.
     for n in r.nodes.iter().filter(|n| n.group == "replica") {
+        assert_eq!(n.timeline.len() as u64, n.result.ticks, "{}", n.name);
+        let grows =
+            n.timeline.windows(2).all(|w| w.first().zip(w.last()).is_some_and(|(a, b)| a.0 <= b.0 && a.1 <= b.1));
+        assert!(grows, "{}: {:?}", n.name, n.timeline);
+        assert_eq!(n.timeline.last().map(|(_, facts)| *facts), Some(n.result.facts_in), "{}", n.name);
         assert_eq!(n.messages_in, 120, "{}", n.name);
     }
 }

@@ -1,0 +1,151 @@
+//! The paper's experiment (Section VIII-B, Figures 12–14), as far as bloomc runs it today:
+//! the ad-tracking network (`examples/adtrack.bl`) with the CAMPAIGN query, 5 and 10 ad
+//! servers and 3 reporting replicas, run in one process without coordination (`none`) and
+//! with the replicas sequenced (`order`). Seal strategies are not enforced at run time yet,
+//! so they are not run.
+//!
+//! For every run it records the records processed over time by the reporting replicas (the
+//! sum of their facts in, sampled after every tick), the elapsed time, and the questions on
+//! which the replicas disagreed; it writes `docs/experiment/records.csv` and one plot per
+//! ad-server count, `docs/experiment/records_5.svg` and `records_10.svg`, and prints a table.
+//! Run with `cargo bench --bench experiment` (`-- --clicks N` sets the clicks per ad server).
+
+use bloomc_compiler::{compile_with, Options};
+use bloomc_runtime::network::{network, Coordination, NetworkOptions, NetworkResult};
+use bloomc_runtime::plan::plan_network;
+use plotters::prelude::*;
+use std::fmt::Write;
+use std::path::Path;
+
+struct Run {
+    strategy: &'static str,
+    adservers: u32,
+    /// (seconds, records processed by the replicas so far).
+    records: Vec<(f64, u64)>,
+    elapsed_s: f64,
+    disagreements: usize,
+}
+
+fn run(adservers: u32, clicks: u64, coordination: Coordination) -> Result<NetworkResult, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/adtrack.bl");
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sets =
+        [("query", "CAMPAIGN".to_string()), ("adservers", adservers.to_string()), ("clicks", clicks.to_string())];
+    let options =
+        Options { overrides: sets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), ..Options::default() };
+    let c = compile_with("examples/adtrack.bl", &bytes, &options);
+    let p = c.program.ok_or("adtrack does not compile")?;
+    let plans = plan_network(&p, &[])?;
+    network(&p, &plans, &NetworkOptions { max_ticks: 1_000_000, coordination })
+}
+
+/// The replicas' records processed over time: their timelines merged into one step function.
+fn records(r: &NetworkResult) -> Vec<(f64, u64)> {
+    let mut events: Vec<(f64, usize, u64)> = Vec::new();
+    for (i, n) in r.nodes.iter().enumerate().filter(|(_, n)| n.group == "report") {
+        events.extend(n.timeline.iter().map(|(t, facts)| (*t, i, *facts)));
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut latest = vec![0u64; r.nodes.len()];
+    let mut out = vec![(0.0, 0)];
+    for (t, i, facts) in events {
+        if let Some(x) = latest.get_mut(i) {
+            *x = facts;
+        }
+        out.push((t, latest.iter().sum()));
+    }
+    out
+}
+
+fn plot(runs: &[Run], adservers: u32, file: &Path) -> Result<(), String> {
+    let mine: Vec<&Run> = runs.iter().filter(|r| r.adservers == adservers).collect();
+    let t_max = mine.iter().map(|r| r.elapsed_s).fold(0.0f64, f64::max).max(0.001);
+    let y_max = mine.iter().flat_map(|r| r.records.iter().map(|(_, n)| *n)).max().unwrap_or(1).max(1);
+    let root = SVGBackend::new(file, (720, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("CAMPAIGN, {adservers} ad servers, 3 replicas"), ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..t_max * 1.05, 0u64..y_max + y_max / 20)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("elapsed (s)")
+        .y_desc("records processed by the replicas")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (k, r) in mine.iter().enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        chart
+            .draw_series(LineSeries::new(r.records.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(r.strategy)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart.configure_series_labels().border_style(BLACK).draw().map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let clicks: u64 = args
+        .iter()
+        .position(|a| a == "--clicks")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    let mut runs = Vec::new();
+    for adservers in [5u32, 10] {
+        for (strategy, coordination) in [("none", Coordination::None), ("order", Coordination::Order)] {
+            let r = run(adservers, clicks, coordination)?;
+            let disagreements = r
+                .nodes
+                .iter()
+                .filter(|n| n.group == "analyst")
+                .map(|n| n.result.final_contents("disagreement").len())
+                .sum();
+            runs.push(Run { strategy, adservers, records: records(&r), elapsed_s: r.elapsed_s, disagreements });
+        }
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/experiment");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut csv = String::from("strategy,adservers,seconds,records\n");
+    for r in &runs {
+        for (t, n) in &r.records {
+            let _ = writeln!(csv, "{},{},{t:.4},{n}", r.strategy, r.adservers);
+        }
+    }
+    let csv_path = dir.join("records.csv");
+    std::fs::write(&csv_path, csv).map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    for adservers in [5u32, 10] {
+        plot(&runs, adservers, &dir.join(format!("records_{adservers}.svg")))?;
+    }
+    println!("CAMPAIGN, 3 replicas, {clicks} clicks per ad server, one process");
+    println!(
+        "{:>9} {:>9} {:>12} {:>9} {:>14} {:>14}",
+        "adservers", "strategy", "records", "seconds", "records/s", "disagreements"
+    );
+    for r in &runs {
+        let total = r.records.last().map_or(0, |(_, n)| *n);
+        println!(
+            "{:>9} {:>9} {total:>12} {:>9.2} {:>14.0} {:>14}",
+            r.adservers,
+            r.strategy,
+            r.elapsed_s,
+            total as f64 / r.elapsed_s.max(1e-9),
+            r.disagreements
+        );
+    }
+    for adservers in [5u32, 10] {
+        let rate = |s: &str| {
+            runs.iter()
+                .find(|r| r.adservers == adservers && r.strategy == s)
+                .map_or(f64::NAN, |r| r.records.last().map_or(0, |(_, n)| *n) as f64 / r.elapsed_s.max(1e-9))
+        };
+        println!("{adservers:>9} ad servers: order/none throughput {:.3}x", rate("order") / rate("none"));
+    }
+    println!("wrote {} and records_5.svg, records_10.svg beside it", csv_path.display());
+    Ok(())
+}
