@@ -155,7 +155,40 @@ fn adtrack_runs_with_its_replicas_sequenced() {
     }
     let one = bloomc(&["run", "examples/kvs.bl", "--coordination", "order"]);
     assert_eq!(one.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&one.stderr).contains("needs a network with a replicated group"));
+    assert!(String::from_utf8_lossy(&one.stderr).contains("applies to networks"));
+}
+
+#[test]
+fn adtrack_enforces_its_seals_shared_and_independent() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("seal");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (query, mastered) in [("CAMPAIGN", "false"), ("CAMPAIGN", "true"), ("WINDOW", "false")] {
+        let path = dir.join(format!("{query}-{mastered}.json")).display().to_string();
+        let out = bloomc(&[
+            "run",
+            "examples/adtrack.bl",
+            "--set",
+            &format!("query={query}"),
+            "--set",
+            &format!("mastered={mastered}"),
+            "--coordination",
+            "seal",
+            "--summary-json",
+            &path,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{query} {mastered}: {err}");
+        assert!(err.contains("0 facts late") && err.contains("0 facts still held at the end"), "{err}");
+        assert!(!err.contains("seals: 0 seal keys released"), "{err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("summary")).expect("summary is JSON");
+        assert_eq!(v["strategy"], "seal");
+        assert_eq!(v["replica_disagreements"], 0, "sealed replicas disagreed ({query}, mastered={mastered})");
+    }
+    // POOR declares no seal: nothing to enforce, said clearly.
+    let poor = bloomc(&["run", "examples/adtrack.bl", "--set", "query=POOR", "--coordination", "seal"]);
+    assert_eq!(poor.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&poor.stderr).contains("declares no seal"));
 }
 
 #[test]

@@ -12,5 +12,6 @@ pub mod paths;
 pub mod plan;
 pub mod render;
 pub mod run;
+mod seal;
 mod transport;
 pub mod value;

@@ -12,7 +12,8 @@
 use crate::paths::paths;
 use crate::plan::NodePlan;
 use crate::run::{build, log_changes, Changes, RunResult};
-use crate::transport::Net;
+use crate::seal::{Hold, Punctuations};
+use crate::transport::{Net, Payload};
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Delivery, Program};
 use bloomc_grammar::ast::CollectionKind;
@@ -37,6 +38,9 @@ pub enum Coordination {
     /// A sequencer in front of every replicated group: each replica processes the same
     /// batches of input in the same order (see `transport.rs`).
     Order,
+    /// Every declared seal enforced: producers punctuate, consumers hold each seal key's
+    /// facts until all its producers have sealed it (see `seal.rs`).
+    Seal,
 }
 
 /// What one node instance did.
@@ -54,6 +58,11 @@ pub struct NodeReport {
     /// Records processed over time: after each tick, (seconds since the network started,
     /// facts in so far).
     pub timeline: Vec<(f64, u64)>,
+    /// With seals enforced: seal keys released, facts that arrived after their key was
+    /// released (a broken promise), and facts still held at the end (never sealed).
+    pub partitions_released: u64,
+    pub late: u64,
+    pub held: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -123,7 +132,7 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
     let start = Instant::now();
     let n = plans.len();
     let sequenced: Vec<(usize, usize)> = match options.coordination {
-        Coordination::None => Vec::new(),
+        Coordination::None | Coordination::Seal => Vec::new(),
         Coordination::Order => p
             .system
             .iter()
@@ -133,11 +142,19 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
             .collect(),
     };
     let net = Arc::new(Net::new(n, &sequenced));
+    let (mut punctuations, mut holds) = match options.coordination {
+        Coordination::Seal => crate::seal::plan(p, plans)?,
+        _ => (vec![Vec::new(); n], vec![BTreeMap::new(); n]),
+    };
     let routes = Arc::new(routes(p, plans));
     let program = Arc::new(p.clone());
     let mut handles = Vec::new();
     for (me, plan) in plans.iter().enumerate() {
         let (net, routes, program, plan) = (net.clone(), routes.clone(), program.clone(), plan.clone());
+        let seals = Seals {
+            punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(),
+            holds: holds.get_mut(me).map(std::mem::take).unwrap_or_default(),
+        };
         let first = plans.iter().position(|x| x.group == plan.group).unwrap_or(me);
         let max_ticks = options.max_ticks;
         let name = plan.node_name.clone();
@@ -145,7 +162,7 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
             .name(format!("node {name}"))
             .spawn(move || {
                 timely::execute_directly(move |worker| {
-                    node(worker, &program, &plan, me, first, &net, &routes, max_ticks, start)
+                    node(worker, &program, &plan, me, first, &net, &routes, max_ticks, start, seals)
                 })
             })
             .map_err(|e| format!("cannot start node `{name}`: {e}"))?;
@@ -171,6 +188,12 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
     Ok(result)
 }
 
+/// What one node does for enforced seals: punctuate as a producer, hold as a consumer.
+struct Seals {
+    punctuations: Vec<Punctuations>,
+    holds: BTreeMap<CollectionId, Hold>,
+}
+
 /// One node's life: tick while there is work, wait while idle, stop when the network is done.
 #[allow(clippy::too_many_arguments)]
 fn node(
@@ -183,6 +206,7 @@ fn node(
     routes: &BTreeMap<(usize, CollectionId), Vec<Route>>,
     max_ticks: u64,
     start: Instant,
+    mut seals: Seals,
 ) -> Result<NodeReport, String> {
     let mut w = match build(worker, p, plan) {
         Ok(w) => w,
@@ -217,14 +241,33 @@ fn node(
         if tick >= max_ticks {
             stopped_early = true;
             // What it had just taken is never processed: counted as undelivered.
-            let taken: u64 = inbound.iter().map(|(_, rows)| rows.len() as u64).sum();
+            let taken: u64 = inbound.iter().map(|(_, m)| m.facts()).sum();
             net.stop(me, taken);
             break;
         }
         let mut arriving: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
-        for (input, rows) in inbound.drain(..) {
-            report.messages_in += rows.len() as u64;
-            arriving.entry(input).or_default().extend(rows);
+        for (input, payload) in inbound.drain(..) {
+            let hold = seals.holds.get_mut(&input);
+            match (payload, hold) {
+                (Payload::Facts(rows), None) => {
+                    report.messages_in += rows.len() as u64;
+                    arriving.entry(input).or_default().extend(rows);
+                }
+                (Payload::Facts(rows), Some(hold)) => {
+                    report.messages_in += rows.len() as u64;
+                    arriving.entry(input).or_default().extend(hold.facts(rows));
+                }
+                (Payload::Announce { producer, keys }, Some(hold)) => hold.announce(producer, keys),
+                (Payload::Seal { producer, keys }, Some(hold)) => hold.seal(producer, keys),
+                // Punctuations for an input this node does not hold: nothing to release.
+                (_, None) => {}
+            }
+        }
+        for (input, hold) in seals.holds.iter_mut() {
+            let released = hold.release();
+            if !released.is_empty() {
+                arriving.entry(*input).or_default().extend(released);
+            }
         }
         for (c, session) in w.sessions.iter_mut() {
             for row in previous.remove(c).unwrap_or_default() {
@@ -247,8 +290,17 @@ fn node(
         let probe = w.probe.clone();
         worker.step_while(|| probe.less_than(&(tick + 1)));
         changed = w.activity.borrow().get(&tick).copied().unwrap_or(0) > 0;
-        // This tick's output changes and contents, then what the wires carry (sent at once).
+        // This tick's output changes and contents, then what the wires carry (sent at once):
+        // a producer's announcement comes before its first facts, its seals after them.
         let mut messages = Vec::new();
+        if tick == 0 {
+            for pu in &seals.punctuations {
+                for to in pu.to_first..pu.to_first + pu.to_count {
+                    let announce = Payload::Announce { producer: me, keys: pu.announce.clone() };
+                    messages.push((to, pu.input, announce));
+                }
+            }
+        }
         log_changes(&w.outputs, tick, &mut log);
         for &o in &outputs {
             let contents = current.entry(o).or_default();
@@ -271,7 +323,14 @@ fn node(
                 }
                 for (d, rows) in by_dest {
                     report.messages_out += rows.len() as u64;
-                    messages.push((route.first + d, route.input, rows));
+                    messages.push((route.first + d, route.input, Payload::Facts(rows)));
+                }
+            }
+        }
+        for pu in &seals.punctuations {
+            if let Some(keys) = pu.at_tick.get(&tick) {
+                for to in pu.to_first..pu.to_first + pu.to_count {
+                    messages.push((to, pu.input, Payload::Seal { producer: me, keys: keys.clone() }));
                 }
             }
         }
@@ -286,6 +345,11 @@ fn node(
     drop(std::mem::take(&mut w.sessions));
     for id in worker.installed_dataflows() {
         worker.drop_dataflow(id);
+    }
+    for hold in seals.holds.values() {
+        report.partitions_released += hold.partitions_released;
+        report.late += hold.late;
+        report.held += hold.still_held();
     }
     report.result.ticks = tick;
     report.result.quiescent = !stopped_early;

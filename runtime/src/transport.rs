@@ -15,10 +15,37 @@ use bloomc_compiler::ir::CollectionId;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-pub(crate) type Inbox = Vec<(CollectionId, Vec<Row>)>;
+/// What a message to an input interface carries: facts, or a producer's punctuation for a
+/// sealed input (see `seal.rs`).
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    Facts(Vec<Row>),
+    /// The seal keys a producer node may send, announced before it sends anything.
+    Announce {
+        producer: usize,
+        keys: Vec<Row>,
+    },
+    /// The producer node will send no more facts with these seal keys.
+    Seal {
+        producer: usize,
+        keys: Vec<Row>,
+    },
+}
 
-/// Messages to one replica of a sequenced group: (offset of the replica, input, rows).
-type Batch = Vec<(usize, CollectionId, Vec<Row>)>;
+impl Payload {
+    /// The facts it carries (punctuations carry none).
+    pub(crate) fn facts(&self) -> u64 {
+        match self {
+            Payload::Facts(rows) => rows.len() as u64,
+            _ => 0,
+        }
+    }
+}
+
+pub(crate) type Inbox = Vec<(CollectionId, Payload)>;
+
+/// Messages to one replica of a sequenced group: (offset of the replica, input, payload).
+type Batch = Vec<(usize, CollectionId, Payload)>;
 
 #[derive(Default)]
 struct Sequencer {
@@ -120,7 +147,7 @@ impl Net {
             q.batches.push_back(batch);
         }
         let Some(batch) = at.checked_sub(q.base).and_then(|i| q.batches.get(i)) else { return (out, false) };
-        out.extend(batch.iter().filter(|(o, _, _)| *o == off).map(|(_, c, rows)| (*c, rows.clone())));
+        out.extend(batch.iter().filter(|(o, _, _)| *o == off).map(|(_, c, payload)| (*c, payload.clone())));
         if let Some(c) = q.cursor.get_mut(off) {
             *c += 1;
         }
@@ -132,18 +159,18 @@ impl Net {
         (out, true)
     }
 
-    /// Delivers one tick's messages of one node at once (`(to, input, rows)`), so that a
+    /// Delivers one tick's messages of one node at once (`(to, input, payload)`), so that a
     /// sequencer batches all of a tick's copies of a broadcast together.
-    pub(crate) fn send(&self, messages: Vec<(usize, CollectionId, Vec<Row>)>) {
+    pub(crate) fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) {
         let mut s = self.lock();
-        for (to, input, rows) in messages {
+        for (to, input, payload) in messages {
             let sequencer = s.sequenced.get(to).copied().flatten();
             if s.stopped.get(to).copied().unwrap_or(true) {
-                s.undelivered += rows.len() as u64;
+                s.undelivered += payload.facts();
             } else if let Some(q) = sequencer.and_then(|g| s.sequencers.get_mut(g)) {
-                q.staged.push((to - q.first, input, rows));
+                q.staged.push((to - q.first, input, payload));
             } else if let Some(inbox) = s.inbox.get_mut(to) {
-                inbox.push((input, rows));
+                inbox.push((input, payload));
             }
         }
         self.wake.notify_all();
@@ -183,7 +210,7 @@ impl Net {
             *x = true;
         }
         let dropped: u64 =
-            s.inbox.get_mut(me).map(std::mem::take).unwrap_or_default().iter().map(|(_, r)| r.len() as u64).sum();
+            s.inbox.get_mut(me).map(std::mem::take).unwrap_or_default().iter().map(|(_, m)| m.facts()).sum();
         s.undelivered += dropped + taken;
         s.settle();
         self.wake.notify_all();

@@ -31,6 +31,7 @@ pub fn run_network(
             }
             Coordination::Order
         }
+        CoordinationArg::Seal => Coordination::Seal,
     };
     let result = network(p, &plans, &NetworkOptions { max_ticks: run.max_ticks, coordination })?;
     let wired: BTreeSet<CollectionId> =
@@ -77,8 +78,14 @@ pub fn run_network(
         let strategy = match coordination {
             Coordination::None => "none",
             Coordination::Order => "order",
+            Coordination::Seal => "seal",
         };
         super::summary::write(path, p, strategy, &nodes, result.elapsed_s, result.quiescent)?;
+    }
+    if coordination == Coordination::Seal {
+        let (released, late, held) =
+            result.nodes.iter().fold((0, 0, 0), |(r, l, h), n| (r + n.partitions_released, l + n.late, h + n.held));
+        eprintln!("seals: {released} seal keys released, {late} facts late (after their key was sealed), {held} facts still held at the end");
     }
     let (mut facts_in, mut errors, mut misrouted) = (0, 0, 0);
     for node in &result.nodes {
@@ -97,6 +104,7 @@ pub fn run_network(
         match coordination {
             Coordination::None => "none",
             Coordination::Order => "order (replicated groups sequenced)",
+            Coordination::Seal => "seal (declared seals enforced)",
         },
         if result.quiescent { "quiescent" } else { "stopped at --max-ticks" },
         result.elapsed_s,

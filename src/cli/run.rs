@@ -36,9 +36,10 @@ pub struct Run {
     /// Write an output's facts to a CSV file instead of standard output: `--output response=out.csv`.
     #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
     pub(crate) outputs: Vec<(String, String)>,
-    /// Coordination between the nodes of a network: `none`, or `order` (a sequencer in front
-    /// of every replicated group, so every replica processes the same batches in the same
-    /// order). Seals are analysed but not enforced at run time yet.
+    /// Coordination between the nodes of a network: `none`; `order` (a sequencer in front of
+    /// every replicated group, so every replica processes the same batches in the same
+    /// order); or `seal` (every declared seal enforced: producers punctuate, consumers hold
+    /// each seal key's facts until all its producers have sealed it).
     #[arg(long, value_enum, default_value_t = CoordinationArg::None)]
     pub(crate) coordination: CoordinationArg,
     /// Write the run report as JSON to this file (see `src/cli/summary.rs` for the fields).
@@ -54,6 +55,7 @@ pub struct Run {
 pub enum CoordinationArg {
     None,
     Order,
+    Seal,
 }
 
 /// Reads the file feeds of the program and the `--input` files; returns them and the number
@@ -128,10 +130,9 @@ impl Run {
             let (files, skipped) = read_inputs(&self, p)?;
             return super::network::run_network(&self, p, &files, skipped);
         }
-        if self.coordination == CoordinationArg::Order {
+        if self.coordination != CoordinationArg::None {
             return Err(
-                "`--coordination order` needs a network with a replicated group; this program runs on one node"
-                    .to_string(),
+                "`--coordination` applies to networks (several nodes); this program runs on one node".to_string()
             );
         }
         let (files, skipped) = read_inputs(&self, p)?;

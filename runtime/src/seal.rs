@@ -1,0 +1,199 @@
+//! Seals enforced at run time (`--coordination seal`): for every `G.I sealed on (cols)` of
+//! the system, the producers of `I` punctuate, and every instance of `G` holds the facts of
+//! `I` per seal key until every producer of that key has sealed it, then releases the key's
+//! facts in one tick.
+//!
+//! Producers. A producer group must copy a generated feed onto the wired output: one `<=`
+//! rule `O <= from X ...` whose sealed columns are plain columns of `X`, and `X` fed by a
+//! generator. Before the run, the producer evaluates its feed and learns which seal keys it
+//! will send and the last tick of each (rows its filters drop count too, so the promise is
+//! conservative, never early). It announces its keys before it sends anything, and after
+//! the tick holding a key's last row it seals that key. A key one producer alone sends needs
+//! only that producer's seal (the paper's independent seal); a key every producer sends
+//! needs all of them.
+//!
+//! Consumers hold nothing else: other inputs are delivered as they come. A fact arriving
+//! for a key already released breaks a producer's promise; it is delivered and counted as
+//! late. Facts still held when the run ends are counted and reported, never dropped silently.
+
+use crate::plan::{NodePlan, Source};
+use crate::value::Row;
+use bloomc_compiler::ir::{CollectionId, ExprKind, Program};
+use bloomc_grammar::ast::MergeOp;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one producer node sends to one sealed input.
+#[derive(Debug, Clone)]
+pub(crate) struct Punctuations {
+    /// The consumer group's first node and its instance count.
+    pub to_first: usize,
+    pub to_count: usize,
+    pub input: CollectionId,
+    pub announce: Vec<Row>,
+    /// The keys to seal after each tick.
+    pub at_tick: BTreeMap<u64, Vec<Row>>,
+}
+
+/// One consumer node's hold on one sealed input.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hold {
+    cols: Vec<usize>,
+    /// Every producer node of the input (all must announce before anything is released).
+    producers: BTreeSet<usize>,
+    announced: BTreeMap<usize, BTreeSet<Row>>,
+    sealed: BTreeMap<Row, BTreeSet<usize>>,
+    held: BTreeMap<Row, Vec<Row>>,
+    released: BTreeSet<Row>,
+    pub late: u64,
+    pub partitions_released: u64,
+}
+
+impl Hold {
+    fn key(&self, row: &Row) -> Row {
+        self.cols.iter().filter_map(|&c| row.get(c).cloned()).collect()
+    }
+
+    /// Facts arriving: held per key, or delivered at once (returned) if the key is released.
+    pub(crate) fn facts(&mut self, rows: Vec<Row>) -> Vec<Row> {
+        let mut now = Vec::new();
+        for row in rows {
+            let key = self.key(&row);
+            if self.released.contains(&key) {
+                self.late += 1;
+                now.push(row);
+            } else {
+                self.held.entry(key).or_default().push(row);
+            }
+        }
+        now
+    }
+
+    pub(crate) fn announce(&mut self, producer: usize, keys: Vec<Row>) {
+        self.announced.entry(producer).or_default().extend(keys);
+    }
+
+    pub(crate) fn seal(&mut self, producer: usize, keys: Vec<Row>) {
+        for k in keys {
+            self.sealed.entry(k).or_default().insert(producer);
+        }
+    }
+
+    /// The facts of every key that all its producers have sealed, released once.
+    pub(crate) fn release(&mut self) -> Vec<Row> {
+        if !self.producers.iter().all(|p| self.announced.contains_key(p)) {
+            return Vec::new();
+        }
+        let candidates: BTreeSet<Row> = self.announced.values().flatten().cloned().collect();
+        let mut out = Vec::new();
+        for key in candidates {
+            if self.released.contains(&key) {
+                continue;
+            }
+            let sealed = self.sealed.get(&key);
+            let done = self
+                .announced
+                .iter()
+                .filter(|(_, keys)| keys.contains(&key))
+                .all(|(p, _)| sealed.is_some_and(|s| s.contains(p)));
+            if done {
+                out.extend(self.held.remove(&key).unwrap_or_default());
+                self.released.insert(key);
+                self.partitions_released += 1;
+            }
+        }
+        out
+    }
+
+    /// Facts still held (their keys were never sealed by every producer).
+    pub(crate) fn still_held(&self) -> u64 {
+        self.held.values().map(|v| v.len() as u64).sum()
+    }
+}
+
+/// For every node: the punctuations it sends, and the holds it keeps per sealed input.
+pub(crate) type SealPlan = (Vec<Vec<Punctuations>>, Vec<BTreeMap<CollectionId, Hold>>);
+
+/// Plans the enforcement of every seal the system declares. Errors name the seal a producer
+/// cannot punctuate, and why.
+pub(crate) fn plan(p: &Program, plans: &[NodePlan]) -> Result<SealPlan, String> {
+    let mut out: Vec<Vec<Punctuations>> = vec![Vec::new(); plans.len()];
+    let mut holds: Vec<BTreeMap<CollectionId, Hold>> = vec![BTreeMap::new(); plans.len()];
+    let Some(s) = &p.system else { return Ok((out, holds)) };
+    if s.seals.is_empty() {
+        return Err("`--coordination seal`: the system declares no seal".to_string());
+    }
+    let nodes_of =
+        |g| -> Vec<usize> { (0..plans.len()).filter(|&i| plans.get(i).is_some_and(|n| n.group == Some(g))).collect() };
+    let name_of = |g| s.groups.iter().find(|x| x.id == g).map_or("?", |x| x.name.as_str());
+    for seal in &s.seals {
+        let consumers = nodes_of(seal.stream.group);
+        let (Some(&to_first), to_count) = (consumers.first(), consumers.len()) else { continue };
+        let stream = format!("{}.{}", name_of(seal.stream.group), p.collection_name(seal.stream.collection));
+        let mut producers = BTreeSet::new();
+        for w in s.wires.iter().filter(|w| w.to == seal.stream) {
+            let output = w.from.collection;
+            let why = |reason: &str| {
+                format!(
+                    "`--coordination seal`: cannot enforce the seal on `{stream}`: producer `{}.{}` {reason}",
+                    name_of(w.from.group),
+                    p.collection_name(output)
+                )
+            };
+            let group = s.groups.iter().find(|g| g.id == w.from.group).ok_or("unknown group")?;
+            let module = p.module(group.module).ok_or("unknown module")?;
+            let rules: Vec<_> = module.rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.target == output).collect();
+            let [rule] = rules.as_slice() else {
+                return Err(why("is not written by exactly one rule (a producer must copy a generated feed)"));
+            };
+            let [atom] = rule.body.atoms.as_slice() else { return Err(why("joins collections")) };
+            if rule.op != MergeOp::Instant || rule.body.group_by.is_some() || !rule.body.antijoins.is_empty() {
+                return Err(why("is not a plain `<=` copy of its input"));
+            }
+            let mut source_cols = Vec::new();
+            for &c in &seal.columns {
+                match rule.body.head.get(c).map(|e| &e.kind) {
+                    Some(ExprKind::Col(col)) if col.atom == 0 => source_cols.push(col.column),
+                    _ => return Err(why("computes a sealed column instead of copying it from its feed")),
+                }
+            }
+            for node in nodes_of(w.from.group) {
+                let Some(plan) = plans.get(node) else { continue };
+                let feed = plan.feeds.iter().find(|f| f.input == atom.collection);
+                let Some(feed @ crate::plan::Feed { source: Source::Generate { .. }, .. }) = feed else {
+                    return Err(why("does not copy a generated feed"));
+                };
+                let mut last: BTreeMap<Row, u64> = BTreeMap::new();
+                let mut errors = 0;
+                for t in 0..feed.ticks() {
+                    for row in feed.batch(t, plan.instance, 0, 1, &mut errors) {
+                        let key: Row = source_cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
+                        last.insert(key, t);
+                    }
+                }
+                let mut at_tick: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
+                for (key, t) in &last {
+                    at_tick.entry(*t).or_default().push(key.clone());
+                }
+                if let Some(v) = out.get_mut(node) {
+                    v.push(Punctuations {
+                        to_first,
+                        to_count,
+                        input: seal.stream.collection,
+                        announce: last.keys().cloned().collect(),
+                        at_tick,
+                    });
+                }
+                producers.insert(node);
+            }
+        }
+        for &c in &consumers {
+            if let Some(h) = holds.get_mut(c) {
+                h.insert(
+                    seal.stream.collection,
+                    Hold { cols: seal.columns.clone(), producers: producers.clone(), ..Hold::default() },
+                );
+            }
+        }
+    }
+    Ok((out, holds))
+}
