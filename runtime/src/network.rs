@@ -15,7 +15,7 @@ use crate::run::{build, log_changes, Changes, RunResult};
 use crate::seal::{Hold, Punctuations};
 use crate::transport::{Net, Payload};
 use crate::value::{Row, Value};
-use bloomc_compiler::ir::{CollectionId, Delivery, Program};
+use bloomc_compiler::ir::{CollectionId, Delivery, Endpoint, GroupId, Program};
 use bloomc_grammar::ast::CollectionKind;
 use differential_dataflow::hashable::Hashable;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,7 +30,7 @@ pub struct NetworkOptions {
 }
 
 /// The coordination a network run adds between nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Coordination {
     /// None: messages land in the receiver's next tick, in whatever order they arrive.
     #[default]
@@ -41,6 +41,9 @@ pub enum Coordination {
     /// Every declared seal enforced: producers punctuate, consumers hold each seal key's
     /// facts until all its producers have sealed it (see `seal.rs`).
     Seal,
+    /// Chosen per group (what the analysis chose): the replicated groups to sequence, and
+    /// the seals to enforce, as (sealed input, seal columns).
+    Chosen { order: BTreeSet<GroupId>, seal: Vec<(Endpoint, Vec<usize>)> },
 }
 
 /// What one node instance did.
@@ -131,21 +134,27 @@ fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec<usize> {
 pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
     let start = Instant::now();
     let n = plans.len();
-    let sequenced: Vec<(usize, usize)> = match options.coordination {
-        Coordination::None | Coordination::Seal => Vec::new(),
-        Coordination::Order => p
-            .system
-            .iter()
-            .flat_map(|s| s.groups.iter())
-            .filter(|g| g.replicated)
-            .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
-            .collect(),
+    let groups: Vec<&bloomc_compiler::ir::NodeGroup> = p.system.iter().flat_map(|s| s.groups.iter()).collect();
+    let sealed: Vec<(Endpoint, Vec<usize>)> =
+        p.system.iter().flat_map(|s| s.seals.iter()).map(|x| (x.stream, x.columns.clone())).collect();
+    let (order, seal): (BTreeSet<GroupId>, Vec<(Endpoint, Vec<usize>)>) = match &options.coordination {
+        Coordination::None => (BTreeSet::new(), Vec::new()),
+        Coordination::Order => (groups.iter().filter(|g| g.replicated).map(|g| g.id).collect(), Vec::new()),
+        Coordination::Seal => {
+            if sealed.is_empty() {
+                return Err("`--coordination seal`: the system declares no seal".to_string());
+            }
+            (BTreeSet::new(), sealed)
+        }
+        Coordination::Chosen { order, seal } => (order.clone(), seal.clone()),
     };
+    let sequenced: Vec<(usize, usize)> = groups
+        .iter()
+        .filter(|g| g.replicated && order.contains(&g.id))
+        .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
+        .collect();
     let net = Arc::new(Net::new(n, &sequenced));
-    let (mut punctuations, mut holds) = match options.coordination {
-        Coordination::Seal => crate::seal::plan(p, plans)?,
-        _ => (vec![Vec::new(); n], vec![BTreeMap::new(); n]),
-    };
+    let (mut punctuations, mut holds) = crate::seal::plan(p, plans, &seal)?;
     let routes = Arc::new(routes(p, plans));
     let program = Arc::new(p.clone());
     let mut handles = Vec::new();

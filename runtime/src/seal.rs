@@ -18,7 +18,7 @@
 
 use crate::plan::{NodePlan, Source};
 use crate::value::Row;
-use bloomc_compiler::ir::{CollectionId, ExprKind, Program};
+use bloomc_compiler::ir::{CollectionId, Endpoint, ExprKind, Program};
 use bloomc_grammar::ast::MergeOp;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -113,19 +113,18 @@ impl Hold {
 /// For every node: the punctuations it sends, and the holds it keeps per sealed input.
 pub(crate) type SealPlan = (Vec<Vec<Punctuations>>, Vec<BTreeMap<CollectionId, Hold>>);
 
-/// Plans the enforcement of every seal the system declares. Errors name the seal a producer
-/// cannot punctuate, and why.
-pub(crate) fn plan(p: &Program, plans: &[NodePlan]) -> Result<SealPlan, String> {
+/// Plans the enforcement of `seals`: (sealed input, its seal columns). Errors name the seal
+/// a producer cannot punctuate, and why.
+pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usize>)]) -> Result<SealPlan, String> {
     let mut out: Vec<Vec<Punctuations>> = vec![Vec::new(); plans.len()];
     let mut holds: Vec<BTreeMap<CollectionId, Hold>> = vec![BTreeMap::new(); plans.len()];
     let Some(s) = &p.system else { return Ok((out, holds)) };
-    if s.seals.is_empty() {
-        return Err("`--coordination seal`: the system declares no seal".to_string());
-    }
     let nodes_of =
         |g| -> Vec<usize> { (0..plans.len()).filter(|&i| plans.get(i).is_some_and(|n| n.group == Some(g))).collect() };
     let name_of = |g| s.groups.iter().find(|x| x.id == g).map_or("?", |x| x.name.as_str());
-    for seal in &s.seals {
+    for (stream_end, columns) in seals {
+        let seal =
+            bloomc_compiler::ir::Seal { stream: *stream_end, columns: columns.clone(), span: Default::default() };
         let consumers = nodes_of(seal.stream.group);
         let (Some(&to_first), to_count) = (consumers.first(), consumers.len()) else { continue };
         let stream = format!("{}.{}", name_of(seal.stream.group), p.collection_name(seal.stream.collection));

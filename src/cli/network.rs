@@ -4,12 +4,72 @@
 
 use super::common::emit;
 use super::run::{CoordinationArg, Run};
-use bloomc_compiler::ir::{CollectionId, Program};
+use bloomc_compiler::analysis::coordination::Strategy;
+use bloomc_compiler::analysis::report::Analysis;
+use bloomc_compiler::ir::{CollectionId, Endpoint, GroupId, Program};
 use bloomc_grammar::ast::CollectionKind;
 use bloomc_runtime::network::{network, Coordination, NetworkOptions};
 use bloomc_runtime::value::{show, Row};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
+
+/// `--coordination auto`: what the analysis chose, per group. A seal chosen at a group is
+/// enforced on each of its wired inputs that has the seal's columns (the producers must
+/// copy a generated feed); an order chosen at a replicated group sequences it (a group of
+/// one instance already takes its deliveries one at a time, in arrival order).
+fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
+    let Some(s) = &p.system else { return Coordination::Chosen { order: BTreeSet::new(), seal: Vec::new() } };
+    let (mut order, mut seal) = (BTreeSet::new(), Vec::new());
+    for choice in analysis.map(|a| a.choices.as_slice()).unwrap_or_default() {
+        let Some(g) = s.groups.iter().find(|g| g.name == choice.component) else { continue };
+        match choice.strategy {
+            Strategy::Seal => {
+                let wired: BTreeSet<Endpoint> = s.wires.iter().map(|w| w.to).filter(|e| e.group == g.id).collect();
+                for end in wired {
+                    let Some(input) = p.collection(end.collection) else { continue };
+                    let cols: Option<Vec<usize>> =
+                        choice.key.iter().map(|k| input.columns.iter().position(|c| c.name == *k)).collect();
+                    if let Some(cols) = cols.filter(|c| !c.is_empty()) {
+                        seal.push((end, cols));
+                    }
+                }
+            }
+            Strategy::Order if g.replicated => {
+                order.insert(g.id);
+            }
+            Strategy::Order => {}
+        }
+    }
+    Coordination::Chosen { order, seal }
+}
+
+/// The coordination in words, for the summary line.
+fn describe(p: &Program, c: &Coordination) -> String {
+    let name = |g: &GroupId| {
+        p.system.iter().flat_map(|s| s.groups.iter()).find(|x| x.id == *g).map_or("?".to_string(), |x| x.name.clone())
+    };
+    match c {
+        Coordination::None => "none".to_string(),
+        Coordination::Order => "order (replicated groups sequenced)".to_string(),
+        Coordination::Seal => "seal (declared seals enforced)".to_string(),
+        Coordination::Chosen { order, seal } if order.is_empty() && seal.is_empty() => "auto (none chosen)".to_string(),
+        Coordination::Chosen { order, seal } => {
+            let mut parts: Vec<String> = seal
+                .iter()
+                .map(|(end, cols)| {
+                    let input = p.collection(end.collection);
+                    let names: Vec<&str> = cols
+                        .iter()
+                        .filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str()))
+                        .collect();
+                    format!("seal {}.{} on ({})", name(&end.group), p.collection_name(end.collection), names.join(", "))
+                })
+                .collect();
+            parts.extend(order.iter().map(|g| format!("order at {}", name(g))));
+            format!("auto ({})", parts.join(", "))
+        }
+    }
+}
 
 /// Whether the program's system runs as a network (more than one node instance).
 pub fn is_network(p: &Program) -> bool {
@@ -19,11 +79,13 @@ pub fn is_network(p: &Program) -> bool {
 pub fn run_network(
     run: &Run,
     p: &Program,
+    analysis: Option<&Analysis>,
     files: &[(CollectionId, Vec<Row>, usize)],
     skipped: usize,
 ) -> Result<ExitCode, String> {
     let plans = bloomc_runtime::plan::plan_network(p, files)?;
     let coordination = match run.coordination {
+        CoordinationArg::Auto => auto(p, analysis),
         CoordinationArg::None => Coordination::None,
         CoordinationArg::Order => {
             if !p.system.iter().flat_map(|s| s.groups.iter()).any(|g| g.replicated) {
@@ -33,7 +95,9 @@ pub fn run_network(
         }
         CoordinationArg::Seal => Coordination::Seal,
     };
-    let result = network(p, &plans, &NetworkOptions { max_ticks: run.max_ticks, coordination })?;
+    let label = describe(p, &coordination);
+    let options = NetworkOptions { max_ticks: run.max_ticks, coordination: coordination.clone() };
+    let result = network(p, &plans, &options)?;
     let wired: BTreeSet<CollectionId> =
         p.system.iter().flat_map(|s| s.wires.iter()).map(|w| w.from.collection).collect();
     for (plan, node) in plans.iter().zip(&result.nodes) {
@@ -75,14 +139,20 @@ pub fn run_network(
                     .collect(),
             })
             .collect();
-        let strategy = match coordination {
-            Coordination::None => "none",
-            Coordination::Order => "order",
-            Coordination::Seal => "seal",
+        let strategy = match &coordination {
+            Coordination::None => "none".to_string(),
+            Coordination::Order => "order".to_string(),
+            Coordination::Seal => "seal".to_string(),
+            Coordination::Chosen { .. } => format!("auto: {label}"),
         };
-        super::summary::write(path, p, strategy, &nodes, result.elapsed_s, result.quiescent)?;
+        super::summary::write(path, p, &strategy, &nodes, result.elapsed_s, result.quiescent)?;
     }
-    if coordination == Coordination::Seal {
+    let sealing = match &coordination {
+        Coordination::Seal => true,
+        Coordination::Chosen { seal, .. } => !seal.is_empty(),
+        _ => false,
+    };
+    if sealing {
         let (released, late, held) =
             result.nodes.iter().fold((0, 0, 0), |(r, l, h), n| (r + n.partitions_released, l + n.late, h + n.held));
         eprintln!("seals: {released} seal keys released, {late} facts late (after their key was sealed), {held} facts still held at the end");
@@ -101,11 +171,7 @@ pub fn run_network(
     eprintln!(
         "{} nodes, coordination {}: {}, {facts_in} facts in, {:.3} s, {errors} evaluation errors, {misrouted} replies to no instance, {} facts undelivered, {skipped} bad input rows skipped",
         result.nodes.len(),
-        match coordination {
-            Coordination::None => "none",
-            Coordination::Order => "order (replicated groups sequenced)",
-            Coordination::Seal => "seal (declared seals enforced)",
-        },
+        label,
         if result.quiescent { "quiescent" } else { "stopped at --max-ticks" },
         result.elapsed_s,
         result.undelivered,

@@ -36,11 +36,13 @@ pub struct Run {
     /// Write an output's facts to a CSV file instead of standard output: `--output response=out.csv`.
     #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
     pub(crate) outputs: Vec<(String, String)>,
-    /// Coordination between the nodes of a network: `none`; `order` (a sequencer in front of
+    /// Coordination between the nodes of a network: `auto` (what the analysis chose: seals
+    /// where it chose a declared seal, order at replicated groups where it chose order);
+    /// `none`; `order` (a sequencer in front of
     /// every replicated group, so every replica processes the same batches in the same
     /// order); or `seal` (every declared seal enforced: producers punctuate, consumers hold
     /// each seal key's facts until all its producers have sealed it).
-    #[arg(long, value_enum, default_value_t = CoordinationArg::None)]
+    #[arg(long, value_enum, default_value_t = CoordinationArg::Auto)]
     pub(crate) coordination: CoordinationArg,
     /// Write the run report as JSON to this file (see `src/cli/summary.rs` for the fields).
     #[arg(long, value_name = "PATH")]
@@ -53,6 +55,7 @@ pub struct Run {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CoordinationArg {
+    Auto,
     None,
     Order,
     Seal,
@@ -128,9 +131,9 @@ impl Run {
                 ));
             }
             let (files, skipped) = read_inputs(&self, p)?;
-            return super::network::run_network(&self, p, &files, skipped);
+            return super::network::run_network(&self, p, c.analysis.as_ref(), &files, skipped);
         }
-        if self.coordination != CoordinationArg::None {
+        if !matches!(self.coordination, CoordinationArg::None | CoordinationArg::Auto) {
             return Err(
                 "`--coordination` applies to networks (several nodes); this program runs on one node".to_string()
             );
