@@ -197,15 +197,7 @@ fn random_program() -> impl Strategy<Value = String> {
 
 proptest! {
     // A fixed seed keeps CI reproducible; `BLOOMC_EXPLORE=1` draws fresh programs.
-    #![proptest_config(ProptestConfig {
-        cases: 1000,
-        rng_seed: if std::env::var_os("BLOOMC_EXPLORE").is_some() {
-            proptest::test_runner::RngSeed::Random
-        } else {
-            proptest::test_runner::RngSeed::Fixed(0x5eed_b100)
-        },
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(reference::proptest_config(1000, 0x5eed_b100))]
 
     #[test]
     fn random_programs_match_the_reference(src in random_program()) {

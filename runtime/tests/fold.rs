@@ -81,15 +81,7 @@ fn fold_program() -> impl Strategy<Value = (String, usize)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 300,
-        rng_seed: if std::env::var_os("BLOOMC_EXPLORE").is_some() {
-            proptest::test_runner::RngSeed::Random
-        } else {
-            proptest::test_runner::RngSeed::Fixed(0xf01d)
-        },
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(reference::proptest_config(300, 0xf01d))]
 
     #[test]
     fn fold_programs_match_the_reference((src, folds) in fold_program()) {

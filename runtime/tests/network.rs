@@ -30,12 +30,16 @@ system S {
   producer.fact -> replica.fact broadcast;
 }";
 
-fn run(coordination: Coordination) -> NetworkResult {
-    let c = compile("replicas.bl", REPLICAS.as_bytes(), &[]);
+fn run_program(src: &str, coordination: Coordination) -> NetworkResult {
+    let c = compile("network.bl", src.as_bytes(), &[]);
     assert!(!c.has_errors(), "the test program compiles");
     let p = c.program.expect("IR");
     let plans = plan_network(&p, &[]).expect("plans");
     network(&p, &plans, &NetworkOptions { max_ticks: 10_000, coordination }).expect("runs")
+}
+
+fn run(coordination: Coordination) -> NetworkResult {
+    run_program(REPLICAS, coordination)
 }
 
 fn all_equal<T: PartialEq>(items: &[T]) -> bool {
@@ -106,11 +110,7 @@ system S {
 }";
 
 fn run_sealed(coordination: Coordination) -> NetworkResult {
-    let c = compile("sealed.bl", SEALED.as_bytes(), &[]);
-    assert!(!c.has_errors(), "the test program compiles");
-    let p = c.program.expect("IR");
-    let plans = plan_network(&p, &[]).expect("plans");
-    network(&p, &plans, &NetworkOptions { max_ticks: 10_000, coordination }).expect("runs")
+    run_program(SEALED, coordination)
 }
 
 #[test]

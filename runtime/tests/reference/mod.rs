@@ -251,3 +251,15 @@ pub fn run(p: &Program, plan: &NodePlan, max_ticks: u64) -> Outcome {
     }
     Outcome { outputs, ticks: tick, errors }
 }
+
+/// The proptest settings of the random tests: `cases` cases from a fixed seed, so CI is
+/// reproducible; `BLOOMC_EXPLORE=1` draws fresh cases instead.
+#[allow(dead_code)]
+pub fn proptest_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
+    let rng_seed = if std::env::var_os("BLOOMC_EXPLORE").is_some() {
+        proptest::test_runner::RngSeed::Random
+    } else {
+        proptest::test_runner::RngSeed::Fixed(seed)
+    };
+    proptest::test_runner::Config { cases, rng_seed, ..proptest::test_runner::Config::default() }
+}
