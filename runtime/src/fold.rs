@@ -19,7 +19,6 @@ use crate::value::{Packed, Row, Value};
 use bloomc_compiler::ir::{AggFn, Expr, ExprKind, Program, Rule, Type};
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::AsCollection;
-use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -45,10 +44,10 @@ impl Acc {
         }
     }
 
-    /// Folds in one binding's argument value (a count needs none).
+    /// Folds in one binding's argument value (a count takes none: see `GroupState::fold`).
     fn add(&mut self, v: Value) {
         match (self, v) {
-            (Acc::Count(n), _) => *n += 1,
+            (Acc::Count(_), _) => {}
             (Acc::Sum(s), Value::Int(i)) => *s += i128::from(i),
             (Acc::Min(m), v) => {
                 if m.as_ref().is_none_or(|x| v < *x) {
@@ -144,29 +143,12 @@ impl Fold {
                 let seen = hashbrown::HashSet::new();
                 self.groups.push(GroupState { key, accs, failed: false, last: None, seen, touched: false });
             }
-            let mut p = Prepared { row: Packed::new(&row, self.words), args: SmallVec::new(), failed: false };
-            for agg in &self.group.aggregates {
-                p.args.push(match &agg.kind {
-                    ExprKind::Agg(AggFn::Count, _) => None,
-                    ExprKind::Agg(_, Some(arg)) => match eval(arg, &flat, &self.ctx, &[]) {
-                        Ok(v) => Some(v),
-                        Err(_) => {
-                            p.failed = true;
-                            None
-                        }
-                    },
-                    _ => {
-                        p.failed = true;
-                        None
-                    }
-                });
-            }
             let Some(g) = self.groups.get_mut(i) else { continue };
             if !g.touched {
                 g.touched = true;
                 touched.push(i);
             }
-            g.fold(p);
+            g.fold(&row, &self.group.aggregates, &self.ctx, self.words);
         }
         // Emit each touched group's change.
         for i in touched {
@@ -188,26 +170,23 @@ impl Fold {
     }
 }
 
-/// A row ready to fold: its encoding, and its aggregate arguments (`None` for a
-/// count, or where evaluation failed, which `failed` says).
-struct Prepared {
-    row: Packed,
-    args: SmallVec<[Option<Value>; 2]>,
-    failed: bool,
-}
-
 impl GroupState {
-    /// Folds one row in, unless the group has seen it (the table is a set).
-    fn fold(&mut self, p: Prepared) {
-        if !self.seen.insert(p.row) {
+    /// Folds one row in, unless the group has seen it (the table is a set). A failed
+    /// argument fails the group for good: its rows never leave an accumulating table.
+    fn fold(&mut self, row: &Row, aggregates: &[Expr], ctx: &Ctx, words: bool) {
+        if !self.seen.insert(Packed::new(row, words)) {
             return;
         }
-        self.failed |= p.failed;
-        for (acc, arg) in self.accs.iter_mut().zip(p.args) {
-            match (acc, arg) {
+        let offsets = [0usize];
+        let flat = Flat { row, offsets: &offsets };
+        for (acc, agg) in self.accs.iter_mut().zip(aggregates) {
+            match (acc, &agg.kind) {
                 (Acc::Count(n), _) => *n += 1,
-                (acc, Some(v)) => acc.add(v),
-                (_, None) => {}
+                (acc, ExprKind::Agg(_, Some(arg))) => match eval(arg, &flat, ctx, &[]) {
+                    Ok(v) => acc.add(v),
+                    Err(_) => self.failed = true,
+                },
+                _ => self.failed = true,
             }
         }
     }
