@@ -9,7 +9,6 @@
 //! node sends the facts each wired output holds in that tick, as `bloomc run` delivers a
 //! loopback wire on one node.
 
-use crate::paths::paths;
 use crate::plan::NodePlan;
 use crate::run::{build, log_changes, Changes, RunResult};
 use crate::seal::{Hold, Punctuations};
@@ -139,7 +138,13 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
         p.system.iter().flat_map(|s| s.seals.iter()).map(|x| (x.stream, x.columns.clone())).collect();
     let (order, seal): (BTreeSet<GroupId>, Vec<(Endpoint, Vec<usize>)>) = match &options.coordination {
         Coordination::None => (BTreeSet::new(), Vec::new()),
-        Coordination::Order => (groups.iter().filter(|g| g.replicated).map(|g| g.id).collect(), Vec::new()),
+        Coordination::Order => {
+            let replicated: BTreeSet<GroupId> = groups.iter().filter(|g| g.replicated).map(|g| g.id).collect();
+            if replicated.is_empty() {
+                return Err("`--coordination order` sequences replicated groups, and this system has none".to_string());
+            }
+            (replicated, Vec::new())
+        }
         Coordination::Seal => {
             if sealed.is_empty() {
                 return Err("`--coordination seal`: the system declares no seal".to_string());
@@ -231,10 +236,8 @@ fn node(
         instance: plan.instance,
         ..NodeReport::default()
     };
-    let insert_only = paths(p, plan).insert_only_inputs;
     let feed_ticks = plan.feed_ticks();
     let outputs = plan.collections(p, CollectionKind::Output);
-    let mut previous: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
     let mut current: BTreeMap<CollectionId, BTreeSet<Row>> = BTreeMap::new();
     let mut log: BTreeMap<CollectionId, Changes> = BTreeMap::new();
     let mut errors: BTreeSet<Row> = BTreeSet::new();
@@ -278,27 +281,9 @@ fn node(
                 arriving.entry(*input).or_default().extend(released);
             }
         }
-        for (c, session) in w.sessions.iter_mut() {
-            for row in previous.remove(c).unwrap_or_default() {
-                session.update(row, -1);
-            }
-            let mut rows = arriving.remove(c).unwrap_or_default();
-            for f in plan.feeds.iter().filter(|f| f.input == *c) {
-                rows.extend(f.batch(tick, plan.instance, 0, 1, &mut report.result.feed_errors));
-            }
-            report.result.facts_in += rows.len() as u64;
-            for row in &rows {
-                session.update(row.clone(), 1);
-            }
-            if !insert_only.contains(c) {
-                previous.insert(*c, rows);
-            }
-            session.advance_to(tick + 1);
-            session.flush();
-        }
-        let probe = w.probe.clone();
-        worker.step_while(|| probe.less_than(&(tick + 1)));
-        changed = w.activity.borrow().get(&tick).copied().unwrap_or(0) > 0;
+        let facts;
+        (facts, changed) = w.tick(worker, plan, tick, arriving, (0, 1), &mut report.result.feed_errors);
+        report.result.facts_in += facts;
         // This tick's output changes and contents, then what the wires carry (sent at once):
         // a producer's announcement comes before its first facts, its seals after them.
         let mut messages = Vec::new();
@@ -351,10 +336,7 @@ fn node(
         report.timeline.push((start.elapsed().as_secs_f64(), report.result.facts_in));
         tick += 1;
     }
-    drop(std::mem::take(&mut w.sessions));
-    for id in worker.installed_dataflows() {
-        worker.drop_dataflow(id);
-    }
+    w.close(worker);
     for hold in seals.holds.values() {
         report.partitions_released += hold.partitions_released;
         report.late += hold.late;

@@ -134,12 +134,72 @@ pub(crate) fn log_changes(updates: &Updates, tick: u64, log: &mut BTreeMap<Colle
 
 pub(crate) type Updates = Rc<RefCell<Vec<(CollectionId, Row, u64, isize)>>>;
 
+/// One timely worker's handle on a node's dataflow, shared by the one-node driver and the
+/// network's nodes.
 pub(crate) struct Worker {
-    pub(crate) sessions: BTreeMap<CollectionId, InputSession<u64, Row, isize>>,
-    pub(crate) probe: timely::dataflow::ProbeHandle<u64>,
+    sessions: BTreeMap<CollectionId, InputSession<u64, Row, isize>>,
+    probe: timely::dataflow::ProbeHandle<u64>,
     pub(crate) outputs: Updates,
     pub(crate) errors: Updates,
-    pub(crate) activity: Rc<RefCell<BTreeMap<u64, usize>>>,
+    activity: Rc<RefCell<BTreeMap<u64, usize>>>,
+    /// Inputs read only into accumulating tables keep their facts: never retracted.
+    insert_only: BTreeSet<CollectionId>,
+    /// The facts each other input received last tick, retracted this tick.
+    previous: BTreeMap<CollectionId, Vec<Row>>,
+}
+
+impl Worker {
+    /// Runs tick `tick`: retracts last tick's facts of the transient inputs, inserts this
+    /// tick's (the `arriving` messages, then this worker's share `(index, peers)` of the
+    /// feeds), and steps until the tick is complete. Returns the facts inserted and whether
+    /// the node's state changed.
+    pub(crate) fn tick(
+        &mut self,
+        worker: &mut timely::worker::Worker,
+        plan: &NodePlan,
+        tick: u64,
+        mut arriving: BTreeMap<CollectionId, Vec<Row>>,
+        (index, peers): (usize, usize),
+        feed_errors: &mut u64,
+    ) -> (u64, bool) {
+        let mut facts_in = 0;
+        for (c, session) in self.sessions.iter_mut() {
+            for row in self.previous.remove(c).unwrap_or_default() {
+                session.update(row, -1);
+            }
+            let mut rows = arriving.remove(c).unwrap_or_default();
+            for f in plan.feeds.iter().filter(|f| f.input == *c) {
+                rows.extend(f.batch(tick, plan.instance, index, peers, feed_errors));
+            }
+            facts_in += rows.len() as u64;
+            if self.insert_only.contains(c) {
+                for row in rows {
+                    session.update(row, 1);
+                }
+            } else {
+                for row in &rows {
+                    session.update(row.clone(), 1);
+                }
+                self.previous.insert(*c, rows);
+            }
+            session.advance_to(tick + 1);
+            session.flush();
+        }
+        let probe = self.probe.clone();
+        worker.step_while(|| probe.less_than(&(tick + 1)));
+        let changed = self.activity.borrow().get(&tick).copied().unwrap_or(0) > 0;
+        (facts_in, changed)
+    }
+
+    /// Ends the run: results up to the last tick are complete (the probe passed it), and a
+    /// node stopped by `max_ticks` may still be producing, so the dataflow is dropped rather
+    /// than drained.
+    pub(crate) fn close(&mut self, worker: &mut timely::worker::Worker) {
+        drop(std::mem::take(&mut self.sessions));
+        for id in worker.installed_dataflows() {
+            worker.drop_dataflow(id);
+        }
+    }
 }
 
 pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &NodePlan) -> Result<Worker, String> {
@@ -179,7 +239,8 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
             .probe_with(&pr);
         Ok(sessions)
     })?;
-    Ok(Worker { sessions, probe, outputs, errors, activity })
+    let insert_only = crate::paths::paths(p, plan).insert_only_inputs;
+    Ok(Worker { sessions, probe, outputs, errors, activity, insert_only, previous: BTreeMap::new() })
 }
 
 struct WorkerResult {
@@ -209,56 +270,25 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
         let peers = worker.peers();
         let mut w = build(worker, p, plan)?;
         let feed_ticks = plan.feed_ticks();
-        // Inputs read only into accumulating tables keep their facts: no retraction needed.
-        let insert_only = crate::paths::paths(p, plan).insert_only_inputs;
-        let mut previous: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
         let (mut facts_in, mut feed_errors) = (0u64, 0u64);
         let mut quiescent = false;
         let mut log: BTreeMap<CollectionId, Changes> = BTreeMap::new();
         let mut tick = 0;
         while tick < options.max_ticks {
-            for (c, session) in w.sessions.iter_mut() {
-                for row in previous.remove(c).unwrap_or_default() {
-                    session.update(row, -1);
-                }
-                let mut rows = Vec::new();
-                for f in plan.feeds.iter().filter(|f| f.input == *c) {
-                    rows.extend(f.batch(tick, plan.instance, index, peers, &mut feed_errors));
-                }
-                facts_in += rows.len() as u64;
-                if insert_only.contains(c) {
-                    for row in rows {
-                        session.update(row, 1);
-                    }
-                } else {
-                    for row in &rows {
-                        session.update(row.clone(), 1);
-                    }
-                    previous.insert(*c, rows);
-                }
-                session.advance_to(tick + 1);
-                session.flush();
-            }
-            let probe = w.probe.clone();
-            worker.step_while(|| probe.less_than(&(tick + 1)));
-            let changed = w.activity.borrow().get(&tick).copied().unwrap_or(0);
+            let (facts, changed) = w.tick(worker, plan, tick, BTreeMap::new(), (index, peers), &mut feed_errors);
+            facts_in += facts;
             log_changes(&w.outputs, tick, &mut log);
             tick += 1;
             if let (0, Some(progress)) = (index, &options.progress) {
                 progress(tick, feed_ticks);
             }
             // Past the feeds, a tick without inputs whose state did not change repeats forever.
-            if tick > feed_ticks && changed == 0 {
+            if tick > feed_ticks && !changed {
                 quiescent = true;
                 break;
             }
         }
-        // Results up to the last tick are complete (the probe passed it). A node stopped by
-        // `max_ticks` may still be producing, so drop the dataflow rather than drain it.
-        drop(std::mem::take(&mut w.sessions));
-        for id in worker.installed_dataflows() {
-            worker.drop_dataflow(id);
-        }
+        w.close(worker);
         let errors = std::mem::take(&mut *w.errors.borrow_mut());
         Ok(WorkerResult { index, ticks: tick, quiescent, facts_in, feed_errors, outputs: log, errors })
     })?;

@@ -87,12 +87,7 @@ pub fn run_network(
     let coordination = match run.coordination {
         CoordinationArg::Auto => auto(p, analysis),
         CoordinationArg::None => Coordination::None,
-        CoordinationArg::Order => {
-            if !p.system.iter().flat_map(|s| s.groups.iter()).any(|g| g.replicated) {
-                return Err("`--coordination order` sequences replicated groups, and this system has none".to_string());
-            }
-            Coordination::Order
-        }
+        CoordinationArg::Order => Coordination::Order,
         CoordinationArg::Seal => Coordination::Seal,
     };
     let label = describe(p, &coordination);
