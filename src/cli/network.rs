@@ -2,14 +2,13 @@
 //! computation in this process, and the wires carry facts between them. Prints the facts of
 //! the outputs no wire carries (the system's results), per node, and a summary per node.
 
-use super::common::emit;
 use super::run::{CoordinationArg, Run};
 use bloomc_compiler::analysis::coordination::Strategy;
 use bloomc_compiler::analysis::report::Analysis;
 use bloomc_compiler::ir::{CollectionId, Endpoint, GroupId, Program};
 use bloomc_grammar::ast::CollectionKind;
 use bloomc_runtime::network::{network, Coordination, NetworkOptions};
-use bloomc_runtime::value::{show, Row};
+use bloomc_runtime::value::Row;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
@@ -95,43 +94,32 @@ pub fn run_network(
     let result = network(p, &plans, &options)?;
     let wired: BTreeSet<CollectionId> =
         p.system.iter().flat_map(|s| s.wires.iter()).map(|w| w.from.collection).collect();
-    for (plan, node) in plans.iter().zip(&result.nodes) {
-        for o in plan.collections(p, CollectionKind::Output).into_iter().filter(|o| !wired.contains(o)) {
-            let name = p.collection_name(o);
-            if !node.result.changes.contains_key(name) {
-                continue;
-            }
-            if run.per_tick {
-                for (t, rows) in node.result.by_tick(name) {
-                    emit(&format!("-- {}.{name} at tick {t}: {} facts\n", node.name, rows.len()));
-                    for row in &rows {
-                        emit(&format!("{}.{name}({})\n", node.name, show(row)));
-                    }
-                }
-            } else {
-                let rows = node.result.all_facts(name);
-                emit(&format!("-- {}.{name}: {} facts emitted\n", node.name, rows.len()));
-                for row in rows {
-                    emit(&format!("{}.{name}({})\n", node.name, show(&row)));
-                }
-            }
+    // Per node, the outputs no wire carries: printed, and counted in the summary.
+    let printed: Vec<Vec<String>> = plans
+        .iter()
+        .map(|plan| {
+            plan.collections(p, CollectionKind::Output)
+                .into_iter()
+                .filter(|o| !wired.contains(o))
+                .map(|o| p.collection_name(o).to_string())
+                .collect()
+        })
+        .collect();
+    for (names, node) in printed.iter().zip(&result.nodes) {
+        for name in names.iter().filter(|n| node.result.changes.contains_key(*n)) {
+            super::run::print_output(&format!("{}.{name}", node.name), &node.result, name, run.per_tick);
         }
     }
     if let Some(path) = &run.summary_json {
-        let nodes: Vec<super::summary::NodeSummary<'_>> = plans
+        let nodes: Vec<super::summary::NodeSummary<'_>> = printed
             .iter()
             .zip(&result.nodes)
-            .map(|(plan, node)| super::summary::NodeSummary {
+            .map(|(names, node)| super::summary::NodeSummary {
                 name: &node.name,
                 result: &node.result,
                 messages_in: node.messages_in,
                 messages_out: node.messages_out,
-                outputs: plan
-                    .collections(p, CollectionKind::Output)
-                    .into_iter()
-                    .filter(|o| !wired.contains(o))
-                    .map(|o| p.collection_name(o).to_string())
-                    .collect(),
+                outputs: names.clone(),
             })
             .collect();
         let strategy = match &coordination {

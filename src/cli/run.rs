@@ -5,7 +5,7 @@ use super::common::{emit, load, report};
 use super::ProgramArgs;
 use bloomc_compiler::ir::{FeedSource, Program};
 use bloomc_grammar::ast::CollectionKind;
-use bloomc_runtime::run::{run, RunOptions};
+use bloomc_runtime::run::{run, RunOptions, RunResult};
 use bloomc_runtime::value::{show, Row};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -182,21 +182,7 @@ impl Run {
                 w.flush().map_err(|e| format!("cannot write `{path}`: {e}"))?;
                 continue;
             }
-            if self.per_tick {
-                for (t, rows) in result.by_tick(name) {
-                    emit(&format!("-- {name} at tick {t}: {} facts\n", rows.len()));
-                    for row in &rows {
-                        emit(&format!("{name}({})\n", show(row)));
-                    }
-                }
-            } else {
-                // Outputs are per-tick events: print every fact emitted during the run.
-                let rows = result.all_facts(name);
-                emit(&format!("-- {name}: {} facts emitted\n", rows.len()));
-                for row in rows {
-                    emit(&format!("{name}({})\n", show(&row)));
-                }
-            }
+            print_output(name, &result, name, self.per_tick);
         }
         if let (Some(path), true) = (&self.summary_json, result.gathered) {
             let outputs =
@@ -225,6 +211,25 @@ impl Run {
             skipped
         );
         Ok(if result.quiescent { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    }
+}
+
+/// Prints one output's facts, each line named `label`: every fact emitted during the run
+/// (outputs are per-tick events), or with `per_tick` the contents at each tick they changed.
+pub(crate) fn print_output(label: &str, result: &RunResult, name: &str, per_tick: bool) {
+    if per_tick {
+        for (t, rows) in result.by_tick(name) {
+            emit(&format!("-- {label} at tick {t}: {} facts\n", rows.len()));
+            for row in &rows {
+                emit(&format!("{label}({})\n", show(row)));
+            }
+        }
+    } else {
+        let rows = result.all_facts(name);
+        emit(&format!("-- {label}: {} facts emitted\n", rows.len()));
+        for row in rows {
+            emit(&format!("{label}({})\n", show(&row)));
+        }
     }
 }
 
