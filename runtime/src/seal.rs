@@ -44,6 +44,9 @@ pub(crate) struct Hold {
     sealed: BTreeMap<Row, BTreeSet<usize>>,
     held: BTreeMap<Row, Vec<Row>>,
     released: BTreeSet<Row>,
+    /// Keys sealed by some producer since the last release check: the only ones that can
+    /// have become releasable.
+    pending: BTreeSet<Row>,
     pub late: u64,
     pub partitions_released: u64,
 }
@@ -74,7 +77,8 @@ impl Hold {
 
     pub(crate) fn seal(&mut self, producer: usize, keys: Vec<Row>) {
         for k in keys {
-            self.sealed.entry(k).or_default().insert(producer);
+            self.sealed.entry(k.clone()).or_default().insert(producer);
+            self.pending.insert(k);
         }
     }
 
@@ -83,9 +87,8 @@ impl Hold {
         if !self.producers.iter().all(|p| self.announced.contains_key(p)) {
             return Vec::new();
         }
-        let candidates: BTreeSet<Row> = self.announced.values().flatten().cloned().collect();
         let mut out = Vec::new();
-        for key in candidates {
+        for key in std::mem::take(&mut self.pending) {
             if self.released.contains(&key) {
                 continue;
             }
