@@ -26,7 +26,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
 /// One aggregate's accumulator.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 enum Acc {
     Count(i64),
     Sum(i128),
@@ -44,7 +44,7 @@ impl Acc {
         }
     }
 
-    /// Folds in one binding's argument value (a count takes none: see `GroupState::fold`).
+    /// Folds in one binding's argument value (a count takes none: see `fold`).
     fn add(&mut self, v: Value) {
         match (self, v) {
             (Acc::Count(_), _) => {}
@@ -72,14 +72,14 @@ impl Acc {
     }
 }
 
+/// One group. Its accumulators live in `Fold::accs`, a slice of `n` per group, so a group
+/// costs no allocation of its own (a million groups are a million of these, 48 bytes each).
 struct GroupState {
-    key: Row,
-    accs: Vec<Acc>,
+    key: Packed,
     failed: bool,
-    /// What the group contributes now: the head row, an error `(false, key)`, or nothing.
-    last: Option<(bool, Row)>,
-    /// The group's distinct rows so far (the table is a set).
-    seen: hashbrown::HashSet<Packed>,
+    /// What the group showed after its last change: `None` before its first, else whether it
+    /// showed its failure (`Some(true)`) or the result of its accumulators in `Fold::shown`.
+    shown: Option<bool>,
     /// Whether the current tick brought the group rows.
     touched: bool,
 }
@@ -87,6 +87,7 @@ struct GroupState {
 /// Everything one worker's fold operator keeps.
 struct Fold {
     keys: Vec<Expr>,
+    key_types: Vec<Type>,
     filters: Vec<Expr>,
     /// Column pairs of the one binding that must be equal.
     equal: Vec<(usize, usize)>,
@@ -94,100 +95,123 @@ struct Fold {
     key_cols: Option<Vec<usize>>,
     group: Group,
     ctx: Ctx,
-    /// Whether the table's rows, and the keys, have no string column (see [`Packed`]).
+    /// Whether the table's rows have no string column (see [`Packed`]).
     words: bool,
-    key_words: bool,
+    /// Group keys to group numbers.
     index: hashbrown::HashMap<Packed, usize>,
     groups: Vec<GroupState>,
+    /// The accumulators of group `i` are `accs[i * n..(i + 1) * n]` for `n` aggregates;
+    /// `shown` holds them as of the group's last change, from which its shown row is
+    /// evaluated again when it must be retracted (rather than keeping every shown row).
+    accs: Vec<Acc>,
+    shown: Vec<Acc>,
+    /// The distinct rows folded so far (the table is a set). One set for all groups: a
+    /// million groups' small sets cost four times the memory of one large set.
+    seen: hashbrown::HashSet<Packed>,
+    /// The current tick's error rows, and the groups it touched, in order.
+    out: Vec<((bool, Row), isize)>,
+    touched: Vec<usize>,
 }
 
 impl Fold {
-    /// Folds one tick's new rows in and returns the changes to the rule's output.
-    fn apply(&mut self, rows: Vec<Row>) -> Vec<((bool, Row), isize)> {
-        let mut out = Vec::new();
+    /// Folds one new row of the current tick in. Each row is checked, grouped, encoded and
+    /// folded while it is in cache, as it arrives. (Ordering a tick's rows by group first
+    /// was measured: it does not help, since the set of rows seen is larger than a tick's
+    /// share, so each insertion misses the cache anyway.)
+    fn add(&mut self, row: Row) {
+        if self.equal.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
+            return;
+        }
         let offsets = [0usize];
-        // Each row is checked, grouped, encoded and folded in while it is in cache. (Ordering
-        // a tick's rows by group first was measured: it does not help, since a group's set of
-        // rows is larger than its share of a tick, so each insertion misses the cache anyway.)
-        let mut touched: Vec<usize> = Vec::new();
-        'rows: for row in rows {
-            if self.equal.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
-                continue;
-            }
-            let flat = Flat { row: &row, offsets: &offsets };
-            for f in &self.filters {
-                match eval(f, &flat, &self.ctx, &[]) {
-                    Ok(v) if truthy(&v) => {}
-                    Ok(_) => continue 'rows,
-                    Err(_) => {
-                        out.push(((false, row), 1));
-                        continue 'rows;
-                    }
+        let flat = Flat { row: &row, offsets: &offsets };
+        for f in &self.filters {
+            match eval(f, &flat, &self.ctx, &[]) {
+                Ok(v) if truthy(&v) => {}
+                Ok(_) => return,
+                Err(_) => {
+                    self.out.push(((false, row), 1));
+                    return;
                 }
             }
-            let (packed, key) = match &self.key_cols {
-                Some(cols) => (Packed::columns(&row, Some(cols), self.key_words), None),
-                None => match self.keys.iter().map(|k| eval(k, &flat, &self.ctx, &[])).collect::<Result<Row, _>>() {
-                    Ok(key) => (Packed::new(&key, self.key_words), Some(key)),
-                    Err(_) => {
-                        out.push(((false, row), 1));
-                        continue;
-                    }
-                },
-            };
-            let next = self.groups.len();
-            let i = *self.index.entry(packed).or_insert(next);
-            if i == next {
-                let key = key.unwrap_or_else(|| key_of(&row, self.key_cols.as_deref().unwrap_or(&[])));
-                let accs = self.group.aggregates.iter().map(Acc::new).collect();
-                let seen = hashbrown::HashSet::new();
-                self.groups.push(GroupState { key, accs, failed: false, last: None, seen, touched: false });
-            }
-            let Some(g) = self.groups.get_mut(i) else { continue };
-            if !g.touched {
-                g.touched = true;
-                touched.push(i);
-            }
-            g.fold(&row, &self.group.aggregates, &self.ctx, self.words);
         }
-        // Emit each touched group's change.
-        for i in touched {
+        let key = match &self.key_cols {
+            Some(cols) => Packed::key(&key_of(&row, cols), &self.key_types),
+            None => match self.keys.iter().map(|k| eval(k, &flat, &self.ctx, &[])).collect::<Result<Row, _>>() {
+                Ok(key) => Packed::key(&key, &self.key_types),
+                Err(_) => {
+                    self.out.push(((false, row), 1));
+                    return;
+                }
+            },
+        };
+        if !self.seen.insert(Packed::new(&row, self.words)) {
+            return;
+        }
+        let n = self.group.aggregates.len();
+        let next = self.groups.len();
+        let i = match self.index.entry(key) {
+            hashbrown::hash_map::Entry::Occupied(e) => *e.get(),
+            hashbrown::hash_map::Entry::Vacant(e) => {
+                self.groups.push(GroupState { key: e.key().clone(), failed: false, shown: None, touched: false });
+                e.insert(next);
+                let fresh = self.group.aggregates.iter().map(Acc::new);
+                self.accs.extend(fresh.clone());
+                self.shown.extend(fresh);
+                next
+            }
+        };
+        let Some(g) = self.groups.get_mut(i) else { return };
+        if !g.touched {
+            g.touched = true;
+            self.touched.push(i);
+        }
+        let accs = self.accs.get_mut(i * n..(i + 1) * n).unwrap_or_default();
+        fold(accs, &mut g.failed, &row, &self.group.aggregates, &self.ctx);
+    }
+
+    /// Ends the current tick: returns its error rows and each touched group's change.
+    fn finish(&mut self) -> Vec<((bool, Row), isize)> {
+        let mut out = std::mem::take(&mut self.out);
+        let n = self.group.aggregates.len();
+        for i in std::mem::take(&mut self.touched) {
             let Some(g) = self.groups.get_mut(i) else { continue };
             g.touched = false;
-            let aggs = if g.failed { Err(EvalError::Type) } else { g.accs.iter().map(Acc::value).collect() };
-            let now = self.group.finish(g.key.clone(), aggs);
-            if now != g.last {
-                if let Some(old) = g.last.take() {
-                    out.push((old, -1));
-                }
-                if let Some(new) = &now {
-                    out.push((new.clone(), 1));
-                }
-                g.last = now;
+            let range = i * n..(i + 1) * n;
+            let (Some(accs), Some(shown)) = (self.accs.get(range.clone()), self.shown.get_mut(range)) else { continue };
+            if g.shown == Some(g.failed) && (g.failed || accs == &shown[..]) {
+                continue;
             }
+            let key = g.key.values(&self.key_types);
+            let result = |failed: bool, accs: &[Acc]| {
+                let aggs = if failed { Err(EvalError::Type) } else { accs.iter().map(Acc::value).collect() };
+                self.group.finish(key.clone(), aggs)
+            };
+            let old = g.shown.and_then(|failed| result(failed, shown));
+            let now = result(g.failed, accs);
+            if now != old {
+                out.extend(old.map(|row| (row, -1)));
+                out.extend(now.map(|row| (row, 1)));
+            }
+            g.shown = Some(g.failed);
+            shown.clone_from_slice(accs);
         }
         out
     }
 }
 
-impl GroupState {
-    /// Folds one row in, unless the group has seen it (the table is a set). A failed
-    /// argument fails the group for good: its rows never leave an accumulating table.
-    fn fold(&mut self, row: &Row, aggregates: &[Expr], ctx: &Ctx, words: bool) {
-        if !self.seen.insert(Packed::new(row, words)) {
-            return;
-        }
-        let offsets = [0usize];
-        let flat = Flat { row, offsets: &offsets };
-        for (acc, agg) in self.accs.iter_mut().zip(aggregates) {
-            match (acc, &agg.kind) {
-                (Acc::Count(n), _) => *n += 1,
-                (acc, ExprKind::Agg(_, Some(arg))) => match eval(arg, &flat, ctx, &[]) {
-                    Ok(v) => acc.add(v),
-                    Err(_) => self.failed = true,
-                },
-                _ => self.failed = true,
-            }
+/// Folds one new row into a group's accumulators. A failed argument fails the group for
+/// good: its rows never leave an accumulating table.
+fn fold(accs: &mut [Acc], failed: &mut bool, row: &Row, aggregates: &[Expr], ctx: &Ctx) {
+    let offsets = [0usize];
+    let flat = Flat { row, offsets: &offsets };
+    for (acc, agg) in accs.iter_mut().zip(aggregates) {
+        match (acc, &agg.kind) {
+            (Acc::Count(n), _) => *n += 1,
+            (acc, ExprKind::Agg(_, Some(arg))) => match eval(arg, &flat, ctx, &[]) {
+                Ok(v) => acc.add(v),
+                Err(_) => *failed = true,
+            },
+            _ => *failed = true,
         }
     }
 }
@@ -216,10 +240,9 @@ pub fn render<'s>(
             _ => None,
         })
         .collect();
-    let key_words = keys.iter().all(|k| k.ty != Type::String);
     let fold = Fold {
         key_cols: key_cols.clone(),
-        key_words,
+        key_types: keys.iter().map(|k| k.ty).collect(),
         keys: keys.clone(),
         filters: b.filters.clone(),
         equal: b.equalities.iter().map(|e| (e.left.column, e.right.column)).collect(),
@@ -228,6 +251,11 @@ pub fn render<'s>(
         words,
         index: hashbrown::HashMap::new(),
         groups: Vec::new(),
+        accs: Vec::new(),
+        shown: Vec::new(),
+        seen: hashbrown::HashSet::new(),
+        out: Vec::new(),
+        touched: Vec::new(),
     };
     let stream = table.inner;
     let out = if stream.scope().peers() == 1 {
@@ -261,27 +289,52 @@ where
     P: ParallelizationContract<u64, Vec<(Row, u64, isize)>>,
 {
     stream.unary_frontier(pact, "Fold", move |_, _| {
-        let mut pending: BTreeMap<u64, (Capability<u64>, Vec<Row>)> = BTreeMap::new();
+        // The tick being folded, and the rows of later ticks that arrived before it ended.
+        // The driver completes each tick before it feeds the next, so rows are almost
+        // always folded as they arrive.
+        let mut current: Option<Capability<u64>> = None;
+        let mut early: BTreeMap<u64, (Capability<u64>, Vec<Row>)> = BTreeMap::new();
         move |(input, frontier), output| {
             input.for_each(|cap, data| {
                 for (row, t, d) in data.drain(..) {
-                    if d > 0 {
-                        pending.entry(t).or_insert_with(|| (cap.delayed(&t, 0), Vec::new())).1.push(row);
+                    if d <= 0 {
+                        continue;
+                    }
+                    let first = early.is_empty() && frontier.frontier().iter().all(|f| *f == t);
+                    match &current {
+                        Some(c) if *c.time() == t => fold.add(row),
+                        None if first => {
+                            current = Some(cap.delayed(&t, 0));
+                            fold.add(row);
+                        }
+                        _ => early.entry(t).or_insert_with(|| (cap.delayed(&t, 0), Vec::new())).1.push(row),
                     }
                 }
             });
-            // A tick is folded once no more of its rows can arrive.
-            while let Some(entry) = pending.first_entry() {
-                let t = *entry.key();
-                if frontier.frontier().less_equal(&t) {
+            loop {
+                // A tick ends once no more of its rows can arrive.
+                if let Some(cap) = current.take() {
+                    if frontier.frontier().less_equal(cap.time()) {
+                        current = Some(cap);
+                        break;
+                    }
+                    let t = *cap.time();
+                    let changes = fold.finish();
+                    let mut session = output.session(&cap);
+                    for (row, d) in changes {
+                        session.give((row, t, d));
+                    }
+                }
+                // The earliest buffered tick becomes current once nothing earlier can come.
+                let Some(entry) = early.first_entry() else { break };
+                if frontier.frontier().iter().any(|f| f < entry.key()) {
                     break;
                 }
                 let (cap, rows) = entry.remove();
-                let changes = fold.apply(rows);
-                let mut session = output.session(&cap);
-                for (row, d) in changes {
-                    session.give((row, t, d));
+                for row in rows {
+                    fold.add(row);
                 }
+                current = Some(cap);
             }
         }
     })

@@ -6,7 +6,9 @@
 //! - a *fold* rule groups an accumulating table with lattice-fold aggregates only, so it
 //!   keeps one accumulator per group and never retracts on its input side (`fold.rs`);
 //! - an *insert-only* input is read only by rules into accumulating tables, so the driver
-//!   never retracts its facts and no set is built over them.
+//!   never retracts its facts and no set is built over them;
+//! - a *fold set* is a scratch or output whose one rule is a fold whose head holds every
+//!   group key: one row per group, a set already, so no `distinct` is built over it.
 
 use crate::plan::NodePlan;
 use bloomc_compiler::ir::{AggFn, CollectionId, Expr, ExprKind, Program, Rule, RuleId, Type};
@@ -21,6 +23,10 @@ pub struct Paths {
     /// there, and no differential set of them is built.
     pub fold_only: BTreeSet<CollectionId>,
     pub insert_only_inputs: BTreeSet<CollectionId>,
+    /// Scratches and outputs whose one producer is a fold whose head holds every group key:
+    /// each group yields its own row, so the fold's output is already a set and no
+    /// `distinct` is built over it.
+    pub fold_sets: BTreeSet<CollectionId>,
     /// The strongly connected components of the `<=` graph in dependency order.
     pub order: Vec<Vec<CollectionId>>,
     /// Collections in a recursive component.
@@ -78,7 +84,25 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
         .filter(|c| !looped.contains(c))
         .filter(|&c| all_rules(p, plan).filter(|r| reads(r, c)).all(|r| accumulating.contains(&r.target)))
         .collect();
-    Paths { accumulating, folds, fold_only, insert_only_inputs, order, recursive }
+    let deferred: BTreeSet<CollectionId> = plan.deferred.iter().filter_map(|&r| p.rule(r)).map(|r| r.target).collect();
+    let fold_sets = instant
+        .iter()
+        .filter(|(c, _)| {
+            p.collection(**c).is_some_and(|x| matches!(x.kind, CollectionKind::Scratch | CollectionKind::Output))
+                && !deferred.contains(c)
+        })
+        .filter_map(|(c, rules)| match rules.as_slice() {
+            [r] if folds.contains(r) && p.rule(*r).is_some_and(head_holds_keys) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    Paths { accumulating, folds, fold_only, insert_only_inputs, fold_sets, order, recursive }
+}
+
+/// Whether every group key of `r` is also a column of its head, so two groups never yield
+/// the same head row.
+fn head_holds_keys(r: &Rule) -> bool {
+    r.body.group_by.iter().flatten().all(|k| r.body.head.iter().any(|h| h.same(k)))
 }
 
 /// Whether a rule copies one collection's rows unchanged (`t <= i;` and its spelled-out

@@ -372,6 +372,9 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
                 "<=" if paths.fold_only.contains(&rule.target) => {
                     format!("to the folds over {target}, no distinct (stratum {stratum})")
                 }
+                "<=" if paths.fold_sets.contains(&rule.target) => {
+                    format!("into {target}, one row per group: no distinct (stratum {stratum})")
+                }
                 "<=" if paths.insert_only_inputs.iter().any(|c| b.atoms.iter().any(|a| a.collection == *c)) => {
                     format!("insertions into {target} (stratum {stratum})")
                 }

@@ -397,8 +397,9 @@ pub fn node<'s>(
                 if paths.fold_only.contains(&c) {
                     continue;
                 }
-                // Only rules into accumulating tables read it, and those are sets.
-                if paths.insert_only_inputs.contains(&c) {
+                // One fold's output, a row per group, or an input read only into
+                // accumulating tables: either is a set already.
+                if paths.fold_sets.contains(&c) || paths.insert_only_inputs.contains(&c) {
                     colls.insert(c, arriving);
                     continue;
                 }

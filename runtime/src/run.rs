@@ -13,6 +13,9 @@ use differential_dataflow::VecCollection;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+
+/// How many insert-only facts enter the dataflow between two steps of the worker.
+const CHUNK: usize = 4096;
 use std::sync::Arc;
 use std::time::Instant;
 use timely::dataflow::operators::vec::Broadcast;
@@ -173,8 +176,14 @@ impl Worker {
             }
             facts_in += rows.len() as u64;
             if self.insert_only.contains(c) {
-                for row in rows {
+                // Insert-only facts flow through in chunks, each folded while in cache,
+                // rather than queueing a whole batch in the dataflow's channels first.
+                for (i, row) in rows.into_iter().enumerate() {
                     session.update(row, 1);
+                    if (i + 1) % CHUNK == 0 {
+                        session.flush();
+                        worker.step();
+                    }
                 }
             } else {
                 for row in &rows {
