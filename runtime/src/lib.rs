@@ -6,12 +6,15 @@
 
 pub mod eval;
 pub mod fold;
+pub mod hub;
 pub mod input;
 pub mod network;
 pub mod paths;
 pub mod plan;
+pub mod remote;
 pub mod render;
 pub mod run;
 mod seal;
-mod transport;
+pub mod transport;
 pub mod value;
+pub mod wire;

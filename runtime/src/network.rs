@@ -12,7 +12,7 @@
 use crate::plan::NodePlan;
 use crate::run::{build, log_changes, Changes, RunResult};
 use crate::seal::{Hold, Punctuations};
-use crate::transport::{Net, Payload};
+use crate::transport::{Net, Payload, Transport};
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Delivery, Endpoint, GroupId, Program};
 use bloomc_grammar::ast::CollectionKind;
@@ -29,7 +29,7 @@ pub struct NetworkOptions {
 }
 
 /// The coordination a network run adds between nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Coordination {
     /// None: messages land in the receiver's next tick, in whatever order they arrive.
     #[default]
@@ -46,7 +46,7 @@ pub enum Coordination {
 }
 
 /// What one node instance did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct NodeReport {
     pub name: String,
     pub group: String,
@@ -129,14 +129,18 @@ fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec<usize> {
     }
 }
 
-/// Runs every node of `plans` (from `plan::plan_network`) until the network is quiescent.
-pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
-    let start = Instant::now();
-    let n = plans.len();
+/// The coordination of a run made concrete: the seals to enforce, as (sealed input, seal
+/// columns), and the replicated groups to sequence, as (first plan, instances).
+pub(crate) struct Resolved {
+    pub(crate) seal: Vec<(Endpoint, Vec<usize>)>,
+    pub(crate) sequenced: Vec<(usize, usize)>,
+}
+
+pub(crate) fn resolve(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<Resolved, String> {
     let groups: Vec<&bloomc_compiler::ir::NodeGroup> = p.system.iter().flat_map(|s| s.groups.iter()).collect();
     let sealed: Vec<(Endpoint, Vec<usize>)> =
         p.system.iter().flat_map(|s| s.seals.iter()).map(|x| (x.stream, x.columns.clone())).collect();
-    let (order, seal): (BTreeSet<GroupId>, Vec<(Endpoint, Vec<usize>)>) = match &options.coordination {
+    let (order, seal): (BTreeSet<GroupId>, Vec<(Endpoint, Vec<usize>)>) = match coordination {
         Coordination::None => (BTreeSet::new(), Vec::new()),
         Coordination::Order => {
             let replicated: BTreeSet<GroupId> = groups.iter().filter(|g| g.replicated).map(|g| g.id).collect();
@@ -158,6 +162,14 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
         .filter(|g| g.replicated && order.contains(&g.id))
         .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
         .collect();
+    Ok(Resolved { seal, sequenced })
+}
+
+/// Runs every node of `plans` (from `plan::plan_network`) until the network is quiescent.
+pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
+    let start = Instant::now();
+    let n = plans.len();
+    let Resolved { seal, sequenced } = resolve(p, plans, &options.coordination)?;
     let net = Arc::new(Net::new(n, &sequenced));
     let (mut punctuations, mut holds) = crate::seal::plan(p, plans, &seal)?;
     let routes = Arc::new(routes(p, plans));
@@ -176,7 +188,7 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
             .name(format!("node {name}"))
             .spawn(move || {
                 timely::execute_directly(move |worker| {
-                    node(worker, &program, &plan, me, first, &net, &routes, max_ticks, start, seals)
+                    node(worker, &program, &plan, me, first, &*net, &routes, max_ticks, start, seals)
                 })
             })
             .map_err(|e| format!("cannot start node `{name}`: {e}"))?;
@@ -202,6 +214,31 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
     Ok(result)
 }
 
+/// Runs node `me` of `plans` in this thread, reaching the rest of the network through
+/// `transport` (a node in its own process: see `remote.rs`).
+pub fn run_node(
+    p: Program,
+    plans: Vec<NodePlan>,
+    me: usize,
+    transport: Arc<dyn Transport + Send + Sync>,
+    options: &NetworkOptions,
+) -> Result<NodeReport, String> {
+    let start = Instant::now();
+    let Resolved { seal, .. } = resolve(&p, &plans, &options.coordination)?;
+    let (mut punctuations, mut holds) = crate::seal::plan(&p, &plans, &seal)?;
+    let routes = routes(&p, &plans);
+    let plan = plans.get(me).cloned().ok_or("internal error: no such node")?;
+    let seals = Seals {
+        punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(),
+        holds: holds.get_mut(me).map(std::mem::take).unwrap_or_default(),
+    };
+    let first = plans.iter().position(|x| x.group == plan.group).unwrap_or(me);
+    let max_ticks = options.max_ticks;
+    timely::execute_directly(move |worker| {
+        node(worker, &p, &plan, me, first, &*transport, &routes, max_ticks, start, seals)
+    })
+}
+
 /// What one node does for enforced seals: punctuate as a producer, hold as a consumer.
 struct Seals {
     punctuations: Vec<Punctuations>,
@@ -216,7 +253,7 @@ fn node(
     plan: &NodePlan,
     me: usize,
     first: usize,
-    net: &Net,
+    net: &dyn Transport,
     routes: &BTreeMap<(usize, CollectionId), Vec<Route>>,
     max_ticks: u64,
     start: Instant,
@@ -225,7 +262,7 @@ fn node(
     let mut w = match build(worker, p, plan) {
         Ok(w) => w,
         Err(e) => {
-            net.stop(me, 0);
+            net.stop(me, 0)?;
             return Err(e);
         }
     };
@@ -243,9 +280,9 @@ fn node(
     let mut errors: BTreeSet<Row> = BTreeSet::new();
     let (mut tick, mut changed, mut stopped_early) = (0u64, false, false);
     loop {
-        let (mut inbound, batch) = net.take(me, !changed);
+        let (mut inbound, batch) = net.take(me, !changed)?;
         if !(tick < feed_ticks || !inbound.is_empty() || batch || changed) {
-            if net.wait(me) {
+            if net.wait(me)? {
                 break;
             }
             continue;
@@ -254,7 +291,7 @@ fn node(
             stopped_early = true;
             // What it had just taken is never processed: counted as undelivered.
             let taken: u64 = inbound.iter().map(|(_, m)| m.facts()).sum();
-            net.stop(me, taken);
+            net.stop(me, taken)?;
             break;
         }
         let mut arriving: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
@@ -329,7 +366,7 @@ fn node(
             }
         }
         if !messages.is_empty() {
-            net.send(std::mem::take(&mut messages));
+            net.send(std::mem::take(&mut messages))?;
         }
         let errs = std::mem::take(&mut *w.errors.borrow_mut());
         errors.extend(errs.into_iter().filter(|(_, _, t, d)| *d > 0 && *t <= tick).map(|(_, r, _, _)| r));

@@ -44,7 +44,7 @@ impl Default for RunOptions {
 /// What a run produced. `changes` holds, per output interface, the consolidated changes of
 /// each tick where it changed (a fact with +1 appeared, with -1 left): memory grows with the
 /// changes, not with the contents times the ticks.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
     pub ticks: u64,
     pub quiescent: bool,

@@ -17,8 +17,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// What a message to an input interface carries: facts, or a producer's punctuation for a
 /// sealed input (see `seal.rs`).
-#[derive(Debug, Clone)]
-pub(crate) enum Payload {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum Payload {
     Facts(Vec<Row>),
     /// The seal keys a producer node may send, announced before it sends anything.
     Announce {
@@ -34,7 +34,7 @@ pub(crate) enum Payload {
 
 impl Payload {
     /// The facts it carries (punctuations carry none).
-    pub(crate) fn facts(&self) -> u64 {
+    pub fn facts(&self) -> u64 {
         match self {
             Payload::Facts(rows) => rows.len() as u64,
             _ => 0,
@@ -42,7 +42,38 @@ impl Payload {
     }
 }
 
-pub(crate) type Inbox = Vec<(CollectionId, Payload)>;
+pub type Inbox = Vec<(CollectionId, Payload)>;
+
+/// What a node needs of the network: the in-process [`Net`] provides it directly, and a
+/// node in its own process reaches the hub's `Net` over TCP (`remote.rs`). Each call fails
+/// only when the network is gone (the hub stopped the run, or cannot be reached).
+pub trait Transport {
+    /// See [`Net::take`].
+    fn take(&self, me: usize, settled: bool) -> Result<(Inbox, bool), String>;
+    /// See [`Net::send`].
+    fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) -> Result<(), String>;
+    /// See [`Net::wait`].
+    fn wait(&self, me: usize) -> Result<bool, String>;
+    /// See [`Net::stop`].
+    fn stop(&self, me: usize, taken: u64) -> Result<(), String>;
+}
+
+impl Transport for Net {
+    fn take(&self, me: usize, settled: bool) -> Result<(Inbox, bool), String> {
+        Ok(Net::take(self, me, settled))
+    }
+    fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) -> Result<(), String> {
+        Net::send(self, messages);
+        Ok(())
+    }
+    fn wait(&self, me: usize) -> Result<bool, String> {
+        Ok(Net::wait(self, me))
+    }
+    fn stop(&self, me: usize, taken: u64) -> Result<(), String> {
+        Net::stop(self, me, taken);
+        Ok(())
+    }
+}
 
 /// Messages to one replica of a sequenced group: (offset of the replica, input, payload).
 type Batch = Vec<(usize, CollectionId, Payload)>;
@@ -99,7 +130,7 @@ impl State {
 }
 
 /// The transport and quiescence detector shared by all node threads of a network.
-pub(crate) struct Net {
+pub struct Net {
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -107,7 +138,7 @@ pub(crate) struct Net {
 impl Net {
     /// A network of `nodes` nodes; `groups` lists (first node, count) of each group to
     /// sequence.
-    pub(crate) fn new(nodes: usize, groups: &[(usize, usize)]) -> Net {
+    pub fn new(nodes: usize, groups: &[(usize, usize)]) -> Net {
         let mut state = State {
             inbox: vec![Vec::new(); nodes],
             idle: vec![false; nodes],
@@ -135,7 +166,7 @@ impl Net {
     /// its sequencer (a tick the node must run even if the batch holds nothing for it). A
     /// replica takes a batch only when `settled` (its last tick changed nothing), so its
     /// ticks follow from the batches alone and every replica runs the same sequence.
-    pub(crate) fn take(&self, me: usize, settled: bool) -> (Inbox, bool) {
+    pub fn take(&self, me: usize, settled: bool) -> (Inbox, bool) {
         let mut s = self.lock();
         let mut out = s.inbox.get_mut(me).map(std::mem::take).unwrap_or_default();
         let Some(g) = s.sequenced.get(me).copied().flatten().filter(|_| settled) else { return (out, false) };
@@ -161,7 +192,7 @@ impl Net {
 
     /// Delivers one tick's messages of one node at once (`(to, input, payload)`), so that a
     /// sequencer batches all of a tick's copies of a broadcast together.
-    pub(crate) fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) {
+    pub fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) {
         let mut s = self.lock();
         for (to, input, payload) in messages {
             let sequencer = s.sequenced.get(to).copied().flatten();
@@ -177,7 +208,7 @@ impl Net {
     }
 
     /// Waits, idle, until node `me` has input (`false`) or the network is done (`true`).
-    pub(crate) fn wait(&self, me: usize) -> bool {
+    pub fn wait(&self, me: usize) -> bool {
         let mut s = self.lock();
         loop {
             if s.has_work(me) {
@@ -201,7 +232,7 @@ impl Net {
     /// Node `me` stops for good (it reached `max_ticks` or failed): it counts as idle, and
     /// what is sent to it from now on, what waits for it, and `taken` facts it took but will
     /// not process are counted as undelivered.
-    pub(crate) fn stop(&self, me: usize, taken: u64) {
+    pub fn stop(&self, me: usize, taken: u64) {
         let mut s = self.lock();
         if let Some(x) = s.stopped.get_mut(me) {
             *x = true;
@@ -217,7 +248,7 @@ impl Net {
     }
 
     /// (done, undelivered) once the nodes have finished.
-    pub(crate) fn outcome(&self) -> (bool, u64) {
+    pub fn outcome(&self) -> (bool, u64) {
         let s = self.lock();
         (s.done, s.undelivered)
     }

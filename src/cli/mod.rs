@@ -2,6 +2,7 @@
 
 mod analyze;
 mod check;
+mod cluster;
 mod common;
 mod dump;
 mod graph;
@@ -95,8 +96,11 @@ enum Command {
     Analyze(analyze::Analyze),
     /// Render the labelled component graph as SVG.
     Graph(graph::Graph),
-    /// Run a one-node program on timely/differential dataflow and print its outputs.
+    /// Run a program on timely/differential dataflow and print its outputs: one node, or a
+    /// network of nodes (in this process, or with `--processes` one process per node).
     Run(run::Run),
+    /// Run one node of a network in this process, connected to the hub a cluster file names.
+    Node(cluster::Node),
 }
 
 impl Cli {
@@ -107,6 +111,7 @@ impl Cli {
             Command::Analyze(a) => a.run(),
             Command::Graph(g) => g.run(),
             Command::Run(r) => r.run(),
+            Command::Node(n) => n.run(),
         }
     }
 }

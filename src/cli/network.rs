@@ -91,7 +91,11 @@ pub fn run_network(
     };
     let label = describe(p, &coordination);
     let options = NetworkOptions { max_ticks: run.max_ticks, coordination: coordination.clone() };
-    let result = network(p, &plans, &options)?;
+    let result = if run.processes || run.cluster_file.is_some() {
+        super::cluster::run_hub(run, p, &plans, &options)?
+    } else {
+        network(p, &plans, &options)?
+    };
     let wired: BTreeSet<CollectionId> =
         p.system.iter().flat_map(|s| s.wires.iter()).map(|w| w.from.collection).collect();
     // Per node, the outputs no wire carries: printed, and counted in the summary.

@@ -51,6 +51,14 @@ pub struct Run {
     /// `bloomc run prog.bl -- -n 2 -p 0 -h hosts.txt` (process 0 prints the outputs).
     #[arg(last = true, value_name = "TIMELY_FLAGS")]
     pub(crate) cluster: Vec<String>,
+    /// Run a network with one OS process per node instance (`bloomc node`), on loopback,
+    /// supervised by this process, which is the hub their messages pass through.
+    #[arg(long)]
+    pub(crate) processes: bool,
+    /// Be the hub of the cluster this file describes (see `bloomc node`): with
+    /// `--processes`, start the nodes here; without, wait for them to connect.
+    #[arg(long = "cluster", value_name = "CLUSTER.toml")]
+    pub(crate) cluster_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,10 +69,24 @@ pub enum CoordinationArg {
     Seal,
 }
 
+/// What `read_inputs` needs of the command line.
+pub(crate) struct Inputs<'a> {
+    pub(crate) program: &'a ProgramArgs,
+    pub(crate) inputs: &'a [(String, String)],
+    pub(crate) batch: usize,
+    pub(crate) skip_bad_rows: bool,
+}
+
+impl Run {
+    fn inputs(&self) -> Inputs<'_> {
+        Inputs { program: &self.program, inputs: &self.inputs, batch: self.batch, skip_bad_rows: self.skip_bad_rows }
+    }
+}
+
 /// Reads the file feeds of the program and the `--input` files; returns them and the number
 /// of bad rows skipped.
-fn read_inputs(
-    run: &Run,
+pub(crate) fn read_inputs(
+    run: &Inputs<'_>,
     p: &Program,
 ) -> Result<(Vec<(bloomc_compiler::ir::CollectionId, Vec<Row>, usize)>, usize), String> {
     let base = run.program.file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
@@ -77,7 +99,7 @@ fn read_inputs(
             }
         }
     }
-    for (name, path) in &run.inputs {
+    for (name, path) in run.inputs {
         // `--input` names an input of the node's own module.
         let module = bloomc_runtime::plan::plan_without_files(p)?.module;
         let node_inputs: Vec<&bloomc_compiler::ir::Collection> =
@@ -130,15 +152,20 @@ impl Run {
                     "{what}: not supported when the system has several nodes (each node runs one worker; inputs come from the system's feeds)"
                 ));
             }
-            let (files, skipped) = read_inputs(&self, p)?;
+            let (files, skipped) = read_inputs(&self.inputs(), p)?;
             return super::network::run_network(&self, p, c.analysis.as_ref(), &files, skipped);
+        }
+        if self.processes || self.cluster_file.is_some() {
+            return Err(
+                "`--processes` and `--cluster` run a network's nodes as processes; this program runs on one node (span it with timely's flags after `--`)".to_string()
+            );
         }
         if !matches!(self.coordination, CoordinationArg::None | CoordinationArg::Auto) {
             return Err(
                 "`--coordination` applies to networks (several nodes); this program runs on one node".to_string()
             );
         }
-        let (files, skipped) = read_inputs(&self, p)?;
+        let (files, skipped) = read_inputs(&self.inputs(), p)?;
         let mut plan = bloomc_runtime::plan::plan(p, &files)?;
         // `--input` replaces the program's generated feeds of the same input.
         let overridden: BTreeSet<_> = files.iter().map(|(c, _, _)| *c).collect();

@@ -1,0 +1,111 @@
+//! The frames of a network run across processes. A node process (`remote.rs`) talks to the
+//! hub (`hub.rs`) over one TCP connection of length-delimited frames: a 4-byte big-endian
+//! length, then a bincode body. Frames longer than the limit are refused before they are
+//! read, and a body that does not decode closes the connection.
+//!
+//! The first frame is the node's [`Hello`]: the cluster's name, the shared token, the node's
+//! name and the digest of the program it compiled. The hub answers with a [`Welcome`]. Then
+//! every frame is one [`Request`] and its [`Reply`]. Requests are numbered; the hub keeps its
+//! last reply to each node, so a request resent after a reconnect is answered again rather
+//! than done twice: no message the hub accepted is lost or duplicated.
+
+use crate::network::{Coordination, NodeReport};
+use crate::transport::{Inbox, Payload};
+use bincode::Options;
+use bloomc_compiler::ir::CollectionId;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::LengthDelimitedCodec;
+
+/// The largest frame either side accepts unless the cluster file says otherwise (64 MiB).
+pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
+
+/// The environment variable that holds the cluster's shared token.
+pub const TOKEN_VAR: &str = "BLOOMC_CLUSTER_TOKEN";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    pub cluster: String,
+    pub token: String,
+    /// The node instance, as the plan names it (`reporting[1]`).
+    pub node: String,
+    /// The digest of the program the node compiled (see [`digest`]).
+    pub program: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Welcome {
+    /// The node's number in the plan, and how the run coordinates.
+    Accepted {
+        me: usize,
+        coordination: Coordination,
+        max_ticks: u64,
+    },
+    Refused(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub seq: u64,
+    pub call: Call,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Call {
+    Take {
+        settled: bool,
+    },
+    Send(Vec<(usize, CollectionId, Payload)>),
+    Wait,
+    Stop {
+        taken: u64,
+    },
+    /// The node finished: its report.
+    Done(Box<NodeReport>),
+    /// The node failed: why.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Reply {
+    Taken(Inbox, bool),
+    Sent,
+    Waited(bool),
+    Stopped,
+    Ack,
+    /// The run was stopped (another node failed): why.
+    Abort(String),
+}
+
+/// The frame codec with a size limit.
+pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder().max_frame_length(max_frame).new_codec()
+}
+
+fn options(max_frame: usize) -> impl Options {
+    bincode::DefaultOptions::new().with_limit(max_frame as u64)
+}
+
+pub fn encode<T: Serialize>(x: &T, max_frame: usize) -> Result<bytes::Bytes, String> {
+    let body = options(max_frame).serialize(x).map_err(|e| format!("cannot encode a frame: {e}"))?;
+    if body.len() > max_frame {
+        return Err(format!(
+            "a frame of {} bytes exceeds the limit of {max_frame} bytes (raise `max_frame` in the cluster file)",
+            body.len()
+        ));
+    }
+    Ok(body.into())
+}
+
+/// Decodes a frame's body; the limit also bounds what a malformed length inside it can
+/// make the decoder allocate.
+pub fn decode<T: DeserializeOwned>(body: &[u8], max_frame: usize) -> Result<T, String> {
+    options(max_frame).deserialize(body).map_err(|e| format!("malformed frame ({} bytes): {e}", body.len()))
+}
+
+/// A digest of a program's source and parameter overrides, so the hub refuses a node that
+/// compiled something else.
+pub fn digest(source: &[u8], overrides: &[(String, String)]) -> u64 {
+    use differential_dataflow::hashable::Hashable;
+    (source, overrides).hashed()
+}

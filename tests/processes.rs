@@ -1,0 +1,256 @@
+//! Networks across processes: `bloomc run --processes` (one `bloomc node` per instance, the
+//! launcher as hub), `bloomc run --cluster` with nodes started by hand, the hub's refusals
+//! (bad token, unknown node, garbage and oversized frames), a killed node, and no loss when
+//! connections drop. Loopback only; every child is bounded in time.
+
+mod common;
+
+use bloomc_runtime::wire::{encode, Hello, Welcome, DEFAULT_MAX_FRAME, TOKEN_VAR};
+use common::bloomc;
+use std::io::{BufRead, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Two sources forward their feed to one sink that keeps everything: its output is the same
+/// whatever the timing, so a lost or doubled message shows.
+const PIPE: &str = "module Src { input feed_in(n: int); output out(n: int); out <= feed_in; }
+module Sink { input got(n: int); table seen(n: int); output all(n: int); seen <= got; all <= seen; }
+system S {
+  node src: Src * 2;
+  node sink: Sink;
+  feed src.feed_in from generate(rows: 300, seed: 1, batch: 10) { n: row() };
+  src.out -> sink.got any;
+}";
+
+/// A source that never runs out (within the test's patience), for the killed-node test.
+const ENDLESS: &str = "module Src { input feed_in(n: int); output out(n: int); out <= feed_in; }
+module Sink { input got(n: int); table seen(n: int); output all(n: int); seen <= got; all <= seen; }
+system S {
+  node src: Src;
+  node sink: Sink;
+  feed src.feed_in from generate(rows: 100000000, seed: 1, batch: 1) { n: row() };
+  src.out -> sink.got any;
+}";
+
+fn scratch(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (f, text) in files {
+        std::fs::write(dir.join(f), text).expect("write");
+    }
+    dir
+}
+
+fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bloomc"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("bloomc starts")
+}
+
+/// Waits for `child` at most `limit`, killing it past that; returns (exit code, stdout,
+/// stderr). Its pipes are drained meanwhile, so a talkative child never blocks on them.
+fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String, String) {
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let start = Instant::now();
+    let code = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bloomc did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, out.join().unwrap_or_default(), err.join().unwrap_or_default())
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn adtrack_runs_one_process_per_node_with_each_strategy() {
+    let dir = scratch("processes-adtrack", &[]);
+    for strategy in ["none", "order", "seal"] {
+        let query = if strategy == "seal" { "CAMPAIGN" } else { "POOR" };
+        let summary = dir.join(format!("{strategy}.json")).display().to_string();
+        let child = spawn(
+            &[
+                "run",
+                "examples/adtrack.bl",
+                "--processes",
+                "--set",
+                &format!("query={query}"),
+                "--coordination",
+                strategy,
+                "--summary-json",
+                &summary,
+            ],
+            &[],
+        );
+        let (code, out, err) = finish(child, Duration::from_secs(240));
+        assert_eq!(code, Some(0), "{strategy}: {err}");
+        // One process per node instance, each started and named.
+        assert_eq!(err.matches("started node ").count(), 11, "{err}");
+        assert!(err.contains("quiescent"), "{err}");
+        assert!(out.contains("-- analyst.result"), "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("JSON");
+        assert_eq!(v["strategy"], strategy);
+        assert!(v["answers"].as_u64().is_some_and(|n| n > 0), "{v}");
+        let disagreements = v["replica_disagreements"].as_u64().expect("adtrack measures disagreement");
+        if strategy != "none" {
+            assert_eq!(disagreements, 0, "{strategy}: replicas disagreed");
+        }
+    }
+}
+
+#[test]
+fn no_message_is_lost_or_doubled_when_connections_drop() {
+    let dir = scratch("processes-pipe", &[("pipe.bl", PIPE)]);
+    let file = dir.join("pipe.bl").display().to_string();
+    let (code, expected, err) = finish(spawn(&["run", &file], &[]), Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{err}");
+    // Every 3rd request's connection is dropped before its reply is read: the node
+    // reconnects and resends, and the hub answers from its record.
+    let child = spawn(&["run", &file, "--processes"], &[("BLOOMC_DROP_CONNECTION_EVERY", "3")]);
+    let (code, out, err) = finish(child, Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(sorted_lines(&out), sorted_lines(&expected));
+    assert!(out.contains("-- sink.all: 300 facts emitted"), "{out}");
+    // Each fact crossed the wire exactly once (each source sends its 300).
+    assert!(err.contains("sink: ") && err.contains("600 facts in (600 by message)"), "{err}");
+    assert!(err.contains("hub: closed the connection of node"), "no connection was dropped: {err}");
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+/// Sends `bytes` to the hub and returns what it answers before closing (the body of its
+/// first frame, if any).
+fn poke(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the hub");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let _ = s.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    answer.get(4..).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+#[test]
+fn the_hub_refuses_strangers_and_bad_frames_and_runs_nodes_started_by_hand() {
+    let dir = scratch("processes-hub", &[("pipe.bl", PIPE)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let cluster = dir.join("cluster.toml");
+    std::fs::write(&cluster, format!("cluster = \"lab\"\nhub = \"127.0.0.1:{port}\"\ntoken = \"s3cret\"\n"))
+        .expect("write");
+    let (file, cluster) = (dir.join("pipe.bl").display().to_string(), cluster.display().to_string());
+    let mut hub = spawn(&["run", &file, "--cluster", &cluster], &[]);
+    // Wait until it listens.
+    let mut hub_err = std::io::BufReader::new(hub.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    hub_err.read_line(&mut line).expect("hub speaks");
+    assert!(line.contains("waiting for 3 nodes"), "{line}");
+    let hello = |token: &str, node: &str| Hello {
+        cluster: "lab".to_string(),
+        token: token.to_string(),
+        node: node.to_string(),
+        program: bloomc_runtime::wire::digest(PIPE.as_bytes(), &[]),
+    };
+    let refused = |answer: Vec<u8>| -> String {
+        match bloomc_runtime::wire::decode::<Welcome>(&answer, DEFAULT_MAX_FRAME) {
+            Ok(Welcome::Refused(r)) => r,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    };
+    let body = encode(&hello("wrong", "sink"), DEFAULT_MAX_FRAME).expect("encode");
+    assert_eq!(refused(poke(port, &frame(&body))), "bad token");
+    let body = encode(&hello("s3cret", "mallory"), DEFAULT_MAX_FRAME).expect("encode");
+    assert!(refused(poke(port, &frame(&body))).contains("unknown node `mallory`"));
+    let garbage = refused(poke(port, &frame(b"\xff\xff\xff\xff\xff garbage")));
+    assert!(garbage.contains("malformed frame"), "{garbage}");
+    let oversized = refused(poke(port, &(u32::MAX).to_be_bytes()));
+    assert!(oversized.contains("bad first frame"), "{oversized}");
+    // The hub still runs: the real nodes, started by hand with the token from the environment.
+    let nodes: Vec<Child> = ["src[0]", "src[1]", "sink"]
+        .iter()
+        .map(|n| spawn(&["node", &file, "--name", n, "--cluster", &cluster], &[(TOKEN_VAR, "s3cret")]))
+        .collect();
+    for node in nodes {
+        let (code, _, err) = finish(node, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let mut rest = String::new();
+    hub_err.read_to_string(&mut rest).expect("hub stderr");
+    let (code, out, _) = finish(hub, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{rest}");
+    assert!(out.contains("-- sink.all: 300 facts emitted"), "{out}");
+    for why in ["bad token", "unknown node `mallory`", "malformed frame", "bad first frame"] {
+        assert!(rest.contains("refused a connection from 127.0.0.1") && rest.contains(why), "{why}: {rest}");
+    }
+}
+
+#[test]
+fn a_killed_node_is_named_and_fails_the_run() {
+    let dir = scratch("processes-kill", &[("endless.bl", ENDLESS)]);
+    let file = dir.join("endless.bl").display().to_string();
+    let mut launcher = spawn(&["run", &file, "--processes"], &[]);
+    let mut err = std::io::BufReader::new(launcher.stderr.take().expect("stderr"));
+    let mut pid = None;
+    let mut line = String::new();
+    while pid.is_none() && err.read_line(&mut line).is_ok_and(|n| n > 0) {
+        pid = line.strip_prefix("started node src (pid ").and_then(|r| r.trim().strip_suffix(')')).map(str::to_string);
+        line.clear();
+    }
+    let pid = pid.expect("the launcher names the source's pid");
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Command::new("kill").args(["-9", &pid]).status().expect("kill runs");
+    assert!(killed.success());
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+        rest
+    });
+    let (code, _, _) = finish(launcher, Duration::from_secs(60));
+    let rest = rest.join().unwrap_or_default();
+    assert_eq!(code, Some(2), "{rest}");
+    assert!(rest.contains("node `src` exited (signal: 9"), "{rest}");
+}
+
+#[test]
+fn cluster_files_and_node_names_are_checked() {
+    let dir = scratch("processes-bad", &[("pipe.bl", PIPE), ("bad.toml", "cluster = \"x\"\nport = 3\n")]);
+    let file = dir.join("pipe.bl").display().to_string();
+    let bad = dir.join("bad.toml").display().to_string();
+    let out = bloomc(&["node", &file, "--name", "sink", "--cluster", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.join("ok.toml"), "cluster = \"x\"\nhub = \"127.0.0.1:9\"\ntoken = \"t\"\n").expect("write");
+    let ok = dir.join("ok.toml").display().to_string();
+    let out = bloomc(&["node", &file, "--name", "nobody", "--cluster", &ok]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no node `nobody`") && err.contains("src[0], src[1], sink"), "{err}");
+    let one = bloomc(&["run", "examples/kvs.bl", "--processes"]);
+    assert_eq!(one.status.code(), Some(2));
+}
