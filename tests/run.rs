@@ -398,3 +398,16 @@ fn dump_plan_shows_each_rules_operators() {
         insta::assert_snapshot!(format!("plan_{example}"), String::from_utf8_lossy(&out.stdout));
     }
 }
+
+#[test]
+fn dump_plan_shows_the_coordination_the_rewriter_inserts() {
+    let text = |args: &[&str]| String::from_utf8_lossy(&bloomc(args).stdout).to_string();
+    let shared = text(&["dump", "plan", "examples/adtrack.bl"]);
+    assert!(shared.starts_with("coordination: seal report.click on (campaign): producers adserver[0]"), "{shared}");
+    assert!(shared.contains("0 keys have one producer (independent seal)"), "{shared}");
+    let mastered = text(&["dump", "plan", "examples/adtrack.bl", "--set", "mastered=true"]);
+    assert!(mastered.contains("several (shared seal)") && !mastered.contains(", 0 keys have one"), "{mastered}");
+    assert!(mastered.contains(" 0 several (shared seal)"), "{mastered}");
+    let poor = text(&["dump", "plan", "examples/adtrack.bl", "--set", "query=POOR"]);
+    assert!(poor.starts_with("coordination: a sequencer before report[0], report[1], report[2]"), "{poor}");
+}

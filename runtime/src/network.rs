@@ -165,6 +165,59 @@ pub(crate) fn resolve(p: &Program, plans: &[NodePlan], coordination: &Coordinati
     Ok(Resolved { seal, sequenced })
 }
 
+/// What the rewriter inserts for `coordination`, in words (for `bloomc dump plan`): the
+/// sequencers, and per enforced seal its producers, their keys and its consumers.
+pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<String, String> {
+    use std::fmt::Write;
+    let Resolved { seal, sequenced } = resolve(p, plans, coordination)?;
+    let names = |first: usize, count: usize| -> String {
+        plans.iter().skip(first).take(count).map(|x| x.node_name.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    let mut out = String::new();
+    if seal.is_empty() && sequenced.is_empty() {
+        out.push_str("coordination: none inserted (messages land in the receiver's next tick, in arrival order)\n");
+    }
+    for (first, count) in &sequenced {
+        let _ = writeln!(
+            out,
+            "coordination: a sequencer before {}: every replica takes the same batches of input, in the same order, one batch per settled tick",
+            names(*first, *count)
+        );
+    }
+    let (punctuations, _) = crate::seal::plan(p, plans, &seal)?;
+    for (end, cols) in &seal {
+        let input = p.collection(end.collection);
+        let col_names: Vec<&str> =
+            cols.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
+        let mut producers: BTreeMap<Row, usize> = BTreeMap::new();
+        let mut who = Vec::new();
+        let mut consumers = String::new();
+        for (me, list) in punctuations.iter().enumerate() {
+            for pu in list.iter().filter(|pu| pu.input == end.collection) {
+                who.push(plans.get(me).map_or("?", |x| x.node_name.as_str()));
+                consumers = names(pu.to_first, pu.to_count);
+                for k in &pu.announce {
+                    *producers.entry(k.clone()).or_default() += 1;
+                }
+            }
+        }
+        who.dedup();
+        let single = producers.values().filter(|n| **n == 1).count();
+        let _ = writeln!(
+            out,
+            "coordination: seal {}.{} on ({}): producers {} announce their keys and seal each after the tick of its last fact; {} keys have one producer (independent seal), {} several (shared seal); {} hold each key's facts until all its producers sealed it, then release them in one tick",
+            p.system.iter().flat_map(|s| s.groups.iter()).find(|g| g.id == end.group).map_or("?", |g| g.name.as_str()),
+            p.collection_name(end.collection),
+            col_names.join(", "),
+            who.join(", "),
+            single,
+            producers.len() - single,
+            consumers,
+        );
+    }
+    Ok(out)
+}
+
 /// Runs every node of `plans` (from `plan::plan_network`) until the network is quiescent.
 pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
     let start = Instant::now();

@@ -41,8 +41,12 @@ impl Dump {
                 if let Some(p) = &c.program {
                     // File feeds are described from the program; they are read only by `run`.
                     if super::network::is_network(p) {
-                        for plan in bloomc_runtime::plan::network_without_files(p)? {
-                            emit(&bloomc_runtime::plan::describe(p, &plan));
+                        // The coordination `bloomc run` inserts by default (`--coordination auto`).
+                        let plans = bloomc_runtime::plan::network_without_files(p)?;
+                        let chosen = super::network::auto(p, c.analysis.as_ref());
+                        emit(&bloomc_runtime::network::describe_coordination(p, &plans, &chosen)?);
+                        for plan in &plans {
+                            emit(&bloomc_runtime::plan::describe(p, plan));
                         }
                     } else {
                         let plan = bloomc_runtime::plan::plan_without_files(p)?;

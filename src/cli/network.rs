@@ -16,7 +16,7 @@ use std::process::ExitCode;
 /// enforced on each of its wired inputs that has the seal's columns (the producers must
 /// copy a generated feed); an order chosen at a replicated group sequences it (a group of
 /// one instance already takes its deliveries one at a time, in arrival order).
-fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
+pub(crate) fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
     let Some(s) = &p.system else { return Coordination::Chosen { order: BTreeSet::new(), seal: Vec::new() } };
     let (mut order, mut seal) = (BTreeSet::new(), Vec::new());
     for choice in analysis.map(|a| a.choices.as_slice()).unwrap_or_default() {
