@@ -26,9 +26,18 @@ struct Run {
     records: Vec<(f64, u64)>,
     elapsed_s: f64,
     disagreements: usize,
+    /// With seals: per released campaign, seconds from its first click at a replica to its
+    /// release there.
+    waits: Vec<f64>,
 }
 
-fn run(adservers: u32, clicks: u64, mastered: bool, coordination: Coordination) -> Result<NetworkResult, String> {
+fn run(
+    adservers: u32,
+    clicks: u64,
+    rate: u64,
+    mastered: bool,
+    coordination: Coordination,
+) -> Result<NetworkResult, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/adtrack.bl");
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let sets = [
@@ -36,6 +45,7 @@ fn run(adservers: u32, clicks: u64, mastered: bool, coordination: Coordination) 
         ("adservers", adservers.to_string()),
         ("clicks", clicks.to_string()),
         ("mastered", mastered.to_string()),
+        ("rate", rate.to_string()),
     ];
     let options =
         Options { overrides: sets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), ..Options::default() };
@@ -94,6 +104,10 @@ fn plot(runs: &[Run], adservers: u32, file: &Path) -> Result<(), String> {
     root.present().map_err(|e| e.to_string())
 }
 
+fn mean_ms(waits: &[f64]) -> f64 {
+    waits.iter().sum::<f64>() * 1000.0 / waits.len().max(1) as f64
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let clicks: u64 = args
@@ -102,6 +116,13 @@ fn main() -> Result<(), String> {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
+    // Clicks per second per ad server; unbounded unless given, so throughput is the system's.
+    let rate: u64 = args
+        .iter()
+        .position(|a| a == "--rate")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000_000);
     let mut runs = Vec::new();
     for adservers in [5u32, 10] {
         let strategies = [
@@ -112,14 +133,15 @@ fn main() -> Result<(), String> {
             ("independent seal", true, Coordination::Seal),
         ];
         for (strategy, mastered, coordination) in strategies {
-            let r = run(adservers, clicks, mastered, coordination)?;
+            let r = run(adservers, clicks, rate, mastered, coordination)?;
             let disagreements = r
                 .nodes
                 .iter()
                 .filter(|n| n.group == "analyst")
                 .map(|n| n.result.final_contents("disagreement").len())
                 .sum();
-            runs.push(Run { strategy, adservers, records: records(&r), elapsed_s: r.elapsed_s, disagreements });
+            let waits = r.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
+            runs.push(Run { strategy, adservers, records: records(&r), elapsed_s: r.elapsed_s, disagreements, waits });
         }
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/experiment");
@@ -135,15 +157,16 @@ fn main() -> Result<(), String> {
     for adservers in [5u32, 10] {
         plot(&runs, adservers, &dir.join(format!("records_{adservers}.svg")))?;
     }
-    println!("CAMPAIGN, 3 replicas, {clicks} clicks per ad server, one process");
+    println!("CAMPAIGN, 3 replicas, {clicks} clicks per ad server (at most {rate}/s each), one process");
     println!(
-        "{:>9} {:>17} {:>10} {:>8} {:>11} {:>13}",
-        "adservers", "strategy", "records", "seconds", "records/s", "disagreements"
+        "{:>9} {:>17} {:>10} {:>8} {:>11} {:>13} {:>14}",
+        "adservers", "strategy", "records", "seconds", "records/s", "disagreements", "seal wait ms"
     );
     for r in &runs {
         let total = r.records.last().map_or(0, |(_, n)| *n);
+        let wait = if r.waits.is_empty() { "-".to_string() } else { format!("{:.1}", mean_ms(&r.waits)) };
         println!(
-            "{:>9} {:>17} {total:>10} {:>8.2} {:>11.0} {:>13}",
+            "{:>9} {:>17} {total:>10} {:>8.2} {:>11.0} {:>13} {wait:>14}",
             r.adservers,
             r.strategy,
             r.elapsed_s,
@@ -152,16 +175,25 @@ fn main() -> Result<(), String> {
         );
     }
     for adservers in [5u32, 10] {
-        let rate = |s: &str| {
+        let throughput = |s: &str| {
             runs.iter()
                 .find(|r| r.adservers == adservers && r.strategy == s)
                 .map_or(f64::NAN, |r| r.records.last().map_or(0, |(_, n)| *n) as f64 / r.elapsed_s.max(1e-9))
         };
         println!(
             "{adservers:>9} ad servers: throughput against none: order {:.3}x, seal {:.3}x, independent seal {:.3}x (against none, mastered)",
-            rate("order") / rate("none"),
-            rate("seal") / rate("none"),
-            rate("independent seal") / rate("none, mastered")
+            throughput("order") / throughput("none"),
+            throughput("seal") / throughput("none"),
+            throughput("independent seal") / throughput("none, mastered")
+        );
+        let wait = |s: &str| {
+            runs.iter().find(|r| r.adservers == adservers && r.strategy == s).map_or(f64::NAN, |r| mean_ms(&r.waits))
+        };
+        println!(
+            "{adservers:>9} ad servers: a campaign waits {:.1} ms for its seal with independent seals, {:.1} ms with shared seals ({:.2}x)",
+            wait("independent seal"),
+            wait("seal"),
+            wait("independent seal") / wait("seal")
         );
     }
     println!("wrote {} and records_5.svg, records_10.svg beside it", csv_path.display());

@@ -211,6 +211,10 @@ fn adtrack_enforces_its_seals_shared_and_independent() {
             serde_json::from_str(&std::fs::read_to_string(&path).expect("summary")).expect("summary is JSON");
         assert_eq!(v["strategy"], "seal");
         assert_eq!(v["replica_disagreements"], 0, "sealed replicas disagreed ({query}, mastered={mastered})");
+        // Every released key's wait is measured (three replicas release each campaign).
+        let waits = &v["seal_wait_ms"];
+        assert!(waits["keys"].as_u64().is_some_and(|n| n >= 3), "{waits}");
+        assert!(waits["p50"].as_f64().is_some_and(|m| m >= 0.0) && waits["max"].as_f64() >= waits["p50"].as_f64());
     }
     // POOR declares no seal: nothing to enforce, said clearly.
     let poor = bloomc(&["run", "examples/adtrack.bl", "--set", "query=POOR", "--coordination", "seal"]);
@@ -410,4 +414,27 @@ fn dump_plan_shows_the_coordination_the_rewriter_inserts() {
     assert!(mastered.contains(" 0 several (shared seal)"), "{mastered}");
     let poor = text(&["dump", "plan", "examples/adtrack.bl", "--set", "query=POOR"]);
     assert!(poor.starts_with("coordination: a sequencer before report[0], report[1], report[2]"), "{poor}");
+}
+
+#[test]
+fn a_feed_with_a_rate_is_paced() {
+    let src = "module M { input i(n: int); output o(n: int); o <= i; }
+system S { node m: M; feed m.i from generate(rows: 100, seed: 1, batch: 10, rate: 200) { n: row() }; }";
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rate");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("rate.bl"), src).expect("write");
+    let file = dir.join("rate.bl").display().to_string();
+    let start = std::time::Instant::now();
+    let out = bloomc(&["run", &file]);
+    // The last batch (rows 90..99) is due 90 / 200 s after the start: a lower bound, whatever
+    // the machine's speed.
+    assert!(start.elapsed() >= std::time::Duration::from_millis(450));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-- o: 100 facts emitted"));
+    let plan = bloomc(&["dump", "plan", &file]);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("10 per tick, seed 1, at most 200 rows/s"));
+    std::fs::write(dir.join("zero.bl"), src.replace("rate: 200", "rate: 0")).expect("write");
+    let zero = bloomc(&["check", &dir.join("zero.bl").display().to_string()]);
+    assert_eq!(zero.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("`rate` must be a positive int, found 0"));
 }

@@ -57,7 +57,7 @@ pub fn program(p: &Program) -> String {
                 FeedSource::File { path } => {
                     let _ = writeln!(out, "  feed {} from file {path:?}", ep(&f.to));
                 }
-                FeedSource::Generate { rows, seed, batch, fields } => {
+                FeedSource::Generate { rows, seed, batch, rate, fields } => {
                     let body = Body {
                         atoms: Vec::new(),
                         equalities: Vec::new(),
@@ -72,9 +72,10 @@ pub fn program(p: &Program) -> String {
                         .enumerate()
                         .map(|(i, e)| format!("{}: {}", col(&f.to, i), expr(p, &body, e)))
                         .collect();
+                    let rate = rate.map(|r| format!(", rate: {r}")).unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "  feed {} from generate(rows: {rows}, seed: {seed}, batch: {batch}) {{ {} }}",
+                        "  feed {} from generate(rows: {rows}, seed: {seed}, batch: {batch}{rate}) {{ {} }}",
                         ep(&f.to),
                         names.join(", ")
                     );

@@ -427,10 +427,13 @@ pub enum FeedSource {
         path: String,
     },
     /// `rows` rows in batches of `batch` per tick; field `i` fills column `i` of the input.
+    /// With a `rate`, at most that many rows per second: batch `t` is due `t * batch / rate`
+    /// seconds after the node starts.
     Generate {
         rows: u64,
         seed: u64,
         batch: u64,
+        rate: Option<u64>,
         fields: Vec<Expr>,
     },
 }

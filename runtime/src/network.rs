@@ -65,6 +65,8 @@ pub struct NodeReport {
     pub partitions_released: u64,
     pub late: u64,
     pub held: u64,
+    /// Per released seal key, the seconds from its first fact's arrival to its release.
+    pub seal_waits: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -431,6 +433,7 @@ fn node(
         report.partitions_released += hold.partitions_released;
         report.late += hold.late;
         report.held += hold.still_held();
+        report.seal_waits.extend(&hold.waits);
     }
     report.result.ticks = tick;
     report.result.quiescent = !stopped_early;

@@ -9,8 +9,9 @@ use bloomc_grammar::ast::{CollectionKind, MergeOp};
 /// A source of input facts for one input interface.
 #[derive(Debug, Clone)]
 pub enum Source {
-    /// A seeded generator: `rows` rows, `batch` per tick, fields evaluated per row.
-    Generate { rows: u64, batch: u64, seed: u64, fields: Vec<bloomc_compiler::ir::Expr> },
+    /// A seeded generator: `rows` rows, `batch` per tick, fields evaluated per row; with a
+    /// `rate`, at most that many rows per second.
+    Generate { rows: u64, batch: u64, seed: u64, rate: Option<u64>, fields: Vec<bloomc_compiler::ir::Expr> },
     /// Rows already read (from a file), split into ticks of `batch` rows.
     Rows { rows: Vec<Row>, batch: usize },
 }
@@ -22,6 +23,17 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// When batch `t` is due, counted from the node's start: `None` when the feed has no
+    /// rate (every batch is due at once).
+    pub fn due(&self, t: u64) -> Option<std::time::Duration> {
+        match &self.source {
+            Source::Generate { batch, rate: Some(rate), .. } => {
+                Some(std::time::Duration::from_secs_f64(t as f64 * *batch as f64 / (*rate).max(1) as f64))
+            }
+            _ => None,
+        }
+    }
+
     /// How many ticks this feed needs.
     pub fn ticks(&self) -> u64 {
         match &self.source {
@@ -35,7 +47,7 @@ impl Feed {
     pub fn batch(&self, t: u64, instance: u32, worker: usize, workers: usize, errors: &mut u64) -> Vec<Row> {
         let mut out = Vec::new();
         match &self.source {
-            Source::Generate { rows, batch, seed, fields } => {
+            Source::Generate { rows, batch, seed, fields, .. } => {
                 let start = t.saturating_mul(*batch);
                 let end = start.saturating_add(*batch).min(*rows);
                 for row in start..end {
@@ -101,6 +113,12 @@ impl NodePlan {
     /// Ticks needed to consume every feed.
     pub fn feed_ticks(&self) -> u64 {
         self.feeds.iter().map(Feed::ticks).max().unwrap_or(0)
+    }
+
+    /// When tick `t`'s feed batches are due (the latest of the paced feeds that still have a
+    /// batch at `t`), counted from the node's start; `None` when none is paced.
+    pub fn due(&self, t: u64) -> Option<std::time::Duration> {
+        self.feeds.iter().filter(|f| t < f.ticks()).filter_map(|f| f.due(t)).max()
     }
 }
 
@@ -171,9 +189,15 @@ fn group_feeds(p: &Program, group: GroupId) -> Vec<Feed> {
         .flat_map(|s| s.feeds.iter())
         .filter(|f| f.to.group == group)
         .filter_map(|f| match &f.source {
-            FeedSource::Generate { rows, seed, batch, fields } => Some(Feed {
+            FeedSource::Generate { rows, seed, batch, rate, fields } => Some(Feed {
                 input: f.to.collection,
-                source: Source::Generate { rows: *rows, batch: *batch, seed: *seed, fields: fields.clone() },
+                source: Source::Generate {
+                    rows: *rows,
+                    batch: *batch,
+                    seed: *seed,
+                    rate: *rate,
+                    fields: fields.clone(),
+                },
             }),
             FeedSource::File { .. } => None,
         })
@@ -274,8 +298,9 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
         writeln!(out, "node {} (module {})", plan.node_name, p.module(plan.module).map_or("?", |m| m.name.as_str()));
     for f in &plan.feeds {
         let what = match &f.source {
-            Source::Generate { rows, batch, seed, .. } => {
-                format!("generator: {rows} rows, {batch} per tick, seed {seed}")
+            Source::Generate { rows, batch, seed, rate, .. } => {
+                let rate = rate.map(|r| format!(", at most {r} rows/s")).unwrap_or_default();
+                format!("generator: {rows} rows, {batch} per tick, seed {seed}{rate}")
             }
             Source::Rows { rows, batch } => format!("file: {} rows, {batch} per tick", rows.len()),
         };

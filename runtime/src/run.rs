@@ -149,6 +149,8 @@ pub(crate) struct Worker {
     insert_only: BTreeSet<CollectionId>,
     /// The facts each other input received last tick, retracted this tick.
     previous: BTreeMap<CollectionId, Vec<Row>>,
+    /// When the node started: feeds with a `rate` are paced from it.
+    started: std::time::Instant,
 }
 
 impl Worker {
@@ -165,6 +167,11 @@ impl Worker {
         (index, peers): (usize, usize),
         feed_errors: &mut u64,
     ) -> (u64, bool) {
+        // A feed with a rate: its batch of this tick is not taken before it is due.
+        if let Some(due) = plan.due(tick) {
+            let wait = (self.started + due).saturating_duration_since(std::time::Instant::now());
+            std::thread::sleep(wait);
+        }
         let mut facts_in = 0;
         for (c, session) in self.sessions.iter_mut() {
             for row in self.previous.remove(c).unwrap_or_default() {
@@ -249,7 +256,16 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
         Ok(sessions)
     })?;
     let insert_only = crate::paths::paths(p, plan).insert_only_inputs;
-    Ok(Worker { sessions, probe, outputs, errors, activity, insert_only, previous: BTreeMap::new() })
+    Ok(Worker {
+        sessions,
+        probe,
+        outputs,
+        errors,
+        activity,
+        insert_only,
+        previous: BTreeMap::new(),
+        started: std::time::Instant::now(),
+    })
 }
 
 struct WorkerResult {

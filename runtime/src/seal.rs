@@ -49,6 +49,10 @@ pub(crate) struct Hold {
     pending: BTreeSet<Row>,
     pub late: u64,
     pub partitions_released: u64,
+    /// When each held key's first fact arrived, and how long each released key waited from
+    /// then to its release (seconds): what a seal costs in latency.
+    first: BTreeMap<Row, std::time::Instant>,
+    pub waits: Vec<f64>,
 }
 
 impl Hold {
@@ -65,6 +69,7 @@ impl Hold {
                 self.late += 1;
                 now.push(row);
             } else {
+                self.first.entry(key.clone()).or_insert_with(std::time::Instant::now);
                 self.held.entry(key).or_default().push(row);
             }
         }
@@ -100,6 +105,9 @@ impl Hold {
                 .all(|(p, _)| sealed.is_some_and(|s| s.contains(p)));
             if done {
                 out.extend(self.held.remove(&key).unwrap_or_default());
+                if let Some(t) = self.first.remove(&key) {
+                    self.waits.push(t.elapsed().as_secs_f64());
+                }
                 self.released.insert(key);
                 self.partitions_released += 1;
             }

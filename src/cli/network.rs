@@ -114,6 +114,12 @@ pub fn run_network(
             super::run::print_output(&format!("{}.{name}", node.name), &node.result, name, run.per_tick);
         }
     }
+    let sealing = match &coordination {
+        Coordination::Seal => true,
+        Coordination::Chosen { seal, .. } => !seal.is_empty(),
+        _ => false,
+    };
+    let waits: Vec<f64> = result.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
     if let Some(path) = &run.summary_json {
         let nodes: Vec<super::summary::NodeSummary<'_>> = printed
             .iter()
@@ -132,17 +138,18 @@ pub fn run_network(
             Coordination::Seal => "seal".to_string(),
             Coordination::Chosen { .. } => format!("auto: {label}"),
         };
-        super::summary::write(path, p, &strategy, &nodes, result.elapsed_s, result.quiescent)?;
+        let waits = sealing.then_some(waits.as_slice());
+        super::summary::write(path, p, &strategy, &nodes, result.elapsed_s, result.quiescent, waits)?;
     }
-    let sealing = match &coordination {
-        Coordination::Seal => true,
-        Coordination::Chosen { seal, .. } => !seal.is_empty(),
-        _ => false,
-    };
     if sealing {
         let (released, late, held) =
             result.nodes.iter().fold((0, 0, 0), |(r, l, h), n| (r + n.partitions_released, l + n.late, h + n.held));
-        eprintln!("seals: {released} seal keys released, {late} facts late (after their key was sealed), {held} facts still held at the end");
+        let w = super::summary::waits_ms(&waits);
+        eprintln!(
+            "seals: {released} seal keys released, {late} facts late (after their key was sealed), {held} facts still held at the end; a key waited {:.1} ms on average from its first fact to its release (p95 {:.1} ms)",
+            w["mean"].as_f64().unwrap_or(0.0),
+            w["p95"].as_f64().unwrap_or(0.0)
+        );
     }
     let (mut facts_in, mut errors, mut misrouted) = (0, 0, 0);
     for node in &result.nodes {

@@ -221,7 +221,7 @@ impl Run {
                 messages_out: 0,
                 outputs,
             };
-            super::summary::write(path, p, "none", &[node], result.elapsed_s, result.quiescent)?;
+            super::summary::write(path, p, "none", &[node], result.elapsed_s, result.quiescent, None)?;
         }
         let rate = if result.elapsed_s > 0.0 { result.facts_in as f64 / result.elapsed_s } else { 0.0 };
         eprintln!(

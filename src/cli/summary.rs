@@ -4,8 +4,10 @@
 //! `records_processed` (facts in over all nodes), `elapsed_s`, `quiescent`, `answers` (facts
 //! emitted on the outputs no wire carries, except `disagreement`), `replica_disagreements`
 //! (the final facts of outputs named `disagreement`, such as adtrack's analyst keeps; null
-//! when the program has none), and `per_node` (ticks, facts in, messages in and out,
-//! evaluation errors, and facts per printed output).
+//! when the program has none), `seal_wait_ms` (with seals enforced: over the released seal
+//! keys, the milliseconds from a key's first fact reaching its consumer to its release, as
+//! `keys`, `mean`, `p50`, `p95` and `max`; null without seals), and `per_node` (ticks, facts
+//! in, messages in and out, evaluation errors, and facts per printed output).
 
 use bloomc_compiler::ir::{Program, Value};
 use bloomc_runtime::run::RunResult;
@@ -28,6 +30,7 @@ pub fn write(
     nodes: &[NodeSummary<'_>],
     elapsed_s: f64,
     quiescent: bool,
+    seal_waits: Option<&[f64]>,
 ) -> Result<(), String> {
     let query = p.params.iter().find(|x| x.name == "query").map(|x| match &x.value {
         Value::Str(s) => json!(s),
@@ -70,8 +73,18 @@ pub fn write(
         "quiescent": quiescent,
         "answers": answers,
         "replica_disagreements": if has_disagreement { json!(disagreements) } else { json!(null) },
+        "seal_wait_ms": seal_waits.map(waits_ms),
         "per_node": per_node,
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot encode the summary: {e}"))?;
     std::fs::write(path, text + "\n").map_err(|e| format!("cannot write `{path}`: {e}"))
+}
+
+/// Summary statistics, in milliseconds, of waits given in seconds.
+pub fn waits_ms(waits: &[f64]) -> serde_json::Value {
+    let mut ms: Vec<f64> = waits.iter().map(|w| w * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round().max(0.0) as usize).copied().unwrap_or(0.0);
+    let mean = if ms.is_empty() { 0.0 } else { ms.iter().sum::<f64>() / ms.len() as f64 };
+    json!({ "keys": ms.len(), "mean": mean, "p50": at(0.5), "p95": at(0.95), "max": at(1.0) })
 }

@@ -305,7 +305,7 @@ impl Resolver<'_> {
         span: bloomc_grammar::span::Span,
     ) -> Option<FeedSource> {
         let mut ok = true;
-        let (mut rows, mut seed, mut batch) = (None, 0u64, None);
+        let (mut rows, mut seed, mut batch, mut rate) = (None, 0u64, None, None);
         let mut seen: Vec<&ast::Ident> = Vec::new();
         for (name, e) in options {
             if let Some(first) = seen.iter().find(|s| s.name == name.name) {
@@ -316,10 +316,10 @@ impl Resolver<'_> {
             }
             seen.push(name);
             let slot = match name.name.as_str() {
-                "rows" | "seed" | "batch" => name.name.as_str(),
+                "rows" | "seed" | "batch" | "rate" => name.name.as_str(),
                 other => {
-                    let help = did_you_mean(other, ["rows", "seed", "batch"])
-                        .unwrap_or_else(|| "the options are rows, seed and batch".to_string());
+                    let help = did_you_mean(other, ["rows", "seed", "batch", "rate"])
+                        .unwrap_or_else(|| "the options are rows, seed, batch and rate".to_string());
                     self.report(
                         Diagnostic::new(
                             Code::BadGenerator,
@@ -339,6 +339,7 @@ impl Resolver<'_> {
                     match slot {
                         "rows" => rows = Some(v),
                         "seed" => seed = v,
+                        "rate" => rate = Some(v),
                         _ => batch = Some(v),
                     }
                 }
@@ -430,7 +431,7 @@ impl Resolver<'_> {
             return None;
         }
         let fields: Vec<Expr> = typed.into_iter().collect::<Option<_>>()?;
-        ok.then_some(FeedSource::Generate { rows, seed, batch: batch.unwrap_or(rows), fields })
+        ok.then_some(FeedSource::Generate { rows, seed, batch: batch.unwrap_or(rows), rate, fields })
     }
 }
 
