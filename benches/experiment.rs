@@ -7,13 +7,14 @@
 //! baseline runs on both workloads.
 //!
 //! For every run it records the records processed over time by the reporting replicas (the
-//! sum of their facts in, sampled after every tick), the elapsed time, and the questions on
-//! which the replicas disagreed; it writes `docs/experiment/records.csv` and one plot per
+//! sum of their facts in, sampled after every tick), the elapsed time, the questions on
+//! which the replicas disagreed, how long each campaign waited for its seal, and the mean
+//! time from an analyst's question to its first answer; it writes `docs/experiment/records.csv` and one plot per
 //! ad-server count, `docs/experiment/records_5.svg` and `records_10.svg`, and prints a table.
 //! Run with `cargo bench --bench experiment` (`-- --clicks N` sets the clicks per ad server).
 
 use bloomc_compiler::{compile_with, Options};
-use bloomc_runtime::network::{network, Coordination, NetworkOptions, NetworkResult};
+use bloomc_runtime::network::{answer_latencies, network, Coordination, NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::plan_network;
 use plotters::prelude::*;
 use std::fmt::Write;
@@ -29,6 +30,8 @@ struct Run {
     /// With seals: per released campaign, seconds from its first click at a replica to its
     /// release there.
     waits: Vec<f64>,
+    /// The analyst's questions: seconds from each to its first answer.
+    answers: Vec<f64>,
 }
 
 fn run(
@@ -141,7 +144,21 @@ fn main() -> Result<(), String> {
                 .map(|n| n.result.final_contents("disagreement").len())
                 .sum();
             let waits = r.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
-            runs.push(Run { strategy, adservers, records: records(&r), elapsed_s: r.elapsed_s, disagreements, waits });
+            let answers = r
+                .nodes
+                .iter()
+                .filter(|n| n.group == "analyst")
+                .flat_map(|n| answer_latencies(n, "request", "result").0)
+                .collect();
+            runs.push(Run {
+                strategy,
+                adservers,
+                records: records(&r),
+                elapsed_s: r.elapsed_s,
+                disagreements,
+                waits,
+                answers,
+            });
         }
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/experiment");
@@ -159,19 +176,20 @@ fn main() -> Result<(), String> {
     }
     println!("CAMPAIGN, 3 replicas, {clicks} clicks per ad server (at most {rate}/s each), one process");
     println!(
-        "{:>9} {:>17} {:>10} {:>8} {:>11} {:>13} {:>14}",
-        "adservers", "strategy", "records", "seconds", "records/s", "disagreements", "seal wait ms"
+        "{:>9} {:>17} {:>10} {:>8} {:>11} {:>13} {:>14} {:>11}",
+        "adservers", "strategy", "records", "seconds", "records/s", "disagreements", "seal wait ms", "answer ms"
     );
     for r in &runs {
         let total = r.records.last().map_or(0, |(_, n)| *n);
         let wait = if r.waits.is_empty() { "-".to_string() } else { format!("{:.1}", mean_ms(&r.waits)) };
         println!(
-            "{:>9} {:>17} {total:>10} {:>8.2} {:>11.0} {:>13} {wait:>14}",
+            "{:>9} {:>17} {total:>10} {:>8.2} {:>11.0} {:>13} {wait:>14} {:>11.1}",
             r.adservers,
             r.strategy,
             r.elapsed_s,
             total as f64 / r.elapsed_s.max(1e-9),
-            r.disagreements
+            r.disagreements,
+            mean_ms(&r.answers)
         );
     }
     for adservers in [5u32, 10] {

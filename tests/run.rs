@@ -438,3 +438,52 @@ system S { node m: M; feed m.i from generate(rows: 100, seed: 1, batch: 10, rate
     assert_eq!(zero.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&zero.stderr).contains("`rate` must be a positive int, found 0"));
 }
+
+#[test]
+fn latency_pairs_questions_with_their_first_answers() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("latency");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("run.json").display().to_string();
+    let out = bloomc(&[
+        "run",
+        "examples/adtrack.bl",
+        "--latency",
+        "request=result",
+        "--summary-json",
+        &path,
+        "--set",
+        "rate=1000000",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("latency request -> result: ") && err.contains("questions answered"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("summary")).expect("JSON");
+    let l = &v["answer_latency_ms"];
+    let (answered, unanswered) = (l["keys"].as_u64().unwrap_or(0), l["unanswered"].as_u64().unwrap_or(999));
+    // The analyst asks 200 questions; each is answered or counted as unanswered.
+    assert_eq!(answered + unanswered, 200, "{l}");
+    assert!(answered > 0 && l["mean"].as_f64().is_some_and(|m| m > 0.0), "{l}");
+    let bad = bloomc(&["run", "examples/adtrack.bl", "--latency", "nothing=result"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no node has both an output `nothing`"));
+    let one = bloomc(&["run", "examples/kvs.bl", "--latency", "a=b"]);
+    assert_eq!(one.status.code(), Some(2));
+}
+
+#[test]
+fn a_short_circuit_skips_its_aggregates_and_later_ones_keep_their_values() {
+    // b = 0, 5, .., 45: count 10, max 45, sum 225. The left of each `or` is false at
+    // `count(*) > 50`, so `max` is never evaluated and `sum` must still be 225.
+    let src = "module M { input i(a: int, b: int); table t(a: int, b: int); output lo(a: int); output hi(a: int);
+  t <= i;
+  lo <= from t p group by p.a having (count(*) > 50 and max(p.b) > 1) or sum(p.b) < 100 select p.a;
+  hi <= from t p group by p.a having (count(*) > 50 and max(p.b) > 1) or sum(p.b) > 200 select p.a;
+}
+system S { node m: M; feed m.i from generate(rows: 10, seed: 1, batch: 10) { a: 1, b: row() * 5 }; }";
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("short-circuit");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("sc.bl"), src).expect("write");
+    let out = bloomc(&["run", &dir.join("sc.bl").display().to_string(), "--allow", "nondeterminism"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("-- lo: 0 facts emitted") && text.contains("-- hi: 1 facts emitted\nhi(1)"), "{text}");
+}

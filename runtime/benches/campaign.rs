@@ -2,7 +2,7 @@
 //! count clicks per (id, campaign) and keep the ads with fewer than 100 clicks.
 //!
 //! Three implementations on the same clicks, in one run of this binary, each in a child
-//! process of its own so its peak memory can be read:
+//! process of its own so its peak memory can be read (from when its input is ready):
 //! - bloomc: the query as a `.bl` program, run by the runtime (generic rows);
 //! - typed differential dataflow written by hand (`count_total` over typed tuples);
 //! - a plain Rust HashMap loop, the floor.
@@ -29,8 +29,9 @@ use std::time::Instant;
 const BATCH: u64 = 100_000;
 
 /// The clicks, generated once by bloomc's own generator so every implementation sees the
-/// same data: (cid, id, campaign, window).
-fn clicks(n: u64, ads: i64, campaigns: i64) -> Vec<Vec<Row>> {
+/// same data: (cid, id, campaign, window), in one vector (batches of `BATCH` by position),
+/// so no implementation copies them before it starts.
+fn clicks(n: u64, ads: i64, campaigns: i64) -> Vec<Row> {
     let src = format!(
         "module G {{ input click(cid: int, id: int, campaign: int, window: int); output o(cid: int); o <= from click c select c.cid; }}
          system S {{ node g: G; feed g.click from generate(rows: {n}, seed: 1, batch: {BATCH}) {{
@@ -41,13 +42,24 @@ fn clicks(n: u64, ads: i64, campaigns: i64) -> Vec<Vec<Row>> {
     let node = plan(&p, &[]).expect("plan");
     let feed: &Feed = node.feeds.first().expect("feed");
     let mut errors = 0;
-    (0..feed.ticks()).map(|t| feed.batch(t, 0, 0, 1, &mut errors)).collect()
+    let mut out = Vec::with_capacity(n as usize);
+    for t in 0..feed.ticks() {
+        out.extend(feed.batch(t, 0, 0, 1, &mut errors));
+    }
+    out
 }
 
 /// A generated click as a typed tuple (cid, id, campaign, window).
 fn typed_click(r: &Row) -> (i64, i64, i64, i64) {
     let col = |i: usize| r.get(i).map_or(0, int);
     (col(0), col(1), col(2), col(3))
+}
+
+/// The clicks as typed tuples in batches of `BATCH` (the generic rows are freed first).
+fn typed_batches(rows: Vec<Row>) -> Vec<Vec<(i64, i64, i64, i64)>> {
+    let batches = rows.chunks(BATCH as usize).map(|b| b.iter().map(typed_click).collect()).collect();
+    drop(rows);
+    batches
 }
 
 fn int(v: &Value) -> i64 {
@@ -67,23 +79,24 @@ const PROGRAM: &str = "module Campaign {
 }";
 
 /// Returns (groups below 100 at the end, seconds).
-fn bloomc(batches: Vec<Vec<Row>>) -> (usize, f64) {
+fn bloomc(rows: Vec<Row>) -> (usize, f64, u64) {
     let c = bloomc_compiler::compile("campaign.bl", PROGRAM.as_bytes(), &[]);
     let p = c.program.expect("program");
     let input = p.collections.iter().find(|c| c.name == "click").map(|c| c.id).expect("click");
-    let rows: Vec<Row> = batches.into_iter().flatten().collect();
     let mut node = plan(&p, &[(input, Vec::new(), 1)]).expect("plan");
-    node.feeds = vec![Feed { input, source: Source::Rows { rows, batch: BATCH as usize } }];
+    node.feeds = vec![Feed { input, source: Source::Rows { rows: std::sync::Arc::new(rows), batch: BATCH as usize } }];
+    let base = start_measuring();
     let start = Instant::now();
     let result = run(&p, &node, &RunOptions::default()).expect("run");
     let secs = start.elapsed().as_secs_f64();
-    (result.final_contents("poor").len(), secs)
+    (result.final_contents("poor").len(), secs, extra_kb(base))
 }
 
 /// Typed differential dataflow; with `set`, clicks are made distinct before counting, as a
 /// Bloom table is a set (the same semantics as bloomc), otherwise counted as a bag.
-fn typed(batches: Vec<Vec<Row>>, set: bool) -> (usize, f64) {
-    let data: Vec<Vec<(i64, i64, i64, i64)>> = batches.iter().map(|b| b.iter().map(typed_click).collect()).collect();
+fn typed(rows: Vec<Row>, set: bool) -> (usize, f64, u64) {
+    let data: Vec<Vec<(i64, i64, i64, i64)>> = typed_batches(rows);
+    let base = start_measuring();
     let start = Instant::now();
     let result = timely::execute(timely::Config::thread(), move |worker| {
         let poor = std::rc::Rc::new(std::cell::RefCell::new(0isize));
@@ -116,13 +129,15 @@ fn typed(batches: Vec<Vec<Row>>, set: bool) -> (usize, f64) {
     .into_iter()
     .map(|r| r.expect("worker"))
     .sum::<isize>();
-    (result.max(0) as usize, start.elapsed().as_secs_f64())
+    let secs = start.elapsed().as_secs_f64();
+    (result.max(0) as usize, secs, extra_kb(base))
 }
 
 /// The floor: a HashMap of counts; with `set`, a HashSet of the clicks seen first, so a
 /// repeated click counts once (the same semantics as bloomc).
-fn hashmap(batches: Vec<Vec<Row>>, set: bool) -> (usize, f64) {
-    let data: Vec<Vec<(i64, i64, i64, i64)>> = batches.iter().map(|b| b.iter().map(typed_click).collect()).collect();
+fn hashmap(rows: Vec<Row>, set: bool) -> (usize, f64, u64) {
+    let data: Vec<Vec<(i64, i64, i64, i64)>> = typed_batches(rows);
+    let base = start_measuring();
     let start = Instant::now();
     let mut counts: HashMap<(i64, i64), u64> = HashMap::new();
     let mut seen: std::collections::HashSet<(i64, i64, i64, i64)> = std::collections::HashSet::new();
@@ -134,16 +149,29 @@ fn hashmap(batches: Vec<Vec<Row>>, set: bool) -> (usize, f64) {
         }
     }
     let poor = counts.values().filter(|n| **n < 100).count();
-    (poor, start.elapsed().as_secs_f64())
+    let secs = start.elapsed().as_secs_f64();
+    (poor, secs, extra_kb(base))
 }
 
-fn peak_kb() -> u64 {
+fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
+}
+
+/// Called once an implementation has its input ready, just before it starts: resets the
+/// peak resident memory to the current (Linux: `5` to `/proc/self/clear_refs`), so the
+/// peak an implementation reaches is its own, not its input's preparation; returns the
+/// resident memory now.
+fn start_measuring() -> u64 {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_kb("VmRSS:")
+}
+
+/// The peak resident memory since `start_measuring`, above what was resident then.
+fn extra_kb(base: u64) -> u64 {
+    status_kb("VmHWM:").saturating_sub(base)
 }
 
 fn main() {
@@ -153,16 +181,15 @@ fn main() {
     if let (Some(which), Some(groups)) = (arg("--child"), arg("--groups")) {
         // Child: one implementation; prints "poor secs peak_kb".
         let groups: i64 = groups.parse().unwrap_or(1000);
-        let batches = clicks(clicks_n, groups / 10, 10);
-        let base = peak_kb();
-        let (poor, secs) = match which.as_str() {
-            "bloomc" => bloomc(batches),
-            "typed" => typed(batches, false),
-            "typed-set" => typed(batches, true),
-            "hashset" => hashmap(batches, true),
-            _ => hashmap(batches, false),
+        let rows = clicks(clicks_n, groups / 10, 10);
+        let (poor, secs, kb) = match which.as_str() {
+            "bloomc" => bloomc(rows),
+            "typed" => typed(rows, false),
+            "typed-set" => typed(rows, true),
+            "hashset" => hashmap(rows, true),
+            _ => hashmap(rows, false),
         };
-        println!("{poor} {secs} {}", peak_kb().saturating_sub(base));
+        println!("{poor} {secs} {kb}");
         return;
     }
     let me = args.first().cloned().unwrap_or_default();

@@ -98,9 +98,13 @@ fn eval_inner<B: Bindings + ?Sized>(
         ExprKind::Binary(op, a, b) => {
             // `and`/`or` short-circuit, as a reader expects.
             let l = eval_inner(a, rows, ctx, aggs, next, salt.wrapping_mul(31).wrapping_add(1))?;
+            // A short-circuit skips the right side's aggregates too: the values in `aggs`
+            // are positional, and later aggregates must still find theirs.
             match (op, &l) {
-                (BinaryOp::And, Value::Bool(false)) => return Ok(Value::Bool(false)),
-                (BinaryOp::Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
+                (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => {
+                    *next += aggregates_in(b);
+                    return Ok(l);
+                }
                 _ => {}
             }
             let r = eval_inner(b, rows, ctx, aggs, next, salt.wrapping_mul(31).wrapping_add(2))?;
@@ -172,6 +176,13 @@ pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, EvalError> {
 }
 
 /// The aggregate nodes of `e`, in evaluation order.
+/// How many aggregate nodes `e` holds.
+fn aggregates_in(e: &Expr) -> usize {
+    let mut v = Vec::new();
+    collect_aggs(e, &mut v);
+    v.len()
+}
+
 pub fn collect_aggs<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     match &e.kind {
         ExprKind::Agg(..) => out.push(e),
@@ -265,8 +276,10 @@ fn grouped_inner(
         ExprKind::Binary(op, a, b) => {
             let l = grouped_inner(a, keys, key_values, ctx, aggs, next)?;
             match (op, &l) {
-                (BinaryOp::And, Value::Bool(false)) => return Ok(Value::Bool(false)),
-                (BinaryOp::Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
+                (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => {
+                    *next += aggregates_in(b);
+                    return Ok(l);
+                }
                 _ => {}
             }
             let r = grouped_inner(b, keys, key_values, ctx, aggs, next)?;

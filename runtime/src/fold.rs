@@ -95,8 +95,8 @@ struct Fold {
     key_cols: Option<Vec<usize>>,
     group: Group,
     ctx: Ctx,
-    /// Whether the table's rows have no string column (see [`Packed`]).
-    words: bool,
+    /// The table's column types (see [`Packed::typed`]).
+    types: Vec<Type>,
     /// Group keys to group numbers.
     index: hashbrown::HashMap<Packed, usize>,
     groups: Vec<GroupState>,
@@ -135,7 +135,7 @@ impl Fold {
             }
         }
         let key = match &self.key_cols {
-            Some(cols) => Packed::key(&key_of(&row, cols), &self.key_types),
+            Some(cols) => Packed::typed(&row, Some(cols), &self.key_types),
             None => match self.keys.iter().map(|k| eval(k, &flat, &self.ctx, &[])).collect::<Result<Row, _>>() {
                 Ok(key) => Packed::key(&key, &self.key_types),
                 Err(_) => {
@@ -144,7 +144,7 @@ impl Fold {
                 }
             },
         };
-        if !self.seen.insert(Packed::new(&row, self.words)) {
+        if !self.seen.insert(Packed::typed(&row, None, &self.types)) {
             return;
         }
         let n = self.group.aggregates.len();
@@ -228,11 +228,12 @@ pub fn render<'s>(
     let b = &r.body;
     let ctx = Ctx { instance, row: 0, seed: 0 };
     let keys = b.group_by.clone().unwrap_or_default();
-    let words = b
+    let types = b
         .atoms
         .first()
         .and_then(|a| p.collection(a.collection))
-        .is_some_and(|c| c.columns.iter().all(|col| col.ty != Type::String));
+        .map(|c| c.columns.iter().map(|col| col.ty).collect())
+        .unwrap_or_default();
     let key_cols: Option<Vec<usize>> = keys
         .iter()
         .map(|k| match &k.kind {
@@ -248,7 +249,7 @@ pub fn render<'s>(
         equal: b.equalities.iter().map(|e| (e.left.column, e.right.column)).collect(),
         group: Group::new(keys.clone(), b.head.clone(), b.having.clone(), ctx),
         ctx,
-        words,
+        types,
         index: hashbrown::HashMap::new(),
         groups: Vec::new(),
         accs: Vec::new(),

@@ -131,6 +131,36 @@ fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec<usize> {
     }
 }
 
+/// The latency of answers at one node: for every key (first column) that output `question`
+/// emitted, the seconds from the end of the tick where it first emitted it to the end of
+/// the tick where output `answer` first emitted a fact with the same key (by the node's
+/// timeline). Returns those latencies and how many questions got no answer.
+pub fn answer_latencies(node: &NodeReport, question: &str, answer: &str) -> (Vec<f64>, u64) {
+    let first = |output: &str| -> BTreeMap<Value, u64> {
+        let mut at = BTreeMap::new();
+        for (tick, diffs) in node.result.changes.get(output).into_iter().flatten() {
+            for (row, d) in diffs {
+                if let (Some(k), true) = (row.first(), *d > 0) {
+                    at.entry(k.clone()).or_insert(*tick);
+                }
+            }
+        }
+        at
+    };
+    let asked = first(question);
+    let answered = first(answer);
+    let time = |t: u64| node.timeline.get(t as usize).map(|(s, _)| *s);
+    let mut latencies = Vec::new();
+    let mut unanswered = 0;
+    for (k, t0) in asked {
+        match answered.get(&k).and_then(|t1| Some((time(t0)?, time(*t1)?))) {
+            Some((a, b)) => latencies.push((b - a).max(0.0)),
+            None => unanswered += 1,
+        }
+    }
+    (latencies, unanswered)
+}
+
 /// The coordination of a run made concrete: the seals to enforce, as (sealed input, seal
 /// columns), and the replicated groups to sequence, as (first plan, instances).
 pub(crate) struct Resolved {

@@ -12,8 +12,9 @@ pub enum Source {
     /// A seeded generator: `rows` rows, `batch` per tick, fields evaluated per row; with a
     /// `rate`, at most that many rows per second.
     Generate { rows: u64, batch: u64, seed: u64, rate: Option<u64>, fields: Vec<bloomc_compiler::ir::Expr> },
-    /// Rows already read (from a file), split into ticks of `batch` rows.
-    Rows { rows: Vec<Row>, batch: usize },
+    /// Rows already read (from a file), split into ticks of `batch` rows. Shared, so a plan
+    /// is cloned for every worker and node without copying them.
+    Rows { rows: std::sync::Arc<Vec<Row>>, batch: usize },
 }
 
 #[derive(Debug, Clone)]
@@ -176,7 +177,10 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
         }
     };
     for (input, rows, batch) in files {
-        feeds.push(Feed { input: *input, source: Source::Rows { rows: rows.clone(), batch: *batch } });
+        feeds.push(Feed {
+            input: *input,
+            source: Source::Rows { rows: std::sync::Arc::new(rows.clone()), batch: *batch },
+        });
     }
     let (strata, deferred, deletes, sends) = phases(p, module)?;
     Ok(NodePlan { module, group, instance: 0, node_name, strata, deferred, deletes, sends, feeds, loopback })
@@ -268,7 +272,10 @@ pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> R
             .map(|f| f.to.collection)
             .collect();
         for (input, rows, batch) in files.iter().filter(|(c, _, _)| own.contains(c)) {
-            feeds.push(Feed { input: *input, source: Source::Rows { rows: rows.clone(), batch: *batch } });
+            feeds.push(Feed {
+                input: *input,
+                source: Source::Rows { rows: std::sync::Arc::new(rows.clone()), batch: *batch },
+            });
         }
         for instance in 0..g.count {
             let node_name = if g.count == 1 { g.name.clone() } else { format!("{}[{instance}]", g.name) };

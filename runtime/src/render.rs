@@ -46,15 +46,19 @@ pub(crate) struct Group {
     ctx: Ctx,
     /// The aggregate nodes of the head, then of `having`, in evaluation order.
     pub(crate) aggregates: Vec<Expr>,
-    /// How many of `aggregates` belong to the head.
+    /// How many of `aggregates` belong to the head, and to each head expression.
     head_aggs: usize,
+    per_head: Vec<usize>,
 }
 
 impl Group {
     pub(crate) fn new(keys: Vec<Expr>, head: Vec<Expr>, having: Option<Expr>, ctx: Ctx) -> Group {
         let mut in_head = Vec::new();
+        let mut per_head = Vec::new();
         for e in &head {
+            let before = in_head.len();
             collect_aggs(e, &mut in_head);
+            per_head.push(in_head.len() - before);
         }
         let head_aggs = in_head.len();
         let mut aggregates: Vec<Expr> = in_head.into_iter().cloned().collect();
@@ -63,7 +67,7 @@ impl Group {
             collect_aggs(h, &mut in_having);
         }
         aggregates.extend(in_having.into_iter().cloned());
-        Group { keys, head, having, ctx, aggregates, head_aggs }
+        Group { keys, head, having, ctx, aggregates, head_aggs, per_head }
     }
 
     /// `(true, head row)`, `(false, key)` when something failed to evaluate, or `None` when
@@ -81,11 +85,9 @@ impl Group {
         }
         let mut out = Row::new();
         let mut used = 0;
-        for e in &self.head {
-            let mut v = Vec::new();
-            collect_aggs(e, &mut v);
-            let slice = head_vals.get(used..used + v.len()).unwrap_or(&[]);
-            used += v.len();
+        for (e, n) in self.head.iter().zip(&self.per_head) {
+            let slice = head_vals.get(used..used + n).unwrap_or(&[]);
+            used += n;
             match eval_grouped(e, &self.keys, &key, &self.ctx, slice) {
                 Ok(x) => out.push(x),
                 Err(_) => return Some((false, key)),

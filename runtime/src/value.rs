@@ -138,18 +138,48 @@ impl Packed {
 }
 
 impl Packed {
-    /// The encoding of a group key whose values have the given types: words only when every
-    /// value has its type's variant, so [`Packed::values`] gives back exactly these values.
+    /// The encoding of columns `cols` of `row` (all of them for `None`), whose values should
+    /// have the given types: words only when every value has its type's variant, so
+    /// [`Packed::values`] gives back exactly these values; the values themselves otherwise.
+    pub fn typed(row: &Row, cols: Option<&[usize]>, types: &[Type]) -> Packed {
+        let mut w = [0u64; 4];
+        let n = cols.map_or(row.len(), <[usize]>::len);
+        let word = |v: &Value, t: &Type| -> Option<u64> {
+            match (v, t) {
+                (Value::Int(i), Type::Int) => Some(*i as u64),
+                (Value::Float(f), Type::Float) => Some(f.0.to_bits()),
+                (Value::Bool(b), Type::Bool) => Some(u64::from(*b)),
+                _ => None,
+            }
+        };
+        let value = |i: usize| -> Option<&Value> {
+            match cols {
+                Some(cols) => cols.get(i).and_then(|&c| row.get(c)),
+                None => row.get(i),
+            }
+        };
+        if n <= 4 && n == types.len() {
+            let all =
+                w.iter_mut().zip(types).enumerate().all(|(i, (slot, t))| match value(i).and_then(|v| word(v, t)) {
+                    Some(x) => {
+                        *slot = x;
+                        true
+                    }
+                    None => false,
+                });
+            if all {
+                return Packed::Four(w);
+            }
+        }
+        let picked: Row = (0..n).filter_map(value).cloned().collect();
+        let exact = n == types.len() && picked.iter().zip(types).all(|(v, t)| word(v, t).is_some());
+        Packed::new(&picked, exact)
+    }
+
+    /// The encoding of a group key whose values have the given types (see [`Packed::typed`]).
     pub fn key(key: &[Value], types: &[Type]) -> Packed {
-        let exact = key.len() == types.len()
-            && key.iter().zip(types).all(|(v, t)| {
-                matches!(
-                    (v, t),
-                    (Value::Int(_), Type::Int) | (Value::Float(_), Type::Float) | (Value::Bool(_), Type::Bool)
-                )
-            });
         let row: Row = key.iter().cloned().collect();
-        Packed::new(&row, exact)
+        Packed::typed(&row, None, types)
     }
 
     /// The values of a key encoded by [`Packed::key`] with the same types.

@@ -51,7 +51,7 @@ const AGGS: [&str; 8] = [
 /// from small domains, so facts repeat within and across ticks; some aggregates overflow or
 /// divide by zero, to check that failing groups match the reference.
 fn fold_program() -> impl Strategy<Value = (String, usize)> {
-    let rule = (0usize..2, 0usize..8, 0usize..8, 0usize..5, 0i64..5);
+    let rule = (0usize..2, 0usize..8, 0usize..8, 0usize..6, 0i64..5);
     (prop::collection::vec(rule, 1..5), 0usize..3).prop_map(|(rules, feed)| {
         let mut src = String::from(
             "module M { input i0(a: int, b: int); input i1(a: int, b: int);
@@ -67,7 +67,11 @@ fn fold_program() -> impl Strategy<Value = (String, usize)> {
                 2 => format!("from t0 p where p.b != {k} group by p.a select p.a, {agg}"),
                 3 => format!("from t0 p group by p.a % 2 select p.a % 2, {agg} + {n}"),
                 // The head omits the key: two groups can yield one row, so a set is built.
-                _ => format!("from t0 p group by p.b select {agg} % 3, {n}"),
+                4 => format!("from t0 p group by p.b select {agg} % 3, {n}"),
+                // `and` short-circuits past an aggregate that a later one follows.
+                _ => format!(
+                    "from t0 p group by p.a having ({agg2} > {k} and {agg} > 1) or {agg2} < 2 select p.a, {agg2}"
+                ),
             };
             src.push_str(&format!("  o{target} <= {q};\n"));
         }

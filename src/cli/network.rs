@@ -120,6 +120,27 @@ pub fn run_network(
         _ => false,
     };
     let waits: Vec<f64> = result.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
+    // `--latency QUESTION=ANSWER`: over the nodes that have both outputs.
+    let latency = match &run.latency {
+        None => None,
+        Some((q, a)) => {
+            let nodes: Vec<_> = result
+                .nodes
+                .iter()
+                .filter(|n| n.result.changes.contains_key(q) && n.result.changes.contains_key(a))
+                .collect();
+            if nodes.is_empty() {
+                return Err(format!("`--latency {q}={a}`: no node has both an output `{q}` and an output `{a}`"));
+            }
+            let (mut all, mut unanswered) = (Vec::new(), 0);
+            for n in nodes {
+                let (l, u) = bloomc_runtime::network::answer_latencies(n, q, a);
+                all.extend(l);
+                unanswered += u;
+            }
+            Some((all, unanswered))
+        }
+    };
     if let Some(path) = &run.summary_json {
         let nodes: Vec<super::summary::NodeSummary<'_>> = printed
             .iter()
@@ -139,7 +160,9 @@ pub fn run_network(
             Coordination::Chosen { .. } => format!("auto: {label}"),
         };
         let waits = sealing.then_some(waits.as_slice());
-        super::summary::write(path, p, &strategy, &nodes, result.elapsed_s, result.quiescent, waits)?;
+        let answers = latency.as_ref().map(|(l, u)| (l.as_slice(), *u));
+        let measured = super::summary::Waits { seal: waits, answers };
+        super::summary::write(path, p, &strategy, &nodes, result.elapsed_s, result.quiescent, measured)?;
     }
     if sealing {
         let (released, late, held) =
@@ -148,6 +171,16 @@ pub fn run_network(
         eprintln!(
             "seals: {released} seal keys released, {late} facts late (after their key was sealed), {held} facts still held at the end; a key waited {:.1} ms on average from its first fact to its release (p95 {:.1} ms)",
             w["mean"].as_f64().unwrap_or(0.0),
+            w["p95"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if let (Some((l, u)), Some((q, a))) = (&latency, &run.latency) {
+        let w = super::summary::waits_ms(l);
+        eprintln!(
+            "latency {q} -> {a}: {} questions answered, {u} unanswered; {:.1} ms on average from a question to its first answer (p50 {:.1} ms, p95 {:.1} ms)",
+            l.len(),
+            w["mean"].as_f64().unwrap_or(0.0),
+            w["p50"].as_f64().unwrap_or(0.0),
             w["p95"].as_f64().unwrap_or(0.0)
         );
     }

@@ -44,6 +44,11 @@ pub struct Run {
     /// each seal key's facts until all its producers have sealed it).
     #[arg(long, value_enum, default_value_t = CoordinationArg::Auto)]
     pub(crate) coordination: CoordinationArg,
+    /// Measure the latency of answers in a network: `--latency request=result` pairs each
+    /// fact a node's output `request` emits with the first fact its output `result` emits
+    /// with the same first column (a question id), and reports the time between them.
+    #[arg(long, value_name = "QUESTION=ANSWER", value_parser = super::parse_set)]
+    pub(crate) latency: Option<(String, String)>,
     /// Write the run report as JSON to this file (see `src/cli/summary.rs` for the fields).
     #[arg(long, value_name = "PATH")]
     pub(crate) summary_json: Option<String>,
@@ -155,6 +160,10 @@ impl Run {
             let (files, skipped) = read_inputs(&self.inputs(), p)?;
             return super::network::run_network(&self, p, c.analysis.as_ref(), &files, skipped);
         }
+        if self.latency.is_some() {
+            return Err("`--latency` measures answers between the nodes of a network; this program runs on one node"
+                .to_string());
+        }
         if self.processes || self.cluster_file.is_some() {
             return Err(
                 "`--processes` and `--cluster` run a network's nodes as processes; this program runs on one node (span it with timely's flags after `--`)".to_string()
@@ -221,7 +230,7 @@ impl Run {
                 messages_out: 0,
                 outputs,
             };
-            super::summary::write(path, p, "none", &[node], result.elapsed_s, result.quiescent, None)?;
+            super::summary::write(path, p, "none", &[node], result.elapsed_s, result.quiescent, Default::default())?;
         }
         let rate = if result.elapsed_s > 0.0 { result.facts_in as f64 / result.elapsed_s } else { 0.0 };
         eprintln!(

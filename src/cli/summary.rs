@@ -6,8 +6,10 @@
 //! (the final facts of outputs named `disagreement`, such as adtrack's analyst keeps; null
 //! when the program has none), `seal_wait_ms` (with seals enforced: over the released seal
 //! keys, the milliseconds from a key's first fact reaching its consumer to its release, as
-//! `keys`, `mean`, `p50`, `p95` and `max`; null without seals), and `per_node` (ticks, facts
-//! in, messages in and out, evaluation errors, and facts per printed output).
+//! `keys`, `mean`, `p50`, `p95` and `max`; null without seals), `answer_latency_ms` (with
+//! `--latency Q=A`: the same statistics over the questions answered, `keys` counting them,
+//! and `unanswered`; null without), and `per_node` (ticks, facts in, messages in and out,
+//! evaluation errors, and facts per printed output).
 
 use bloomc_compiler::ir::{Program, Value};
 use bloomc_runtime::run::RunResult;
@@ -23,6 +25,14 @@ pub struct NodeSummary<'a> {
     pub outputs: Vec<String>,
 }
 
+/// The waits a network run measured: each seal key's (with seals enforced), and each
+/// answered question's with the unanswered count (with `--latency`).
+#[derive(Default)]
+pub struct Waits<'a> {
+    pub seal: Option<&'a [f64]>,
+    pub answers: Option<(&'a [f64], u64)>,
+}
+
 pub fn write(
     path: &str,
     p: &Program,
@@ -30,8 +40,9 @@ pub fn write(
     nodes: &[NodeSummary<'_>],
     elapsed_s: f64,
     quiescent: bool,
-    seal_waits: Option<&[f64]>,
+    waits: Waits<'_>,
 ) -> Result<(), String> {
+    let Waits { seal: seal_waits, answers: latency } = waits;
     let query = p.params.iter().find(|x| x.name == "query").map(|x| match &x.value {
         Value::Str(s) => json!(s),
         Value::Int(i) => json!(i),
@@ -74,6 +85,11 @@ pub fn write(
         "answers": answers,
         "replica_disagreements": if has_disagreement { json!(disagreements) } else { json!(null) },
         "seal_wait_ms": seal_waits.map(waits_ms),
+        "answer_latency_ms": latency.map(|(l, unanswered)| {
+            let mut v = waits_ms(l);
+            v["unanswered"] = json!(unanswered);
+            v
+        }),
         "per_node": per_node,
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot encode the summary: {e}"))?;
