@@ -37,7 +37,7 @@ struct Run {
 fn run(
     adservers: u32,
     clicks: u64,
-    rate: u64,
+    (rate, ask_rate): (u64, u64),
     mastered: bool,
     coordination: Coordination,
 ) -> Result<NetworkResult, String> {
@@ -49,6 +49,7 @@ fn run(
         ("clicks", clicks.to_string()),
         ("mastered", mastered.to_string()),
         ("rate", rate.to_string()),
+        ("ask_rate", ask_rate.to_string()),
     ];
     let options =
         Options { overrides: sets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), ..Options::default() };
@@ -136,7 +137,7 @@ fn main() -> Result<(), String> {
             ("independent seal", true, Coordination::Seal),
         ];
         for (strategy, mastered, coordination) in strategies {
-            let r = run(adservers, clicks, rate, mastered, coordination)?;
+            let r = run(adservers, clicks, (rate, 1_000_000), mastered, coordination)?;
             let disagreements = r
                 .nodes
                 .iter()
@@ -176,20 +177,30 @@ fn main() -> Result<(), String> {
     }
     println!("CAMPAIGN, 3 replicas, {clicks} clicks per ad server (at most {rate}/s each), one process");
     println!(
-        "{:>9} {:>17} {:>10} {:>8} {:>11} {:>13} {:>14} {:>11}",
-        "adservers", "strategy", "records", "seconds", "records/s", "disagreements", "seal wait ms", "answer ms"
+        "{:>9} {:>17} {:>10} {:>8} {:>11} {:>13} {:>12} {:>8} {:>9}",
+        "adservers",
+        "strategy",
+        "records",
+        "seconds",
+        "records/s",
+        "disagreements",
+        "seal wait ms",
+        "answered",
+        "answer ms"
     );
     for r in &runs {
         let total = r.records.last().map_or(0, |(_, n)| *n);
-        let wait = if r.waits.is_empty() { "-".to_string() } else { format!("{:.1}", mean_ms(&r.waits)) };
+        let ms = |v: &[f64]| if v.is_empty() { "-".to_string() } else { format!("{:.1}", mean_ms(v)) };
         println!(
-            "{:>9} {:>17} {total:>10} {:>8.2} {:>11.0} {:>13} {wait:>14} {:>11.1}",
+            "{:>9} {:>17} {total:>10} {:>8.2} {:>11.0} {:>13} {:>12} {:>8} {:>9}",
             r.adservers,
             r.strategy,
             r.elapsed_s,
             total as f64 / r.elapsed_s.max(1e-9),
             r.disagreements,
-            mean_ms(&r.answers)
+            ms(&r.waits),
+            r.answers.len(),
+            ms(&r.answers)
         );
     }
     for adservers in [5u32, 10] {
@@ -213,6 +224,28 @@ fn main() -> Result<(), String> {
             wait("seal"),
             wait("independent seal") / wait("seal")
         );
+    }
+    // Paced: clicks at 10,000/s per ad server and 100 questions/s, so questions and campaign
+    // releases interleave; the latency of answers under shared and independent seals.
+    let paced_clicks = clicks.min(20_000);
+    println!("paced: {paced_clicks} clicks per ad server at 10000/s each, 200 questions at 100/s");
+    for adservers in [5u32, 10] {
+        for (strategy, mastered) in [("seal", false), ("independent seal", true)] {
+            let r = run(adservers, paced_clicks, (10_000, 100), mastered, Coordination::Seal)?;
+            let answers: Vec<f64> = r
+                .nodes
+                .iter()
+                .filter(|n| n.group == "analyst")
+                .flat_map(|n| answer_latencies(n, "request", "result").0)
+                .collect();
+            let waits: Vec<f64> = r.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
+            println!(
+                "{adservers:>9} ad servers, {strategy:>16}: {} of 200 questions answered, {:.1} ms to the first answer on average; a campaign waits {:.1} ms for its seal",
+                answers.len(),
+                mean_ms(&answers),
+                mean_ms(&waits)
+            );
+        }
     }
     println!("wrote {} and records_5.svg, records_10.svg beside it", csv_path.display());
     Ok(())

@@ -173,6 +173,13 @@ fn adtrack_runs_with_its_replicas_sequenced() {
         assert_eq!(v["query"], "POOR");
         assert_eq!(v["quiescent"], true);
         assert!(v["records_processed"].as_u64().is_some_and(|n| n >= 20_000), "{text}");
+        // Records over time end at the total, and never go down.
+        let over: Vec<u64> = v["records_over_time"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p[1].as_u64()).collect())
+            .unwrap_or_default();
+        assert_eq!(over.last().copied(), v["records_processed"].as_u64(), "{text}");
+        assert!(over.windows(2).all(|w| w[0] <= w[1]));
         assert!(v["answers"].as_u64().is_some_and(|n| n > 0), "{text}");
         assert_eq!(v["per_node"].as_object().map(|m| m.len()), Some(11), "{text}");
         let disagreements = v["replica_disagreements"].as_u64().expect("adtrack measures disagreement");

@@ -151,6 +151,7 @@ pub fn run_network(
                 messages_in: node.messages_in,
                 messages_out: node.messages_out,
                 outputs: names.clone(),
+                timeline: &node.timeline,
             })
             .collect();
         let strategy = match &coordination {

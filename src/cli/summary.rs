@@ -1,7 +1,8 @@
 //! `--summary-json PATH`: the run report of `bloomc run` as one JSON object, for scripts
 //! and experiments. Fields:
 //! `strategy` (`none` or `order`), `query` (the program's `query` parameter, or null),
-//! `records_processed` (facts in over all nodes), `elapsed_s`, `quiescent`, `answers` (facts
+//! `records_processed` (facts in over all nodes), `records_per_s`, `records_over_time` (in a
+//! network: `[seconds, records so far]` after every node's tick), `elapsed_s`, `quiescent`, `answers` (facts
 //! emitted on the outputs no wire carries, except `disagreement`), `replica_disagreements`
 //! (the final facts of outputs named `disagreement`, such as adtrack's analyst keeps; null
 //! when the program has none), `seal_wait_ms` (with seals enforced: over the released seal
@@ -23,6 +24,8 @@ pub struct NodeSummary<'a> {
     pub messages_in: u64,
     pub messages_out: u64,
     pub outputs: Vec<String>,
+    /// After each tick: (seconds since the run started, facts in so far); empty on one node.
+    pub timeline: &'a [(f64, u64)],
 }
 
 /// The waits a network run measured: each seal key's (with seals enforced), and each
@@ -76,10 +79,13 @@ pub fn write(
         );
     }
     let records: u64 = nodes.iter().map(|n| n.result.facts_in).sum();
+    let over_time = records_over_time(nodes);
     let report = json!({
         "strategy": strategy,
         "query": query,
         "records_processed": records,
+        "records_per_s": if elapsed_s > 0.0 { records as f64 / elapsed_s } else { 0.0 },
+        "records_over_time": over_time,
         "elapsed_s": elapsed_s,
         "quiescent": quiescent,
         "answers": answers,
@@ -103,4 +109,26 @@ pub fn waits_ms(waits: &[f64]) -> serde_json::Value {
     let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round().max(0.0) as usize).copied().unwrap_or(0.0);
     let mean = if ms.is_empty() { 0.0 } else { ms.iter().sum::<f64>() / ms.len() as f64 };
     json!({ "keys": ms.len(), "mean": mean, "p50": at(0.5), "p95": at(0.95), "max": at(1.0) })
+}
+
+/// Records processed over time, over all nodes: after each node's tick, (seconds, facts in
+/// so far over all nodes); null on one node, which keeps no timeline.
+fn records_over_time(nodes: &[NodeSummary<'_>]) -> serde_json::Value {
+    if nodes.iter().all(|n| n.timeline.is_empty()) {
+        return json!(null);
+    }
+    let mut events: Vec<(f64, usize, u64)> = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        events.extend(n.timeline.iter().map(|(t, facts)| (*t, i, *facts)));
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut latest = vec![0u64; nodes.len()];
+    let mut out = Vec::with_capacity(events.len());
+    for (t, i, facts) in events {
+        if let Some(x) = latest.get_mut(i) {
+            *x = facts;
+        }
+        out.push(json!([t, latest.iter().sum::<u64>()]));
+    }
+    json!(out)
 }
