@@ -240,57 +240,76 @@ pub fn aggregate<B: Bindings>(agg: &Expr, group: &[B], ctx: &Ctx) -> Result<Valu
     })
 }
 
-/// Evaluates a grouped expression (a `select` item or `having` of an aggregating rule) from
-/// the group's key values alone: sub-expressions equal to a grouping key take its value, and
-/// aggregates take `aggs` in order. Used where no binding of the group is kept.
-pub fn eval_grouped(e: &Expr, keys: &[Expr], key_values: &Row, ctx: &Ctx, aggs: &[Value]) -> Result<Value, EvalError> {
-    let mut next = 0;
-    grouped_inner(e, keys, key_values, ctx, aggs, &mut next)
+/// A grouped expression (a `select` item or `having` of an aggregating rule), compiled
+/// once so that it evaluates from the group's key values alone: sub-expressions equal to a
+/// grouping key read that key's value, and each aggregate reads its position among the
+/// values passed in (the order `collect_aggs` lists them). Used where no binding of the
+/// group is kept.
+#[derive(Debug, Clone)]
+pub enum Grouped {
+    Key(usize),
+    Lit(Value),
+    Agg(usize),
+    /// A column that is not a grouping key: an error when evaluated.
+    Col,
+    Unary(UnaryOp, Box<Grouped>),
+    Binary(BinaryOp, Box<Grouped>, Box<Grouped>),
+    Call(Builtin, Vec<Grouped>),
 }
 
-fn grouped_inner(
-    e: &Expr,
-    keys: &[Expr],
-    key_values: &Row,
-    ctx: &Ctx,
-    aggs: &[Value],
-    next: &mut usize,
-) -> Result<Value, EvalError> {
-    if let Some(i) = keys.iter().position(|k| k.same(e)) {
-        return key_values.get(i).cloned().ok_or(EvalError::Type);
+impl Grouped {
+    pub fn compile(e: &Expr, keys: &[Expr]) -> Grouped {
+        let mut next = 0;
+        Grouped::build(e, keys, &mut next)
     }
-    Ok(match &e.kind {
-        ExprKind::Lit(v) => Value::from_ir(v),
-        ExprKind::Agg(..) => {
-            let v = aggs.get(*next).cloned().ok_or(EvalError::Type)?;
-            *next += 1;
-            v
+
+    fn build(e: &Expr, keys: &[Expr], next: &mut usize) -> Grouped {
+        if let Some(i) = keys.iter().position(|k| k.same(e)) {
+            return Grouped::Key(i);
         }
-        ExprKind::Col(_) => return Err(EvalError::Type),
-        ExprKind::Unary(op, x) => match (op, grouped_inner(x, keys, key_values, ctx, aggs, next)?) {
-            (UnaryOp::Neg, Value::Int(i)) => Value::Int(i.checked_neg().ok_or(EvalError::Overflow)?),
-            (UnaryOp::Neg, Value::Float(f)) => Value::Float(Float(-f.0)),
-            (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
-            _ => return Err(EvalError::Type),
-        },
-        ExprKind::Binary(op, a, b) => {
-            let l = grouped_inner(a, keys, key_values, ctx, aggs, next)?;
-            match (op, &l) {
-                (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => {
-                    *next += aggregates_in(b);
-                    return Ok(l);
-                }
-                _ => {}
+        match &e.kind {
+            ExprKind::Lit(v) => Grouped::Lit(Value::from_ir(v)),
+            ExprKind::Agg(..) => {
+                *next += 1;
+                Grouped::Agg(*next - 1)
             }
-            let r = grouped_inner(b, keys, key_values, ctx, aggs, next)?;
-            binary(*op, l, r)?
+            ExprKind::Col(_) => Grouped::Col,
+            ExprKind::Unary(op, x) => Grouped::Unary(*op, Box::new(Grouped::build(x, keys, next))),
+            ExprKind::Binary(op, a, b) => {
+                let a = Grouped::build(a, keys, next);
+                Grouped::Binary(*op, Box::new(a), Box::new(Grouped::build(b, keys, next)))
+            }
+            ExprKind::Call(f, args) => Grouped::Call(*f, args.iter().map(|a| Grouped::build(a, keys, next)).collect()),
         }
-        ExprKind::Call(f, args) => {
-            let vals: Result<Vec<Value>, EvalError> =
-                args.iter().map(|a| grouped_inner(a, keys, key_values, ctx, aggs, next)).collect();
-            call(*f, &vals?, ctx, 0)?
-        }
-    })
+    }
+
+    pub fn eval(&self, key_values: &Row, ctx: &Ctx, aggs: &[Value]) -> Result<Value, EvalError> {
+        Ok(match self {
+            Grouped::Key(i) => key_values.get(*i).cloned().ok_or(EvalError::Type)?,
+            Grouped::Lit(v) => v.clone(),
+            Grouped::Agg(i) => aggs.get(*i).cloned().ok_or(EvalError::Type)?,
+            Grouped::Col => return Err(EvalError::Type),
+            Grouped::Unary(op, x) => match (op, x.eval(key_values, ctx, aggs)?) {
+                (UnaryOp::Neg, Value::Int(i)) => Value::Int(i.checked_neg().ok_or(EvalError::Overflow)?),
+                (UnaryOp::Neg, Value::Float(f)) => Value::Float(Float(-f.0)),
+                (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+                _ => return Err(EvalError::Type),
+            },
+            Grouped::Binary(op, a, b) => {
+                // Aggregates have fixed positions, so a short-circuit needs no bookkeeping.
+                let l = a.eval(key_values, ctx, aggs)?;
+                match (op, &l) {
+                    (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => return Ok(l),
+                    _ => {}
+                }
+                binary(*op, l, b.eval(key_values, ctx, aggs)?)?
+            }
+            Grouped::Call(f, args) => {
+                let vals: Result<Vec<Value>, EvalError> = args.iter().map(|a| a.eval(key_values, ctx, aggs)).collect();
+                call(*f, &vals?, ctx, 0)?
+            }
+        })
+    }
 }
 
 /// Whether every aggregate of these expressions is a count, so a group's count of distinct

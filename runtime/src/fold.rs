@@ -184,7 +184,7 @@ impl Fold {
             let key = g.key.values(&self.key_types);
             let result = |failed: bool, accs: &[Acc]| {
                 let aggs = if failed { Err(EvalError::Type) } else { accs.iter().map(Acc::value).collect() };
-                self.group.finish(key.clone(), aggs)
+                self.group.finish(&key, aggs)
             };
             let old = g.shown.and_then(|failed| result(failed, shown));
             let now = result(g.failed, accs);

@@ -9,7 +9,7 @@
 //! a recursive component is an `iterative` scope whose collections are `Variable`s that
 //! evolve together to their fixpoint. Every collection is `distinct`.
 
-use crate::eval::{aggregate, collect_aggs, counts_only, eval, eval_grouped, truthy, Ctx, EvalError, Flat};
+use crate::eval::{aggregate, collect_aggs, counts_only, eval, truthy, Ctx, EvalError, Flat, Grouped};
 use crate::plan::NodePlan;
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Expr, Program, Rule, RuleId};
@@ -40,9 +40,9 @@ fn key(row: &Row, cols: &[usize]) -> Row {
 /// and evaluate the head from the group's key (the resolver guarantees that a head refers to
 /// nothing but grouping keys, aggregates and constants). Shared by both aggregation paths.
 pub(crate) struct Group {
-    keys: Vec<Expr>,
-    head: Vec<Expr>,
-    having: Option<Expr>,
+    /// The head and `having`, compiled to evaluate from the key (see `eval::Grouped`).
+    head: Vec<Grouped>,
+    having: Option<Grouped>,
     ctx: Ctx,
     /// The aggregate nodes of the head, then of `having`, in evaluation order.
     pub(crate) aggregates: Vec<Expr>,
@@ -67,20 +67,22 @@ impl Group {
             collect_aggs(h, &mut in_having);
         }
         aggregates.extend(in_having.into_iter().cloned());
-        Group { keys, head, having, ctx, aggregates, head_aggs, per_head }
+        let head = head.iter().map(|e| Grouped::compile(e, &keys)).collect();
+        let having = having.as_ref().map(|h| Grouped::compile(h, &keys));
+        Group { head, having, ctx, aggregates, head_aggs, per_head }
     }
 
     /// `(true, head row)`, `(false, key)` when something failed to evaluate, or `None` when
     /// `having` rejects the group. `aggs` are the values of `collect_aggs` over the head, then
     /// the having clause.
-    pub(crate) fn finish(&self, key: Row, aggs: Result<Vec<Value>, EvalError>) -> Option<(bool, Row)> {
-        let Ok(values) = aggs else { return Some((false, key)) };
+    pub(crate) fn finish(&self, key: &Row, aggs: Result<Vec<Value>, EvalError>) -> Option<(bool, Row)> {
+        let Ok(values) = aggs else { return Some((false, key.clone())) };
         let (head_vals, having_vals) = values.split_at(self.head_aggs.min(values.len()));
         if let Some(h) = &self.having {
-            match eval_grouped(h, &self.keys, &key, &self.ctx, having_vals) {
+            match h.eval(key, &self.ctx, having_vals) {
                 Ok(v) if truthy(&v) => {}
                 Ok(_) => return None,
-                Err(_) => return Some((false, key)),
+                Err(_) => return Some((false, key.clone())),
             }
         }
         let mut out = Row::new();
@@ -88,9 +90,9 @@ impl Group {
         for (e, n) in self.head.iter().zip(&self.per_head) {
             let slice = head_vals.get(used..used + n).unwrap_or(&[]);
             used += n;
-            match eval_grouped(e, &self.keys, &key, &self.ctx, slice) {
+            match e.eval(key, &self.ctx, slice) {
                 Ok(x) => out.push(x),
-                Err(_) => return Some((false, key)),
+                Err(_) => return Some((false, key.clone())),
             }
         }
         Some((true, out))
@@ -213,7 +215,7 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                 // group's count without keeping its bindings in an arrangement.
                 keyed.map(|(k, _)| k).count().flat_map(move |(key, n)| {
                     let aggs = vec![Value::Int(n as i64); finish.aggregates.len()];
-                    finish.finish(key, Ok(aggs))
+                    finish.finish(&key, Ok(aggs))
                 })
             } else {
                 keyed
@@ -224,7 +226,7 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                             return;
                         }
                         let aggs = finish.aggregates.iter().map(|a| aggregate(a, &group, &ctx)).collect();
-                        if let Some(out) = finish.finish(key.clone(), aggs) {
+                        if let Some(out) = finish.finish(key, aggs) {
                             output.push((out, 1));
                         }
                     })

@@ -117,20 +117,17 @@ impl RunResult {
 /// whose updates cancel within a tick did not change). Later updates stay in `updates`.
 pub(crate) fn log_changes(updates: &Updates, tick: u64, log: &mut BTreeMap<CollectionId, Changes>) {
     let pending = std::mem::take(&mut *updates.borrow_mut());
-    let mut now: BTreeMap<(CollectionId, u64), BTreeMap<Row, isize>> = BTreeMap::new();
-    let mut later = Vec::new();
-    for (c, row, t, d) in pending {
-        if t > tick {
-            later.push((c, row, t, d));
-        } else {
-            *now.entry((c, t)).or_default().entry(row).or_default() += d;
-        }
-    }
+    let (mut now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, _, t, _)| *t <= tick);
     updates.borrow_mut().extend(later);
-    for ((c, t), diffs) in now {
-        let diffs: Vec<(Row, isize)> = diffs.into_iter().filter(|(_, d)| *d != 0).collect();
-        if !diffs.is_empty() {
-            log.entry(c).or_default().entry(t).or_default().extend(diffs);
+    // Consolidated by sorting (faster than a map per row); each tick's rows end up in order.
+    now.sort_unstable_by(|a, b| (a.0, a.2, &a.1).cmp(&(b.0, b.2, &b.1)));
+    let mut now = now.into_iter().peekable();
+    while let Some((c, row, t, mut d)) = now.next() {
+        while let Some((_, _, _, more)) = now.next_if(|x| x.0 == c && x.2 == t && x.1 == row) {
+            d += more;
+        }
+        if d != 0 {
+            log.entry(c).or_default().entry(t).or_default().push((row, d));
         }
     }
 }
