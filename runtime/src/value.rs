@@ -77,14 +77,13 @@ pub fn show(row: &Row) -> String {
     cols.join(", ")
 }
 
-/// A compact, exact encoding of a row whose columns are all `int`, `float` or `bool`: one
-/// word per column (integers as their bits, floats by `to_bits`, which is exactly the
-/// equality of [`Float`], booleans as 0 or 1). Within one collection every column has one
-/// type, so two rows are equal exactly when their words are. Rows with strings stay rows.
-///
+/// A compact, exact encoding of (some columns of) a row whose values all have their
+/// schema's `int`, `float` or `bool` type: one word per value (integers as their bits,
+/// floats by `to_bits`, which is exactly the equality of [`Float`], booleans as 0 or 1).
 /// Up to four words are kept inline, zero-padded: an entry of a hash set is then 40 bytes,
-/// against 56 for a small vector (a set of rows of one collection has one arity, so the
-/// padding never makes two rows equal).
+/// against 56 for a small vector. Within one set every encoding has one arity and one type
+/// per column, so two values are equal exactly when their encodings are. Strings, and values
+/// whose variant is not their type's, keep the values themselves.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Packed {
     Four([u64; 4]),
@@ -93,96 +92,42 @@ pub enum Packed {
 }
 
 impl Packed {
-    /// `words` says whether the collection has no string column (decided from its schema).
-    pub fn new(row: &Row, words: bool) -> Packed {
-        Packed::columns(row, None, words)
-    }
-
-    /// The encoding of some of `row`'s columns (all of them for `None`).
-    pub fn columns(row: &Row, cols: Option<&[usize]>, words: bool) -> Packed {
-        let picked = || -> Row {
-            match cols {
-                Some(cols) => cols.iter().filter_map(|&c| row.get(c).cloned()).collect(),
-                None => row.clone(),
-            }
-        };
-        if !words {
-            return Packed::Row(Box::new(picked()));
-        }
-        let mut out: SmallVec<[u64; 4]> = SmallVec::new();
-        let mut push = |v: &Value| -> bool {
-            out.push(match v {
-                Value::Int(i) => *i as u64,
-                Value::Float(f) => f.0.to_bits(),
-                Value::Bool(b) => u64::from(*b),
-                Value::Str(_) => return false,
-            });
-            true
-        };
-        let all = match cols {
-            Some(cols) => cols.iter().all(|&c| row.get(c).is_some_and(&mut push)),
-            None => row.iter().all(&mut push),
-        };
-        if !all {
-            // A string where the schema promised none, or a missing column: keep the values.
-            return Packed::Row(Box::new(picked()));
-        }
-        match out.as_slice() {
-            &[a] => Packed::Four([a, 0, 0, 0]),
-            &[a, b] => Packed::Four([a, b, 0, 0]),
-            &[a, b, c] => Packed::Four([a, b, c, 0]),
-            &[a, b, c, d] => Packed::Four([a, b, c, d]),
-            words => Packed::Words(words.into()),
-        }
-    }
-}
-
-impl Packed {
     /// The encoding of columns `cols` of `row` (all of them for `None`), whose values should
     /// have the given types: words only when every value has its type's variant, so
     /// [`Packed::values`] gives back exactly these values; the values themselves otherwise.
     pub fn typed(row: &Row, cols: Option<&[usize]>, types: &[Type]) -> Packed {
-        let mut w = [0u64; 4];
         let n = cols.map_or(row.len(), <[usize]>::len);
-        let word = |v: &Value, t: &Type| -> Option<u64> {
-            match (v, t) {
-                (Value::Int(i), Type::Int) => Some(*i as u64),
-                (Value::Float(f), Type::Float) => Some(f.0.to_bits()),
-                (Value::Bool(b), Type::Bool) => Some(u64::from(*b)),
-                _ => None,
-            }
-        };
         let value = |i: usize| -> Option<&Value> {
             match cols {
                 Some(cols) => cols.get(i).and_then(|&c| row.get(c)),
                 None => row.get(i),
             }
         };
-        if n <= 4 && n == types.len() {
-            let all =
-                w.iter_mut().zip(types).enumerate().all(|(i, (slot, t))| match value(i).and_then(|v| word(v, t)) {
-                    Some(x) => {
-                        *slot = x;
-                        true
-                    }
-                    None => false,
-                });
-            if all {
-                return Packed::Four(w);
+        let word = |i: usize, t: &Type| -> Option<u64> {
+            match (value(i)?, t) {
+                (Value::Int(x), Type::Int) => Some(*x as u64),
+                (Value::Float(f), Type::Float) => Some(f.0.to_bits()),
+                (Value::Bool(b), Type::Bool) => Some(u64::from(*b)),
+                _ => None,
+            }
+        };
+        if n == types.len() {
+            if n <= 4 {
+                let mut w = [0u64; 4];
+                let exact =
+                    w.iter_mut().zip(types).enumerate().all(|(i, (slot, t))| word(i, t).map(|x| *slot = x).is_some());
+                if exact {
+                    return Packed::Four(w);
+                }
+            } else if let Some(words) = types.iter().enumerate().map(|(i, t)| word(i, t)).collect::<Option<Vec<u64>>>()
+            {
+                return Packed::Words(words.into());
             }
         }
-        let picked: Row = (0..n).filter_map(value).cloned().collect();
-        let exact = n == types.len() && picked.iter().zip(types).all(|(v, t)| word(v, t).is_some());
-        Packed::new(&picked, exact)
+        Packed::Row(Box::new((0..n).filter_map(value).cloned().collect()))
     }
 
-    /// The encoding of a group key whose values have the given types (see [`Packed::typed`]).
-    pub fn key(key: &[Value], types: &[Type]) -> Packed {
-        let row: Row = key.iter().cloned().collect();
-        Packed::typed(&row, None, types)
-    }
-
-    /// The values of a key encoded by [`Packed::key`] with the same types.
+    /// The values encoded by [`Packed::typed`] with the same types.
     pub fn values(&self, types: &[Type]) -> Row {
         let words: &[u64] = match self {
             Packed::Four(w) => w,
