@@ -14,7 +14,9 @@
 //! Run with `cargo bench --bench experiment` (`-- --clicks N` sets the clicks per ad server).
 
 use bloomc_compiler::{compile_with, Options};
-use bloomc_runtime::network::{answer_latencies, network, Coordination, NetworkOptions, NetworkResult};
+use bloomc_runtime::network::{
+    answer_latencies, network, records_over_time, Coordination, NetworkOptions, NetworkResult,
+};
 use bloomc_runtime::plan::plan_network;
 use plotters::prelude::*;
 use std::fmt::Write;
@@ -59,22 +61,22 @@ fn run(
     network(&p, &plans, &NetworkOptions { max_ticks: 1_000_000, coordination })
 }
 
-/// The replicas' records processed over time: their timelines merged into one step function.
+/// The replicas' records processed over time.
 fn records(r: &NetworkResult) -> Vec<(f64, u64)> {
-    let mut events: Vec<(f64, usize, u64)> = Vec::new();
-    for (i, n) in r.nodes.iter().enumerate().filter(|(_, n)| n.group == "report") {
-        events.extend(n.timeline.iter().map(|(t, facts)| (*t, i, *facts)));
-    }
-    events.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut latest = vec![0u64; r.nodes.len()];
-    let mut out = vec![(0.0, 0)];
-    for (t, i, facts) in events {
-        if let Some(x) = latest.get_mut(i) {
-            *x = facts;
-        }
-        out.push((t, latest.iter().sum()));
-    }
-    out
+    records_over_time(r.nodes.iter().filter(|n| n.group == "report"))
+}
+
+/// Every released campaign's seal wait, and every analyst question's time to its first
+/// answer (seconds).
+fn waits_and_answers(r: &NetworkResult) -> (Vec<f64>, Vec<f64>) {
+    let waits = r.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
+    let answers = r
+        .nodes
+        .iter()
+        .filter(|n| n.group == "analyst")
+        .flat_map(|n| answer_latencies(n, "request", "result").0)
+        .collect();
+    (waits, answers)
 }
 
 fn plot(runs: &[Run], adservers: u32, file: &Path) -> Result<(), String> {
@@ -144,13 +146,7 @@ fn main() -> Result<(), String> {
                 .filter(|n| n.group == "analyst")
                 .map(|n| n.result.final_contents("disagreement").len())
                 .sum();
-            let waits = r.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
-            let answers = r
-                .nodes
-                .iter()
-                .filter(|n| n.group == "analyst")
-                .flat_map(|n| answer_latencies(n, "request", "result").0)
-                .collect();
+            let (waits, answers) = waits_and_answers(&r);
             runs.push(Run {
                 strategy,
                 adservers,
@@ -232,13 +228,7 @@ fn main() -> Result<(), String> {
     for adservers in [5u32, 10] {
         for (strategy, mastered) in [("seal", false), ("independent seal", true)] {
             let r = run(adservers, paced_clicks, (10_000, 100), mastered, Coordination::Seal)?;
-            let answers: Vec<f64> = r
-                .nodes
-                .iter()
-                .filter(|n| n.group == "analyst")
-                .flat_map(|n| answer_latencies(n, "request", "result").0)
-                .collect();
-            let waits: Vec<f64> = r.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
+            let (waits, answers) = waits_and_answers(&r);
             println!(
                 "{adservers:>9} ad servers, {strategy:>16}: {} of 200 questions answered, {:.1} ms to the first answer on average; a campaign waits {:.1} ms for its seal",
                 answers.len(),

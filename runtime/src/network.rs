@@ -131,6 +131,27 @@ fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec<usize> {
     }
 }
 
+/// Records processed over time by some nodes: their timelines (after each tick, seconds
+/// and facts in so far) merged into one step function, starting at (0, 0).
+pub fn records_over_time<'a>(nodes: impl IntoIterator<Item = &'a NodeReport>) -> Vec<(f64, u64)> {
+    let mut events: Vec<(f64, usize, u64)> = Vec::new();
+    let mut count = 0;
+    for (i, n) in nodes.into_iter().enumerate() {
+        events.extend(n.timeline.iter().map(|(t, facts)| (*t, i, *facts)));
+        count += 1;
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut latest = vec![0u64; count];
+    let mut out = vec![(0.0, 0)];
+    for (t, i, facts) in events {
+        if let Some(x) = latest.get_mut(i) {
+            *x = facts;
+        }
+        out.push((t, latest.iter().sum()));
+    }
+    out
+}
+
 /// The latency of answers at one node: for every key (first column) that output `question`
 /// emitted, the seconds from the end of the tick where it first emitted it to the end of
 /// the tick where output `answer` first emitted a fact with the same key (by the node's
@@ -256,17 +277,13 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
     let n = plans.len();
     let Resolved { seal, sequenced } = resolve(p, plans, &options.coordination)?;
     let net = Arc::new(Net::new(n, &sequenced));
-    let (mut punctuations, mut holds) = crate::seal::plan(p, plans, &seal)?;
+    let mut seal_plan = crate::seal::plan(p, plans, &seal)?;
     let routes = Arc::new(routes(p, plans));
     let program = Arc::new(p.clone());
     let mut handles = Vec::new();
     for (me, plan) in plans.iter().enumerate() {
         let (net, routes, program, plan) = (net.clone(), routes.clone(), program.clone(), plan.clone());
-        let seals = Seals {
-            punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(),
-            holds: holds.get_mut(me).map(std::mem::take).unwrap_or_default(),
-        };
-        let first = plans.iter().position(|x| x.group == plan.group).unwrap_or(me);
+        let (first, seals) = share(plans, me, &mut seal_plan);
         let max_ticks = options.max_ticks;
         let name = plan.node_name.clone();
         let handle = std::thread::Builder::new()
@@ -310,18 +327,26 @@ pub fn run_node(
 ) -> Result<NodeReport, String> {
     let start = Instant::now();
     let Resolved { seal, .. } = resolve(&p, &plans, &options.coordination)?;
-    let (mut punctuations, mut holds) = crate::seal::plan(&p, &plans, &seal)?;
+    let mut seal_plan = crate::seal::plan(&p, &plans, &seal)?;
     let routes = routes(&p, &plans);
     let plan = plans.get(me).cloned().ok_or("internal error: no such node")?;
-    let seals = Seals {
-        punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(),
-        holds: holds.get_mut(me).map(std::mem::take).unwrap_or_default(),
-    };
-    let first = plans.iter().position(|x| x.group == plan.group).unwrap_or(me);
+    let (first, seals) = share(&plans, me, &mut seal_plan);
     let max_ticks = options.max_ticks;
     timely::execute_directly(move |worker| {
         node(worker, &p, &plan, me, first, &*transport, &routes, max_ticks, start, seals)
     })
+}
+
+/// Node `me`'s share of a network's plan: the first plan of its group, and its part of the
+/// seal plan (taken out of it).
+fn share(plans: &[NodePlan], me: usize, (punctuations, holds): &mut crate::seal::SealPlan) -> (usize, Seals) {
+    let group = plans.get(me).and_then(|x| x.group);
+    let first = plans.iter().position(|x| x.group == group).unwrap_or(me);
+    let seals = Seals {
+        punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(),
+        holds: holds.get_mut(me).map(std::mem::take).unwrap_or_default(),
+    };
+    (first, seals)
 }
 
 /// What one node does for enforced seals: punctuate as a producer, hold as a consumer.

@@ -151,7 +151,6 @@ pub fn run_network(
                 messages_in: node.messages_in,
                 messages_out: node.messages_out,
                 outputs: names.clone(),
-                timeline: &node.timeline,
             })
             .collect();
         let strategy = match &coordination {
@@ -162,7 +161,8 @@ pub fn run_network(
         };
         let waits = sealing.then_some(waits.as_slice());
         let answers = latency.as_ref().map(|(l, u)| (l.as_slice(), *u));
-        let measured = super::summary::Waits { seal: waits, answers };
+        let over_time = bloomc_runtime::network::records_over_time(&result.nodes);
+        let measured = super::summary::Measured { over_time: Some(&over_time), seal: waits, answers };
         super::summary::write(path, p, &strategy, &nodes, result.elapsed_s, result.quiescent, measured)?;
     }
     if sealing {

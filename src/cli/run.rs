@@ -229,7 +229,6 @@ impl Run {
                 messages_in: 0,
                 messages_out: 0,
                 outputs,
-                timeline: &[],
             };
             super::summary::write(path, p, "none", &[node], result.elapsed_s, result.quiescent, Default::default())?;
         }

@@ -24,14 +24,14 @@ pub struct NodeSummary<'a> {
     pub messages_in: u64,
     pub messages_out: u64,
     pub outputs: Vec<String>,
-    /// After each tick: (seconds since the run started, facts in so far); empty on one node.
-    pub timeline: &'a [(f64, u64)],
 }
 
-/// The waits a network run measured: each seal key's (with seals enforced), and each
-/// answered question's with the unanswered count (with `--latency`).
+/// What a network run measured over time: the records processed after every tick of every
+/// node, each seal key's wait (with seals enforced), and each answered question's wait with
+/// the unanswered count (with `--latency`). One node measures none of them.
 #[derive(Default)]
-pub struct Waits<'a> {
+pub struct Measured<'a> {
+    pub over_time: Option<&'a [(f64, u64)]>,
     pub seal: Option<&'a [f64]>,
     pub answers: Option<(&'a [f64], u64)>,
 }
@@ -43,9 +43,9 @@ pub fn write(
     nodes: &[NodeSummary<'_>],
     elapsed_s: f64,
     quiescent: bool,
-    waits: Waits<'_>,
+    measured: Measured<'_>,
 ) -> Result<(), String> {
-    let Waits { seal: seal_waits, answers: latency } = waits;
+    let Measured { over_time, seal: seal_waits, answers: latency } = measured;
     let query = p.params.iter().find(|x| x.name == "query").map(|x| match &x.value {
         Value::Str(s) => json!(s),
         Value::Int(i) => json!(i),
@@ -79,7 +79,6 @@ pub fn write(
         );
     }
     let records: u64 = nodes.iter().map(|n| n.result.facts_in).sum();
-    let over_time = records_over_time(nodes);
     let report = json!({
         "strategy": strategy,
         "query": query,
@@ -109,26 +108,4 @@ pub fn waits_ms(waits: &[f64]) -> serde_json::Value {
     let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round().max(0.0) as usize).copied().unwrap_or(0.0);
     let mean = if ms.is_empty() { 0.0 } else { ms.iter().sum::<f64>() / ms.len() as f64 };
     json!({ "keys": ms.len(), "mean": mean, "p50": at(0.5), "p95": at(0.95), "max": at(1.0) })
-}
-
-/// Records processed over time, over all nodes: after each node's tick, (seconds, facts in
-/// so far over all nodes); null on one node, which keeps no timeline.
-fn records_over_time(nodes: &[NodeSummary<'_>]) -> serde_json::Value {
-    if nodes.iter().all(|n| n.timeline.is_empty()) {
-        return json!(null);
-    }
-    let mut events: Vec<(f64, usize, u64)> = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        events.extend(n.timeline.iter().map(|(t, facts)| (*t, i, *facts)));
-    }
-    events.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut latest = vec![0u64; nodes.len()];
-    let mut out = Vec::with_capacity(events.len());
-    for (t, i, facts) in events {
-        if let Some(x) = latest.get_mut(i) {
-            *x = facts;
-        }
-        out.push(json!([t, latest.iter().sum::<u64>()]));
-    }
-    json!(out)
 }
