@@ -120,7 +120,7 @@ impl Remote {
         let request = encode(&Request { seq, call }, self.max_frame)?;
         let inject = self.drop_every.is_some_and(|n| seq.is_multiple_of(n));
         let mut attempt = 0u32;
-        let mut deadline = Instant::now() + self.patience;
+        let deadline = Instant::now() + self.patience;
         loop {
             attempt += 1;
             if state.conn.is_none() {
@@ -153,12 +153,7 @@ impl Remote {
             match answer {
                 Ok(Reply::Abort(reason)) => return Err(format!("the hub stopped the run: {reason}")),
                 Ok(reply) => return Ok(reply),
-                Err(_) => {
-                    *conn = None;
-                    if attempt == 1 {
-                        deadline = Instant::now() + self.patience;
-                    }
-                }
+                Err(_) => *conn = None,
             }
         }
     }

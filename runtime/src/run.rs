@@ -13,10 +13,10 @@ use differential_dataflow::VecCollection;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// How many insert-only facts enter the dataflow between two steps of the worker.
 const CHUNK: usize = 4096;
-use std::sync::Arc;
 use std::time::Instant;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Exchange;

@@ -126,17 +126,16 @@ pub fn run_hub(run: &Run, p: &Program, plans: &[NodePlan], options: &NetworkOpti
     let listener = std::net::TcpListener::bind(&cluster.hub)
         .map_err(|e| format!("the hub cannot listen on {}: {e}", cluster.hub))?;
     let address = listener.local_addr().map_err(|e| format!("hub: {e}"))?;
-    let token = cluster.token()?;
+    let config = hub_config(&cluster, cluster.token()?, &run.program)?;
     if run.cluster_file.is_none() {
-        // The token travels in the environment, not in the file.
+        // The nodes learn the address the system chose; the token travels in their
+        // environment, not in the file.
         let file = ClusterFile { hub: address.to_string(), token: None, ..cluster };
         let text = toml::to_string(&file).map_err(|e| format!("cannot write the cluster file: {e}"))?;
         std::fs::write(&path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-        return launch(run, p, plans, options, &path, file, token, listener);
     }
-    let config = hub_config(&cluster, token.clone(), &run.program)?;
     if run.processes {
-        return launch(run, p, plans, options, &path, cluster, token, listener);
+        return launch(run, p, plans, options, &path, config, listener);
     }
     eprintln!("hub: listening on {address}; waiting for {} nodes", plans.len());
     let (_tx, exits) = std::sync::mpsc::channel();
@@ -166,19 +165,18 @@ impl Drop for TempDir {
     }
 }
 
-/// Starts one `bloomc node` process per node instance and serves them as the hub.
-#[allow(clippy::too_many_arguments)]
+/// Starts one `bloomc node` process per node instance (the cluster file at `path`) and
+/// serves them as the hub.
 fn launch(
     run: &Run,
     p: &Program,
     plans: &[NodePlan],
     options: &NetworkOptions,
     path: &Path,
-    cluster: ClusterFile,
-    token: String,
+    config: HubConfig,
     listener: std::net::TcpListener,
 ) -> Result<NetworkResult, String> {
-    let config = hub_config(&cluster, token.clone(), &run.program)?;
+    let token = config.token.clone();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's executable: {e}"))?;
     let mut children: Vec<(String, Child)> = Vec::new();
     let stop_all = |children: &mut Vec<(String, Child)>| {
