@@ -84,8 +84,8 @@ struct GroupState {
     touched: bool,
 }
 
-/// Everything one worker's fold operator keeps.
-struct Fold {
+/// Everything one fold keeps: a worker's fold operator, or the driver's (`prefold.rs`).
+pub(crate) struct Fold {
     keys: Vec<Expr>,
     key_types: Vec<Type>,
     filters: Vec<Expr>,
@@ -118,33 +118,33 @@ impl Fold {
     /// folded while it is in cache, as it arrives. (Ordering a tick's rows by group first
     /// was measured: it does not help, since the set of rows seen is larger than a tick's
     /// share, so each insertion misses the cache anyway.)
-    fn add(&mut self, row: Row) {
+    pub(crate) fn add(&mut self, row: &Row) {
         if self.equal.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
             return;
         }
         let offsets = [0usize];
-        let flat = Flat { row: &row, offsets: &offsets };
+        let flat = Flat { row, offsets: &offsets };
         for f in &self.filters {
             match eval(f, &flat, &self.ctx, &[]) {
                 Ok(v) if truthy(&v) => {}
                 Ok(_) => return,
                 Err(_) => {
-                    self.out.push(((false, row), 1));
+                    self.out.push(((false, row.clone()), 1));
                     return;
                 }
             }
         }
         let key = match &self.key_cols {
-            Some(cols) => Packed::typed(&row, Some(cols), &self.key_types),
+            Some(cols) => Packed::typed(row, Some(cols), &self.key_types),
             None => match self.keys.iter().map(|k| eval(k, &flat, &self.ctx, &[])).collect::<Result<Row, _>>() {
                 Ok(key) => Packed::typed(&key, None, &self.key_types),
                 Err(_) => {
-                    self.out.push(((false, row), 1));
+                    self.out.push(((false, row.clone()), 1));
                     return;
                 }
             },
         };
-        if !self.seen.insert(Packed::typed(&row, None, &self.types)) {
+        if !self.seen.insert(Packed::typed(row, None, &self.types)) {
             return;
         }
         let n = self.group.aggregates.len();
@@ -166,11 +166,11 @@ impl Fold {
             self.touched.push(i);
         }
         let accs = self.accs.get_mut(i * n..(i + 1) * n).unwrap_or_default();
-        fold(accs, &mut g.failed, &row, &self.group.aggregates, &self.ctx);
+        fold(accs, &mut g.failed, row, &self.group.aggregates, &self.ctx);
     }
 
     /// Ends the current tick: returns its error rows and each touched group's change.
-    fn finish(&mut self) -> Vec<((bool, Row), isize)> {
+    pub(crate) fn finish(&mut self) -> Vec<((bool, Row), isize)> {
         let mut out = std::mem::take(&mut self.out);
         let n = self.group.aggregates.len();
         for i in std::mem::take(&mut self.touched) {
@@ -182,15 +182,28 @@ impl Fold {
                 continue;
             }
             let key = g.key.values(&self.key_types);
-            let result = |failed: bool, accs: &[Acc]| {
-                let aggs = if failed { Err(EvalError::Type) } else { accs.iter().map(Acc::value).collect() };
-                self.group.finish(&key, aggs)
+            let values = |failed: bool, accs: &[Acc]| -> Result<Vec<Value>, EvalError> {
+                if failed {
+                    Err(EvalError::Type)
+                } else {
+                    accs.iter().map(Acc::value).collect()
+                }
             };
-            let old = g.shown.and_then(|failed| result(failed, shown));
-            let now = result(g.failed, accs);
-            if now != old {
-                out.extend(old.map(|row| (row, -1)));
-                out.extend(now.map(|row| (row, 1)));
+            let now = values(g.failed, accs);
+            let old = g.shown.map(|failed| values(failed, shown));
+            // Most changes leave a group's row as it was (a count below a threshold grows):
+            // when that is clear from `having` alone, no row is built.
+            let unchanged = match (&old, &now) {
+                (Some(Ok(old)), Ok(now)) => self.group.same_result(&key, old, now),
+                _ => false,
+            };
+            if !unchanged {
+                let old = old.and_then(|aggs| self.group.finish(&key, aggs));
+                let now = self.group.finish(&key, now);
+                if now != old {
+                    out.extend(old.map(|row| (row, -1)));
+                    out.extend(now.map(|row| (row, 1)));
+                }
             }
             g.shown = Some(g.failed);
             shown.clone_from_slice(accs);
@@ -216,6 +229,45 @@ fn fold(accs: &mut [Acc], failed: &mut bool, row: &Row, aggregates: &[Expr], ctx
     }
 }
 
+impl Fold {
+    /// The fold of rule `r`, which groups one accumulating table (see `paths::is_fold`).
+    pub(crate) fn new(p: &Program, r: &Rule, instance: u32) -> Fold {
+        let b = &r.body;
+        let ctx = Ctx { instance, row: 0, seed: 0 };
+        let keys = b.group_by.clone().unwrap_or_default();
+        let types = b
+            .atoms
+            .first()
+            .and_then(|a| p.collection(a.collection))
+            .map(|c| c.columns.iter().map(|col| col.ty).collect())
+            .unwrap_or_default();
+        let key_cols: Option<Vec<usize>> = keys
+            .iter()
+            .map(|k| match &k.kind {
+                ExprKind::Col(c) if c.atom == 0 => Some(c.column),
+                _ => None,
+            })
+            .collect();
+        Fold {
+            key_cols,
+            key_types: keys.iter().map(|k| k.ty).collect(),
+            keys: keys.clone(),
+            filters: b.filters.clone(),
+            equal: b.equalities.iter().map(|e| (e.left.column, e.right.column)).collect(),
+            group: Group::new(keys, b.head.clone(), b.having.clone(), ctx),
+            ctx,
+            types,
+            index: hashbrown::HashMap::new(),
+            groups: Vec::new(),
+            accs: Vec::new(),
+            shown: Vec::new(),
+            seen: hashbrown::HashSet::new(),
+            out: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
+}
+
 /// Renders fold rule `r` over `table`: the accumulating table's rows as they arrive (only
 /// insertions; duplicates allowed). Returns the rule's `(ok, row)` output collection, as the
 /// other aggregation paths produce it.
@@ -225,39 +277,8 @@ pub fn render<'s>(
     table: Coll<'s, u64>,
     instance: u32,
 ) -> differential_dataflow::VecCollection<'s, u64, (bool, Row), isize> {
-    let b = &r.body;
-    let ctx = Ctx { instance, row: 0, seed: 0 };
-    let keys = b.group_by.clone().unwrap_or_default();
-    let types = b
-        .atoms
-        .first()
-        .and_then(|a| p.collection(a.collection))
-        .map(|c| c.columns.iter().map(|col| col.ty).collect())
-        .unwrap_or_default();
-    let key_cols: Option<Vec<usize>> = keys
-        .iter()
-        .map(|k| match &k.kind {
-            ExprKind::Col(c) if c.atom == 0 => Some(c.column),
-            _ => None,
-        })
-        .collect();
-    let fold = Fold {
-        key_cols: key_cols.clone(),
-        key_types: keys.iter().map(|k| k.ty).collect(),
-        keys: keys.clone(),
-        filters: b.filters.clone(),
-        equal: b.equalities.iter().map(|e| (e.left.column, e.right.column)).collect(),
-        group: Group::new(keys.clone(), b.head.clone(), b.having.clone(), ctx),
-        ctx,
-        types,
-        index: hashbrown::HashMap::new(),
-        groups: Vec::new(),
-        accs: Vec::new(),
-        shown: Vec::new(),
-        seen: hashbrown::HashSet::new(),
-        out: Vec::new(),
-        touched: Vec::new(),
-    };
+    let fold = Fold::new(p, r, instance);
+    let (key_cols, keys, ctx) = (fold.key_cols.clone(), fold.keys.clone(), fold.ctx);
     let stream = table.inner;
     let out = if stream.scope().peers() == 1 {
         operator(stream, Pipeline, fold)
@@ -303,10 +324,10 @@ where
                     }
                     let first = early.is_empty() && frontier.frontier().iter().all(|f| *f == t);
                     match &current {
-                        Some(c) if *c.time() == t => fold.add(row),
+                        Some(c) if *c.time() == t => fold.add(&row),
                         None if first => {
                             current = Some(cap.delayed(&t, 0));
-                            fold.add(row);
+                            fold.add(&row);
                         }
                         _ => early.entry(t).or_insert_with(|| (cap.delayed(&t, 0), Vec::new())).1.push(row),
                     }
@@ -333,7 +354,7 @@ where
                 }
                 let (cap, rows) = entry.remove();
                 for row in rows {
-                    fold.add(row);
+                    fold.add(&row);
                 }
                 current = Some(cap);
             }

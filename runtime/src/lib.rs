@@ -11,6 +11,7 @@ pub mod input;
 pub mod network;
 pub mod paths;
 pub mod plan;
+pub(crate) mod prefold;
 pub mod remote;
 pub mod render;
 pub mod run;

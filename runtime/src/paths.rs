@@ -8,7 +8,10 @@
 //! - an *insert-only* input is read only by rules into accumulating tables, so the driver
 //!   never retracts its facts and no set is built over them;
 //! - a *fold set* is a scratch or output whose one rule is a fold whose head holds every
-//!   group key: one row per group, a set already, so no `distinct` is built over it.
+//!   group key: one row per group, a set already, so no `distinct` is built over it;
+//! - a *prefolded* input is insert-only and read only into tables that only folds read: on
+//!   one worker, the driver folds its facts itself, before the dataflow, and only the folds'
+//!   changes enter it (`prefold.rs`).
 
 use crate::plan::NodePlan;
 use bloomc_compiler::ir::{AggFn, CollectionId, Expr, ExprKind, Program, Rule, RuleId, Type};
@@ -27,6 +30,10 @@ pub struct Paths {
     /// each group yields its own row, so the fold's output is already a set and no
     /// `distinct` is built over it.
     pub fold_sets: BTreeSet<CollectionId>,
+    /// Insert-only inputs whose facts reach only folds (through rules into `fold_only`
+    /// tables that read nothing else), and those folds: on one worker the driver folds them.
+    pub prefolded_inputs: BTreeSet<CollectionId>,
+    pub prefolded: BTreeSet<RuleId>,
     /// The strongly connected components of the `<=` graph in dependency order.
     pub order: Vec<Vec<CollectionId>>,
     /// Collections in a recursive component.
@@ -96,7 +103,49 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
             _ => None,
         })
         .collect();
-    Paths { accumulating, folds, fold_only, insert_only_inputs, fold_sets, order, recursive }
+    let (prefolded_inputs, prefolded) = prefoldable(p, plan, &insert_only_inputs, &fold_only);
+    Paths {
+        accumulating,
+        folds,
+        fold_only,
+        insert_only_inputs,
+        fold_sets,
+        prefolded_inputs,
+        prefolded,
+        order,
+        recursive,
+    }
+}
+
+/// The inputs the driver can fold before the dataflow, and the folds it then computes: an
+/// input qualifies when it is insert-only and every rule reading it fills a `fold_only`
+/// table; a table qualifies when every rule filling it reads a qualifying input. The two
+/// conditions are narrowed together until both hold, so no fold is fed by both paths.
+fn prefoldable(
+    p: &Program,
+    plan: &NodePlan,
+    insert_only: &BTreeSet<CollectionId>,
+    fold_only: &BTreeSet<CollectionId>,
+) -> (BTreeSet<CollectionId>, BTreeSet<RuleId>) {
+    let rules: Vec<&Rule> = all_rules(p, plan).collect();
+    let mut inputs: BTreeSet<CollectionId> = insert_only.clone();
+    let mut tables: BTreeSet<CollectionId> = fold_only.clone();
+    loop {
+        let before = (inputs.len(), tables.len());
+        inputs.retain(|&i| {
+            let mut readers = rules.iter().filter(|r| reads(r, i)).peekable();
+            readers.peek().is_some() && readers.all(|r| tables.contains(&r.target))
+        });
+        tables.retain(|&t| {
+            rules.iter().filter(|r| r.target == t).all(|r| r.body.atoms.iter().all(|a| inputs.contains(&a.collection)))
+        });
+        if (inputs.len(), tables.len()) == before {
+            break;
+        }
+    }
+    let folds =
+        rules.iter().filter(|r| r.body.atoms.iter().any(|a| tables.contains(&a.collection))).map(|r| r.id).collect();
+    (inputs, folds)
 }
 
 /// Whether every group key of `r` is also a column of its head, so two groups never yield

@@ -47,6 +47,23 @@ impl Feed {
     /// round-robin by row number, so the union over workers is the same for any count).
     pub fn batch(&self, t: u64, instance: u32, worker: usize, workers: usize, errors: &mut u64) -> Vec<Row> {
         let mut out = Vec::new();
+        self.visit(t, instance, (worker, workers), errors, &mut |row| out.push(row.clone()));
+        out
+    }
+
+    /// Calls `f` on each row of batch `t` that belongs to `worker` of `workers` (the rows
+    /// whose number modulo `workers` is `worker`), without copying rows read from a file.
+    /// Returns how many rows it visited; a generated row whose field fails to evaluate is
+    /// counted in `errors` instead.
+    pub fn visit(
+        &self,
+        t: u64,
+        instance: u32,
+        (worker, workers): (usize, usize),
+        errors: &mut u64,
+        f: &mut dyn FnMut(&Row),
+    ) -> u64 {
+        let mut visited = 0;
         match &self.source {
             Source::Generate { rows, batch, seed, fields, .. } => {
                 let start = t.saturating_mul(*batch);
@@ -67,7 +84,8 @@ impl Feed {
                     if failed {
                         *errors += 1;
                     } else {
-                        out.push(values);
+                        f(&values);
+                        visited += 1;
                     }
                 }
             }
@@ -75,12 +93,13 @@ impl Feed {
                 let start = (t as usize).saturating_mul(*batch);
                 for (i, r) in rows.iter().enumerate().skip(start).take(*batch) {
                     if i % workers == worker {
-                        out.push(r.clone());
+                        f(r);
+                        visited += 1;
                     }
                 }
             }
         }
-        out
+        visited
     }
 }
 
@@ -341,7 +360,13 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
     }
     let paths = crate::paths::paths(p, plan);
     for c in plan.collections(p, CollectionKind::Input) {
-        if paths.insert_only_inputs.contains(&c) {
+        if paths.prefolded_inputs.contains(&c) {
+            let _ = writeln!(
+                out,
+                "  input {}: insert-only, read only by folds; on one worker the driver folds its facts before the dataflow",
+                p.collection_name(c)
+            );
+        } else if paths.insert_only_inputs.contains(&c) {
             let _ = writeln!(out, "  input {}: insert-only (read only into accumulating tables)", p.collection_name(c));
         }
     }
@@ -385,7 +410,9 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
             }
             if let Some(keys) = &b.group_by {
                 let counts = crate::eval::counts_only(b.head.iter().chain(b.having.iter()));
-                ops.push(if paths.folds.contains(&r) {
+                ops.push(if paths.prefolded.contains(&r) {
+                    "fold per group (fold path: deduplicate new rows, update accumulators, never retract; on one worker, in the driver before the dataflow)".to_string()
+                } else if paths.folds.contains(&r) {
                     "fold per group (fold path: deduplicate new rows, update accumulators, never retract)".to_string()
                 } else if counts && !keys.is_empty() {
                     "count per group (count path: no bindings kept)".to_string()

@@ -72,6 +72,18 @@ impl Group {
         Group { head, having, ctx, aggregates, head_aggs, per_head }
     }
 
+    /// Whether `finish` yields the same for both sets of aggregate values, decided without
+    /// building a row: when the head reads no aggregate, only `having`'s verdict can differ.
+    /// `false` means "not known", not "different".
+    pub(crate) fn same_result(&self, key: &Row, a: &[Value], b: &[Value]) -> bool {
+        if self.head_aggs > 0 {
+            return false;
+        }
+        let verdict =
+            |values: &[Value]| self.having.as_ref().map(|h| h.eval(key, &self.ctx, values).map(|v| truthy(&v)).ok());
+        verdict(a) == verdict(b)
+    }
+
     /// `(true, head row)`, `(false, key)` when something failed to evaluate, or `None` when
     /// `having` rejects the group. `aggs` are the values of `collect_aggs` over the head, then
     /// the having clause.
@@ -254,7 +266,7 @@ fn split_ok<'s, T: Timestamp + Lattice>(c: VecCollection<'s, T, (bool, Row), isi
 }
 
 /// The per-binding checks of a rule body: equalities not used as join keys, then `where`.
-struct Check {
+pub(crate) struct Check {
     leftover: Vec<(usize, usize)>,
     filters: Vec<Expr>,
     offsets: Vec<usize>,
@@ -262,8 +274,14 @@ struct Check {
 }
 
 impl Check {
+    /// The checks of a rule over one atom: every equality is checked on the binding.
+    pub(crate) fn single(r: &Rule, ctx: Ctx) -> Check {
+        let leftover = r.body.equalities.iter().map(|e| (e.left.column, e.right.column)).collect();
+        Check { leftover, filters: r.body.filters.clone(), offsets: vec![0], ctx }
+    }
+
     /// `None` when the binding is rejected, `Some(false)` when a filter failed to evaluate.
-    fn run(&self, row: &Row) -> Option<bool> {
+    pub(crate) fn run(&self, row: &Row) -> Option<bool> {
         if self.leftover.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
             return None;
         }
@@ -311,12 +329,14 @@ pub struct NodeDataflow<'s> {
     pub errors: Coll<'s, u64>,
 }
 
-/// Builds the dataflow of one node. `inputs` are the external input collections.
+/// Builds the dataflow of one node. `inputs` are the external input collections;
+/// `prefolded` the outputs of the folds the driver computes (`prefold.rs`).
 pub fn node<'s>(
     p: &Program,
     plan: &NodePlan,
     scope: Scope<'s, u64>,
     inputs: BTreeMap<CollectionId, Coll<'s, u64>>,
+    mut prefolded: BTreeMap<RuleId, VecCollection<'s, u64, (bool, Row), isize>>,
 ) -> Result<NodeDataflow<'s>, String> {
     let mut colls: BTreeMap<CollectionId, Coll<'s, u64>> = BTreeMap::new();
     let mut delayed: BTreeMap<CollectionId, Variable<'s, u64, Vec<(Row, u64, isize)>>> = BTreeMap::new();
@@ -366,7 +386,9 @@ pub fn node<'s>(
                 let mut parts: Vec<Coll<'s, u64>> = bases.remove(&c).unwrap_or_default();
                 for &r in instant.get(&c).into_iter().flatten() {
                     let Some(rule) = p.rule(r) else { continue };
-                    let out = if paths.folds.contains(&r) {
+                    let out = if let Some(changes) = prefolded.remove(&r) {
+                        split(changes, Vec::new(), Value::Int(i64::from(r.0)))
+                    } else if paths.folds.contains(&r) {
                         let table = rule.body.atoms.first().and_then(|a| growing.get(&a.collection)).cloned();
                         fold_rule(
                             p,

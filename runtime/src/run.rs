@@ -6,7 +6,7 @@
 use crate::plan::NodePlan;
 use crate::render::{self, Coll};
 use crate::value::Row;
-use bloomc_compiler::ir::{CollectionId, Program};
+use bloomc_compiler::ir::{CollectionId, Program, RuleId};
 use bloomc_grammar::ast::CollectionKind;
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::VecCollection;
@@ -138,6 +138,9 @@ pub(crate) type Updates = Rc<RefCell<Vec<(CollectionId, Row, u64, isize)>>>;
 /// network's nodes.
 pub(crate) struct Worker {
     sessions: BTreeMap<CollectionId, InputSession<u64, Row, isize>>,
+    /// On one worker, the driver's folds (`prefold.rs`): their output sessions, and one
+    /// for the errors of the rules that fill their tables.
+    prefold: Option<(crate::prefold::Prefold, Prefolded)>,
     probe: timely::dataflow::ProbeHandle<u64>,
     pub(crate) outputs: Updates,
     pub(crate) errors: Updates,
@@ -174,6 +177,20 @@ impl Worker {
             for row in self.previous.remove(c).unwrap_or_default() {
                 session.update(row, -1);
             }
+            if let Some((prefold, _)) = self.prefold.as_mut().filter(|(f, _)| f.reads(*c)) {
+                // Folded by the driver: the facts never enter the dataflow.
+                for row in arriving.remove(c).unwrap_or_default() {
+                    prefold.add(*c, &row);
+                    facts_in += 1;
+                }
+                for f in plan.feeds.iter().filter(|f| f.input == *c) {
+                    facts_in +=
+                        f.visit(tick, plan.instance, (index, peers), feed_errors, &mut |row| prefold.add(*c, row));
+                }
+                session.advance_to(tick + 1);
+                session.flush();
+                continue;
+            }
             let mut rows = arriving.remove(c).unwrap_or_default();
             for f in plan.feeds.iter().filter(|f| f.input == *c) {
                 rows.extend(f.batch(tick, plan.instance, index, peers, feed_errors));
@@ -198,6 +215,24 @@ impl Worker {
             session.advance_to(tick + 1);
             session.flush();
         }
+        if let Some((prefold, sessions)) = self.prefold.as_mut() {
+            let (changes, errors) = prefold.finish();
+            for (r, changes) in changes {
+                let Some(session) = sessions.folds.get_mut(&r) else { continue };
+                for (row, d) in changes {
+                    session.update(row, d);
+                }
+            }
+            for row in errors {
+                sessions.errors.update(row, 1);
+            }
+            for session in sessions.folds.values_mut() {
+                session.advance_to(tick + 1);
+                session.flush();
+            }
+            sessions.errors.advance_to(tick + 1);
+            sessions.errors.flush();
+        }
         let probe = self.probe.clone();
         worker.step_while(|| probe.less_than(&(tick + 1)));
         let changed = self.activity.borrow().get(&tick).copied().unwrap_or(0) > 0;
@@ -209,19 +244,29 @@ impl Worker {
     /// than drained.
     pub(crate) fn close(&mut self, worker: &mut timely::worker::Worker) {
         drop(std::mem::take(&mut self.sessions));
+        drop(self.prefold.take());
         for id in worker.installed_dataflows() {
             worker.drop_dataflow(id);
         }
     }
 }
 
+/// The dataflow's inputs for the driver's folds: each fold's changes, and the errors.
+struct Prefolded {
+    folds: BTreeMap<RuleId, InputSession<u64, (bool, Row), isize>>,
+    errors: InputSession<u64, Row, isize>,
+}
+
 pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &NodePlan) -> Result<Worker, String> {
+    let paths = crate::paths::paths(p, plan);
+    let prefold = if worker.peers() == 1 { crate::prefold::Prefold::new(p, plan, &paths) } else { None };
+    let prefold_rules = prefold.as_ref().map(|f| f.rules()).unwrap_or_default();
     let outputs: Updates = Rc::default();
     let errors: Updates = Rc::default();
     let activity: Rc<RefCell<BTreeMap<u64, usize>>> = Rc::default();
     let probe = timely::dataflow::ProbeHandle::new();
     let (o, e, a, pr) = (outputs.clone(), errors.clone(), activity.clone(), probe.clone());
-    let sessions = worker.dataflow::<u64, _, _>(move |scope| -> Result<_, String> {
+    let (sessions, prefolded) = worker.dataflow::<u64, _, _>(move |scope| -> Result<_, String> {
         let mut sessions = BTreeMap::new();
         let mut inputs: BTreeMap<CollectionId, Coll<'_, u64>> = BTreeMap::new();
         for c in plan.collections(p, CollectionKind::Input) {
@@ -229,7 +274,16 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
             sessions.insert(c, session);
             inputs.insert(c, coll);
         }
-        let df = render::node(p, plan, scope, inputs)?;
+        let mut fold_sessions = BTreeMap::new();
+        let mut fold_outputs = BTreeMap::new();
+        for r in prefold_rules {
+            let (session, coll) = scope.new_collection::<(bool, Row), isize>();
+            fold_sessions.insert(r, session);
+            fold_outputs.insert(r, coll);
+        }
+        let (error_session, driver_errors) = scope.new_collection::<Row, isize>();
+        let mut df = render::node(p, plan, scope, inputs, fold_outputs)?;
+        df.errors = df.errors.concat(driver_errors);
         for (c, coll) in df.outputs {
             let sink = o.clone();
             VecCollection::new(coll.inner.exchange(|_| 0))
@@ -250,11 +304,12 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
         VecCollection::new(changed)
             .inspect(move |(_, t, _)| *counts.borrow_mut().entry(*t).or_default() += 1)
             .probe_with(&pr);
-        Ok(sessions)
+        Ok((sessions, Prefolded { folds: fold_sessions, errors: error_session }))
     })?;
-    let insert_only = crate::paths::paths(p, plan).insert_only_inputs;
+    let insert_only = paths.insert_only_inputs;
     Ok(Worker {
         sessions,
+        prefold: prefold.map(|f| (f, prefolded)),
         probe,
         outputs,
         errors,

@@ -1,0 +1,130 @@
+//! Pre-aggregation in the driver: on a node that runs on one worker, the facts of a
+//! *prefolded* input (see `paths.rs`) never enter the dataflow. The driver applies the rules
+//! that fill the input's tables, folds each row into the folds that read them ([`Fold`], the
+//! same code the dataflow's fold operator runs), and at the end of the tick hands the
+//! dataflow only each fold's changes: a group's old row retracted and its new row inserted.
+//!
+//! This is exact only where one thread sees every row: deduplication (a table is a set) and
+//! grouping both need all of a group's rows in one place. With several workers the rows are
+//! split among them, so the dataflow's fold operator, which exchanges rows by group key,
+//! does the work instead.
+
+use crate::eval::{eval, Ctx, Flat};
+use crate::fold::Fold;
+use crate::paths::Paths;
+use crate::plan::NodePlan;
+use crate::render::Check;
+use crate::value::{Row, Value};
+use bloomc_compiler::ir::{CollectionId, Expr, Program, RuleId};
+use std::collections::BTreeMap;
+
+/// A fold's changes in one tick: `(ok, row)` facts with +1 or -1.
+type Changes = Vec<((bool, Row), isize)>;
+
+/// A rule filling a prefolded table from a prefolded input.
+struct Fill {
+    rule: RuleId,
+    table: CollectionId,
+    /// The rule copies the input's rows unchanged (no check, no head to evaluate).
+    copies: bool,
+    check: Check,
+    head: Vec<Expr>,
+    ctx: Ctx,
+}
+
+/// The driver's folds of one node.
+pub(crate) struct Prefold {
+    /// For each prefolded input, the rules that read it.
+    fills: BTreeMap<CollectionId, Vec<Fill>>,
+    /// For each prefolded table, the folds that read it.
+    folds: BTreeMap<CollectionId, Vec<(RuleId, Fold)>>,
+    /// The current tick's errors of the filling rules, tagged with the rule as the
+    /// dataflow tags a rule's errors.
+    errors: Vec<Row>,
+}
+
+impl Prefold {
+    /// The driver's folds for `plan`, or `None` when nothing is prefolded.
+    pub(crate) fn new(p: &Program, plan: &NodePlan, paths: &Paths) -> Option<Prefold> {
+        if paths.prefolded_inputs.is_empty() {
+            return None;
+        }
+        let ctx = Ctx { instance: plan.instance, row: 0, seed: 0 };
+        let mut fills: BTreeMap<CollectionId, Vec<Fill>> = BTreeMap::new();
+        let mut folds: BTreeMap<CollectionId, Vec<(RuleId, Fold)>> = BTreeMap::new();
+        for &r in plan.strata.iter().flatten() {
+            let Some(rule) = p.rule(r) else { continue };
+            let Some(atom) = rule.body.atoms.first() else { continue };
+            if paths.prefolded.contains(&r) {
+                folds.entry(atom.collection).or_default().push((r, Fold::new(p, rule, plan.instance)));
+            } else if paths.prefolded_inputs.contains(&atom.collection) {
+                fills.entry(atom.collection).or_default().push(Fill {
+                    rule: r,
+                    table: rule.target,
+                    copies: crate::paths::copies(p, rule),
+                    check: Check::single(rule, ctx),
+                    head: rule.body.head.clone(),
+                    ctx,
+                });
+            }
+        }
+        Some(Prefold { fills, folds, errors: Vec::new() })
+    }
+
+    /// Whether the driver folds the facts of `input`.
+    pub(crate) fn reads(&self, input: CollectionId) -> bool {
+        self.fills.contains_key(&input)
+    }
+
+    /// The folds the driver computes, in rule order.
+    pub(crate) fn rules(&self) -> Vec<RuleId> {
+        let mut rules: Vec<RuleId> = self.folds.values().flatten().map(|(r, _)| *r).collect();
+        rules.sort();
+        rules
+    }
+
+    /// Folds one fact of `input` in: through each rule that reads it, into the folds over
+    /// that rule's table.
+    pub(crate) fn add(&mut self, input: CollectionId, row: &Row) {
+        let Some(fills) = self.fills.get(&input) else { return };
+        for fill in fills {
+            let produced = if fill.copies {
+                Ok(None)
+            } else {
+                match fill.check.run(row) {
+                    None => continue,
+                    Some(false) => Err(()),
+                    Some(true) => {
+                        let offsets = [0usize];
+                        let flat = Flat { row, offsets: &offsets };
+                        let out = fill.head.iter().map(|e| eval(e, &flat, &fill.ctx, &[])).collect::<Result<Row, _>>();
+                        out.map(Some).map_err(|_| ())
+                    }
+                }
+            };
+            match produced {
+                Ok(out) => {
+                    let out = out.as_ref().unwrap_or(row);
+                    for (_, fold) in self.folds.get_mut(&fill.table).into_iter().flatten() {
+                        fold.add(out);
+                    }
+                }
+                Err(()) => {
+                    let mut tagged = Row::new();
+                    tagged.push(Value::Int(i64::from(fill.rule.0)));
+                    tagged.extend(row.iter().cloned());
+                    self.errors.push(tagged);
+                }
+            }
+        }
+    }
+
+    /// Ends the tick: each fold's changes (its `(ok, row)` output, as the dataflow's fold
+    /// operator produces it), and the filling rules' errors.
+    pub(crate) fn finish(&mut self) -> (Vec<(RuleId, Changes)>, Vec<Row>) {
+        let mut changes: Vec<(RuleId, Changes)> =
+            self.folds.values_mut().flatten().map(|(r, fold)| (*r, fold.finish())).collect();
+        changes.sort_by_key(|(r, _)| *r);
+        (changes, std::mem::take(&mut self.errors))
+    }
+}
