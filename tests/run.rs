@@ -494,3 +494,56 @@ system S { node m: M; feed m.i from generate(rows: 10, seed: 1, batch: 10) { a: 
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("-- lo: 0 facts emitted") && text.contains("-- hi: 1 facts emitted\nhi(1)"), "{text}");
 }
+
+#[test]
+fn a_keyed_input_rejects_repeated_keys_counts_them_and_agrees_across_workers() {
+    // cid = row() % 7 over 20 rows: rows 0..6 bring the 7 keys, the 13 others repeat one.
+    // Only the first fact of each key counts: id 0 gets cids 0, 2, 4, 6 and id 1 cids 1, 3, 5.
+    let src = "module M { input click(cid: int, id: int) key (cid); table clicks(cid: int, id: int);
+  output hot(id: int, n: int);
+  clicks <= click;
+  hot <= from clicks c group by c.id select c.id, count(*);
+}
+system S { node m: M; feed m.click from generate(rows: 20, seed: 1, batch: 3) { cid: row() % 7, id: row() % 2 }; }";
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("keyed");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("keyed.bl"), src).expect("write");
+    let bl = dir.join("keyed.bl").display().to_string();
+    for workers in ["1", "2"] {
+        let json = dir.join(format!("summary-{workers}.json"));
+        let out = bloomc(&[
+            "run",
+            &bl,
+            "--allow",
+            "nondeterminism",
+            "-w",
+            workers,
+            "--summary-json",
+            &json.display().to_string(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("hot(0, 4)") && text.contains("hot(1, 3)"), "{workers} workers: {text}");
+        assert!(!text.contains("hot(0, 5)") && !text.contains("hot(1, 4)"), "{workers} workers: {text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "input `click` rejected 13 facts whose key (cid) an earlier fact of the run had; the first: (0, 1)"
+            ) && err.contains(" 7 facts in,"),
+            "{workers} workers: {err}"
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("summary")).expect("json");
+        assert_eq!(summary["per_node"]["m"]["rejected_keys"], 13, "{summary}");
+    }
+    // A file's repeated key is rejected the same way.
+    std::fs::write(dir.join("clicks.csv"), "cid,id\n1,10\n2,10\n1,11\n").expect("write");
+    let src_file =
+        src.replace("feed m.click from generate(rows: 20, seed: 1, batch: 3) { cid: row() % 7, id: row() % 2 };", "");
+    std::fs::write(dir.join("file.bl"), src_file).expect("write");
+    let csv = dir.join("clicks.csv").display().to_string();
+    let out = bloomc(&["run", &dir.join("file.bl").display().to_string(), "--input", &format!("click={csv}")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hot(10, 2)") && !text.contains("hot(11"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rejected 1 facts whose key (cid)"), "{out:?}");
+}

@@ -146,6 +146,9 @@ pub struct Collection {
     pub name: String,
     pub kind: CollectionKind,
     pub columns: Vec<Column>,
+    /// `key (..)` of an input interface: the columns (in declaration order of the key) that
+    /// no two facts of the run share.
+    pub key: Option<Vec<usize>>,
     /// Evaluation stratum within a tick: every nonmonotone read comes from a lower stratum.
     pub stratum: u32,
     pub span: Span,

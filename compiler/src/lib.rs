@@ -150,6 +150,10 @@ fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
         match list {
             [] => "remove it".to_string(),
             [one] => format!("expected {one}"),
+            // After a collection's columns the identifier can only be the contextual `key`.
+            [semi, ident] if semi == "`;`" && ident == "identifier" => {
+                "expected `;` (or, on an input, `key (..)`)".to_string()
+            }
             many if many.len() <= 8 => format!("expected one of {}", many.join(", ")),
             many => format!(
                 "expected one of {} and {} more",

@@ -85,6 +85,16 @@ pub struct CollectionDecl {
     pub kind: CollectionKind,
     pub name: Ident,
     pub columns: Vec<ColumnDecl>,
+    /// `key (c, ..)` after the columns (`word` is checked to be `key` by the resolver: `key`
+    /// is not a keyword, so it stays usable as a column name).
+    pub key: Option<KeyDecl>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyDecl {
+    pub word: Ident,
+    pub columns: Vec<Ident>,
     pub span: Span,
 }
 

@@ -106,8 +106,9 @@ pub(crate) struct Fold {
     accs: Vec<Acc>,
     shown: Vec<Acc>,
     /// The distinct rows folded so far (the table is a set). One set for all groups: a
-    /// million groups' small sets cost four times the memory of one large set.
-    seen: hashbrown::HashSet<Packed>,
+    /// million groups' small sets cost four times the memory of one large set. `None` for
+    /// a unique table (`paths.rs`), whose rows never repeat.
+    seen: Option<hashbrown::HashSet<Packed>>,
     /// The current tick's error rows, and the groups it touched, in order.
     out: Vec<((bool, Row), isize)>,
     touched: Vec<usize>,
@@ -144,8 +145,10 @@ impl Fold {
                 }
             },
         };
-        if !self.seen.insert(Packed::typed(row, None, &self.types)) {
-            return;
+        if let Some(seen) = &mut self.seen {
+            if !seen.insert(Packed::typed(row, None, &self.types)) {
+                return;
+            }
         }
         let n = self.group.aggregates.len();
         let next = self.groups.len();
@@ -230,8 +233,9 @@ fn fold(accs: &mut [Acc], failed: &mut bool, row: &Row, aggregates: &[Expr], ctx
 }
 
 impl Fold {
-    /// The fold of rule `r`, which groups one accumulating table (see `paths::is_fold`).
-    pub(crate) fn new(p: &Program, r: &Rule, instance: u32) -> Fold {
+    /// The fold of rule `r`, which groups one accumulating table (see `paths::is_fold`);
+    /// `unique` when no row of that table can arrive twice.
+    pub(crate) fn new(p: &Program, r: &Rule, instance: u32, unique: bool) -> Fold {
         let b = &r.body;
         let ctx = Ctx { instance, row: 0, seed: 0 };
         let keys = b.group_by.clone().unwrap_or_default();
@@ -261,7 +265,7 @@ impl Fold {
             groups: Vec::new(),
             accs: Vec::new(),
             shown: Vec::new(),
-            seen: hashbrown::HashSet::new(),
+            seen: (!unique).then(hashbrown::HashSet::new),
             out: Vec::new(),
             touched: Vec::new(),
         }
@@ -276,8 +280,9 @@ pub fn render<'s>(
     r: &Rule,
     table: Coll<'s, u64>,
     instance: u32,
+    unique: bool,
 ) -> differential_dataflow::VecCollection<'s, u64, (bool, Row), isize> {
-    let fold = Fold::new(p, r, instance);
+    let fold = Fold::new(p, r, instance, unique);
     let (key_cols, keys, ctx) = (fold.key_cols.clone(), fold.keys.clone(), fold.ctx);
     let stream = table.inner;
     let out = if stream.scope().peers() == 1 {

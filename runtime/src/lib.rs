@@ -8,6 +8,7 @@ pub mod eval;
 pub mod fold;
 pub mod hub;
 pub mod input;
+pub(crate) mod keys;
 pub mod network;
 pub mod paths;
 pub mod plan;

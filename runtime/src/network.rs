@@ -483,6 +483,7 @@ fn node(
         report.timeline.push((start.elapsed().as_secs_f64(), report.result.facts_in));
         tick += 1;
     }
+    report.result.rejected = w.rejected(p);
     w.close(worker);
     for hold in seals.holds.values() {
         report.partitions_released += hold.partitions_released;

@@ -9,6 +9,9 @@
 //!   never retracts its facts and no set is built over them;
 //! - a *fold set* is a scratch or output whose one rule is a fold whose head holds every
 //!   group key: one row per group, a set already, so no `distinct` is built over it;
+//! - a *unique* table is an accumulating table whose one rule reads a keyed input and keeps
+//!   every key column: no fact repeats a key (`keys.rs`), so no row repeats, and its folds
+//!   keep no set of the rows they folded;
 //! - a *prefolded* input is insert-only and read only into tables that only folds read: on
 //!   one worker, the driver folds its facts itself, before the dataflow, and only the folds'
 //!   changes enter it (`prefold.rs`).
@@ -34,6 +37,9 @@ pub struct Paths {
     /// tables that read nothing else), and those folds: on one worker the driver folds them.
     pub prefolded_inputs: BTreeSet<CollectionId>,
     pub prefolded: BTreeSet<RuleId>,
+    /// Accumulating tables no row of which can arrive twice: one rule, reading a keyed
+    /// input, with every key column in its head.
+    pub unique: BTreeSet<CollectionId>,
     /// The strongly connected components of the `<=` graph in dependency order.
     pub order: Vec<Vec<CollectionId>>,
     /// Collections in a recursive component.
@@ -104,6 +110,7 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
         })
         .collect();
     let (prefolded_inputs, prefolded) = prefoldable(p, plan, &insert_only_inputs, &fold_only);
+    let unique = accumulating.iter().copied().filter(|&t| unique_rows(p, plan, t)).collect();
     Paths {
         accumulating,
         folds,
@@ -112,6 +119,7 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
         fold_sets,
         prefolded_inputs,
         prefolded,
+        unique,
         order,
         recursive,
     }
@@ -146,6 +154,18 @@ fn prefoldable(
     let folds =
         rules.iter().filter(|r| r.body.atoms.iter().any(|a| tables.contains(&a.collection))).map(|r| r.id).collect();
     (inputs, folds)
+}
+
+/// Whether no row of accumulating table `t` can arrive twice: its one rule reads a keyed
+/// input and selects each key column as is, so two facts with different keys (the input
+/// never admits two with the same, `keys.rs`) give different rows.
+fn unique_rows(p: &Program, plan: &NodePlan, t: CollectionId) -> bool {
+    let rules: Vec<&Rule> = all_rules(p, plan).filter(|r| r.target == t).collect();
+    let [rule] = rules.as_slice() else { return false };
+    let [atom] = rule.body.atoms.as_slice() else { return false };
+    let Some(key) = p.collection(atom.collection).and_then(|c| c.key.as_ref()) else { return false };
+    key.iter()
+        .all(|&k| rule.body.head.iter().any(|h| matches!(&h.kind, ExprKind::Col(c) if c.atom == 0 && c.column == k)))
 }
 
 /// Whether every group key of `r` is also a column of its head, so two groups never yield

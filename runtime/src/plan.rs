@@ -360,6 +360,16 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
     }
     let paths = crate::paths::paths(p, plan);
     for c in plan.collections(p, CollectionKind::Input) {
+        if let Some(x) = p.collection(c).filter(|x| x.key.is_some()) {
+            let key: Vec<&str> =
+                x.key.iter().flatten().filter_map(|&i| x.columns.get(i)).map(|col| col.name.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "  input {}: key ({}): a fact whose key an earlier fact had is rejected",
+                x.name,
+                key.join(", ")
+            );
+        }
         if paths.prefolded_inputs.contains(&c) {
             let _ = writeln!(
                 out,
@@ -371,7 +381,9 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
         }
     }
     for c in plan.collections(p, CollectionKind::Table) {
-        let how = if paths.fold_only.contains(&c) {
+        let how = if paths.fold_only.contains(&c) && paths.unique.contains(&c) {
+            "accumulates its inputs' facts; only folds read it; no row repeats (keyed input), so no set is kept"
+        } else if paths.fold_only.contains(&c) {
             "accumulates its inputs' facts; only folds read it (deduplicated there, no set built)"
         } else if paths.accumulating.contains(&c) {
             "accumulates its inputs' facts (insert-only: no feedback loop)"
@@ -410,10 +422,15 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
             }
             if let Some(keys) = &b.group_by {
                 let counts = crate::eval::counts_only(b.head.iter().chain(b.having.iter()));
-                ops.push(if paths.prefolded.contains(&r) {
-                    "fold per group (fold path: deduplicate new rows, update accumulators, never retract; on one worker, in the driver before the dataflow)".to_string()
-                } else if paths.folds.contains(&r) {
-                    "fold per group (fold path: deduplicate new rows, update accumulators, never retract)".to_string()
+                let unique = b.atoms.first().is_some_and(|a| paths.unique.contains(&a.collection));
+                let dedup = if unique { "rows never repeat" } else { "deduplicate new rows" };
+                let place = if paths.prefolded.contains(&r) {
+                    "; on one worker, in the driver before the dataflow"
+                } else {
+                    ""
+                };
+                ops.push(if paths.folds.contains(&r) {
+                    format!("fold per group (fold path: {dedup}, update accumulators, never retract{place})")
                 } else if counts && !keys.is_empty() {
                     "count per group (count path: no bindings kept)".to_string()
                 } else {

@@ -56,7 +56,8 @@ impl Prefold {
             let Some(rule) = p.rule(r) else { continue };
             let Some(atom) = rule.body.atoms.first() else { continue };
             if paths.prefolded.contains(&r) {
-                folds.entry(atom.collection).or_default().push((r, Fold::new(p, rule, plan.instance)));
+                let unique = paths.unique.contains(&atom.collection);
+                folds.entry(atom.collection).or_default().push((r, Fold::new(p, rule, plan.instance, unique)));
             } else if paths.prefolded_inputs.contains(&atom.collection) {
                 fills.entry(atom.collection).or_default().push(Fill {
                     rule: r,

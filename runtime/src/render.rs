@@ -315,8 +315,8 @@ fn split<'s, T: Timestamp + Lattice>(
 }
 
 /// Renders a fold rule (see `fold.rs`) over the rows arriving in its accumulating table.
-fn fold_rule<'s>(p: &Program, r: &Rule, table: Coll<'s, u64>, instance: u32) -> Rendered<'s, u64> {
-    let produced = crate::fold::render(p, r, table, instance);
+fn fold_rule<'s>(p: &Program, r: &Rule, table: Coll<'s, u64>, instance: u32, unique: bool) -> Rendered<'s, u64> {
+    let produced = crate::fold::render(p, r, table, instance, unique);
     split(produced, Vec::new(), Value::Int(i64::from(r.id.0)))
 }
 
@@ -395,6 +395,7 @@ pub fn node<'s>(
                             rule,
                             table.ok_or("internal error: a fold reads no accumulating table")?,
                             plan.instance,
+                            rule.body.atoms.first().is_some_and(|a| paths.unique.contains(&a.collection)),
                         )
                     } else {
                         self::rule(p, rule, &colls, plan.instance)

@@ -57,9 +57,22 @@ pub struct RunResult {
     /// Generated rows dropped because a field failed to evaluate.
     pub feed_errors: u64,
     pub elapsed_s: f64,
+    /// Per keyed input (`key (..)`), the facts rejected because an earlier fact of the run
+    /// had their key (`keys.rs`); inputs without rejections are absent.
+    #[serde(default)]
+    pub rejected: BTreeMap<String, Rejected>,
     /// Whether this process gathered the outputs (it hosts worker 0). In a cluster, the other
     /// processes run their share and report only their own counts.
     pub gathered: bool,
+}
+
+/// Facts of one keyed input rejected for a repeated key: how many, and the first of them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rejected {
+    /// The key's column names.
+    pub key: Vec<String>,
+    pub facts: u64,
+    pub first: Row,
 }
 
 /// One output's changes, tick by tick (ticks without changes are absent).
@@ -141,6 +154,8 @@ pub(crate) struct Worker {
     /// On one worker, the driver's folds (`prefold.rs`): their output sessions, and one
     /// for the errors of the rules that fill their tables.
     prefold: Option<(crate::prefold::Prefold, Prefolded)>,
+    /// The keyed inputs' checks (`keys.rs`).
+    pub(crate) keys: BTreeMap<CollectionId, crate::keys::KeyCheck>,
     probe: timely::dataflow::ProbeHandle<u64>,
     pub(crate) outputs: Updates,
     pub(crate) errors: Updates,
@@ -177,15 +192,29 @@ impl Worker {
             for row in self.previous.remove(c).unwrap_or_default() {
                 session.update(row, -1);
             }
+            // A keyed input's feeds are read whole by worker 0, so that each fact is checked
+            // against every earlier one (`keys.rs`); the other workers read none of them.
+            let mut keyed = self.keys.get_mut(c);
+            let share = match keyed {
+                Some(_) => (index == 0).then_some((0, 1)),
+                None => Some((index, peers)),
+            };
+            let mut admit = |row: &Row| keyed.as_mut().is_none_or(|k| k.admit(row));
             if let Some((prefold, _)) = self.prefold.as_mut().filter(|(f, _)| f.reads(*c)) {
                 // Folded by the driver: the facts never enter the dataflow.
+                let mut each = |row: &Row| {
+                    if admit(row) {
+                        prefold.add(*c, row);
+                        facts_in += 1;
+                    }
+                };
                 for row in arriving.remove(c).unwrap_or_default() {
-                    prefold.add(*c, &row);
-                    facts_in += 1;
+                    each(&row);
                 }
                 for f in plan.feeds.iter().filter(|f| f.input == *c) {
-                    facts_in +=
-                        f.visit(tick, plan.instance, (index, peers), feed_errors, &mut |row| prefold.add(*c, row));
+                    if let Some(share) = share {
+                        f.visit(tick, plan.instance, share, feed_errors, &mut each);
+                    }
                 }
                 session.advance_to(tick + 1);
                 session.flush();
@@ -193,8 +222,11 @@ impl Worker {
             }
             let mut rows = arriving.remove(c).unwrap_or_default();
             for f in plan.feeds.iter().filter(|f| f.input == *c) {
-                rows.extend(f.batch(tick, plan.instance, index, peers, feed_errors));
+                if let Some((i, n)) = share {
+                    rows.extend(f.batch(tick, plan.instance, i, n, feed_errors));
+                }
             }
+            rows.retain(|row| admit(row));
             facts_in += rows.len() as u64;
             if self.insert_only.contains(c) {
                 // Insert-only facts flow through in chunks, each folded while in cache,
@@ -242,6 +274,20 @@ impl Worker {
     /// Ends the run: results up to the last tick are complete (the probe passed it), and a
     /// node stopped by `max_ticks` may still be producing, so the dataflow is dropped rather
     /// than drained.
+    /// The facts each keyed input rejected so far, by input name.
+    pub(crate) fn rejected(&self, p: &Program) -> BTreeMap<String, Rejected> {
+        self.keys
+            .iter()
+            .filter_map(|(c, k)| {
+                let first = k.first.clone()?;
+                let x = p.collection(*c)?;
+                let key =
+                    x.key.iter().flatten().filter_map(|&i| x.columns.get(i)).map(|col| col.name.clone()).collect();
+                Some((x.name.clone(), Rejected { key, facts: k.rejected, first }))
+            })
+            .collect()
+    }
+
     pub(crate) fn close(&mut self, worker: &mut timely::worker::Worker) {
         drop(std::mem::take(&mut self.sessions));
         drop(self.prefold.take());
@@ -307,8 +353,19 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
         Ok((sessions, Prefolded { folds: fold_sessions, errors: error_session }))
     })?;
     let insert_only = paths.insert_only_inputs;
+    let keys = plan
+        .collections(p, CollectionKind::Input)
+        .into_iter()
+        .filter_map(|c| {
+            let x = p.collection(c)?;
+            let cols = x.key.clone()?;
+            let types = cols.iter().filter_map(|&i| x.columns.get(i).map(|col| col.ty)).collect();
+            Some((c, crate::keys::KeyCheck::new(cols, types)))
+        })
+        .collect();
     Ok(Worker {
         sessions,
+        keys,
         prefold: prefold.map(|f| (f, prefolded)),
         probe,
         outputs,
@@ -328,6 +385,7 @@ struct WorkerResult {
     feed_errors: u64,
     outputs: BTreeMap<CollectionId, Changes>,
     errors: Vec<(CollectionId, Row, u64, isize)>,
+    rejected: BTreeMap<String, Rejected>,
 }
 
 /// Runs the node described by `plan` and returns what it produced.
@@ -365,9 +423,10 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
                 break;
             }
         }
+        let rejected = w.rejected(p);
         w.close(worker);
         let errors = std::mem::take(&mut *w.errors.borrow_mut());
-        Ok(WorkerResult { index, ticks: tick, quiescent, facts_in, feed_errors, outputs: log, errors })
+        Ok(WorkerResult { index, ticks: tick, quiescent, facts_in, feed_errors, outputs: log, errors, rejected })
     })?;
     let mut result = RunResult::default();
     let mut error_updates = Vec::new();
@@ -384,6 +443,8 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
             result.changes.entry(p.collection_name(c).to_string()).or_default().extend(changes);
         }
         error_updates.extend(r.errors);
+        // Only worker 0 reads keyed feeds, so only it rejects.
+        result.rejected.extend(r.rejected);
     }
     for c in plan.collections(p, CollectionKind::Output) {
         result.changes.entry(p.collection_name(c).to_string()).or_default();

@@ -29,12 +29,16 @@ fn check(src: &str, folds: usize) -> Result<(), TestCaseError> {
     let paths = paths(&p, &node);
     prop_assert_eq!(paths.folds.len(), folds, "fold rules in:\n{}", src);
     prop_assert_eq!(paths.prefolded.len(), folds, "folds the driver computes in:\n{}", src);
+    // A keyed input copied into `t0` alone makes it unique: its folds keep no set of rows.
+    prop_assert_eq!(paths.unique.len(), usize::from(src.contains(") key (")), "unique tables in:\n{}", src);
     let want = reference::run(&p, &node, 100);
     for workers in [1, 2] {
         let got = run(&p, &node, &RunOptions { workers, max_ticks: 100, ..RunOptions::default() }).expect("runs");
         prop_assert_eq!(got.ticks, want.ticks, "ticks, {} workers:\n{}", workers, src);
         prop_assert_eq!(normalize(got.all_by_tick()), normalize(want.outputs.clone()), "{} workers:\n{}", workers, src);
         prop_assert_eq!(got.eval_errors, want.errors.len() as u64, "errors, {} workers:\n{}", workers, src);
+        let rejected: BTreeMap<String, u64> = got.rejected.iter().map(|(i, r)| (i.clone(), r.facts)).collect();
+        prop_assert_eq!(&rejected, &want.rejected, "rejected facts, {} workers:\n{}", workers, src);
     }
     Ok(())
 }
@@ -52,15 +56,26 @@ const AGGS: [&str; 8] = [
 
 /// Tables fed only by inputs, grouped by rules whose aggregates are all folds. Inputs draw
 /// from small domains, so facts repeat within and across ticks; some aggregates overflow or
-/// divide by zero, to check that failing groups match the reference.
+/// divide by zero, to check that failing groups match the reference. In a third of the
+/// programs `i0` declares a key, which its repeated facts break, and alone fills `t0` (`i1`
+/// fills `t1`, which nothing reads).
 fn fold_program() -> impl Strategy<Value = (String, usize)> {
     let rule = (0usize..2, 0usize..8, 0usize..8, 0usize..7, 0i64..5);
-    (prop::collection::vec(rule, 1..5), 0usize..3).prop_map(|(rules, feed)| {
-        let mut src = String::from(
-            "module M { input i0(a: int, b: int); input i1(a: int, b: int);
-               table t0(a: int, b: int); output o0(a: int, n: int); output o1(a: int, n: int);
-               t0 <= i0; t0 <= from i1 p where p.a != 3 and 6 / p.b != 1 select p.a, p.b + 1;\n",
-        );
+    (prop::collection::vec(rule, 1..5), 0usize..3, 0usize..6).prop_map(|(rules, feed, keyed)| {
+        let fill = "from i1 p where p.a != 3 and 6 / p.b != 1 select p.a, p.b + 1";
+        let mut src = match ["a", "b", "b, a"].get(keyed) {
+            None => format!(
+                "module M {{ input i0(a: int, b: int); input i1(a: int, b: int);
+                   table t0(a: int, b: int); output o0(a: int, n: int); output o1(a: int, n: int);
+                   t0 <= i0; t0 <= {fill};\n"
+            ),
+            Some(key) => format!(
+                "module M {{ input i0(a: int, b: int) key ({key}); input i1(a: int, b: int);
+                   table t0(a: int, b: int); table t1(a: int, b: int);
+                   output o0(a: int, n: int); output o1(a: int, n: int);
+                   t0 <= i0; t1 <= {fill};\n"
+            ),
+        };
         for (n, (target, agg, agg2, shape, k)) in rules.iter().enumerate() {
             let pick = |i: usize| AGGS.get(i % AGGS.len()).copied().unwrap_or("count(*)");
             let (agg, agg2) = (pick(*agg), pick(*agg2));

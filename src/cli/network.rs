@@ -192,6 +192,7 @@ pub fn run_network(
             "{}: {} ticks, {} facts in ({} by message), {} facts sent, {} evaluation errors, {} generator errors",
             node.name, r.ticks, r.facts_in, node.messages_in, node.messages_out, r.eval_errors, r.feed_errors
         );
+        super::summary::report_rejected(&node.name, r);
         facts_in += r.facts_in;
         errors += r.eval_errors;
         misrouted += node.misrouted;

@@ -246,6 +246,7 @@ impl Run {
             result.feed_errors,
             skipped
         );
+        super::summary::report_rejected(&plan.node_name, &result);
         Ok(if result.quiescent { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }
 }

@@ -74,6 +74,7 @@ pub fn write(
                 "messages_in": n.messages_in,
                 "messages_out": n.messages_out,
                 "eval_errors": n.result.eval_errors,
+                "rejected_keys": n.result.rejected.values().map(|r| r.facts).sum::<u64>(),
                 "outputs": outputs,
             }),
         );
@@ -108,4 +109,17 @@ pub fn waits_ms(waits: &[f64]) -> serde_json::Value {
     let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round().max(0.0) as usize).copied().unwrap_or(0.0);
     let mean = if ms.is_empty() { 0.0 } else { ms.iter().sum::<f64>() / ms.len() as f64 };
     json!({ "keys": ms.len(), "mean": mean, "p50": at(0.5), "p95": at(0.95), "max": at(1.0) })
+}
+
+/// Prints, on stderr, a line per keyed input of `node` that rejected facts: how many, on
+/// which key, and the first of them (`runtime/src/keys.rs`).
+pub(crate) fn report_rejected(node: &str, result: &RunResult) {
+    for (input, r) in &result.rejected {
+        eprintln!(
+            "{node}: input `{input}` rejected {} facts whose key ({}) an earlier fact of the run had; the first: ({})",
+            r.facts,
+            r.key.join(", "),
+            bloomc_runtime::value::show(&r.first)
+        );
+    }
 }

@@ -326,6 +326,7 @@ impl Resolver<'_> {
                 None => broken = true,
             }
         }
+        let key = c.key.as_ref().and_then(|k| self.key(c, k, &columns));
         let id = CollectionId::from_index(self.collections.len());
         if broken {
             self.broken.insert(id);
@@ -340,9 +341,91 @@ impl Resolver<'_> {
             name: c.name.name.clone(),
             kind: c.kind,
             columns,
+            key,
             stratum: 0,
             span: c.name.span,
         });
+    }
+
+    /// Checks `key (..)` on collection `c`: the word is `key`, the collection an input
+    /// interface, and the columns its own, each once. Returns their positions.
+    fn key(&mut self, c: &ast::CollectionDecl, k: &ast::KeyDecl, columns: &[Column]) -> Option<Vec<usize>> {
+        if k.word.name != "key" {
+            self.report(
+                Diagnostic::new(
+                    Code::UnexpectedToken,
+                    format!("unexpected `{}` after the columns of `{}`", k.word.name, c.name.name),
+                    k.word.span,
+                    "expected `;` or `key (..)`",
+                )
+                .with_help("end the declaration with `;`, or declare a key: `key (column, ..);`"),
+            );
+            return None;
+        }
+        if c.kind != CollectionKind::Input {
+            self.report(
+                Diagnostic::new(
+                    Code::BadKey,
+                    format!("`{}` is not an input interface, so it cannot declare a key", c.name.name),
+                    k.span,
+                    "a key on a non-input collection",
+                )
+                .with_help(
+                    "a key says which columns no two facts an input receives share; declare it on the input that brings the facts",
+                ),
+            );
+            return None;
+        }
+        if k.columns.is_empty() {
+            self.report(
+                Diagnostic::new(
+                    Code::BadKey,
+                    format!("the key of `{}` names no column", c.name.name),
+                    k.span,
+                    "empty key",
+                )
+                .with_help("name the columns that identify a fact, e.g. `key (id);`, or remove the key"),
+            );
+            return None;
+        }
+        let mut key: Vec<usize> = Vec::new();
+        let mut ok = true;
+        for col in &k.columns {
+            let Some(i) = columns.iter().position(|x| x.name == col.name) else {
+                let names: Vec<&str> = columns.iter().map(|x| x.name.as_str()).collect();
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownColumn,
+                        format!("`{}` has no column `{}`", c.name.name, col.name),
+                        col.span,
+                        "unknown column",
+                    )
+                    .with_help(match did_you_mean(&col.name, names.iter().copied()) {
+                        Some(s) => s,
+                        None => format!("its columns are: {}", names.join(", ")),
+                    }),
+                );
+                ok = false;
+                continue;
+            };
+            if key.contains(&i) {
+                let first = k.columns.iter().find(|x| x.name == col.name).map_or(col.span, |x| x.span);
+                self.report(
+                    Diagnostic::new(
+                        Code::Duplicate,
+                        format!("the key of `{}` names `{}` twice", c.name.name, col.name),
+                        col.span,
+                        "named again here",
+                    )
+                    .with_label(first, "first named here")
+                    .with_help("name each column of the key once"),
+                );
+                ok = false;
+                continue;
+            }
+            key.push(i);
+        }
+        ok.then_some(key)
     }
 
     fn lookup_collection(&mut self, module: ModuleId, name: &ast::Ident) -> Option<CollectionId> {

@@ -155,6 +155,9 @@ pub struct Outcome {
     pub outputs: BTreeMap<String, BTreeMap<u64, BTreeSet<Row>>>,
     pub ticks: u64,
     pub errors: BTreeSet<Row>,
+    /// Per keyed input, the facts rejected because an earlier fact of the run (in an
+    /// earlier tick, or earlier in this tick's feed order) had their key.
+    pub rejected: BTreeMap<String, u64>,
 }
 
 pub fn run(p: &Program, plan: &NodePlan, max_ticks: u64) -> Outcome {
@@ -167,10 +170,22 @@ pub fn run(p: &Program, plan: &NodePlan, max_ticks: u64) -> Outcome {
     let mut last_output: BTreeMap<String, BTreeSet<Row>> = BTreeMap::new();
     let mut tick = 0;
     let mut feed_errors = 0;
+    let mut keys_seen: BTreeMap<CollectionId, BTreeSet<Row>> = BTreeMap::new();
+    let mut rejected: BTreeMap<String, u64> = BTreeMap::new();
     while tick < max_ticks {
         let mut state: State = next_base.clone();
         for f in &plan.feeds {
-            state.entry(f.input).or_default().extend(f.batch(tick, plan.instance, 0, 1, &mut feed_errors));
+            let key = p.collection(f.input).and_then(|c| c.key.clone());
+            for fact in f.batch(tick, plan.instance, 0, 1, &mut feed_errors) {
+                if let Some(key) = &key {
+                    let k: Row = key.iter().filter_map(|&i| fact.get(i).cloned()).collect();
+                    if !keys_seen.entry(f.input).or_default().insert(k) {
+                        *rejected.entry(p.collection_name(f.input).to_string()).or_default() += 1;
+                        continue;
+                    }
+                }
+                state.entry(f.input).or_default().insert(fact);
+            }
         }
         // `<=` rules to fixpoint, stratum by stratum.
         for stratum in &plan.strata {
@@ -249,7 +264,7 @@ pub fn run(p: &Program, plan: &NodePlan, max_ticks: u64) -> Outcome {
             break;
         }
     }
-    Outcome { outputs, ticks: tick, errors }
+    Outcome { outputs, ticks: tick, errors, rejected }
 }
 
 /// The proptest settings of the random tests: `cases` cases from a fixed seed, so CI is
