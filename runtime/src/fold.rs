@@ -72,13 +72,23 @@ impl Acc {
     }
 }
 
-/// One group. Its accumulators live in `Fold::accs`, a slice of `n` per group, so a group
-/// costs no allocation of its own (a million groups are a million of these, 48 bytes each).
-struct GroupState {
+/// A group's aggregate values, inline for up to four aggregates.
+type Values = smallvec::SmallVec<[Value; 4]>;
+
+/// One group: its key, the key's hash (to grow the index without hashing every key again)
+/// and its flags, together so that finding a group and marking it costs one cache miss. Its
+/// accumulators live in `Fold::accs`, so a group costs no allocation of its own.
+struct GroupSlot {
     key: Packed,
+    hash: u64,
+    flags: GroupFlags,
+}
+
+#[derive(Clone, Copy)]
+struct GroupFlags {
     failed: bool,
     /// What the group showed after its last change: `None` before its first, else whether it
-    /// showed its failure (`Some(true)`) or the result of its accumulators in `Fold::shown`.
+    /// showed its failure (`Some(true)`) or the result of its shown accumulators.
     shown: Option<bool>,
     /// Whether the current tick brought the group rows.
     touched: bool,
@@ -97,14 +107,16 @@ pub(crate) struct Fold {
     ctx: Ctx,
     /// The table's column types (see [`Packed::typed`]).
     types: Vec<Type>,
-    /// Group keys to group numbers.
-    index: hashbrown::HashMap<Packed, usize>,
-    groups: Vec<GroupState>,
-    /// The accumulators of group `i` are `accs[i * n..(i + 1) * n]` for `n` aggregates;
-    /// `shown` holds them as of the group's last change, from which its shown row is
-    /// evaluated again when it must be retracted (rather than keeping every shown row).
+    /// Group numbers, found by the hash of their key: 4 bytes a group, so the index of a
+    /// million groups mostly stays in cache; the keys are compared in `groups`.
+    index: hashbrown::HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+    groups: Vec<GroupSlot>,
+    /// For `n` aggregates, group `i` has `accs[2 * n * i..][..2 * n]`: its accumulators now,
+    /// then as of its last change, from which its shown row is evaluated again when it must
+    /// be retracted (rather than keeping every shown row). Side by side, both are read in
+    /// one cache miss.
     accs: Vec<Acc>,
-    shown: Vec<Acc>,
     /// The distinct rows folded so far (the table is a set). One set for all groups: a
     /// million groups' small sets cost four times the memory of one large set. `None` for
     /// a unique table (`paths.rs`), whose rows never repeat.
@@ -151,24 +163,28 @@ impl Fold {
             }
         }
         let n = self.group.aggregates.len();
-        let next = self.groups.len();
-        let i = match self.index.entry(key) {
-            hashbrown::hash_map::Entry::Occupied(e) => *e.get(),
-            hashbrown::hash_map::Entry::Vacant(e) => {
-                self.groups.push(GroupState { key: e.key().clone(), failed: false, shown: None, touched: false });
-                e.insert(next);
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, &key);
+        let groups = &mut self.groups;
+        let same = |j: &u32| groups.get(*j as usize).is_some_and(|g| g.key == key);
+        let rehash = |j: &u32| groups.get(*j as usize).map_or(0, |g| g.hash);
+        let i = match self.index.entry(hash, same, rehash) {
+            hashbrown::hash_table::Entry::Occupied(e) => *e.get() as usize,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let next = groups.len();
+                let Ok(number) = u32::try_from(next) else { return };
+                e.insert(number);
+                groups.push(GroupSlot { key, hash, flags: GroupFlags { failed: false, shown: None, touched: false } });
                 let fresh = self.group.aggregates.iter().map(Acc::new);
-                self.accs.extend(fresh.clone());
-                self.shown.extend(fresh);
+                self.accs.extend(fresh.clone().chain(fresh));
                 next
             }
         };
-        let Some(g) = self.groups.get_mut(i) else { return };
+        let Some(g) = groups.get_mut(i).map(|g| &mut g.flags) else { return };
         if !g.touched {
             g.touched = true;
             self.touched.push(i);
         }
-        let accs = self.accs.get_mut(i * n..(i + 1) * n).unwrap_or_default();
+        let accs = self.accs.get_mut(2 * n * i..(2 * n * i + n)).unwrap_or_default();
         fold(accs, &mut g.failed, row, &self.group.aggregates, &self.ctx);
     }
 
@@ -177,15 +193,15 @@ impl Fold {
         let mut out = std::mem::take(&mut self.out);
         let n = self.group.aggregates.len();
         for i in std::mem::take(&mut self.touched) {
-            let Some(g) = self.groups.get_mut(i) else { continue };
+            let Some(GroupSlot { key, flags: g, .. }) = self.groups.get_mut(i) else { continue };
             g.touched = false;
-            let range = i * n..(i + 1) * n;
-            let (Some(accs), Some(shown)) = (self.accs.get(range.clone()), self.shown.get_mut(range)) else { continue };
+            let Some(both) = self.accs.get_mut(2 * n * i..2 * n * (i + 1)) else { continue };
+            let (accs, shown) = both.split_at_mut(n);
             if g.shown == Some(g.failed) && (g.failed || accs == &shown[..]) {
                 continue;
             }
-            let key = g.key.values(&self.key_types);
-            let values = |failed: bool, accs: &[Acc]| -> Result<Vec<Value>, EvalError> {
+            let key = key.values(&self.key_types);
+            let values = |failed: bool, accs: &[Acc]| -> Result<Values, EvalError> {
                 if failed {
                     Err(EvalError::Type)
                 } else {
@@ -201,8 +217,8 @@ impl Fold {
                 _ => false,
             };
             if !unchanged {
-                let old = old.and_then(|aggs| self.group.finish(&key, aggs));
-                let now = self.group.finish(&key, now);
+                let old = old.and_then(|aggs| self.group.finish(&key, aggs.as_deref().ok()));
+                let now = self.group.finish(&key, now.as_deref().ok());
                 if now != old {
                     out.extend(old.map(|row| (row, -1)));
                     out.extend(now.map(|row| (row, 1)));
@@ -261,10 +277,10 @@ impl Fold {
             group: Group::new(keys, b.head.clone(), b.having.clone(), ctx),
             ctx,
             types,
-            index: hashbrown::HashMap::new(),
+            index: hashbrown::HashTable::new(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
             groups: Vec::new(),
             accs: Vec::new(),
-            shown: Vec::new(),
             seen: (!unique).then(hashbrown::HashSet::new),
             out: Vec::new(),
             touched: Vec::new(),
@@ -369,13 +385,15 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::GroupState;
+    use super::{Acc, GroupSlot};
     use crate::value::Packed;
 
-    /// The sizes the docs quote: a group's own state, and a row's encoding in a hash set.
+    /// The sizes the docs quote: a group's slot, an accumulator, and a row's or key's
+    /// encoding in a hash set.
     #[test]
-    fn a_group_is_48_bytes_and_an_encoded_row_40() {
-        assert_eq!(std::mem::size_of::<GroupState>(), 48);
+    fn a_group_slot_is_56_bytes_an_accumulator_32_and_an_encoded_row_40() {
+        assert_eq!(std::mem::size_of::<GroupSlot>(), 56);
+        assert_eq!(std::mem::size_of::<Acc>(), 32);
         assert_eq!(std::mem::size_of::<Packed>(), 40);
     }
 }

@@ -9,7 +9,7 @@
 //! a recursive component is an `iterative` scope whose collections are `Variable`s that
 //! evolve together to their fixpoint. Every collection is `distinct`.
 
-use crate::eval::{aggregate, collect_aggs, counts_only, eval, truthy, Ctx, EvalError, Flat, Grouped};
+use crate::eval::{aggregate, collect_aggs, counts_only, eval, truthy, Ctx, Flat, Grouped};
 use crate::plan::NodePlan;
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Expr, Program, Rule, RuleId};
@@ -86,9 +86,9 @@ impl Group {
 
     /// `(true, head row)`, `(false, key)` when something failed to evaluate, or `None` when
     /// `having` rejects the group. `aggs` are the values of `collect_aggs` over the head, then
-    /// the having clause.
-    pub(crate) fn finish(&self, key: &Row, aggs: Result<Vec<Value>, EvalError>) -> Option<(bool, Row)> {
-        let Ok(values) = aggs else { return Some((false, key.clone())) };
+    /// the having clause, `None` when one of them failed.
+    pub(crate) fn finish(&self, key: &Row, aggs: Option<&[Value]>) -> Option<(bool, Row)> {
+        let Some(values) = aggs else { return Some((false, key.clone())) };
         let (head_vals, having_vals) = values.split_at(self.head_aggs.min(values.len()));
         if let Some(h) = &self.having {
             match h.eval(key, &self.ctx, having_vals) {
@@ -227,7 +227,7 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                 // group's count without keeping its bindings in an arrangement.
                 keyed.map(|(k, _)| k).count().flat_map(move |(key, n)| {
                     let aggs = vec![Value::Int(n as i64); finish.aggregates.len()];
-                    finish.finish(&key, Ok(aggs))
+                    finish.finish(&key, Some(&aggs))
                 })
             } else {
                 keyed
@@ -237,8 +237,9 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
                         if group.is_empty() {
                             return;
                         }
-                        let aggs = finish.aggregates.iter().map(|a| aggregate(a, &group, &ctx)).collect();
-                        if let Some(out) = finish.finish(key, aggs) {
+                        let aggs: Result<Vec<Value>, _> =
+                            finish.aggregates.iter().map(|a| aggregate(a, &group, &ctx)).collect();
+                        if let Some(out) = finish.finish(key, aggs.as_deref().ok()) {
                             output.push((out, 1));
                         }
                     })
