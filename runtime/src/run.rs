@@ -155,7 +155,7 @@ pub(crate) struct Worker {
     /// for the errors of the rules that fill their tables.
     prefold: Option<(crate::prefold::Prefold, Prefolded)>,
     /// The keyed inputs' checks (`keys.rs`).
-    pub(crate) keys: BTreeMap<CollectionId, crate::keys::KeyCheck>,
+    keys: BTreeMap<CollectionId, crate::keys::KeyCheck>,
     probe: timely::dataflow::ProbeHandle<u64>,
     pub(crate) outputs: Updates,
     pub(crate) errors: Updates,
@@ -271,9 +271,6 @@ impl Worker {
         (facts_in, changed)
     }
 
-    /// Ends the run: results up to the last tick are complete (the probe passed it), and a
-    /// node stopped by `max_ticks` may still be producing, so the dataflow is dropped rather
-    /// than drained.
     /// The facts each keyed input rejected so far, by input name.
     pub(crate) fn rejected(&self, p: &Program) -> BTreeMap<String, Rejected> {
         self.keys
@@ -288,6 +285,9 @@ impl Worker {
             .collect()
     }
 
+    /// Ends the run: results up to the last tick are complete (the probe passed it), and a
+    /// node stopped by `max_ticks` may still be producing, so the dataflow is dropped rather
+    /// than drained.
     pub(crate) fn close(&mut self, worker: &mut timely::worker::Worker) {
         drop(std::mem::take(&mut self.sessions));
         drop(self.prefold.take());
