@@ -132,9 +132,19 @@ pub(crate) fn log_changes(updates: &Updates, tick: u64, log: &mut BTreeMap<Colle
     let pending = std::mem::take(&mut *updates.borrow_mut());
     let (mut now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, _, t, _)| *t <= tick);
     updates.borrow_mut().extend(later);
-    // Consolidated by sorting (faster than a map per row); each tick's rows end up in order.
-    now.sort_unstable_by(|a, b| (a.0, a.2, &a.1).cmp(&(b.0, b.2, &b.1)));
-    let mut now = now.into_iter().peekable();
+    // Consolidated by sorting (faster than a map per row), by a fingerprint of each row first
+    // so that most comparisons are of integers, not of rows; equal fingerprints fall back to
+    // the rows, so equal rows always end up side by side. (`DefaultHasher::new` has fixed
+    // keys: the order is the same in every run.)
+    let fingerprint = |row: &Row| {
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(row, &mut h);
+        std::hash::Hasher::finish(&h)
+    };
+    let mut now: Vec<(u64, (CollectionId, Row, u64, isize))> =
+        now.into_iter().map(|u| (fingerprint(&u.1), u)).collect();
+    now.sort_unstable_by(|(fa, a), (fb, b)| (a.0, a.2, fa).cmp(&(b.0, b.2, fb)).then_with(|| a.1.cmp(&b.1)));
+    let mut now = now.into_iter().map(|(_, u)| u).peekable();
     while let Some((c, row, t, mut d)) = now.next() {
         while let Some((_, _, _, more)) = now.next_if(|x| x.0 == c && x.2 == t && x.1 == row) {
             d += more;
