@@ -175,14 +175,19 @@ pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, EvalError> {
     })
 }
 
-/// The aggregate nodes of `e`, in evaluation order.
-/// How many aggregate nodes `e` holds.
+/// How many aggregate nodes `e` holds (counted without collecting them: a short-circuit in
+/// `eval_inner` asks on every evaluation).
 fn aggregates_in(e: &Expr) -> usize {
-    let mut v = Vec::new();
-    collect_aggs(e, &mut v);
-    v.len()
+    match &e.kind {
+        ExprKind::Agg(..) => 1,
+        ExprKind::Lit(_) | ExprKind::Col(_) => 0,
+        ExprKind::Unary(_, x) => aggregates_in(x),
+        ExprKind::Binary(_, a, b) => aggregates_in(a) + aggregates_in(b),
+        ExprKind::Call(_, args) => args.iter().map(aggregates_in).sum(),
+    }
 }
 
+/// The aggregate nodes of `e`, in evaluation order.
 pub fn collect_aggs<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     match &e.kind {
         ExprKind::Agg(..) => out.push(e),

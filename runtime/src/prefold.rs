@@ -9,7 +9,7 @@
 //! split among them, so the dataflow's fold operator, which exchanges rows by group key,
 //! does the work instead.
 
-use crate::eval::{eval, Ctx, Flat};
+use crate::eval::Ctx;
 use crate::fold::Fold;
 use crate::paths::Paths;
 use crate::plan::NodePlan;
@@ -29,7 +29,6 @@ struct Fill {
     copies: bool,
     check: Check,
     head: Vec<Expr>,
-    ctx: Ctx,
 }
 
 /// The driver's folds of one node.
@@ -65,7 +64,6 @@ impl Prefold {
                     copies: crate::paths::copies(p, rule),
                     check: Check::single(rule, ctx),
                     head: rule.body.head.clone(),
-                    ctx,
                 });
             }
         }
@@ -90,27 +88,21 @@ impl Prefold {
         let Some(fills) = self.fills.get(&input) else { return };
         for fill in fills {
             let produced = if fill.copies {
-                Ok(None)
+                Some(None)
             } else {
-                match fill.check.run(row) {
+                match fill.check.project(&fill.head, row) {
                     None => continue,
-                    Some(false) => Err(()),
-                    Some(true) => {
-                        let offsets = [0usize];
-                        let flat = Flat { row, offsets: &offsets };
-                        let out = fill.head.iter().map(|e| eval(e, &flat, &fill.ctx, &[])).collect::<Result<Row, _>>();
-                        out.map(Some).map_err(|_| ())
-                    }
+                    Some(out) => out.map(Some),
                 }
             };
             match produced {
-                Ok(out) => {
+                Some(out) => {
                     let out = out.as_ref().unwrap_or(row);
                     for (_, fold) in self.folds.get_mut(&fill.table).into_iter().flatten() {
                         fold.add(out);
                     }
                 }
-                Err(()) => {
+                None => {
                     let mut tagged = Row::new();
                     tagged.push(Value::Int(i64::from(fill.rule.0)));
                     tagged.extend(row.iter().cloned());

@@ -177,16 +177,11 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
             let errors = differential_dataflow::collection::concatenate(bound.scope(), Vec::new());
             return Some(Rendered { rows: bound, errors });
         }
-        let produced = bound.flat_map(move |row| match check.run(&row)? {
-            false => Some((false, row)),
-            true => {
-                let flat = Flat { row: &row, offsets: &check.offsets };
-                let out: Result<Row, _> = head.iter().map(|e| eval(e, &flat, &ctx, &[])).collect();
-                Some(match out {
-                    Ok(out) => (true, out),
-                    Err(_) => (false, row),
-                })
-            }
+        let produced = bound.flat_map(move |row| {
+            Some(match check.project(&head, &row)? {
+                Some(out) => (true, out),
+                None => (false, row),
+            })
         });
         return Some(split(produced, Vec::new(), tag));
     }
@@ -279,6 +274,17 @@ impl Check {
     pub(crate) fn single(r: &Rule, ctx: Ctx) -> Check {
         let leftover = r.body.equalities.iter().map(|e| (e.left.column, e.right.column)).collect();
         Check { leftover, filters: r.body.filters.clone(), offsets: vec![0], ctx }
+    }
+
+    /// Checks the binding and evaluates `head` over it: `None` when the binding is rejected,
+    /// `Some(None)` when a filter or the head failed to evaluate (an error of the rule),
+    /// else the head's row.
+    pub(crate) fn project(&self, head: &[Expr], row: &Row) -> Option<Option<Row>> {
+        if !self.run(row)? {
+            return Some(None);
+        }
+        let flat = Flat { row, offsets: &self.offsets };
+        Some(head.iter().map(|e| eval(e, &flat, &self.ctx, &[])).collect::<Result<Row, _>>().ok())
     }
 
     /// `None` when the binding is rejected, `Some(false)` when a filter failed to evaluate.

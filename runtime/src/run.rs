@@ -129,9 +129,6 @@ impl RunResult {
 /// Moves the output updates of ticks up to `tick` into `log`, consolidated per tick (a fact
 /// whose updates cancel within a tick did not change). Later updates stay in `updates`.
 pub(crate) fn log_changes(updates: &Updates, tick: u64, log: &mut BTreeMap<CollectionId, Changes>) {
-    let pending = std::mem::take(&mut *updates.borrow_mut());
-    let (mut now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, _, t, _)| *t <= tick);
-    updates.borrow_mut().extend(later);
     // Consolidated by sorting (faster than a map per row), by a fingerprint of each row first
     // so that most comparisons are of integers, not of rows; equal fingerprints fall back to
     // the rows, so equal rows always end up side by side. (`DefaultHasher::new` has fixed
@@ -141,8 +138,16 @@ pub(crate) fn log_changes(updates: &Updates, tick: u64, log: &mut BTreeMap<Colle
         std::hash::Hash::hash(row, &mut h);
         std::hash::Hasher::finish(&h)
     };
-    let mut now: Vec<(u64, (CollectionId, Row, u64, isize))> =
-        now.into_iter().map(|u| (fingerprint(&u.1), u)).collect();
+    let mut now: Vec<(u64, (CollectionId, Row, u64, isize))> = Vec::new();
+    let mut later = Vec::new();
+    for u in std::mem::take(&mut *updates.borrow_mut()) {
+        if u.2 <= tick {
+            now.push((fingerprint(&u.1), u));
+        } else {
+            later.push(u);
+        }
+    }
+    *updates.borrow_mut() = later;
     now.sort_unstable_by(|(fa, a), (fb, b)| (a.0, a.2, fa).cmp(&(b.0, b.2, fb)).then_with(|| a.1.cmp(&b.1)));
     let mut now = now.into_iter().map(|(_, u)| u).peekable();
     while let Some((c, row, t, mut d)) = now.next() {
