@@ -1,7 +1,9 @@
 //! Networks across processes: `bloomc run --processes` (one `bloomc node` per instance, the
 //! launcher as hub), `bloomc run --cluster` with nodes started by hand, the hub's refusals
-//! (bad token, unknown node, garbage and oversized frames), a killed node, and no loss when
-//! connections drop. Loopback only; every child is bounded in time.
+//! (bad token, unknown node, garbage and oversized frames), a killed node, no loss when
+//! connections drop, and the launcher's `--batch` reaching its nodes. Loopback only; each
+//! child is waited for with a time limit (`finish`), though two tests read a child's stderr
+//! line by line before that, which a hung child would block.
 
 mod common;
 
@@ -11,8 +13,9 @@ use std::io::{BufRead, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Two sources forward their feed to one sink that keeps everything: its output is the same
-/// whatever the timing, so a lost or doubled message shows.
+/// Two sources forward the same feed to one sink that keeps everything. Its table is a set,
+/// so its output (300 facts) is the same whatever the timing; a lost or doubled message
+/// shows in the sink's count of facts in by message, which must be exactly 600.
 const PIPE: &str = "module Src { input feed_in(n: int); output out(n: int); out <= feed_in; }
 module Sink { input got(n: int); table seen(n: int); output all(n: int); seen <= got; all <= seen; }
 system S {
@@ -178,7 +181,11 @@ fn the_hub_refuses_strangers_and_bad_frames_and_runs_nodes_started_by_hand() {
         cluster: "lab".to_string(),
         token: token.to_string(),
         node: node.to_string(),
-        program: bloomc_runtime::wire::digest(PIPE.as_bytes(), &[]),
+        // As the hub digests it: the sources, then the feed options (the defaults here).
+        program: bloomc_runtime::wire::digest(
+            PIPE.as_bytes(),
+            &[("--batch".to_string(), "1000".to_string()), ("--skip-bad-rows".to_string(), "false".to_string())],
+        ),
     };
     let refused = |answer: Vec<u8>| -> String {
         match bloomc_runtime::wire::decode::<Welcome>(&answer, DEFAULT_MAX_FRAME) {
@@ -256,4 +263,35 @@ fn cluster_files_and_node_names_are_checked() {
     assert!(err.contains("no node `nobody`") && err.contains("src[0], src[1], sink"), "{err}");
     let one = bloomc(&["run", "examples/kvs.bl", "--processes"]);
     assert_eq!(one.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&one.stderr).contains("this program runs on one node"));
+}
+
+#[test]
+fn node_processes_take_the_launchers_batch_for_file_feeds() {
+    // With `--batch 3` the source's first tick brings 3 of the file's 10 rows, so the first
+    // count of records processed above 0 is 3, in one process and in one process per node
+    // alike (a node that read the file with another batch would show 10).
+    let dir = scratch("processes-batch", &[("n.csv", "n\n0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n")]);
+    let csv = dir.join("n.csv").display().to_string();
+    let program = format!(
+        "module Src {{ input feed_in(n: int); output out(n: int); out <= feed_in; }}
+module Sink {{ input got(n: int); output now(n: int); now <= got; }}
+system S {{ node src: Src; node sink: Sink; feed src.feed_in from file \"{csv}\"; src.out -> sink.got any; }}"
+    );
+    std::fs::write(dir.join("batch.bl"), program).expect("write");
+    let file = dir.join("batch.bl").display().to_string();
+    for (i, extra) in [None, Some("--processes")].into_iter().enumerate() {
+        let json = dir.join(format!("run{i}.json")).display().to_string();
+        let mut args = vec!["run", &file, "--batch", "3", "--allow", "nondeterminism", "--summary-json", &json];
+        args.extend(extra);
+        let (code, out, err) = finish(spawn(&args, &[]), Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains("-- sink.now: 10 facts emitted"), "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("summary")).expect("JSON");
+        let first = v["records_over_time"]
+            .as_array()
+            .and_then(|points| points.iter().filter_map(|p| p[1].as_u64()).find(|n| *n > 0));
+        assert_eq!(first, Some(3), "{extra:?}: {v}");
+    }
 }

@@ -7,7 +7,7 @@
 //! naming this cluster, the shared token, a node of the plan and the same program. A frame
 //! that is too long or does not decode closes its connection (logged); the hub keeps running
 //! and the node may reconnect. A node that loses its connection has `grace` to come back;
-//! a node process that exits before it reported (the launcher sends an [`Event`]) fails the run.
+//! a node process that exits before it reported (the launcher sends [`Exited`]) fails the run.
 
 use crate::network::{NetworkOptions, NetworkResult, NodeReport};
 use crate::plan::NodePlan;

@@ -372,7 +372,8 @@ fn node(
     let mut w = match build(worker, p, plan) {
         Ok(w) => w,
         Err(e) => {
-            net.stop(me, 0)?;
+            // The build's error is the one to report, whatever stopping says.
+            let _ = net.stop(me, 0);
             return Err(e);
         }
     };

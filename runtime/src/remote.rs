@@ -3,7 +3,7 @@
 //! Each call is one numbered request and its reply. When the connection fails, the node
 //! reconnects (with its hello again) and resends the same request; the hub answers a resent
 //! request from its record instead of doing it twice, so nothing the hub accepted is lost or
-//! applied twice. The node gives up when the hub cannot be reached for `patience`.
+//! applied twice. The node gives up when a request keeps failing for `patience`.
 //!
 //! Fault injection for tests: with `BLOOMC_DROP_CONNECTION_EVERY=N` in the environment, the
 //! node drops its connection after sending every N-th request, before reading the reply.
@@ -120,7 +120,20 @@ impl Remote {
         let request = encode(&Request { seq, call }, self.max_frame)?;
         let inject = self.drop_every.is_some_and(|n| seq.is_multiple_of(n));
         let mut attempt = 0u32;
-        let deadline = Instant::now() + self.patience;
+        // Since when this request has been failing: every failure, of a connection or of the
+        // request over a new one (a hub that keeps closing it), counts against the patience,
+        // and every retry but the first waits a little.
+        let mut failing_since: Option<Instant> = None;
+        let mut failed = |e: String| -> Result<(), String> {
+            match failing_since {
+                None => failing_since = Some(Instant::now()),
+                Some(since) if since.elapsed() > self.patience => {
+                    return Err(format!("lost the hub at {} for {:?}: {e}", self.hub, self.patience));
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+            Ok(())
+        };
         loop {
             attempt += 1;
             if state.conn.is_none() {
@@ -128,10 +141,7 @@ impl Remote {
                     Ok((conn, _)) => state.conn = Some(conn),
                     Err(Failure::Refused(r)) => return Err(format!("the hub refused this node on reconnect: {r}")),
                     Err(Failure::Unreachable(e)) => {
-                        if Instant::now() > deadline {
-                            return Err(format!("lost the hub at {} for {:?}: {e}", self.hub, self.patience));
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
+                        failed(e)?;
                         continue;
                     }
                 }
@@ -153,7 +163,10 @@ impl Remote {
             match answer {
                 Ok(Reply::Abort(reason)) => return Err(format!("the hub stopped the run: {reason}")),
                 Ok(reply) => return Ok(reply),
-                Err(_) => *conn = None,
+                Err(e) => {
+                    *conn = None;
+                    failed(e)?;
+                }
             }
         }
     }
@@ -190,7 +203,7 @@ impl Transport for Remote {
     }
 }
 
-/// Runs node `name` of `plans` in this process, connected to the hub at `hub`, and sends the
+/// Runs the node `hello.node` of `plans` in this process, connected to the hub at `hub`, and sends the
 /// hub its report.
 pub fn node_process(p: Program, plans: Vec<NodePlan>, hub: &str, hello: Hello, max_frame: usize) -> Result<(), String> {
     let name = hello.node.clone();

@@ -86,8 +86,11 @@ fn options(max_frame: usize) -> impl Options {
     bincode::DefaultOptions::new().with_limit(max_frame as u64)
 }
 
+/// Encodes a frame's body. It is encoded without the limit (the same format: a limit changes
+/// no byte), then checked, so that an oversized frame gets the message that says what to do
+/// rather than bincode's size-limit error.
 pub fn encode<T: Serialize>(x: &T, max_frame: usize) -> Result<bytes::Bytes, String> {
-    let body = options(max_frame).serialize(x).map_err(|e| format!("cannot encode a frame: {e}"))?;
+    let body = bincode::DefaultOptions::new().serialize(x).map_err(|e| format!("cannot encode a frame: {e}"))?;
     if body.len() > max_frame {
         return Err(format!(
             "a frame of {} bytes exceeds the limit of {max_frame} bytes (raise `max_frame` in the cluster file)",
@@ -103,9 +106,24 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], max_frame: usize) -> Result<T, S
     options(max_frame).deserialize(body).map_err(|e| format!("malformed frame ({} bytes): {e}", body.len()))
 }
 
-/// A digest of a program's source and parameter overrides, so the hub refuses a node that
-/// compiled something else.
-pub fn digest(source: &[u8], overrides: &[(String, String)]) -> u64 {
+/// A digest of a program's sources and of options given as (name, value) pairs, so the hub
+/// refuses a node that compiled or would feed something else.
+pub fn digest(source: &[u8], options: &[(String, String)]) -> u64 {
     use differential_dataflow::hashable::Hashable;
-    (source, overrides).hashed()
+    (source, options).hashed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode, encode};
+
+    #[test]
+    fn an_oversized_frame_says_to_raise_max_frame_and_a_fitting_one_round_trips() {
+        let big = vec![7u64; 100];
+        let err = encode(&big, 64).err().unwrap_or_default();
+        assert!(err.contains("exceeds the limit of 64 bytes") && err.contains("raise `max_frame`"), "{err}");
+        let body = encode(&big, 4096).map_err(|e| e.to_string());
+        let back: Result<Vec<u64>, String> = body.and_then(|b| decode(&b, 4096));
+        assert_eq!(back, Ok(big));
+    }
 }

@@ -56,7 +56,7 @@ const AGGS: [&str; 8] = [
 
 /// Tables fed only by inputs, grouped by rules whose aggregates are all folds. Inputs draw
 /// from small domains, so facts repeat within and across ticks; some aggregates overflow or
-/// divide by zero, to check that failing groups match the reference. In a third of the
+/// divide by zero, to check that failing groups match the reference. In half of the
 /// programs `i0` declares a key, which its repeated facts break, and alone fills `t0` (`i1`
 /// fills `t1`, which nothing reads).
 fn fold_program() -> impl Strategy<Value = (String, usize)> {

@@ -56,8 +56,17 @@ impl ClusterFile {
 }
 
 /// The digest the hub and every node compare: the program file's bytes and `--set` values.
-fn program_digest(args: &ProgramArgs) -> Result<u64, String> {
-    Ok(digest(&super::common::read(&args.file)?, &args.set))
+/// What the hub and its nodes must agree on: every source the compiler read (the program,
+/// the standard-library modules it uses, the `--set` values) and the options that shape the
+/// feeds' ticks. Taken from the compilation, so the program file is read once.
+pub(crate) fn program_digest(c: &bloomc_compiler::Compilation, batch: usize, skip_bad_rows: bool) -> u64 {
+    let text: String = c.sources.files().map(|(_, f)| f.text.as_str()).collect();
+    digest(text.as_bytes(), &feed_options(batch, skip_bad_rows))
+}
+
+/// The feed options as the digest takes them.
+fn feed_options(batch: usize, skip_bad_rows: bool) -> [(String, String); 2] {
+    [("--batch".to_string(), batch.to_string()), ("--skip-bad-rows".to_string(), skip_bad_rows.to_string())]
 }
 
 /// `bloomc node FILE --name NODE --cluster cluster.toml`
@@ -72,6 +81,12 @@ pub struct Node {
     /// The cluster file: the hub's address, the cluster's name and token.
     #[arg(long = "cluster", value_name = "CLUSTER.toml")]
     cluster: PathBuf,
+    /// Rows of a file feed per tick (as the hub's `--batch`).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Skip malformed rows of file feeds (as the hub's `--skip-bad-rows`).
+    #[arg(long)]
+    skip_bad_rows: bool,
 }
 
 impl Node {
@@ -79,16 +94,14 @@ impl Node {
         let cluster = ClusterFile::read(&self.cluster)?;
         let c = super::common::load(&self.program)?;
         let (errors, _) = super::common::report(&c, self.program.text_format()?, false);
+        let program = program_digest(&c, self.batch, self.skip_bad_rows);
         let Some(p) = c.program.filter(|_| errors == 0) else { return Ok(ExitCode::from(1)) };
-        let inputs = Inputs { program: &self.program, inputs: &[], batch: 1000, skip_bad_rows: false };
+        let inputs =
+            Inputs { program: &self.program, inputs: &[], batch: self.batch, skip_bad_rows: self.skip_bad_rows };
         let (files, _) = read_inputs(&inputs, &p)?;
         let plans = bloomc_runtime::plan::plan_network(&p, &files)?;
-        let hello = Hello {
-            cluster: cluster.cluster.clone(),
-            token: cluster.token()?,
-            node: self.name.clone(),
-            program: program_digest(&self.program)?,
-        };
+        let hello =
+            Hello { cluster: cluster.cluster.clone(), token: cluster.token()?, node: self.name.clone(), program };
         bloomc_runtime::remote::node_process(p, plans, &cluster.hub, hello, cluster.max_frame())?;
         Ok(ExitCode::SUCCESS)
     }
@@ -107,7 +120,13 @@ fn fresh_token() -> Result<String, String> {
 
 /// Runs the network as the hub: with `--processes` it starts and supervises one node
 /// process per instance; with only `--cluster` it waits for the nodes to connect.
-pub fn run_hub(run: &Run, p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
+pub fn run_hub(
+    run: &Run,
+    p: &Program,
+    plans: &[NodePlan],
+    options: &NetworkOptions,
+    digest: u64,
+) -> Result<NetworkResult, String> {
     let (cluster, path, _dir) = match &run.cluster_file {
         Some(path) => (ClusterFile::read(path)?, path.clone(), None),
         None => {
@@ -126,7 +145,7 @@ pub fn run_hub(run: &Run, p: &Program, plans: &[NodePlan], options: &NetworkOpti
     let listener = std::net::TcpListener::bind(&cluster.hub)
         .map_err(|e| format!("the hub cannot listen on {}: {e}", cluster.hub))?;
     let address = listener.local_addr().map_err(|e| format!("hub: {e}"))?;
-    let config = hub_config(&cluster, cluster.token()?, &run.program)?;
+    let config = hub_config(&cluster, cluster.token()?, digest);
     if run.cluster_file.is_none() {
         // The nodes learn the address the system chose; the token travels in their
         // environment, not in the file.
@@ -142,14 +161,14 @@ pub fn run_hub(run: &Run, p: &Program, plans: &[NodePlan], options: &NetworkOpti
     serve(listener, config, plans, p, options, exits, log())
 }
 
-fn hub_config(cluster: &ClusterFile, token: String, program: &ProgramArgs) -> Result<HubConfig, String> {
-    Ok(HubConfig {
+fn hub_config(cluster: &ClusterFile, token: String, program: u64) -> HubConfig {
+    HubConfig {
         cluster: cluster.cluster.clone(),
         token,
         max_frame: cluster.max_frame(),
-        program: program_digest(program)?,
+        program,
         grace: Duration::from_secs(10),
-    })
+    }
 }
 
 fn log() -> Log {
@@ -196,6 +215,10 @@ fn launch(
         }
         if run.program.allow.contains(&super::Allow::Nondeterminism) {
             cmd.args(["--allow", "nondeterminism"]);
+        }
+        cmd.arg("--batch").arg(run.batch.to_string());
+        if run.skip_bad_rows {
+            cmd.arg("--skip-bad-rows");
         }
         cmd.env(TOKEN_VAR, &token).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = match cmd.spawn() {

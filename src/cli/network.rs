@@ -81,6 +81,7 @@ pub fn run_network(
     analysis: Option<&Analysis>,
     files: &[(CollectionId, Vec<Row>, usize)],
     skipped: usize,
+    digest: u64,
 ) -> Result<ExitCode, String> {
     let plans = bloomc_runtime::plan::plan_network(p, files)?;
     let coordination = match run.coordination {
@@ -92,7 +93,7 @@ pub fn run_network(
     let label = describe(p, &coordination);
     let options = NetworkOptions { max_ticks: run.max_ticks, coordination: coordination.clone() };
     let result = if run.processes || run.cluster_file.is_some() {
-        super::cluster::run_hub(run, p, &plans, &options)?
+        super::cluster::run_hub(run, p, &plans, &options, digest)?
     } else {
         network(p, &plans, &options)?
     };

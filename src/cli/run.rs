@@ -29,10 +29,10 @@ pub struct Run {
     pub(crate) inputs: Vec<(String, String)>,
     /// Rows of a file input per tick.
     #[arg(long, default_value_t = 1000)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// Skip malformed input rows (and report how many) instead of stopping at the first.
     #[arg(long)]
-    skip_bad_rows: bool,
+    pub(crate) skip_bad_rows: bool,
     /// Write an output's facts to a CSV file instead of standard output: `--output response=out.csv`.
     #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
     pub(crate) outputs: Vec<(String, String)>,
@@ -158,7 +158,8 @@ impl Run {
                 ));
             }
             let (files, skipped) = read_inputs(&self.inputs(), p)?;
-            return super::network::run_network(&self, p, c.analysis.as_ref(), &files, skipped);
+            let digest = super::cluster::program_digest(&c, self.batch, self.skip_bad_rows);
+            return super::network::run_network(&self, p, c.analysis.as_ref(), &files, skipped, digest);
         }
         if self.latency.is_some() {
             return Err("`--latency` measures answers between the nodes of a network; this program runs on one node"

@@ -1,6 +1,6 @@
 //! `--summary-json PATH`: the run report of `bloomc run` as one JSON object, for scripts
 //! and experiments. Fields:
-//! `strategy` (`none` or `order`), `query` (the program's `query` parameter, or null),
+//! `strategy` (`none`, `order`, `seal`, or `auto: ` and what the analysis chose), `query` (the program's `query` parameter, or null),
 //! `records_processed` (facts in over all nodes), `records_per_s`, `records_over_time` (in a
 //! network: `[seconds, records so far]` after every node's tick), `elapsed_s`, `quiescent`, `answers` (facts
 //! emitted on the outputs no wire carries, except `disagreement`), `replica_disagreements`
