@@ -146,6 +146,64 @@ fn no_message_is_lost_or_doubled_when_connections_drop() {
     assert!(err.contains("hub: closed the connection of node"), "no connection was dropped: {err}");
 }
 
+/// A hello for a node of `PIPE` in cluster `lab`, as a node process with `session` sends it.
+fn pipe_hello(token: &str, node: &str, session: u64) -> Hello {
+    Hello {
+        cluster: "lab".to_string(),
+        token: token.to_string(),
+        node: node.to_string(),
+        // As the hub digests it: the sources, then the feed options (the defaults here).
+        program: bloomc_runtime::wire::digest(
+            PIPE.as_bytes(),
+            &[("--batch".to_string(), "1000".to_string()), ("--skip-bad-rows".to_string(), "false".to_string())],
+        ),
+        session,
+    }
+}
+
+fn refused(answer: Vec<u8>) -> String {
+    match bloomc_runtime::wire::decode::<Welcome>(&answer, DEFAULT_MAX_FRAME) {
+        Ok(Welcome::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Starts a hub for `PIPE` with `--cluster` on a free port; returns it, its stderr (past its
+/// first line) and the port.
+fn pipe_hub(name: &str) -> (Child, std::io::BufReader<std::process::ChildStderr>, u16, String, String) {
+    let dir = scratch(name, &[("pipe.bl", PIPE)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let cluster = dir.join("cluster.toml");
+    std::fs::write(&cluster, format!("cluster = \"lab\"\nhub = \"127.0.0.1:{port}\"\ntoken = \"s3cret\"\n"))
+        .expect("write");
+    let (file, cluster) = (dir.join("pipe.bl").display().to_string(), cluster.display().to_string());
+    let mut hub = spawn(&["run", &file, "--cluster", &cluster], &[]);
+    // Wait until it listens.
+    let mut hub_err = std::io::BufReader::new(hub.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    hub_err.read_line(&mut line).expect("hub speaks");
+    assert!(line.contains("waiting for 3 nodes"), "{line}");
+    (hub, hub_err, port, file, cluster)
+}
+
+#[test]
+fn a_second_process_for_an_admitted_node_is_refused() {
+    let (mut hub, _err, port, _, _) = pipe_hub("processes-session");
+    let body = encode(&pipe_hello("s3cret", "sink", 1), DEFAULT_MAX_FRAME).expect("encode");
+    let welcome = bloomc_runtime::wire::decode::<Welcome>(&poke(port, &frame(&body)), DEFAULT_MAX_FRAME);
+    assert!(matches!(welcome, Ok(Welcome::Accepted { .. })), "{welcome:?}");
+    // The same session may come back (a reconnection); another one may not (it would run
+    // the node's feed a second time).
+    assert!(matches!(
+        bloomc_runtime::wire::decode::<Welcome>(&poke(port, &frame(&body)), DEFAULT_MAX_FRAME),
+        Ok(Welcome::Accepted { .. })
+    ));
+    let other = encode(&pipe_hello("s3cret", "sink", 2), DEFAULT_MAX_FRAME).expect("encode");
+    assert!(refused(poke(port, &frame(&other))).contains("node `sink` is already run by another process"));
+    let _ = hub.kill();
+    let _ = hub.wait();
+}
+
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut f = (body.len() as u32).to_be_bytes().to_vec();
     f.extend_from_slice(body);
@@ -165,34 +223,8 @@ fn poke(port: u16, bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn the_hub_refuses_strangers_and_bad_frames_and_runs_nodes_started_by_hand() {
-    let dir = scratch("processes-hub", &[("pipe.bl", PIPE)]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let cluster = dir.join("cluster.toml");
-    std::fs::write(&cluster, format!("cluster = \"lab\"\nhub = \"127.0.0.1:{port}\"\ntoken = \"s3cret\"\n"))
-        .expect("write");
-    let (file, cluster) = (dir.join("pipe.bl").display().to_string(), cluster.display().to_string());
-    let mut hub = spawn(&["run", &file, "--cluster", &cluster], &[]);
-    // Wait until it listens.
-    let mut hub_err = std::io::BufReader::new(hub.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    hub_err.read_line(&mut line).expect("hub speaks");
-    assert!(line.contains("waiting for 3 nodes"), "{line}");
-    let hello = |token: &str, node: &str| Hello {
-        cluster: "lab".to_string(),
-        token: token.to_string(),
-        node: node.to_string(),
-        // As the hub digests it: the sources, then the feed options (the defaults here).
-        program: bloomc_runtime::wire::digest(
-            PIPE.as_bytes(),
-            &[("--batch".to_string(), "1000".to_string()), ("--skip-bad-rows".to_string(), "false".to_string())],
-        ),
-    };
-    let refused = |answer: Vec<u8>| -> String {
-        match bloomc_runtime::wire::decode::<Welcome>(&answer, DEFAULT_MAX_FRAME) {
-            Ok(Welcome::Refused(r)) => r,
-            other => panic!("expected a refusal, got {other:?}"),
-        }
-    };
+    let (hub, mut hub_err, port, file, cluster) = pipe_hub("processes-hub");
+    let hello = |token: &str, node: &str| pipe_hello(token, node, 1);
     let body = encode(&hello("wrong", "sink"), DEFAULT_MAX_FRAME).expect("encode");
     assert_eq!(refused(poke(port, &frame(&body))), "bad token");
     let body = encode(&hello("s3cret", "mallory"), DEFAULT_MAX_FRAME).expect("encode");

@@ -44,6 +44,8 @@ pub type Log = Arc<dyn Fn(String) + Send + Sync>;
 
 struct Slot {
     name: String,
+    /// The session of the process admitted as this node (see `Hello::session`).
+    session: Option<u64>,
     /// The last request done and its encoded reply, sent again if the request is resent.
     last: Option<(u64, Bytes)>,
     report: Option<NodeReport>,
@@ -108,6 +110,13 @@ impl Hub {
         };
         // A node that finished may still reconnect, to hear the answer to its report.
         if let Some(s) = slots.get_mut(me) {
+            if s.session.is_some_and(|x| x != hello.session) {
+                return Err(format!(
+                    "node `{}` is already run by another process (a node cannot be restarted or run twice in one run)",
+                    hello.node
+                ));
+            }
+            s.session = Some(hello.session);
             s.generation += 1;
             s.lost_at = None;
             s.open = true;
@@ -275,6 +284,7 @@ pub fn serve(
         .iter()
         .map(|x| Slot {
             name: x.node_name.clone(),
+            session: None,
             last: None,
             report: None,
             generation: 0,

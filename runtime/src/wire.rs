@@ -31,6 +31,10 @@ pub struct Hello {
     pub node: String,
     /// The digest of the program the node compiled (see [`digest`]).
     pub program: u64,
+    /// Chosen at random by the node process when it starts. The hub admits one session per
+    /// node: a reconnection carries the same one, while a second process for the node (or
+    /// the node restarted) would run its feed again, and is refused.
+    pub session: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

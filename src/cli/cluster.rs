@@ -100,8 +100,13 @@ impl Node {
             Inputs { program: &self.program, inputs: &[], batch: self.batch, skip_bad_rows: self.skip_bad_rows };
         let (files, _) = read_inputs(&inputs, &p)?;
         let plans = bloomc_runtime::plan::plan_network(&p, &files)?;
-        let hello =
-            Hello { cluster: cluster.cluster.clone(), token: cluster.token()?, node: self.name.clone(), program };
+        let hello = Hello {
+            cluster: cluster.cluster.clone(),
+            token: cluster.token()?,
+            node: self.name.clone(),
+            program,
+            session: u64::from_le_bytes(random::<8>()?),
+        };
         bloomc_runtime::remote::node_process(p, plans, &cluster.hub, hello, cluster.max_frame())?;
         Ok(ExitCode::SUCCESS)
     }
@@ -109,13 +114,18 @@ impl Node {
 
 /// A fresh random token, from the operating system's generator.
 fn fresh_token() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
+    Ok(random::<16>()?.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `N` random bytes from the operating system's generator.
+fn random<const N: usize>() -> Result<[u8; N], String> {
+    let mut bytes = [0u8; N];
     std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("cannot make a token: {e}"))?,
+        &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("cannot read random bytes: {e}"))?,
         &mut bytes,
     )
-    .map_err(|e| format!("cannot make a token: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    .map_err(|e| format!("cannot read random bytes: {e}"))?;
+    Ok(bytes)
 }
 
 /// Runs the network as the hub: with `--processes` it starts and supervises one node
