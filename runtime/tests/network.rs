@@ -9,7 +9,8 @@ use bloomc_runtime::value::Row;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Three producers at different batch sizes broadcast to three replicas, which report the
-/// keys seen fewer than 4 times so far (nonmonotone: a key enters, then leaves).
+/// keys seen fewer than 4 times so far (nonmonotone: a key enters, then leaves). About 4
+/// facts a key, so some keys end below 4 however the facts fall into ticks.
 const REPLICAS: &str = "module Producer {
   input gen(k: int, n: int);
   output fact(k: int, n: int);
@@ -26,7 +27,7 @@ module Replica {
 system S {
   node producer: Producer * 3;
   node replica: Replica * 3 replicated;
-  feed producer.gen from generate(rows: 40, seed: 5, batch: 3) { k: uniform(0, 6), n: instance() * 100 + row() };
+  feed producer.gen from generate(rows: 40, seed: 5, batch: 3) { k: uniform(0, 30), n: instance() * 100 + row() };
   producer.fact -> replica.fact broadcast;
 }";
 
@@ -89,6 +90,8 @@ fn uncoordinated_replicas_reach_the_same_final_state() {
 /// Three producers copy generated feeds whose key runs 0, 1, 2, ... over time; the sealed
 /// consumer counts facts per key. With the seal enforced, a key's facts arrive in one tick
 /// once every producer has sealed it, so each key's count is only ever its final count.
+/// The producers pace their batches (20 ms apart), so without the seal a key's facts arrive
+/// over several ticks of the counter however fast it runs.
 const SEALED: &str = "module Producer {
   input gen(k: int, n: int);
   output fact(k: int, n: int);
@@ -104,7 +107,7 @@ module Counter {
 system S {
   node producer: Producer * 3;
   node counter: Counter * 2;
-  feed producer.gen from generate(rows: 60, seed: 3, batch: 4) { k: row() / 10, n: instance() * 1000 + row() };
+  feed producer.gen from generate(rows: 60, seed: 3, batch: 4, rate: 200) { k: row() / 10, n: instance() * 1000 + row() };
   producer.fact -> counter.fact broadcast;
   counter.fact sealed on (k);
 }";
