@@ -288,6 +288,17 @@ impl Grouped {
         }
     }
 
+    /// Whether the expression reads a grouping key.
+    pub fn reads_key(&self) -> bool {
+        match self {
+            Grouped::Key(_) => true,
+            Grouped::Lit(_) | Grouped::Agg(_) | Grouped::Col => false,
+            Grouped::Unary(_, x) => x.reads_key(),
+            Grouped::Binary(_, a, b) => a.reads_key() || b.reads_key(),
+            Grouped::Call(_, args) => args.iter().any(Grouped::reads_key),
+        }
+    }
+
     pub fn eval(&self, key_values: &Row, ctx: &Ctx, aggs: &[Value]) -> Result<Value, EvalError> {
         Ok(match self {
             Grouped::Key(i) => key_values.get(*i).cloned().ok_or(EvalError::Type)?,

@@ -16,12 +16,13 @@
 //! range.
 
 use crate::eval::{eval, truthy, Ctx, EvalError, Flat};
+use crate::groups::{prefetch, GroupSlot, Groups};
 use crate::render::{Coll, Group};
 use crate::value::{Packed, Row, Value};
 use bloomc_compiler::ir::{AggFn, Expr, ExprKind, Program, Rule, Type};
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::AsCollection;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
@@ -77,25 +78,6 @@ impl Acc {
 /// A group's aggregate values, inline for up to four aggregates.
 type Values = smallvec::SmallVec<[Value; 4]>;
 
-/// One group: its key, the key's hash (to grow the index without hashing every key again)
-/// and its flags, together so that finding a group and marking it costs one cache miss. Its
-/// accumulators live in `Fold::accs`, so a group costs no allocation of its own.
-struct GroupSlot {
-    key: Packed,
-    hash: u64,
-    flags: GroupFlags,
-}
-
-#[derive(Clone, Copy)]
-struct GroupFlags {
-    failed: bool,
-    /// What the group showed after its last change: `None` before its first, else whether it
-    /// showed its failure (`Some(true)`) or the result of its shown accumulators.
-    shown: Option<bool>,
-    /// Whether the current tick brought the group rows.
-    touched: bool,
-}
-
 /// Everything one fold keeps: a worker's fold operator, or the driver's (`prefold.rs`).
 pub(crate) struct Fold {
     keys: Vec<Expr>,
@@ -109,15 +91,24 @@ pub(crate) struct Fold {
     ctx: Ctx,
     /// The table's column types (see [`Packed::typed`]).
     types: Vec<Type>,
-    /// Group numbers, found by the hash of their key: 4 bytes a group, so the index of a
-    /// million groups mostly stays in cache; the keys are compared in `groups`.
-    index: hashbrown::HashTable<u32>,
     hasher: hashbrown::DefaultHashBuilder,
-    groups: Vec<GroupSlot>,
-    /// For `n` aggregates, group `i` has `accs[2 * n * i..][..2 * n]`: its accumulators now,
-    /// then as of its last change, from which its shown row is evaluated again when it must
-    /// be retracted (rather than keeping every shown row). Side by side, both are read in
-    /// one cache miss.
+    groups: Groups,
+    /// Which aggregates read an argument (`sum`, `min`, `max`): a count reads none.
+    reads_arg: Vec<bool>,
+    /// Rows located but not yet folded, oldest first, while the fold has many groups, and
+    /// the arguments of their aggregates, in the same order.
+    pending: VecDeque<Pending>,
+    args: VecDeque<Value>,
+    /// Whether `having` reads a grouping key (see `finish`).
+    having_reads_key: bool,
+    /// The accumulators a group keeps: its `n` aggregates' now, and as of its last change
+    /// unless its row follows from its key and `having`'s outcome
+    /// ([`Group::outcome_decides`]), when only that outcome is kept.
+    width: usize,
+    /// Group `i` has `accs[width * i..][..width]`: its accumulators now, then (when `width`
+    /// is `2 * n`) as of its last change, from which its shown row is evaluated again when
+    /// it must be retracted (rather than keeping every shown row). Side by side, both are
+    /// read in one cache miss.
     accs: Vec<Acc>,
     /// The distinct rows folded so far (the table is a set). One set for all groups: a
     /// million groups' small sets cost four times the memory of one large set. `None` for
@@ -128,24 +119,63 @@ pub(crate) struct Fold {
     touched: Vec<usize>,
 }
 
+/// A row located but not yet folded: its group's key and hash, and whether an argument of
+/// its aggregates failed to evaluate (the others wait in `Fold::args`).
+struct Pending {
+    key: Packed,
+    hash: u64,
+    failed: bool,
+}
+
+/// The groups beyond which a fold looks its rows up in a pipeline (its groups no longer fit
+/// in cache), and how many rows ahead of the one it folds it asks for an index entry; it
+/// asks for the group half as far ahead.
+const MANY: usize = 1 << 15;
+const AHEAD: usize = 16;
+
 impl Fold {
-    /// Folds one new row of the current tick in. Each row is checked, grouped, encoded and
-    /// folded while it is in cache, as it arrives. (Measured and not kept: ordering a tick's
-    /// rows by group first, and looking up batches of 64 rows' groups before folding them;
-    /// neither helped at a million groups, and batching cost at a thousand.)
+    /// Folds one new row of the current tick in. Each row is checked, grouped and encoded
+    /// as it arrives. With few groups it is folded at once; with many, its group's index
+    /// entry and slot are prefetched and it is folded `AHEAD` rows later (`groups.rs`).
+    /// (Measured and not kept: ordering a tick's rows by group first; it did not help at a
+    /// million groups.)
     pub(crate) fn add(&mut self, row: &Row) {
-        if self.equal.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
+        let Some(p) = self.locate(row) else { return };
+        if self.groups.slots.len() < MANY {
+            self.apply(p);
             return;
+        }
+        self.groups.prefetch_index(p.hash);
+        self.pending.push_back(p);
+        let n = self.width;
+        if let Some(q) = self.pending.len().checked_sub(AHEAD / 2 + 1).and_then(|i| self.pending.get(i)) {
+            if let (Some(g), true) = (self.groups.prefetch_group(q.hash), n > 0) {
+                prefetch(self.accs.as_ptr().wrapping_add(n * g));
+                prefetch(self.accs.as_ptr().wrapping_add(n * g + n - 1));
+            }
+        }
+        if self.pending.len() > AHEAD {
+            if let Some(p) = self.pending.pop_front() {
+                self.apply(p);
+            }
+        }
+    }
+
+    /// Checks a row and finds its group's key and its aggregates' arguments; `None` when it
+    /// counts for no group (a filter rejects it, it repeats a row, or it is an error row).
+    fn locate(&mut self, row: &Row) -> Option<Pending> {
+        if self.equal.iter().any(|(a, b)| row.get(*a) != row.get(*b)) {
+            return None;
         }
         let offsets = [0usize];
         let flat = Flat { row, offsets: &offsets };
         for f in &self.filters {
             match eval(f, &flat, &self.ctx, &[]) {
                 Ok(v) if truthy(&v) => {}
-                Ok(_) => return,
+                Ok(_) => return None,
                 Err(_) => {
                     self.out.push(((false, row.clone()), 1));
-                    return;
+                    return None;
                 }
             }
         }
@@ -155,98 +185,123 @@ impl Fold {
                 Ok(key) => Packed::typed(&key, None, &self.key_types),
                 Err(_) => {
                     self.out.push(((false, row.clone()), 1));
-                    return;
+                    return None;
                 }
             },
         };
         if let Some(seen) = &mut self.seen {
             if !seen.insert(Packed::typed(row, None, &self.types)) {
-                return;
+                return None;
             }
         }
-        let n = self.group.aggregates.len();
         let hash = std::hash::BuildHasher::hash_one(&self.hasher, &key);
-        let groups = &mut self.groups;
-        let same = |j: &u32| groups.get(*j as usize).is_some_and(|g| g.key == key);
-        let rehash = |j: &u32| groups.get(*j as usize).map_or(0, |g| g.hash);
-        let i = match self.index.entry(hash, same, rehash) {
-            hashbrown::hash_table::Entry::Occupied(e) => *e.get() as usize,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                let next = groups.len();
-                let Ok(number) = u32::try_from(next) else { return };
-                e.insert(number);
-                groups.push(GroupSlot { key, hash, flags: GroupFlags { failed: false, shown: None, touched: false } });
-                let fresh = self.group.aggregates.iter().map(Acc::new);
-                self.accs.extend(fresh.clone().chain(fresh));
-                next
+        let before = self.args.len();
+        let mut failed = false;
+        for (agg, _) in self.group.aggregates.iter().zip(&self.reads_arg).filter(|(_, r)| **r) {
+            match &agg.kind {
+                ExprKind::Agg(_, Some(arg)) => match eval(arg, &flat, &self.ctx, &[]) {
+                    Ok(v) => self.args.push_back(v),
+                    Err(_) => failed = true,
+                },
+                _ => failed = true,
             }
-        };
-        let Some(g) = groups.get_mut(i).map(|g| &mut g.flags) else { return };
+        }
+        if failed {
+            self.args.truncate(before);
+        }
+        Some(Pending { key, hash, failed })
+    }
+
+    /// Folds a located row into its group, which it adds if new. A failed argument fails
+    /// the group for good: its rows never leave an accumulating table.
+    fn apply(&mut self, p: Pending) {
+        let (n, width) = (self.group.aggregates.len(), self.width);
+        let (i, new) = self.groups.find_or_insert(p.key, p.hash);
+        if new {
+            for _ in 0..width / n.max(1) {
+                self.accs.extend(self.group.aggregates.iter().map(Acc::new));
+            }
+        }
+        let Some(g) = self.groups.slots.get_mut(i).map(|g| &mut g.flags) else { return };
         if !g.touched {
             g.touched = true;
             self.touched.push(i);
         }
-        let accs = self.accs.get_mut(2 * n * i..(2 * n * i + n)).unwrap_or_default();
-        fold(accs, &mut g.failed, row, &self.group.aggregates, &self.ctx);
+        g.failed |= p.failed;
+        for acc in self.accs.get_mut(width * i..(width * i + n)).unwrap_or_default() {
+            match acc {
+                Acc::Count(c) => *c += 1,
+                _ if p.failed => {}
+                acc => match self.args.pop_front() {
+                    Some(v) => acc.add(v),
+                    None => g.failed = true,
+                },
+            }
+        }
     }
 
     /// Ends the current tick: returns its error rows and each touched group's change.
     pub(crate) fn finish(&mut self) -> Vec<((bool, Row), isize)> {
+        while let Some(p) = self.pending.pop_front() {
+            self.apply(p);
+        }
         let mut out = std::mem::take(&mut self.out);
-        let n = self.group.aggregates.len();
-        for i in std::mem::take(&mut self.touched) {
-            let Some(GroupSlot { key, flags: g, .. }) = self.groups.get_mut(i) else { continue };
-            g.touched = false;
-            let Some(both) = self.accs.get_mut(2 * n * i..2 * n * (i + 1)) else { continue };
-            let (accs, shown) = both.split_at_mut(n);
-            if g.shown == Some(g.failed) && (g.failed || accs == &shown[..]) {
-                continue;
+        let (n, width) = (self.group.aggregates.len(), self.width);
+        let touched = std::mem::take(&mut self.touched);
+        let many = self.groups.slots.len() >= MANY;
+        let no_key = Row::new();
+        let values = |failed: bool, accs: &[Acc]| -> Option<Values> {
+            if failed {
+                None
+            } else {
+                accs.iter().map(Acc::value).collect::<Result<_, _>>().ok()
             }
-            let key = key.values(&self.key_types);
-            let values = |failed: bool, accs: &[Acc]| -> Result<Values, EvalError> {
-                if failed {
-                    Err(EvalError::Type)
-                } else {
-                    accs.iter().map(Acc::value).collect()
-                }
-            };
-            let now = values(g.failed, accs);
-            let old = g.shown.map(|failed| values(failed, shown));
-            // Most changes leave a group's row as it was (a count below a threshold grows):
-            // when that is clear from `having` alone, no row is built.
-            let unchanged = match (&old, &now) {
-                (Some(Ok(old)), Ok(now)) => self.group.same_result(&key, old, now),
-                _ => false,
-            };
-            if !unchanged {
-                let old = old.and_then(|aggs| self.group.finish(&key, aggs.as_deref().ok()));
-                let now = self.group.finish(&key, now.as_deref().ok());
+        };
+        for (k, &i) in touched.iter().enumerate() {
+            if let (Some(&ahead), true) = (touched.get(k + AHEAD), many) {
+                prefetch(self.groups.slots.as_ptr().wrapping_add(ahead));
+                prefetch(self.accs.as_ptr().wrapping_add(width * ahead));
+                prefetch(self.accs.as_ptr().wrapping_add(width * (ahead + 1)).wrapping_sub(1));
+            }
+            let Some(GroupSlot { key, flags: g, .. }) = self.groups.slots.get_mut(i) else { continue };
+            g.touched = false;
+            let Some(both) = self.accs.get_mut(width * i..width * (i + 1)) else { continue };
+            let (accs, shown) = both.split_at_mut(n);
+            let mut emit = |old: Option<(bool, Row)>, now: Option<(bool, Row)>| {
                 if now != old {
                     out.extend(old.map(|row| (row, -1)));
                     out.extend(now.map(|row| (row, 1)));
                 }
+            };
+            if self.group.outcome_decides() {
+                // Most changes leave the outcome as it was (a count below a threshold
+                // grows): then no row is built, nor the key unless `having` reads it.
+                let built;
+                let key_row = if self.having_reads_key {
+                    built = key.values(&self.key_types);
+                    &built
+                } else {
+                    &no_key
+                };
+                let outcome = self.group.outcome(key_row, values(g.failed, accs).as_deref());
+                if g.outcome == Some(outcome) {
+                    continue;
+                }
+                let key = key.values(&self.key_types);
+                emit(g.outcome.and_then(|o| self.group.row(&key, o, &[])), self.group.row(&key, outcome, &[]));
+                g.outcome = Some(outcome);
+            } else {
+                if g.shown == Some(g.failed) && (g.failed || accs == &shown[..]) {
+                    continue;
+                }
+                let key = key.values(&self.key_types);
+                let old = g.shown.and_then(|failed| self.group.finish(&key, values(failed, shown).as_deref()));
+                emit(old, self.group.finish(&key, values(g.failed, accs).as_deref()));
+                g.shown = Some(g.failed);
+                shown.clone_from_slice(accs);
             }
-            g.shown = Some(g.failed);
-            shown.clone_from_slice(accs);
         }
         out
-    }
-}
-
-/// Folds one new row into a group's accumulators. A failed argument fails the group for
-/// good: its rows never leave an accumulating table.
-fn fold(accs: &mut [Acc], failed: &mut bool, row: &Row, aggregates: &[Expr], ctx: &Ctx) {
-    let offsets = [0usize];
-    let flat = Flat { row, offsets: &offsets };
-    for (acc, agg) in accs.iter_mut().zip(aggregates) {
-        match (acc, &agg.kind) {
-            (Acc::Count(n), _) => *n += 1,
-            (acc, ExprKind::Agg(_, Some(arg))) => match eval(arg, &flat, ctx, &[]) {
-                Ok(v) => acc.add(v),
-                Err(_) => *failed = true,
-            },
-            _ => *failed = true,
-        }
     }
 }
 
@@ -270,18 +325,27 @@ impl Fold {
                 _ => None,
             })
             .collect();
+        let group = Group::new(keys.clone(), b.head.clone(), b.having.clone(), ctx);
+        let n = group.aggregates.len();
+        let having_reads_key = group.having_reads_key();
+        let width = if group.outcome_decides() { n } else { 2 * n };
+        let reads_arg = group.aggregates.iter().map(|a| !matches!(Acc::new(a), Acc::Count(_))).collect();
         Fold {
             key_cols,
             key_types: keys.iter().map(|k| k.ty).collect(),
             keys: keys.clone(),
             filters: b.filters.clone(),
             equal: b.equalities.iter().map(|e| (e.left.column, e.right.column)).collect(),
-            group: Group::new(keys, b.head.clone(), b.having.clone(), ctx),
+            group,
             ctx,
             types,
-            index: hashbrown::HashTable::new(),
+            reads_arg,
             hasher: hashbrown::DefaultHashBuilder::default(),
-            groups: Vec::new(),
+            groups: Groups::default(),
+            pending: VecDeque::new(),
+            args: VecDeque::new(),
+            having_reads_key,
+            width,
             accs: Vec::new(),
             seen: (!unique).then(hashbrown::HashSet::new),
             out: Vec::new(),
@@ -387,7 +451,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{Acc, GroupSlot};
+    use super::Acc;
+    use crate::groups::GroupSlot;
     use crate::value::Packed;
 
     /// The sizes the docs quote: a group's slot, an accumulator, and a row's or key's

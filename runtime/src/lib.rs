@@ -6,6 +6,7 @@
 
 pub mod eval;
 pub mod fold;
+pub(crate) mod groups;
 pub mod hub;
 pub mod input;
 pub(crate) mod keys;

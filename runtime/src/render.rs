@@ -72,30 +72,43 @@ impl Group {
         Group { head, having, ctx, aggregates, head_aggs, per_head }
     }
 
-    /// Whether `finish` yields the same for both sets of aggregate values, decided without
-    /// building a row: when the head reads no aggregate, only `having`'s verdict can differ.
-    /// `false` means "not known", not "different".
-    pub(crate) fn same_result(&self, key: &Row, a: &[Value], b: &[Value]) -> bool {
-        if self.head_aggs > 0 {
-            return false;
+    /// Whether a group's row is known from its key and its [`Outcome`] alone: the head reads
+    /// no aggregate, so only `having`'s verdict can change it.
+    pub(crate) fn outcome_decides(&self) -> bool {
+        self.head_aggs == 0
+    }
+
+    /// Whether `having` reads a grouping key (else [`Group::outcome`] can take an empty key).
+    pub(crate) fn having_reads_key(&self) -> bool {
+        self.having.as_ref().is_some_and(Grouped::reads_key)
+    }
+
+    /// What `having` makes of a group whose aggregate values are `aggs` (the values of
+    /// `collect_aggs` over the head, then the having clause; `None` when one failed).
+    pub(crate) fn outcome(&self, key: &Row, aggs: Option<&[Value]>) -> Outcome {
+        let Some(values) = aggs else { return Outcome::Failed };
+        let Some(h) = &self.having else { return Outcome::Pass };
+        match h.eval(key, &self.ctx, values.get(self.head_aggs..).unwrap_or(&[])) {
+            Ok(v) if truthy(&v) => Outcome::Pass,
+            Ok(_) => Outcome::Reject,
+            Err(_) => Outcome::Failed,
         }
-        let verdict =
-            |values: &[Value]| self.having.as_ref().map(|h| h.eval(key, &self.ctx, values).map(|v| truthy(&v)).ok());
-        verdict(a) == verdict(b)
     }
 
     /// `(true, head row)`, `(false, key)` when something failed to evaluate, or `None` when
-    /// `having` rejects the group. `aggs` are the values of `collect_aggs` over the head, then
-    /// the having clause, `None` when one of them failed.
+    /// `having` rejects the group. `aggs` as for [`Group::outcome`].
     pub(crate) fn finish(&self, key: &Row, aggs: Option<&[Value]>) -> Option<(bool, Row)> {
-        let Some(values) = aggs else { return Some((false, key.clone())) };
-        let (head_vals, having_vals) = values.split_at(self.head_aggs.min(values.len()));
-        if let Some(h) = &self.having {
-            match h.eval(key, &self.ctx, having_vals) {
-                Ok(v) if truthy(&v) => {}
-                Ok(_) => return None,
-                Err(_) => return Some((false, key.clone())),
-            }
+        let head_vals = aggs.map_or(&[][..], |v| v.get(..self.head_aggs).unwrap_or(v));
+        self.row(key, self.outcome(key, aggs), head_vals)
+    }
+
+    /// The group's row for its outcome, the head evaluated from the key and the head's
+    /// aggregate values `head_vals` (none when [`Group::outcome_decides`]).
+    pub(crate) fn row(&self, key: &Row, outcome: Outcome, head_vals: &[Value]) -> Option<(bool, Row)> {
+        match outcome {
+            Outcome::Failed => return Some((false, key.clone())),
+            Outcome::Reject => return None,
+            Outcome::Pass => {}
         }
         let mut out = Row::new();
         let mut used = 0;
@@ -109,6 +122,15 @@ impl Group {
         }
         Some((true, out))
     }
+}
+
+/// What `having` makes of a group: its row is shown, it is rejected, or something failed to
+/// evaluate (an aggregate, or `having` itself), so the group's key is an error.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Outcome {
+    Pass,
+    Reject,
+    Failed,
 }
 
 /// Renders one rule against the collections it reads.

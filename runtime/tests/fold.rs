@@ -129,3 +129,19 @@ fn a_fact_repeated_in_later_ticks_counts_once() {
     let facts: Vec<String> = got.final_contents("o").iter().map(bloomc_runtime::value::show).collect();
     assert_eq!(facts, ["1, 3"], "two distinct facts: count 2 plus sum 1");
 }
+
+/// Beyond `fold::MANY` (32768) groups a fold looks its rows up in a pipeline (`groups.rs`):
+/// a program with 50k groups, in ticks whose rows fall into groups both new and old, with
+/// aggregates that read arguments and fail, and heads with and without aggregates.
+#[test]
+fn a_fold_with_many_groups_matches_the_reference() {
+    let src = "module M { input i(a: int, b: int); table t(a: int, b: int);
+                 output o0(a: int, n: int); output o1(a: int, s: int, m: int); output o2(a: int, n: int);
+                 t <= i;
+                 o0 <= from t p group by p.a having count(*) > 2 select p.a, 1;
+                 o1 <= from t p group by p.a select p.a, sum(p.b), min(p.b) + max(p.b);
+                 o2 <= from t p group by p.a having sum(p.b * 4611686018427387904) > 0 select p.a, count(*); }
+               system S { node m: M;
+                 feed m.i from generate(rows: 120000, seed: 7, batch: 30000) { a: uniform(0, 50000), b: uniform(-3, 4) }; }";
+    check(src, 3).expect("matches the reference");
+}
