@@ -127,10 +127,8 @@ struct Pending {
     failed: bool,
 }
 
-/// The groups beyond which a fold looks its rows up in a pipeline (its groups no longer fit
-/// in cache), and how many rows ahead of the one it folds it asks for an index entry; it
-/// asks for the group half as far ahead.
-const MANY: usize = 1 << 15;
+/// How many rows ahead of the one it folds a fold with many groups (`Groups::large`) asks
+/// for an index entry; it asks for the group half as far ahead.
 const AHEAD: usize = 16;
 
 impl Fold {
@@ -141,7 +139,7 @@ impl Fold {
     /// million groups.)
     pub(crate) fn add(&mut self, row: &Row) {
         let Some(p) = self.locate(row) else { return };
-        if self.groups.slots.len() < MANY {
+        if !self.groups.large() {
             self.apply(p);
             return;
         }
@@ -248,7 +246,7 @@ impl Fold {
         let mut out = std::mem::take(&mut self.out);
         let (n, width) = (self.group.aggregates.len(), self.width);
         let touched = std::mem::take(&mut self.touched);
-        let many = self.groups.slots.len() >= MANY;
+        let many = self.groups.large();
         let no_key = Row::new();
         let values = |failed: bool, accs: &[Acc]| -> Option<Values> {
             if failed {

@@ -46,14 +46,39 @@ const NUMBER: u64 = (1 << 40) - 1;
 const TAG: u64 = !NUMBER;
 
 /// The groups, and the index that finds them.
-#[derive(Default)]
 pub(crate) struct Groups {
     pub(crate) slots: Vec<GroupSlot>,
-    /// A power of two long (or empty); at most half of it used.
+    /// While there are fewer than `large` groups, `hashbrown`'s table of group numbers,
+    /// whose probes are the faster while everything is in cache.
+    small: hashbrown::HashTable<u32>,
+    /// From `large` groups on, the prefetchable index: a power of two long, at most half of
+    /// it used (empty before).
     index: Vec<u64>,
+    large: usize,
+}
+
+/// The groups from which a fold's groups take the prefetchable index (and the fold its
+/// pipeline): beyond them they no longer fit in a core's caches.
+pub(crate) const LARGE: usize = 1 << 15;
+
+impl Default for Groups {
+    fn default() -> Groups {
+        Groups::new(LARGE)
+    }
 }
 
 impl Groups {
+    /// Groups that take the prefetchable index from `large` groups on.
+    pub(crate) fn new(large: usize) -> Groups {
+        Groups { slots: Vec::new(), small: hashbrown::HashTable::new(), index: Vec::new(), large }
+    }
+
+    /// Whether the groups are found through the prefetchable index, so a caller should
+    /// prefetch ahead.
+    pub(crate) fn large(&self) -> bool {
+        !self.index.is_empty()
+    }
+
     fn home(&self, hash: u64) -> usize {
         (hash as usize) & self.index.len().wrapping_sub(1)
     }
@@ -88,13 +113,28 @@ impl Groups {
     /// The number of the group with `key` (whose hash is `hash`), and whether it is new: a
     /// new group is added with cleared flags.
     pub(crate) fn find_or_insert(&mut self, key: Packed, hash: u64) -> (usize, bool) {
+        if self.index.is_empty() {
+            if let (true, Ok(next)) = (self.slots.len() < self.large, u32::try_from(self.slots.len())) {
+                let slots = &mut self.slots;
+                let same = |j: &u32| slots.get(*j as usize).is_some_and(|g| g.key == key);
+                let rehash = |j: &u32| slots.get(*j as usize).map_or(0, |g| g.hash);
+                return match self.small.entry(hash, same, rehash) {
+                    hashbrown::hash_table::Entry::Occupied(e) => (*e.get() as usize, false),
+                    hashbrown::hash_table::Entry::Vacant(e) => {
+                        e.insert(next);
+                        slots.push(GroupSlot { key, hash, flags: GroupFlags::NEW });
+                        (next as usize, true)
+                    }
+                };
+            }
+            self.small = hashbrown::HashTable::new();
+        }
         if (self.slots.len() + 1) * 2 > self.index.len() {
             self.grow();
         }
         let mask = self.index.len() - 1;
         let mut i = self.home(hash);
-        loop {
-            let Some(e) = self.index.get_mut(i) else { break };
+        while let Some(e) = self.index.get_mut(i) {
             if *e == 0 {
                 let g = self.slots.len();
                 *e = (hash & TAG) | (g as u64 + 1);
@@ -116,7 +156,8 @@ impl Groups {
         (g, true)
     }
 
-    /// Doubles the index (16 entries at first) and enters every group again by its hash.
+    /// Doubles the index (to at least twice the groups) and enters every group again by its
+    /// hash.
     fn grow(&mut self) {
         let len = (self.index.len() * 2).max(16).max((self.slots.len() * 2).next_power_of_two());
         self.index = vec![0; len];
@@ -154,10 +195,11 @@ mod tests {
     use crate::value::Packed;
 
     /// Against a map, with hashes chosen to collide (same home, same tag, or both), across
-    /// several growths of the index.
+    /// the change of index and several growths of the prefetchable one.
     #[test]
     fn finds_every_group_again_and_adds_each_key_once() {
-        let mut groups = Groups::default();
+        // The prefetchable index from 100 groups on.
+        let mut groups = Groups::new(100);
         let mut oracle = std::collections::HashMap::new();
         for round in 0..3u64 {
             for k in 0..5000u64 {
@@ -168,8 +210,10 @@ mod tests {
                 let expected = *oracle.entry(k).or_insert(g);
                 assert_eq!(g, expected, "key {k} round {round}");
                 assert_eq!(new, round == 0, "key {k} round {round}");
-                let hinted = groups.prefetch_group(hash).and_then(|h| groups.slots.get(h)).map(|s| s.hash);
-                assert_eq!(hinted.map(|h| h >> 40), Some(hash >> 40));
+                if groups.large() {
+                    let hinted = groups.prefetch_group(hash).and_then(|h| groups.slots.get(h)).map(|s| s.hash);
+                    assert_eq!(hinted.map(|h| h >> 40), Some(hash >> 40));
+                }
             }
         }
         assert_eq!(groups.slots.len(), 5000);

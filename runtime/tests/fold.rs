@@ -130,7 +130,7 @@ fn a_fact_repeated_in_later_ticks_counts_once() {
     assert_eq!(facts, ["1, 3"], "two distinct facts: count 2 plus sum 1");
 }
 
-/// Beyond `fold::MANY` (32768) groups a fold looks its rows up in a pipeline (`groups.rs`):
+/// From `groups::LARGE` (32,768) groups on, a fold looks its rows up in a pipeline (`groups.rs`):
 /// a program with 50k groups, in ticks whose rows fall into groups both new and old, with
 /// aggregates that read arguments and fail, and heads with and without aggregates.
 #[test]
