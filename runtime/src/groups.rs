@@ -48,13 +48,13 @@ const TAG: u64 = !NUMBER;
 /// The groups, and the index that finds them.
 pub(crate) struct Groups {
     pub(crate) slots: Vec<GroupSlot>,
-    /// While there are fewer than `large` groups, `hashbrown`'s table of group numbers,
+    /// While there are fewer than `large_from` groups, `hashbrown`'s table of group numbers,
     /// whose probes are the faster while everything is in cache.
     small: hashbrown::HashTable<u32>,
-    /// From `large` groups on, the prefetchable index: a power of two long, at most half of
+    /// From `large_from` groups on, the prefetchable index: a power of two long, at most half of
     /// it used (empty before).
     index: Vec<u64>,
-    large: usize,
+    large_from: usize,
 }
 
 /// The groups from which a fold's groups take the prefetchable index (and the fold its
@@ -70,7 +70,7 @@ impl Default for Groups {
 impl Groups {
     /// Groups that take the prefetchable index from `large` groups on.
     pub(crate) fn new(large: usize) -> Groups {
-        Groups { slots: Vec::new(), small: hashbrown::HashTable::new(), index: Vec::new(), large }
+        Groups { slots: Vec::new(), small: hashbrown::HashTable::new(), index: Vec::new(), large_from: large }
     }
 
     /// Whether the groups are found through the prefetchable index, so a caller should
@@ -114,7 +114,7 @@ impl Groups {
     /// new group is added with cleared flags.
     pub(crate) fn find_or_insert(&mut self, key: Packed, hash: u64) -> (usize, bool) {
         if self.index.is_empty() {
-            if let (true, Ok(next)) = (self.slots.len() < self.large, u32::try_from(self.slots.len())) {
+            if let (true, Ok(next)) = (self.slots.len() < self.large_from, u32::try_from(self.slots.len())) {
                 let slots = &mut self.slots;
                 let same = |j: &u32| slots.get(*j as usize).is_some_and(|g| g.key == key);
                 let rehash = |j: &u32| slots.get(*j as usize).map_or(0, |g| g.hash);

@@ -24,7 +24,8 @@ type Changes = Vec<((bool, Row), isize)>;
 /// A rule filling a prefolded table from a prefolded input.
 struct Fill {
     rule: RuleId,
-    table: CollectionId,
+    /// The table's folds: their position in `Prefold::folds` (none when no fold reads it).
+    table: Option<usize>,
     /// The rule copies the input's rows unchanged (no check, no head to evaluate).
     copies: bool,
     check: Check,
@@ -33,10 +34,11 @@ struct Fill {
 
 /// The driver's folds of one node.
 pub(crate) struct Prefold {
-    /// For each prefolded input, the rules that read it.
-    fills: BTreeMap<CollectionId, Vec<Fill>>,
+    /// For each prefolded input, the rules that read it (found once per input and tick by
+    /// [`Prefold::input`], not per fact).
+    fills: Vec<(CollectionId, Vec<Fill>)>,
     /// For each prefolded table, the folds that read it.
-    folds: BTreeMap<CollectionId, Vec<(RuleId, Fold)>>,
+    folds: Vec<Vec<(RuleId, Fold)>>,
     /// The current tick's errors of the filling rules, tagged with the rule as the
     /// dataflow tags a rule's errors.
     errors: Vec<Row>,
@@ -49,7 +51,7 @@ impl Prefold {
             return None;
         }
         let ctx = Ctx { instance: plan.instance, row: 0, seed: 0 };
-        let mut fills: BTreeMap<CollectionId, Vec<Fill>> = BTreeMap::new();
+        let mut fills: BTreeMap<CollectionId, Vec<(CollectionId, Fill)>> = BTreeMap::new();
         let mut folds: BTreeMap<CollectionId, Vec<(RuleId, Fold)>> = BTreeMap::new();
         for &r in plan.strata.iter().flatten() {
             let Some(rule) = p.rule(r) else { continue };
@@ -58,34 +60,48 @@ impl Prefold {
                 let unique = paths.unique.contains(&atom.collection);
                 folds.entry(atom.collection).or_default().push((r, Fold::new(p, rule, plan.instance, unique)));
             } else if paths.prefolded_inputs.contains(&atom.collection) {
-                fills.entry(atom.collection).or_default().push(Fill {
-                    rule: r,
-                    table: rule.target,
-                    copies: crate::paths::copies(p, rule),
-                    check: Check::single(rule, ctx),
-                    head: rule.body.head.clone(),
-                });
+                fills.entry(atom.collection).or_default().push((
+                    rule.target,
+                    Fill {
+                        rule: r,
+                        table: None,
+                        copies: crate::paths::copies(p, rule),
+                        check: Check::single(rule, ctx),
+                        head: rule.body.head.clone(),
+                    },
+                ));
             }
         }
-        Some(Prefold { fills, folds, errors: Vec::new() })
+        let tables: Vec<CollectionId> = folds.keys().copied().collect();
+        let fills = fills
+            .into_iter()
+            .map(|(input, fills)| {
+                let fills = fills
+                    .into_iter()
+                    .map(|(table, fill)| Fill { table: tables.iter().position(|t| *t == table), ..fill })
+                    .collect();
+                (input, fills)
+            })
+            .collect();
+        Some(Prefold { fills, folds: folds.into_values().collect(), errors: Vec::new() })
     }
 
-    /// Whether the driver folds the facts of `input`.
-    pub(crate) fn reads(&self, input: CollectionId) -> bool {
-        self.fills.contains_key(&input)
+    /// Where the driver folds the facts of `input`, if it does: what [`Prefold::add`] takes.
+    pub(crate) fn input(&self, input: CollectionId) -> Option<usize> {
+        self.fills.iter().position(|(c, _)| *c == input)
     }
 
     /// The folds the driver computes, in rule order.
     pub(crate) fn rules(&self) -> Vec<RuleId> {
-        let mut rules: Vec<RuleId> = self.folds.values().flatten().map(|(r, _)| *r).collect();
+        let mut rules: Vec<RuleId> = self.folds.iter().flatten().map(|(r, _)| *r).collect();
         rules.sort();
         rules
     }
 
-    /// Folds one fact of `input` in: through each rule that reads it, into the folds over
-    /// that rule's table.
-    pub(crate) fn add(&mut self, input: CollectionId, row: &Row) {
-        let Some(fills) = self.fills.get(&input) else { return };
+    /// Folds one fact of `input` (from [`Prefold::input`]) in: through each rule that reads
+    /// it, into the folds over that rule's table.
+    pub(crate) fn add(&mut self, input: usize, row: &Row) {
+        let Some((_, fills)) = self.fills.get(input) else { return };
         for fill in fills {
             let produced = if fill.copies {
                 Some(None)
@@ -98,7 +114,7 @@ impl Prefold {
             match produced {
                 Some(out) => {
                     let out = out.as_ref().unwrap_or(row);
-                    for (_, fold) in self.folds.get_mut(&fill.table).into_iter().flatten() {
+                    for (_, fold) in fill.table.and_then(|t| self.folds.get_mut(t)).into_iter().flatten() {
                         fold.add(out);
                     }
                 }
@@ -116,7 +132,7 @@ impl Prefold {
     /// operator produces it), and the filling rules' errors.
     pub(crate) fn finish(&mut self) -> (Vec<(RuleId, Changes)>, Vec<Row>) {
         let mut changes: Vec<(RuleId, Changes)> =
-            self.folds.values_mut().flatten().map(|(r, fold)| (*r, fold.finish())).collect();
+            self.folds.iter_mut().flatten().map(|(r, fold)| (*r, fold.finish())).collect();
         changes.sort_by_key(|(r, _)| *r);
         (changes, std::mem::take(&mut self.errors))
     }

@@ -215,11 +215,12 @@ impl Worker {
                 None => Some((index, peers)),
             };
             let mut admit = |row: &Row| keyed.as_mut().is_none_or(|k| k.admit(row));
-            if let Some((prefold, _)) = self.prefold.as_mut().filter(|(f, _)| f.reads(*c)) {
+            let prefolded = self.prefold.as_mut().and_then(|(f, _)| Some((f.input(*c)?, f)));
+            if let Some((input, prefold)) = prefolded {
                 // Folded by the driver: the facts never enter the dataflow.
                 let mut each = |row: &Row| {
                     if admit(row) {
-                        prefold.add(*c, row);
+                        prefold.add(input, row);
                         facts_in += 1;
                     }
                 };

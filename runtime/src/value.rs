@@ -96,6 +96,20 @@ impl Packed {
     /// have the given types: words only when every value has its type's variant, so
     /// [`Packed::values`] gives back exactly these values; the values themselves otherwise.
     pub fn typed(row: &Row, cols: Option<&[usize]>, types: &[Type]) -> Packed {
+        // The common key first: up to four `int` columns.
+        if let Some(cols) = cols.filter(|c| c.len() == types.len() && c.len() <= 4) {
+            let mut w = [0u64; 4];
+            let ints = w.iter_mut().zip(cols.iter().zip(types)).all(|(slot, (&c, t))| match (row.get(c), t) {
+                (Some(Value::Int(x)), Type::Int) => {
+                    *slot = *x as u64;
+                    true
+                }
+                _ => false,
+            });
+            if ints {
+                return Packed::Four(w);
+            }
+        }
         let n = cols.map_or(row.len(), <[usize]>::len);
         let value = |i: usize| -> Option<&Value> {
             match cols {
