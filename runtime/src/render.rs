@@ -134,7 +134,7 @@ pub(crate) enum Outcome {
 }
 
 /// Renders one rule against the collections it reads.
-pub fn rule<'s, T: Timestamp + Lattice + Ord>(
+pub fn rule<'s, T: CountKeys>(
     p: &Program,
     r: &Rule,
     colls: &BTreeMap<CollectionId, Coll<'s, T>>,
@@ -240,9 +240,9 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
             let (keyed, bad_keys) = (VecCollection::new(keyed), VecCollection::new(bad_keys));
             let finish = Group::new(keys.clone(), head, b.having.clone(), ctx);
             let grouped = if counts_only(b.head.iter().chain(b.having.iter())) && !keys.is_empty() {
-                // Count path: bindings are distinct, so `count` over the group keys gives each
+                // Count path: bindings are distinct, so counting the group keys gives each
                 // group's count without keeping its bindings in an arrangement.
-                keyed.map(|(k, _)| k).count().flat_map(move |(key, n)| {
+                T::count_keys(keyed.map(|(k, _)| k)).flat_map(move |(key, n)| {
                     let aggs = vec![Value::Int(n as i64); finish.aggregates.len()];
                     finish.finish(&key, Some(&aggs))
                 })
@@ -266,6 +266,25 @@ pub fn rule<'s, T: Timestamp + Lattice + Ord>(
         }
     };
     Some(split(produced, errors, tag))
+}
+
+/// Counting each key's rows: with `count_total` where timestamps are totally ordered (a
+/// node's ticks), which keeps no arrangement of its output and is 1.1 to 3 times faster; with
+/// `count` in a recursive component's iterative scope, whose timestamps are not.
+pub trait CountKeys: Timestamp + Lattice + Ord {
+    fn count_keys(rows: Coll<'_, Self>) -> VecCollection<'_, Self, (Row, isize), isize>;
+}
+
+impl CountKeys for u64 {
+    fn count_keys(rows: Coll<'_, u64>) -> VecCollection<'_, u64, (Row, isize), isize> {
+        differential_dataflow::operators::count::CountTotal::count_total(rows)
+    }
+}
+
+impl CountKeys for timely::order::Product<u64, u64> {
+    fn count_keys(rows: Coll<'_, Self>) -> VecCollection<'_, Self, (Row, isize), isize> {
+        rows.count()
+    }
 }
 
 /// Splits `(ok, row)` records in one pass, without copying the stream: the rows that
