@@ -418,6 +418,34 @@ fn dump_plan_shows_each_rules_operators() {
     }
 }
 
+/// Two rules that join `b` on the same column share its arrangement; one on another column
+/// does not, nor does a rule of a recursive component (its own scope).
+#[test]
+fn dump_plan_shows_which_joins_share_an_arrangement() {
+    let src = "module M {
+  input a(k: int, v: int); input b(k: int, w: int);
+  output o1(k: int, v: int, w: int); output o2(k: int, w: int); output o3(v: int, w: int);
+  scratch r(k: int, w: int);
+  o1 <= from a x, b y where x.k == y.k select x.k, x.v, y.w;
+  o2 <= from a x, b y where x.v == y.k select x.k, y.w;
+  o3 <= from a x, b y where x.k == y.w select x.v, y.k;
+  r <= b; r <= from r x, b y where x.w == y.k select x.k, y.w;
+}
+system S { node m: M; feed m.a from generate(rows: 10) { k: row() % 3, v: row() }; feed m.b from generate(rows: 10) { k: row() % 4, w: row() % 3 }; }";
+    let dir = scratch("shared", &[("shared.bl", src)]);
+    let out = bloomc(&["dump", "plan", &dir.join("shared.bl").display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rule =
+        |target: &str| text.lines().find(|l| l.contains(&format!(" {target} <=: scan"))).unwrap_or("").to_string();
+    for target in ["o1", "o2"] {
+        assert!(rule(target).contains("join b on (k) (arranged by key, shared by 2 rules)"), "{text}");
+    }
+    assert!(rule("o3").contains("join b on (w) (arranged by key) ->"), "{text}");
+    let recursive = text.lines().find(|l| l.contains(" r <=: scan r ")).unwrap_or("");
+    assert!(recursive.contains("join b on (k) (arranged by key) ->"), "{text}");
+}
+
 #[test]
 fn dump_plan_shows_the_coordination_the_rewriter_inserts() {
     let text = |args: &[&str]| String::from_utf8_lossy(&bloomc(args).stdout).to_string();

@@ -398,6 +398,24 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
         ("<-", plan.deletes.clone()),
         ("<~", plan.sends.clone()),
     ];
+    // Joins share the arrangement of their right side per scope, collection and key columns
+    // (`render::Shared`): count the rules that read each.
+    let scope_of = |phase: &str, rule: &bloomc_compiler::ir::Rule| -> Option<usize> {
+        let inner = |c: &Vec<CollectionId>| c.contains(&rule.target) && c.iter().any(|x| paths.recursive.contains(x));
+        (phase == "<=").then(|| paths.order.iter().position(inner)).flatten()
+    };
+    let arrangement = |phase: &str, rule: &bloomc_compiler::ir::Rule, i: usize| {
+        let cols: Vec<usize> = crate::render::join_on(&rule.body, i).into_iter().map(|(_, _, c)| c).collect();
+        (scope_of(phase, rule), rule.body.atoms.get(i).map(|a| a.collection), cols)
+    };
+    let mut readers: std::collections::BTreeMap<_, usize> = std::collections::BTreeMap::new();
+    for (phase, rules) in &phases {
+        for rule in rules.iter().filter_map(|r| p.rule(*r)) {
+            for i in 1..rule.body.atoms.len() {
+                *readers.entry(arrangement(phase, rule, i)).or_default() += 1;
+            }
+        }
+    }
     for (phase, rules) in phases {
         for r in rules {
             let Some(rule) = p.rule(r) else { continue };
@@ -408,11 +426,24 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
                 ops.push(format!("scan {first}"));
             }
             for (i, n) in names.iter().enumerate().skip(1) {
-                let keyed = b
-                    .equalities
-                    .iter()
-                    .any(|e| (e.left.atom == i && e.right.atom < i) || (e.right.atom == i && e.left.atom < i));
-                ops.push(if keyed { format!("join {n} (arranged by key)") } else { format!("cross {n}") });
+                let key = arrangement(phase, rule, i);
+                let shared = match readers.get(&key).copied().unwrap_or(0) {
+                    0 | 1 => String::new(),
+                    k => format!(", shared by {k} rules"),
+                };
+                let column = |c: &usize| {
+                    b.atoms
+                        .get(i)
+                        .and_then(|a| p.collection(a.collection))
+                        .and_then(|x| x.columns.get(*c))
+                        .map_or("?", |c| c.name.as_str())
+                };
+                let cols: Vec<&str> = key.2.iter().map(column).collect();
+                ops.push(if cols.is_empty() {
+                    format!("cross {n} (arranged{shared})")
+                } else {
+                    format!("join {n} on ({}) (arranged by key{shared})", cols.join(", "))
+                });
             }
             if !b.filters.is_empty() {
                 ops.push(format!("filter ({})", b.filters.len()));

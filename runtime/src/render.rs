@@ -12,10 +12,12 @@
 use crate::eval::{aggregate, collect_aggs, counts_only, eval, truthy, Ctx, Flat, Grouped};
 use crate::plan::NodePlan;
 use crate::value::{Row, Value};
-use bloomc_compiler::ir::{CollectionId, Expr, Program, Rule, RuleId};
+use bloomc_compiler::ir::{Body, ColRef, CollectionId, Expr, Program, Rule, RuleId};
 use bloomc_grammar::ast::CollectionKind;
 use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::iterate::Variable;
+use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::VecCollection;
 use std::collections::BTreeMap;
 use timely::dataflow::operators::core::OkErr;
@@ -23,6 +25,14 @@ use timely::dataflow::Scope;
 use timely::progress::Timestamp;
 
 pub type Coll<'s, T> = VecCollection<'s, T, Row, isize>;
+
+/// A collection arranged by some of its columns, as a join's right side reads it.
+type ByKey<'s, T> = Arranged<'s, TraceAgent<ValSpine<Row, Row, T, isize>>>;
+
+/// The arrangements of one scope that joins read, by collection and key columns: rules that
+/// join the same collection on the same columns share one arrangement (one copy of the
+/// collection's index, maintained once) instead of each arranging it again.
+pub type Shared<'s, T> = BTreeMap<(CollectionId, Vec<usize>), ByKey<'s, T>>;
 
 /// A rule's output rows and what failed to evaluate, tagged with the rule: the binding, or
 /// for a group-level failure (an aggregate, `having`, or the head of an aggregating rule)
@@ -133,11 +143,27 @@ pub(crate) enum Outcome {
     Failed,
 }
 
+/// The equalities that key the join of atom `i` with the atoms before it, in body order:
+/// each one's position among the equalities, its column of an earlier atom, and its column
+/// of atom `i` (the right side's key, by which the right side is arranged).
+pub fn join_on(b: &Body, i: usize) -> Vec<(usize, ColRef, usize)> {
+    let mut on = Vec::new();
+    for (k, e) in b.equalities.iter().enumerate() {
+        if e.right.atom == i && e.left.atom < i {
+            on.push((k, e.left, e.right.column));
+        } else if e.left.atom == i && e.right.atom < i {
+            on.push((k, e.right, e.left.column));
+        }
+    }
+    on
+}
+
 /// Renders one rule against the collections it reads.
 pub fn rule<'s, T: CountKeys>(
     p: &Program,
     r: &Rule,
     colls: &BTreeMap<CollectionId, Coll<'s, T>>,
+    shared: &mut Shared<'s, T>,
     instance: u32,
 ) -> Option<Rendered<'s, T>> {
     let b = &r.body;
@@ -155,30 +181,28 @@ pub fn rule<'s, T: CountKeys>(
     for (i, atom) in b.atoms.iter().enumerate().skip(1) {
         let mut left_cols = Vec::new();
         let mut right_cols = Vec::new();
-        for (k, e) in b.equalities.iter().enumerate() {
-            let (outer, inner) = if e.right.atom == i && e.left.atom < i {
-                (e.left, e.right)
-            } else if e.left.atom == i && e.right.atom < i {
-                (e.right, e.left)
-            } else {
-                continue;
-            };
+        for (k, outer, column) in join_on(b, i) {
             if let Some(u) = used.get_mut(k) {
                 *u = true;
             }
             left_cols.push(flat(outer.atom, outer.column));
-            right_cols.push(inner.column);
+            right_cols.push(column);
         }
-        let right = colls.get(&atom.collection)?.clone();
-        let (lc, rc) = (left_cols.clone(), right_cols.clone());
-        bound = bound.map(move |row| (key(&row, &lc), row)).join_map(
-            right.map(move |row| (key(&row, &rc), row)),
-            |_k, l, r| {
-                let mut out = l.clone();
-                out.extend(r.iter().cloned());
-                out
-            },
-        );
+        let right = match shared.entry((atom.collection, right_cols.clone())) {
+            std::collections::btree_map::Entry::Occupied(e) => e.get().clone(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let rc = right_cols.clone();
+                let arranged =
+                    colls.get(&atom.collection)?.clone().map(move |row| (key(&row, &rc), row)).arrange_by_key();
+                e.insert(arranged).clone()
+            }
+        };
+        let lc = left_cols.clone();
+        bound = bound.map(move |row| (key(&row, &lc), row)).join_core(right, |_k, l, r| {
+            let mut out = l.clone();
+            out.extend(r.iter().cloned());
+            Some(out)
+        });
     }
     // Equalities not used as join keys, and the `where` filters.
     let leftover: Vec<_> = b
@@ -428,6 +452,7 @@ pub fn node<'s>(
     let instant = by_target(&module_rules);
     // The rows arriving in each accumulating table (insertions only, duplicates allowed).
     let mut growing: BTreeMap<CollectionId, Coll<'s, u64>> = BTreeMap::new();
+    let mut shared: Shared<'s, u64> = BTreeMap::new();
     for component in paths.order.iter().cloned() {
         if !component.iter().any(|c| paths.recursive.contains(c)) {
             for c in component {
@@ -446,7 +471,7 @@ pub fn node<'s>(
                             rule.body.atoms.first().is_some_and(|a| paths.unique.contains(&a.collection)),
                         )
                     } else {
-                        self::rule(p, rule, &colls, plan.instance)
+                        self::rule(p, rule, &colls, &mut shared, plan.instance)
                             .ok_or("internal error: a rule reads an unrendered collection")?
                     };
                     let from_insert_only =
@@ -498,12 +523,13 @@ pub fn node<'s>(
             }
             let mut results = BTreeMap::new();
             let mut errs = Vec::new();
+            let mut inner_shared: Shared<'_, timely::order::Product<u64, u64>> = BTreeMap::new();
             for (c, var) in vars {
                 let mut parts: Vec<Coll<'_, timely::order::Product<u64, u64>>> =
                     member_bases.get(&c).into_iter().flatten().map(|b| b.clone().enter(inner)).collect();
                 for &r in instant.get(&c).into_iter().flatten() {
                     let Some(rule) = p.rule(r) else { continue };
-                    let out = self::rule(p, rule, &inner_colls, plan.instance)
+                    let out = self::rule(p, rule, &inner_colls, &mut inner_shared, plan.instance)
                         .ok_or("internal error: a rule reads an unrendered collection")?;
                     parts.push(out.rows);
                     errs.push(out.errors.leave(scope));
@@ -524,7 +550,7 @@ pub fn node<'s>(
     for (list, into) in [(&plan.deferred, &mut plus), (&plan.deletes, &mut minus), (&plan.sends, &mut sends)] {
         for &r in list {
             let Some(rule) = p.rule(r) else { continue };
-            let out = self::rule(p, rule, &colls, plan.instance)
+            let out = self::rule(p, rule, &colls, &mut shared, plan.instance)
                 .ok_or("internal error: a rule reads an unrendered collection")?;
             into.entry(rule.target).or_default().push(out.rows);
             errors.push(out.errors);
