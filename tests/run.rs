@@ -439,7 +439,7 @@ system S { node m: M; feed m.a from generate(rows: 10) { k: row() % 3, v: row() 
     let rule =
         |target: &str| text.lines().find(|l| l.contains(&format!(" {target} <=: scan"))).unwrap_or("").to_string();
     for target in ["o1", "o2"] {
-        assert!(rule(target).contains("join b on (k) (arranged by key, shared by 2 rules)"), "{text}");
+        assert!(rule(target).contains("join b on (k) (arranged by key, shared by 2 joins)"), "{text}");
     }
     assert!(rule("o3").contains("join b on (w) (arranged by key) ->"), "{text}");
     let recursive = text.lines().find(|l| l.contains(" r <=: scan r ")).unwrap_or("");

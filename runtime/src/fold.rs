@@ -216,9 +216,9 @@ impl Fold {
         let (n, width) = (self.group.aggregates.len(), self.width);
         let (i, new) = self.groups.find_or_insert(p.key, p.hash);
         if new {
-            for _ in 0..width / n.max(1) {
-                self.accs.extend(self.group.aggregates.iter().map(Acc::new));
-            }
+            // Now, and (when `width` is `2 * n`) as last shown.
+            let fresh = self.group.aggregates.iter().map(Acc::new);
+            self.accs.extend(fresh.cycle().take(width));
         }
         let Some(g) = self.groups.slots.get_mut(i).map(|g| &mut g.flags) else { return };
         if !g.touched {

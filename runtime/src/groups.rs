@@ -134,26 +134,25 @@ impl Groups {
         }
         let mask = self.index.len() - 1;
         let mut i = self.home(hash);
-        while let Some(e) = self.index.get_mut(i) {
-            if *e == 0 {
+        // The index is at most half full, so the probe ends at an empty entry.
+        loop {
+            let e = self.index.get(i).copied().unwrap_or(0);
+            if e == 0 {
                 let g = self.slots.len();
-                *e = (hash & TAG) | (g as u64 + 1);
+                if let Some(e) = self.index.get_mut(i) {
+                    *e = (hash & TAG) | (g as u64 + 1);
+                }
                 self.slots.push(GroupSlot { key, hash, flags: GroupFlags::NEW });
                 return (g, true);
             }
-            if *e & TAG == hash & TAG {
-                let g = ((*e & NUMBER) - 1) as usize;
+            if e & TAG == hash & TAG {
+                let g = ((e & NUMBER) - 1) as usize;
                 if self.slots.get(g).is_some_and(|s| s.key == key) {
                     return (g, false);
                 }
             }
             i = (i + 1) & mask;
         }
-        // Unreachable: the index is never full. Keep the group findable all the same.
-        let g = self.slots.len();
-        self.slots.push(GroupSlot { key, hash, flags: GroupFlags::NEW });
-        self.grow();
-        (g, true)
     }
 
     /// Doubles the index (to at least twice the groups) and enters every group again by its

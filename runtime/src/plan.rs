@@ -399,10 +399,11 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
         ("<~", plan.sends.clone()),
     ];
     // Joins share the arrangement of their right side per scope, collection and key columns
-    // (`render::Shared`): count the rules that read each.
+    // (`render::Shared`): count the joins that read each. A `<=` rule into a recursive
+    // collection is rendered in its component's iterative scope; every other in the node's.
     let scope_of = |phase: &str, rule: &bloomc_compiler::ir::Rule| -> Option<usize> {
-        let inner = |c: &Vec<CollectionId>| c.contains(&rule.target) && c.iter().any(|x| paths.recursive.contains(x));
-        (phase == "<=").then(|| paths.order.iter().position(inner)).flatten()
+        let inner = phase == "<=" && paths.recursive.contains(&rule.target);
+        inner.then(|| paths.order.iter().position(|c| c.contains(&rule.target))).flatten()
     };
     let arrangement = |phase: &str, rule: &bloomc_compiler::ir::Rule, i: usize| {
         let cols: Vec<usize> = crate::render::join_on(&rule.body, i).into_iter().map(|(_, _, c)| c).collect();
@@ -429,7 +430,7 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
                 let key = arrangement(phase, rule, i);
                 let shared = match readers.get(&key).copied().unwrap_or(0) {
                     0 | 1 => String::new(),
-                    k => format!(", shared by {k} rules"),
+                    k => format!(", shared by {k} joins"),
                 };
                 let column = |c: &usize| {
                     b.atoms

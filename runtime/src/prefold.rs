@@ -51,38 +51,33 @@ impl Prefold {
             return None;
         }
         let ctx = Ctx { instance: plan.instance, row: 0, seed: 0 };
-        let mut fills: BTreeMap<CollectionId, Vec<(CollectionId, Fill)>> = BTreeMap::new();
+        // Each rule of the node with the collection it reads first.
+        let rules = || {
+            plan.strata.iter().flatten().filter_map(|&r| {
+                let rule = p.rule(r)?;
+                Some((r, rule, rule.body.atoms.first()?))
+            })
+        };
         let mut folds: BTreeMap<CollectionId, Vec<(RuleId, Fold)>> = BTreeMap::new();
-        for &r in plan.strata.iter().flatten() {
-            let Some(rule) = p.rule(r) else { continue };
-            let Some(atom) = rule.body.atoms.first() else { continue };
-            if paths.prefolded.contains(&r) {
-                let unique = paths.unique.contains(&atom.collection);
-                folds.entry(atom.collection).or_default().push((r, Fold::new(p, rule, plan.instance, unique)));
-            } else if paths.prefolded_inputs.contains(&atom.collection) {
-                fills.entry(atom.collection).or_default().push((
-                    rule.target,
-                    Fill {
-                        rule: r,
-                        table: None,
-                        copies: crate::paths::copies(p, rule),
-                        check: Check::single(rule, ctx),
-                        head: rule.body.head.clone(),
-                    },
-                ));
-            }
+        for (r, rule, atom) in rules().filter(|(r, _, _)| paths.prefolded.contains(r)) {
+            let unique = paths.unique.contains(&atom.collection);
+            folds.entry(atom.collection).or_default().push((r, Fold::new(p, rule, plan.instance, unique)));
         }
         let tables: Vec<CollectionId> = folds.keys().copied().collect();
-        let fills = fills
-            .into_iter()
-            .map(|(input, fills)| {
-                let fills = fills
-                    .into_iter()
-                    .map(|(table, fill)| Fill { table: tables.iter().position(|t| *t == table), ..fill })
-                    .collect();
-                (input, fills)
-            })
-            .collect();
+        let mut fills: BTreeMap<CollectionId, Vec<Fill>> = BTreeMap::new();
+        for (r, rule, atom) in rules() {
+            if paths.prefolded.contains(&r) || !paths.prefolded_inputs.contains(&atom.collection) {
+                continue;
+            }
+            fills.entry(atom.collection).or_default().push(Fill {
+                rule: r,
+                table: tables.iter().position(|t| *t == rule.target),
+                copies: crate::paths::copies(p, rule),
+                check: Check::single(rule, ctx),
+                head: rule.body.head.clone(),
+            });
+        }
+        let fills = fills.into_iter().collect();
         Some(Prefold { fills, folds: folds.into_values().collect(), errors: Vec::new() })
     }
 
