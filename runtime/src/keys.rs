@@ -9,7 +9,7 @@
 //! [`Packed`] encoding. Event ids mostly come in ascending runs (1, 2, 3, ...): a key one
 //! above the last one admitted extends the current run, which is not yet in the bitmap and
 //! enters it as one range when the run ends, so a run costs a comparison per key instead of
-//! an insertion into the bitmap (28 ns a key, a third of a fold's time at a thousand groups).
+//! an insertion into the bitmap (docs/runtime.md, section 4.5, has the figures).
 
 use crate::value::{Packed, Row, Value};
 use bloomc_compiler::ir::Type;

@@ -293,8 +293,8 @@ pub fn rule<'s, T: CountKeys>(
 }
 
 /// Counting each key's rows: with `count_total` where timestamps are totally ordered (a
-/// node's ticks), which keeps no arrangement of its output and is 1.1 to 3 times faster; with
-/// `count` in a recursive component's iterative scope, whose timestamps are not.
+/// node's ticks), which keeps no arrangement of its output; with `count` in a recursive
+/// component's iterative scope, whose timestamps are not.
 pub trait CountKeys: Timestamp + Lattice + Ord {
     fn count_keys(rows: Coll<'_, Self>) -> VecCollection<'_, Self, (Row, isize), isize>;
 }
