@@ -59,7 +59,9 @@ pub enum Code {
     UnusedInterface,
     UnfedInput,
     Nondeterministic,
+    TransientJoin,
     SealedPath,
+    PartialRead,
 }
 
 impl Code {
@@ -106,7 +108,9 @@ impl Code {
         Code::UnusedInterface,
         Code::UnfedInput,
         Code::Nondeterministic,
+        Code::TransientJoin,
         Code::SealedPath,
+        Code::PartialRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,7 +157,9 @@ impl Code {
             Code::UnusedInterface => "W0001",
             Code::UnfedInput => "W0002",
             Code::Nondeterministic => "W0100",
+            Code::TransientJoin => "W0101",
             Code::SealedPath => "N0100",
+            Code::PartialRead => "N0101",
         }
     }
 

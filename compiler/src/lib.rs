@@ -235,8 +235,14 @@ fn analyse(
         .filter(|m| m.allow_nondeterminism)
         .flat_map(|m| m.rules.iter().filter_map(|&r| program.rule(r).map(|r| r.span)))
         .collect();
-    for d in a.diagnostics() {
-        let silenced = d.code == Code::Nondeterministic
+    // Timing findings of every analysed module (white box only).
+    let modules: std::collections::BTreeSet<ir::ModuleId> = match &program.system {
+        Some(s) => s.groups.iter().map(|g| g.module).collect(),
+        None => program.modules.iter().map(|m| m.id).collect(),
+    };
+    let timing = modules.into_iter().flat_map(|m| analysis::timing::diagnostics(program, m));
+    for d in a.diagnostics().into_iter().chain(timing) {
+        let silenced = matches!(d.code, Code::Nondeterministic | Code::TransientJoin)
             && (options.allow_nondeterminism || system_allows || allowed.contains(&d.primary.span));
         if !silenced {
             diags.push(d);

@@ -18,6 +18,7 @@ pub mod remote;
 pub mod render;
 pub mod run;
 mod seal;
+pub mod sim;
 pub mod transport;
 pub mod value;
 pub mod wire;

@@ -14,6 +14,8 @@ use crate::run::{build, log_changes, Changes, RunResult};
 use crate::seal::{Hold, Punctuations};
 use crate::transport::{Net, Payload, Transport};
 use crate::value::{Row, Value};
+use bloomc_compiler::analysis::coordination::Strategy;
+use bloomc_compiler::analysis::report::Analysis;
 use bloomc_compiler::ir::{CollectionId, Delivery, Endpoint, GroupId, Program};
 use bloomc_grammar::ast::CollectionKind;
 use differential_dataflow::hashable::Hashable;
@@ -81,16 +83,16 @@ pub struct NetworkResult {
 
 /// Where the facts of one output of one group go.
 #[derive(Debug, Clone)]
-struct Route {
-    input: CollectionId,
+pub(crate) struct Route {
+    pub(crate) input: CollectionId,
     /// Index of the destination group's first instance among the plans, and its count.
-    first: usize,
-    count: usize,
-    delivery: Delivery,
+    pub(crate) first: usize,
+    pub(crate) count: usize,
+    pub(crate) delivery: Delivery,
 }
 
 /// The routes of every output of every group, keyed by (first instance of the group, output).
-fn routes(p: &Program, plans: &[NodePlan]) -> BTreeMap<(usize, CollectionId), Vec<Route>> {
+pub(crate) fn routes(p: &Program, plans: &[NodePlan]) -> BTreeMap<(usize, CollectionId), Vec<Route>> {
     let mut out: BTreeMap<(usize, CollectionId), Vec<Route>> = BTreeMap::new();
     let Some(s) = &p.system else { return out };
     let first = |g: bloomc_compiler::ir::GroupId| -> Option<(usize, usize)> {
@@ -112,7 +114,7 @@ fn routes(p: &Program, plans: &[NodePlan]) -> BTreeMap<(usize, CollectionId), Ve
 }
 
 /// The instances (offsets within the destination group) a fact goes to.
-fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec<usize> {
+pub(crate) fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec<usize> {
     let n = route.count.max(1);
     match &route.delivery {
         Delivery::Broadcast => (0..n).collect(),
@@ -180,6 +182,36 @@ pub fn answer_latencies(node: &NodeReport, question: &str, answer: &str) -> (Vec
         }
     }
     (latencies, unanswered)
+}
+
+/// `--coordination auto`: what the analysis chose, per group. A seal chosen at a group is
+/// enforced on each of its wired inputs that has the seal's columns (the producers must
+/// copy a generated feed); an order chosen at a replicated group sequences it (a group of
+/// one instance already takes its deliveries one at a time, in arrival order).
+pub fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
+    let Some(s) = &p.system else { return Coordination::Chosen { order: BTreeSet::new(), seal: Vec::new() } };
+    let (mut order, mut seal) = (BTreeSet::new(), Vec::new());
+    for choice in analysis.map(|a| a.choices.as_slice()).unwrap_or_default() {
+        let Some(g) = s.groups.iter().find(|g| g.name == choice.component) else { continue };
+        match choice.strategy {
+            Strategy::Seal => {
+                let wired: BTreeSet<Endpoint> = s.wires.iter().map(|w| w.to).filter(|e| e.group == g.id).collect();
+                for end in wired {
+                    let Some(input) = p.collection(end.collection) else { continue };
+                    let cols: Option<Vec<usize>> =
+                        choice.key.iter().map(|k| input.columns.iter().position(|c| c.name == *k)).collect();
+                    if let Some(cols) = cols.filter(|c| !c.is_empty()) {
+                        seal.push((end, cols));
+                    }
+                }
+            }
+            Strategy::Order if g.replicated => {
+                order.insert(g.id);
+            }
+            Strategy::Order => {}
+        }
+    }
+    Coordination::Chosen { order, seal }
 }
 
 /// The coordination of a run made concrete: the seals to enforce, as (sealed input, seal

@@ -43,7 +43,7 @@ impl Dump {
                     if super::network::is_network(p) {
                         // The coordination `bloomc run` inserts by default (`--coordination auto`).
                         let plans = bloomc_runtime::plan::network_without_files(p)?;
-                        let chosen = super::network::auto(p, c.analysis.as_ref());
+                        let chosen = bloomc_runtime::network::auto(p, c.analysis.as_ref());
                         emit(&bloomc_runtime::network::describe_coordination(p, &plans, &chosen)?);
                         for plan in &plans {
                             emit(&bloomc_runtime::plan::describe(p, plan));

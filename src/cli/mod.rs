@@ -5,6 +5,7 @@ mod check;
 mod cluster;
 mod common;
 mod dump;
+mod explore;
 mod graph;
 mod network;
 mod run;
@@ -99,6 +100,9 @@ enum Command {
     /// Run a program on timely/differential dataflow and print its outputs: one node, or a
     /// network of nodes (in this process, or with `--processes` one process per node).
     Run(run::Run),
+    /// Run the program under many schedules in a deterministic simulator and check every
+    /// output's label against what the schedules did (exit 3 when a label does not hold).
+    Explore(explore::Explore),
     /// Run one node of a network in this process, connected to the hub a cluster file names.
     Node(cluster::Node),
 }
@@ -111,6 +115,7 @@ impl Cli {
             Command::Analyze(a) => a.run(),
             Command::Graph(g) => g.run(),
             Command::Run(r) => r.run(),
+            Command::Explore(e) => e.run(),
             Command::Node(n) => n.run(),
         }
     }

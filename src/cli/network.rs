@@ -3,47 +3,16 @@
 //! the outputs no wire carries (the system's results), per node, and a summary per node.
 
 use super::run::{CoordinationArg, Run};
-use bloomc_compiler::analysis::coordination::Strategy;
 use bloomc_compiler::analysis::report::Analysis;
-use bloomc_compiler::ir::{CollectionId, Endpoint, GroupId, Program};
+use bloomc_compiler::ir::{CollectionId, GroupId, Program};
 use bloomc_grammar::ast::CollectionKind;
-use bloomc_runtime::network::{network, Coordination, NetworkOptions};
+use bloomc_runtime::network::{auto, network, Coordination, NetworkOptions};
 use bloomc_runtime::value::Row;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-/// `--coordination auto`: what the analysis chose, per group. A seal chosen at a group is
-/// enforced on each of its wired inputs that has the seal's columns (the producers must
-/// copy a generated feed); an order chosen at a replicated group sequences it (a group of
-/// one instance already takes its deliveries one at a time, in arrival order).
-pub(crate) fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
-    let Some(s) = &p.system else { return Coordination::Chosen { order: BTreeSet::new(), seal: Vec::new() } };
-    let (mut order, mut seal) = (BTreeSet::new(), Vec::new());
-    for choice in analysis.map(|a| a.choices.as_slice()).unwrap_or_default() {
-        let Some(g) = s.groups.iter().find(|g| g.name == choice.component) else { continue };
-        match choice.strategy {
-            Strategy::Seal => {
-                let wired: BTreeSet<Endpoint> = s.wires.iter().map(|w| w.to).filter(|e| e.group == g.id).collect();
-                for end in wired {
-                    let Some(input) = p.collection(end.collection) else { continue };
-                    let cols: Option<Vec<usize>> =
-                        choice.key.iter().map(|k| input.columns.iter().position(|c| c.name == *k)).collect();
-                    if let Some(cols) = cols.filter(|c| !c.is_empty()) {
-                        seal.push((end, cols));
-                    }
-                }
-            }
-            Strategy::Order if g.replicated => {
-                order.insert(g.id);
-            }
-            Strategy::Order => {}
-        }
-    }
-    Coordination::Chosen { order, seal }
-}
-
 /// The coordination in words, for the summary line.
-fn describe(p: &Program, c: &Coordination) -> String {
+pub(crate) fn describe(p: &Program, c: &Coordination) -> String {
     let name = |g: &GroupId| {
         p.system.iter().flat_map(|s| s.groups.iter()).find(|x| x.id == *g).map_or("?".to_string(), |x| x.name.clone())
     };

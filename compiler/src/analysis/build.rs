@@ -21,8 +21,9 @@ fn convert_gate(p: &Program, inputs: &[CollectionId], g: &RuleGate) -> Gate {
         .filter(|a| !a.inputs.is_empty())
         .map(|a| Attr {
             name: a.name.clone(),
+            // Compatibility asks for partition-closed columns, not any identity copy.
             inputs: a
-                .inputs
+                .closed
                 .iter()
                 .filter_map(|(c, col)| {
                     let i = inputs.iter().position(|x| x == c)?;
@@ -57,6 +58,7 @@ fn convert(p: &Program, m: ModuleId, mp: &ModulePath) -> Option<Path> {
             .collect(),
     );
     Some(Path {
+        own_batch: mp.own_batch,
         from,
         to,
         annotation: Annotation::new(mp.confluent, mp.stateful),

@@ -18,6 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct GateAttr {
     pub name: String,
     pub inputs: BTreeSet<InputCol>,
+    /// The input columns a seal on which is compatible with this attribute: those of
+    /// `inputs` for which the column is partition-closed at the operator (lineage.rs).
+    pub closed: BTreeSet<InputCol>,
     pub carriers: BTreeSet<usize>,
 }
 
@@ -126,26 +129,32 @@ fn carriers(body: &Body, cols: &BTreeSet<ColRef>) -> BTreeSet<usize> {
 
 fn attr(p: &Program, lin: &Lineage, body: &Body, c: ColRef) -> GateAttr {
     let cls = class(body, c);
-    GateAttr { name: col_name(p, body, c), inputs: trace(lin, body, c), carriers: carriers(body, &cls) }
+    GateAttr {
+        name: col_name(p, body, c),
+        inputs: trace(lin, body, c),
+        closed: lin.closed_at(body, c),
+        carriers: carriers(body, &cls),
+    }
 }
 
-/// The gate of the rule's own nonmonotone operator (empty attributes list = `*`).
-pub fn own_gate(p: &Program, lin: &Lineage, r: &Rule) -> Gate {
+/// The gates of the rule's own nonmonotone operators, one per operator (an empty gate is
+/// `*`): the aggregate's plain group-by keys (none for a global aggregate or computed keys),
+/// each `notin`'s pairs, a deletion's matched columns. Each must be covered by a seal on
+/// its own: a seal on a `notin`'s key says nothing about the groups of an aggregate.
+pub fn own_gates(p: &Program, lin: &Lineage, r: &Rule) -> Vec<Gate> {
     let b = &r.body;
-    let mut gate = Vec::new();
+    let mut gates = Vec::new();
     if b.aggregates() && !threshold(b) {
-        for key in b.group_by.iter().flatten() {
-            if let ExprKind::Col(c) = key.kind {
-                gate.push(attr(p, lin, b, c));
-            }
-        }
+        gates.push(group_gate(p, lin, b));
     }
     for anti in &b.antijoins {
+        let mut gate = Vec::new();
         for (outer, inner) in &anti.pairs {
             let mut a = attr(p, lin, b, *outer);
             a.inputs.extend(lin.of(anti.collection, *inner));
             gate.push(a);
         }
+        gates.push(gate);
     }
     if r.op == MergeOp::Delete {
         // A deletion partitions on the columns it matches against other atoms; a plain
@@ -153,29 +162,43 @@ pub fn own_gate(p: &Program, lin: &Lineage, r: &Rule) -> Gate {
         let heads: Vec<ColRef> =
             b.head.iter().filter_map(|e| if let ExprKind::Col(c) = e.kind { Some(c) } else { None }).collect();
         let joined: Vec<ColRef> = heads.iter().copied().filter(|c| class(b, *c).len() > 1).collect();
-        for c in if joined.is_empty() { heads } else { joined } {
-            gate.push(attr(p, lin, b, c));
-        }
+        gates.push(joined_or(heads, joined).into_iter().map(|c| attr(p, lin, b, c)).collect());
     }
-    gate.sort();
-    gate.dedup();
-    gate
+    for g in &mut gates {
+        g.sort();
+        g.dedup();
+    }
+    gates
 }
 
-/// The gate of a rule known to be nonmonotone: its own operator's gate, or, for a threshold
-/// aggregate that is nonmonotone only because its input is, its group-by keys.
-pub fn nonmonotone_gate(p: &Program, lin: &Lineage, r: &Rule) -> Gate {
-    let mut gate = own_gate(p, lin, r);
-    if r.body.aggregates() && threshold(&r.body) {
-        for key in r.body.group_by.iter().flatten() {
-            if let ExprKind::Col(c) = key.kind {
-                gate.push(attr(p, lin, &r.body, c));
-            }
-        }
-        gate.sort();
-        gate.dedup();
+fn joined_or(heads: Vec<ColRef>, joined: Vec<ColRef>) -> Vec<ColRef> {
+    if joined.is_empty() {
+        heads
+    } else {
+        joined
     }
-    gate
+}
+
+/// The gate of an aggregate: its plain group-by keys.
+fn group_gate(p: &Program, lin: &Lineage, b: &Body) -> Gate {
+    b.group_by
+        .iter()
+        .flatten()
+        .filter_map(|key| if let ExprKind::Col(c) = key.kind { Some(attr(p, lin, b, c)) } else { None })
+        .collect()
+}
+
+/// The gates of a rule known to be nonmonotone: its own operators' gates, and for a
+/// threshold aggregate that is nonmonotone only because its input is, its group-by keys.
+pub fn nonmonotone_gates(p: &Program, lin: &Lineage, r: &Rule) -> Vec<Gate> {
+    let mut gates = own_gates(p, lin, r);
+    if r.body.aggregates() && threshold(&r.body) {
+        let mut g = group_gate(p, lin, &r.body);
+        g.sort();
+        g.dedup();
+        gates.push(g);
+    }
+    gates
 }
 
 /// Follows the gates of collection read at `atom` through rule `r` into its target.
@@ -192,7 +215,7 @@ pub fn extend(lin: &Lineage, r: &Rule, atom: usize, gates: &Gates) -> Gates {
                     inputs.extend(trace(lin, &r.body, c));
                     cols.extend(class(&r.body, c));
                 }
-                GateAttr { name: a.name.clone(), inputs, carriers: carriers(&r.body, &cols) }
+                GateAttr { name: a.name.clone(), inputs, closed: a.closed.clone(), carriers: carriers(&r.body, &cols) }
             })
             .collect();
         g.sort();
@@ -243,7 +266,9 @@ pub fn facts(p: &Program, module: ModuleId) -> Facts {
             // A threshold over a nonmonotone input is an ordinary aggregate.
             let own = own_nonmonotone(r) || (r.body.aggregates() && reads_nonmonotone);
             if own {
-                found.entry(nonmonotone_gate(p, &lineage, r)).or_default().insert(r.id);
+                for g in nonmonotone_gates(p, &lineage, r) {
+                    found.entry(g).or_default().insert(r.id);
+                }
             }
             for (i, a) in r.body.atoms.iter().enumerate() {
                 if let Some(g) = gates.get(&a.collection) {

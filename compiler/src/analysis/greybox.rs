@@ -357,6 +357,8 @@ impl GreyBox {
                             .collect()],
                     };
                     Some(Path {
+                        // A grey-box annotation says nothing about batching.
+                        own_batch: false,
                         from,
                         to,
                         annotation: d.annotation,

@@ -306,6 +306,8 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
         let Some(path) = comp.paths.get(pi) else {
             continue;
         };
+        let own_compatible =
+            matches!(inputs.get(&(c, input)), Some(Label::Seal(k)) if compatible(&path.gates, k, input));
         let others: Vec<(usize, Option<&Label>)> = comp
             .paths
             .iter()
@@ -315,17 +317,15 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
             .collect();
         // With no other input to race with, the read's own input sealed compatibly means each
         // partition is read once it is complete.
-        if others.is_empty() {
+        if others.is_empty() && own_compatible {
             if let Some(Label::Seal(k)) = inputs.get(&(c, input)) {
-                if compatible(&path.gates, k, input) {
-                    seals_used.push((pi, input, k.clone()));
-                    reconcile.push(format!(
-                        "NDRead{{{}}} protected: its own input is sealed on a compatible key",
-                        path.subscript().join(", ")
-                    ));
-                    continue;
-                }
+                seals_used.push((pi, input, k.clone()));
             }
+            reconcile.push(format!(
+                "NDRead{{{}}} protected: its own input is sealed on a compatible key",
+                path.subscript().join(", ")
+            ));
+            continue;
         }
         let unsealed: Vec<String> = others
             .iter()
@@ -339,7 +339,10 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
             })
             .collect();
         let gate = path.subscript().join(", ");
-        if !others.is_empty() && unsealed.is_empty() {
+        // A read that also depends on how its own input's facts fall into ticks needs that
+        // input sealed compatibly too.
+        let own_ok = !path.own_batch || own_compatible;
+        if !others.is_empty() && unsealed.is_empty() && own_ok {
             for (j, l) in &others {
                 if let Some(Label::Seal(k)) = l {
                     seals_used.push((pi, *j, k.clone()));
@@ -351,6 +354,12 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
         let l = if comp.replicated { Label::Inst } else { Label::Run };
         let why = if others.is_empty() {
             "no other input whose seal could protect it".to_string()
+        } else if unsealed.is_empty() {
+            format!(
+                "it also depends on how `{}`'s own facts fall into ticks, and `{}` is not sealed on a key compatible with {{{gate}}}",
+                comp.inputs.get(input).map_or("?", String::as_str),
+                comp.inputs.get(input).map_or("?", String::as_str)
+            )
         } else {
             format!("{}, not sealed on a key compatible with {{{gate}}}", unsealed.join(" and "))
         };

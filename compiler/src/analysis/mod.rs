@@ -10,3 +10,4 @@ pub mod lineage;
 pub mod model;
 pub mod paths;
 pub mod report;
+pub mod timing;

@@ -58,6 +58,9 @@ pub enum KeyMap {
 
 #[derive(Debug, Clone)]
 pub struct Path {
+    /// The path's order-sensitivity depends on how its own input's facts fall into ticks
+    /// (paths.rs): only a compatible seal on that input protects its read.
+    pub own_batch: bool,
     pub from: usize,
     pub to: usize,
     pub annotation: Annotation,

@@ -12,7 +12,7 @@
 //! table stays corrupted. The path is O when its output is order-sensitive for I, and W when
 //! it writes persistent state (a table, or a deferred `<+`/`<-`).
 
-use super::gates::{extend, extend_negated, merge, nonmonotone_gate, Facts, Gate, Gates};
+use super::gates::{extend, extend_negated, merge, nonmonotone_gates, Facts, Gate, Gates};
 use super::lineage::InputCol;
 use crate::ir::{CollectionId, ModuleId, Program, RuleId};
 use bloomc_grammar::ast::{CollectionKind, MergeOp};
@@ -28,8 +28,14 @@ pub struct ModulePath {
     pub gates: Vec<Gate>,
     /// The nonmonotone statements responsible (empty when confluent).
     pub sources: Vec<RuleId>,
-    /// For seals through confluent paths: output column -> input columns it copies.
+    /// For seals through confluent paths: output column -> input columns it copies and
+    /// for which it is partition-closed (lineage.rs).
     pub key_map: Vec<(usize, BTreeSet<InputCol>)>,
+    /// A nonmonotone operator responsible reads the input's own per-tick facts (an
+    /// aggregate or `notin` over the input or a scratch filled from it this tick), so the
+    /// result depends on how the input's facts fall into ticks: only a compatible seal on
+    /// the input itself protects it, whatever seals the other inputs carry.
+    pub own_batch: bool,
 }
 
 /// Body-to-target edges of every rule, in both directions, for reachability.
@@ -74,6 +80,70 @@ fn transient(p: &Program, c: CollectionId) -> bool {
     p.collection(c).is_some_and(|c| matches!(c.kind, CollectionKind::Input | CollectionKind::Scratch))
 }
 
+/// Collections whose contents in a tick exist only because an input's facts arrived in that
+/// tick: inputs, and scratches every rule of which is an instantaneous merge reading at
+/// least one such collection. A scratch filled from a table (`s <= t`) or by `<+` holds
+/// state or last tick's facts, so reading it is not triggered by a fresh arrival.
+pub(crate) fn fresh(p: &Program, rules: &[RuleId]) -> BTreeSet<CollectionId> {
+    let rules: Vec<_> = rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.op != MergeOp::Delete).collect();
+    let mut out: BTreeSet<CollectionId> =
+        p.collections.iter().filter(|c| transient(p, c.id)).map(|c| c.id).collect();
+    // Removals only, so this ends; the cap guards against a bug looping forever.
+    for _ in 0..=out.len() + 1 {
+        let gone: Vec<CollectionId> = out
+            .iter()
+            .copied()
+            .filter(|&c| p.collection(c).is_some_and(|x| x.kind == CollectionKind::Scratch))
+            .filter(|&c| {
+                let writers: Vec<_> = rules.iter().filter(|r| r.target == c).collect();
+                writers.is_empty()
+                    || writers.iter().any(|r| {
+                        r.op != MergeOp::Instant || !r.body.atoms.iter().any(|a| out.contains(&a.collection))
+                    })
+            })
+            .collect();
+        if gone.is_empty() {
+            break;
+        }
+        for c in gone {
+            out.remove(&c);
+        }
+    }
+    out
+}
+
+/// Scratches that hold facts of an earlier tick: written by `<+`, or filled from such a
+/// scratch. Joined with another transient collection, their facts meet only the facts
+/// that happen to arrive one tick later, so the result depends on timing.
+pub(crate) fn delayed(p: &Program, rules: &[RuleId]) -> BTreeSet<CollectionId> {
+    let rules: Vec<_> = rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.op != MergeOp::Delete).collect();
+    let scratch = |c: CollectionId| p.collection(c).is_some_and(|x| x.kind == CollectionKind::Scratch);
+    let mut out: BTreeSet<CollectionId> =
+        rules.iter().filter(|r| r.op == MergeOp::Deferred && scratch(r.target)).map(|r| r.target).collect();
+    // Additions only, bounded by the scratches; the cap guards against a bug looping forever.
+    for _ in 0..=rules.len() + 1 {
+        let more: Vec<CollectionId> = rules
+            .iter()
+            .filter(|r| scratch(r.target) && !out.contains(&r.target))
+            .filter(|r| r.body.atoms.iter().any(|a| out.contains(&a.collection)))
+            .map(|r| r.target)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        out.extend(more);
+    }
+    out
+}
+
+/// A rule that joins a delayed scratch with another transient collection (or negates one):
+/// which facts meet depends on the ticks they arrive in.
+fn misaligned(p: &Program, delayed: &BTreeSet<CollectionId>, r: &crate::ir::Rule) -> bool {
+    let read: BTreeSet<CollectionId> =
+        r.body.atoms.iter().map(|a| a.collection).chain(r.body.antijoins.iter().map(|a| a.collection)).collect();
+    read.iter().any(|c| delayed.contains(c)) && read.iter().filter(|&&c| transient(p, c)).count() >= 2
+}
+
 /// Every path of the module, in (input, output) declaration order.
 pub fn module_paths(p: &Program, module: ModuleId, facts: &Facts) -> Vec<ModulePath> {
     let Some(m) = p.module(module) else {
@@ -83,6 +153,8 @@ pub fn module_paths(p: &Program, module: ModuleId, facts: &Facts) -> Vec<ModuleP
         m.collections.iter().copied().filter(|&c| p.collection(c).is_some_and(|x| x.kind == k)).collect()
     };
     let adj = Adjacency::new(p, &m.rules);
+    let fresh = fresh(p, &m.rules);
+    let delayed = delayed(p, &m.rules);
     let mut out = Vec::new();
     for input in of_kind(CollectionKind::Input) {
         let fwd = adj.reachable(input, true);
@@ -91,7 +163,7 @@ pub fn module_paths(p: &Program, module: ModuleId, facts: &Facts) -> Vec<ModuleP
                 continue;
             }
             let bwd = adj.reachable(output, false);
-            out.push(path(p, &m.rules, facts, input, output, &fwd, &bwd));
+            out.push(path(p, &m.rules, facts, (&fresh, &delayed), (input, output), (&fwd, &bwd)));
         }
     }
     out
@@ -101,10 +173,9 @@ fn path(
     p: &Program,
     rules: &[RuleId],
     facts: &Facts,
-    input: CollectionId,
-    output: CollectionId,
-    fwd: &BTreeSet<CollectionId>,
-    bwd: &BTreeSet<CollectionId>,
+    (fresh, delayed): (&BTreeSet<CollectionId>, &BTreeSet<CollectionId>),
+    (input, output): (CollectionId, CollectionId),
+    (fwd, bwd): (&BTreeSet<CollectionId>, &BTreeSet<CollectionId>),
 ) -> ModulePath {
     let on_path: Vec<_> = rules
         .iter()
@@ -121,6 +192,16 @@ fn path(
     // Collections whose order-sensitivity comes from corrupted state (a deletion, or a table
     // written order-sensitively): never exempt as a read race, however it is read later.
     let mut corrupted: BTreeSet<CollectionId> = BTreeSet::new();
+    // Nonmonotone rules over the input's own fresh facts (see `ModulePath::own_batch`).
+    let batched: BTreeSet<RuleId> = on_path
+        .iter()
+        .filter(|r| super::gates::own_nonmonotone(r) && r.op != MergeOp::Delete)
+        .filter(|r| {
+            let mine = |c: &CollectionId| fwd.contains(c) && fresh.contains(c);
+            r.body.atoms.iter().any(|a| mine(&a.collection)) || r.body.antijoins.iter().any(|a| mine(&a.collection))
+        })
+        .map(|r| r.id)
+        .collect();
     for _ in 0..=on_path.len() * 8 + 8 {
         let mut changed = false;
         for r in &on_path {
@@ -128,18 +209,25 @@ fn path(
             let mut transient_only = true;
             // Does the rule's own operator consume I's data? (It is on the path, so yes.)
             if super::gates::own_nonmonotone(r) || (r.body.aggregates() && facts.nonmonotone.contains(&r.id)) {
-                found.entry(nonmonotone_gate(p, &facts.lineage, r)).or_default().insert(r.id);
+                for g in nonmonotone_gates(p, &facts.lineage, r) {
+                    found.entry(g).or_default().insert(r.id);
+                }
                 // An aggregate or antijoin over state only makes a view order-sensitive; a
                 // deletion changes the state itself.
                 transient_only = r.op != MergeOp::Delete;
             }
+            if misaligned(p, delayed, r) {
+                // Which facts meet depends on timing alone: no seal partitions that.
+                found.entry(Vec::new()).or_default().insert(r.id);
+                transient_only = false;
+            }
             for (i, a) in r.body.atoms.iter().enumerate() {
-                if fwd.contains(&a.collection) {
-                    if let Some(g) = nd.get(&a.collection) {
-                        merge(&mut found, extend(&facts.lineage, r, i, g));
-                        transient_only &= transient(p, a.collection) && !corrupted.contains(&a.collection);
-                    }
+                if let (true, Some(g)) = (fwd.contains(&a.collection), nd.get(&a.collection)) {
+                    merge(&mut found, extend(&facts.lineage, r, i, g));
+                    transient_only &= transient(p, a.collection) && !corrupted.contains(&a.collection);
                 } else if let Some(g) = facts.gates_of(a.collection) {
+                    // Also a collection I reaches, if what makes it nonmonotone is another
+                    // input's: I reads it as it stands when I's facts arrive.
                     // A rendezvous with state maintained nonmonotonically elsewhere: a race.
                     merge(&mut found, extend(&facts.lineage, r, i, g));
                     transient_only = false;
@@ -156,8 +244,12 @@ fn path(
             if found.is_empty() {
                 continue;
             }
-            let trigger = r.body.atoms.iter().any(|a| transient(p, a.collection) && !fwd.contains(&a.collection));
-            if transient_only && trigger && !persistent(p, r.target) && r.op == MergeOp::Instant {
+            // Only a fresh arrival of another stream triggers the read; a scratch that holds
+            // state races like the state it holds.
+            let trigger = r.body.atoms.iter().any(|a| fresh.contains(&a.collection) && !fwd.contains(&a.collection));
+            // A nonmonotone operator over the input's own fresh facts is never excused: how
+            // those facts fall into ticks changes its result, whatever triggers it.
+            if transient_only && trigger && !batched.contains(&r.id) && !persistent(p, r.target) && r.op == MergeOp::Instant {
                 // A read race triggered by another stream: charged to that stream's path.
                 continue;
             }
@@ -173,14 +265,17 @@ fn path(
     let out_gates = nd.remove(&output).unwrap_or_default();
     let key_map = p
         .collection(output)
-        .map(|c| (0..c.columns.len()).map(|i| (i, facts.lineage.of(output, i))).collect())
+        .map(|c| (0..c.columns.len()).map(|i| (i, facts.lineage.closed(output, i))).collect())
         .unwrap_or_default();
+    let sources: Vec<RuleId> =
+        out_gates.values().flatten().copied().collect::<BTreeSet<RuleId>>().into_iter().collect();
     ModulePath {
         from: input,
         to: output,
         confluent: out_gates.is_empty(),
         stateful,
-        sources: out_gates.values().flatten().copied().collect::<BTreeSet<RuleId>>().into_iter().collect(),
+        own_batch: sources.iter().any(|r| batched.contains(r)),
+        sources,
         gates: out_gates.into_keys().collect(),
         key_map,
     }

@@ -1,0 +1,531 @@
+//! One schedule of a whole program, simulated deterministically: every node instance is a
+//! naive evaluator (`sim::naive`), every fact in flight is an item in its receiver's
+//! mailbox, and a [`Chooser`] decides each step: which node ticks, which of its waiting
+//! facts it takes in that tick, when a sequencer cuts a batch. The same choices give the
+//! same run, so a schedule is replayable from its choices (or from the seed that drew them).
+//!
+//! Two families of schedules are simulated:
+//! - **general**: what a network can do. Facts of feeds and wires arrive in any order and
+//!   any batching, nodes interleave freely, and a fact may wait any number of the receiver's
+//!   ticks. The coordination of the run constrains it: a sealed input releases a key's facts
+//!   in one tick once every producer of the stream is done (as late as a seal may come; a
+//!   fed input's keys are complete from the start), and a sequenced replicated group takes
+//!   the same batches in the same order on every replica.
+//! - **complete-input**: every input's facts arrive together. A node takes an input's
+//!   waiting facts only all at once, only when every producer of that input is done (a
+//!   feed is complete from the start), and then with every other complete input: on one
+//!   node, every feed in the first tick. Where a cycle makes waiting impossible, it takes
+//!   what is there. Once everything has settled, every feed delivers its facts once more,
+//!   so that what they trigger reads state that already holds every fact (state filled by
+//!   `<+` lags a tick behind its input). Only the interleaving of nodes is left to choose.
+//!   The facts these runs emit are the reference of "may miss facts, never a wrong one".
+
+use super::naive::Node;
+use crate::network::{destinations, routes, Route};
+use crate::plan::NodePlan;
+use crate::value::Row;
+use bloomc_compiler::ir::{CollectionId, Program};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where the choices of a schedule come from.
+pub trait Chooser {
+    /// A number below `n` (`n >= 1`).
+    fn pick(&mut self, n: usize) -> usize;
+}
+
+/// Choices drawn from a seed (SplitMix64).
+pub struct Seeded(pub u64);
+
+impl Chooser for Seeded {
+    fn pick(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z % n.max(1) as u64) as usize
+    }
+}
+
+/// Choices read from a script; past its end, always the first option. Records every choice
+/// made and how many options it had, so an exhaustive search can take the next script.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    pub choices: Vec<usize>,
+    pub made: Vec<(usize, usize)>,
+}
+
+impl Chooser for Script {
+    fn pick(&mut self, n: usize) -> usize {
+        let c = self.choices.get(self.made.len()).copied().unwrap_or(0).min(n.max(1) - 1);
+        self.made.push((c, n));
+        c
+    }
+}
+
+impl Script {
+    /// The next script in depth-first order after this run, or `None` when every choice
+    /// sequence has been tried.
+    pub fn successor(&self) -> Option<Vec<usize>> {
+        let mut made = self.made.clone();
+        while let Some((c, n)) = made.pop() {
+            if c + 1 < n {
+                let mut next: Vec<usize> = made.iter().map(|(c, _)| *c).collect();
+                next.push(c + 1);
+                return Some(next);
+            }
+        }
+        None
+    }
+}
+
+/// Which family a schedule belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    General,
+    CompleteInput,
+}
+
+/// The fixed shape of the simulated program: its nodes, routes and coordination.
+pub struct Setup<'p> {
+    pub program: &'p Program,
+    pub plans: Vec<NodePlan>,
+    routes: BTreeMap<(usize, CollectionId), Vec<Route>>,
+    /// Per node, the index of its group's first instance.
+    first: Vec<usize>,
+    /// Per node, every feed row in feed order.
+    feed_rows: Vec<Vec<(CollectionId, Row)>>,
+    /// Sealed inputs: (node, input) -> seal columns.
+    seals: BTreeMap<(usize, CollectionId), Vec<usize>>,
+    /// The nodes whose wires reach (node, input).
+    producers: BTreeMap<(usize, CollectionId), BTreeSet<usize>>,
+    /// Sequenced groups: first instance -> instances.
+    sequenced: BTreeMap<usize, usize>,
+    pub max_ticks: u64,
+}
+
+impl<'p> Setup<'p> {
+    /// `seals` are (node, input, columns) to enforce; `sequenced` the (first node,
+    /// instances) of each replicated group to sequence.
+    pub fn new(
+        program: &'p Program,
+        plans: Vec<NodePlan>,
+        seals: &[(usize, CollectionId, Vec<usize>)],
+        sequenced: &[(usize, usize)],
+        max_ticks: u64,
+    ) -> Setup<'p> {
+        let routes = routes(program, &plans);
+        let first: Vec<usize> = plans
+            .iter()
+            .enumerate()
+            .map(|(i, n)| plans.iter().position(|m| m.group.is_some() && m.group == n.group).unwrap_or(i))
+            .collect();
+        let mut feed_rows = Vec::new();
+        for n in &plans {
+            let mut rows = Vec::new();
+            let mut errors = 0;
+            for f in &n.feeds {
+                for t in 0..f.ticks() {
+                    f.visit(t, n.instance, (0, 1), &mut errors, &mut |r| rows.push((f.input, r.clone())));
+                }
+            }
+            feed_rows.push(rows);
+        }
+        let mut producers: BTreeMap<(usize, CollectionId), BTreeSet<usize>> = BTreeMap::new();
+        for (&(from_first, _), rs) in &routes {
+            let senders: Vec<usize> = (0..plans.len()).filter(|&i| first.get(i) == Some(&from_first)).collect();
+            for r in rs {
+                for to in r.first..r.first + r.count {
+                    producers.entry((to, r.input)).or_default().extend(senders.iter().copied());
+                }
+            }
+        }
+        Setup {
+            program,
+            plans,
+            routes,
+            first,
+            feed_rows,
+            seals: seals.iter().map(|(n, c, cols)| ((*n, *c), cols.clone())).collect(),
+            producers,
+            sequenced: sequenced.iter().copied().collect(),
+            max_ticks,
+        }
+    }
+
+    /// Does the group of `node` go through a sequencer?
+    pub fn is_sequenced(&self, node: usize) -> bool {
+        self.sequenced_first(node).is_some()
+    }
+
+    fn sequenced_first(&self, node: usize) -> Option<usize> {
+        self.first.get(node).copied().filter(|f| self.sequenced.contains_key(f))
+    }
+}
+
+/// A fact waiting for a node: its input and row.
+type Item = (CollectionId, Row);
+
+/// One tick of one node, for traces.
+#[derive(Debug, Clone)]
+pub struct StepLog {
+    pub node: usize,
+    pub tick: u64,
+    pub took: Vec<Item>,
+    pub emitted: BTreeMap<CollectionId, BTreeSet<Row>>,
+}
+
+#[derive(Debug, Clone)]
+struct NodeState {
+    node: Node,
+    /// Facts waiting, in arrival order, without repeats.
+    pending: Vec<Item>,
+    /// Facts of sealed inputs, per (input, seal key).
+    held: BTreeMap<(CollectionId, Row), Vec<Row>>,
+    /// The last tick changed the state carried into the next one.
+    work: bool,
+    /// Sequenced replicas: the next batch to take.
+    cursor: usize,
+    stopped: bool,
+}
+
+/// A sequencer: messages staged for the group (with the replica each is addressed to), and
+/// the batches cut so far, which every replica takes in order.
+#[derive(Debug, Clone, Default)]
+struct Sequencer {
+    /// Each message once, with the replicas it is addressed to.
+    staged: Vec<(Item, BTreeSet<usize>)>,
+    batches: Vec<Vec<(Item, BTreeSet<usize>)>>,
+}
+
+impl Sequencer {
+    fn stage(&mut self, offset: usize, item: Item) {
+        match self.staged.iter_mut().find(|(i, _)| *i == item) {
+            Some((_, to)) => {
+                to.insert(offset);
+            }
+            None => self.staged.push((item, BTreeSet::from([offset]))),
+        }
+    }
+}
+
+/// What one schedule did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Per (node, output), every fact it emitted over the run.
+    pub emitted: BTreeMap<(usize, CollectionId), BTreeSet<Row>>,
+    /// Per node, what each output held in each of its ticks (for replica agreement).
+    pub per_tick: Vec<Vec<BTreeMap<CollectionId, BTreeSet<Row>>>>,
+    /// Ticks over all nodes.
+    pub ticks: u64,
+    /// A node stopped at the tick bound with work left.
+    pub truncated: bool,
+    /// Seal keys released only because nothing else could move (a cycle through a seal).
+    pub forced: u64,
+    pub log: Vec<StepLog>,
+}
+
+enum Action {
+    Tick(usize),
+    Cut(usize),
+    Force,
+}
+
+/// Runs one schedule to quiescence (or the tick bound), with `choose` deciding every step.
+pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, trace: bool) -> Outcome {
+    let mut nodes: Vec<NodeState> = setup
+        .plans
+        .iter()
+        .map(|plan| NodeState {
+            node: Node::new(plan.clone()),
+            pending: Vec::new(),
+            held: BTreeMap::new(),
+            work: false,
+            cursor: 0,
+            stopped: false,
+        })
+        .collect();
+    let mut seqs: BTreeMap<usize, Sequencer> = setup.sequenced.keys().map(|f| (*f, Sequencer::default())).collect();
+    if family == Family::CompleteInput {
+        // Whole inputs arrive at once, so replicas see the same batches without a sequencer.
+        seqs.clear();
+    }
+    let mut out = Outcome { per_tick: vec![Vec::new(); nodes.len()], ..Outcome::default() };
+    for (i, rows) in setup.feed_rows.iter().enumerate() {
+        for (input, row) in rows {
+            // A sequenced replica's own feed goes through its group's sequencer too, so
+            // every replica takes its feed's facts in the same batches.
+            match setup.sequenced_first(i).and_then(|f| seqs.get_mut(&f).map(|s| (f, s))) {
+                Some((f, s)) => s.stage(i - f, (*input, row.clone())),
+                None => arrive(setup, &mut nodes, i, *input, row.clone()),
+            }
+        }
+    }
+    let mut forced = false;
+    let mut repeated = false;
+    loop {
+        let done = done_nodes(setup, &nodes, &seqs);
+        let mut actions: Vec<Action> = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if !n.stopped && can_tick(setup, family, &seqs, &done, forced, i, n) {
+                actions.push(Action::Tick(i));
+            }
+        }
+        if family == Family::General {
+            actions.extend(seqs.iter().filter(|(_, s)| !s.staged.is_empty()).map(|(f, _)| Action::Cut(*f)));
+        }
+        if actions.is_empty() {
+            let waiting = nodes.iter().any(|n| !n.stopped && (!n.held.is_empty() || !n.pending.is_empty()));
+            if waiting && !forced {
+                actions.push(Action::Force);
+            } else if family == Family::CompleteInput && !repeated {
+                // Once settled, every feed delivers its facts again: a read they trigger now
+                // sees state that already holds every fact (a `<+` lags a tick behind).
+                repeated = true;
+                for (i, rows) in setup.feed_rows.iter().enumerate() {
+                    for (input, row) in rows {
+                        arrive(setup, &mut nodes, i, *input, row.clone());
+                    }
+                }
+                continue;
+            } else {
+                break;
+            }
+        }
+        let pick = choose.pick(actions.len());
+        match actions.get(pick) {
+            Some(Action::Tick(i)) => {
+                let i = *i;
+                let took = take(setup, family, &mut nodes, &mut seqs, &done, forced, i, choose);
+                run_tick(setup, &mut nodes, &mut seqs, i, took, &mut out, trace);
+                forced = false;
+            }
+            Some(Action::Cut(f)) => {
+                if let Some(s) = seqs.get_mut(f) {
+                    let staged = std::mem::take(&mut s.staged);
+                    let (batch, rest) = split(staged, choose, true);
+                    s.staged = rest;
+                    s.batches.push(batch);
+                }
+            }
+            Some(Action::Force) => {
+                forced = true;
+                out.forced += 1;
+            }
+            None => break,
+        }
+    }
+    out.truncated = nodes.iter().any(|n| n.stopped);
+    out
+}
+
+/// Splits `items` into (taken, left) by one choice per item; with `nonempty`, at least one.
+fn split<T>(items: Vec<T>, choose: &mut dyn Chooser, nonempty: bool) -> (Vec<T>, Vec<T>) {
+    let mut taken = Vec::new();
+    let mut left = Vec::new();
+    for it in items {
+        if choose.pick(2) == 1 {
+            taken.push(it);
+        } else {
+            left.push(it);
+        }
+    }
+    if nonempty && taken.is_empty() && !left.is_empty() {
+        let at = choose.pick(left.len());
+        taken.push(left.remove(at));
+    }
+    (taken, left)
+}
+
+/// A fact arrives at node `to`'s input: held per key when the input is sealed, else waiting.
+fn arrive(setup: &Setup<'_>, nodes: &mut [NodeState], to: usize, input: CollectionId, row: Row) {
+    let Some(n) = nodes.get_mut(to) else { return };
+    if let Some(cols) = setup.seals.get(&(to, input)) {
+        let key: Row = cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
+        let slot = n.held.entry((input, key)).or_default();
+        if !slot.contains(&row) {
+            slot.push(row);
+        }
+    } else if !n.pending.iter().any(|(i, r)| *i == input && *r == row) {
+        n.pending.push((input, row));
+    }
+}
+
+/// Nodes that will send nothing more: not downstream (by wires) of a node that still has
+/// work, waiting facts, held facts or batches to take.
+fn done_nodes(setup: &Setup<'_>, nodes: &[NodeState], seqs: &BTreeMap<usize, Sequencer>) -> Vec<bool> {
+    let mut live: Vec<bool> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let seq = setup.sequenced_first(i).and_then(|f| seqs.get(&f));
+            !n.stopped
+                && (n.work
+                    || !n.pending.is_empty()
+                    || !n.held.is_empty()
+                    || seq.is_some_and(|s| !s.staged.is_empty() || n.cursor < s.batches.len()))
+        })
+        .collect();
+    let mut queue: Vec<usize> = (0..nodes.len()).filter(|&i| live.get(i) == Some(&true)).collect();
+    while let Some(i) = queue.pop() {
+        let Some(&f) = setup.first.get(i) else { continue };
+        for ((from, _), rs) in setup.routes.range((f, CollectionId(0))..) {
+            if *from != f {
+                break;
+            }
+            for r in rs {
+                for to in r.first..r.first + r.count {
+                    if let Some(l) = live.get_mut(to) {
+                        if !*l {
+                            *l = true;
+                            queue.push(to);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    live.into_iter().map(|l| !l).collect()
+}
+
+/// Is every producer of (node, input) done? A fed input with no wire is complete at once.
+fn complete(setup: &Setup<'_>, done: &[bool], node: usize, input: CollectionId) -> bool {
+    setup
+        .producers
+        .get(&(node, input))
+        .map_or(true, |ps| ps.iter().all(|&p| p != node && done.get(p) == Some(&true)))
+}
+
+fn can_tick(
+    setup: &Setup<'_>,
+    family: Family,
+    seqs: &BTreeMap<usize, Sequencer>,
+    done: &[bool],
+    forced: bool,
+    i: usize,
+    n: &NodeState,
+) -> bool {
+    if n.work {
+        return true;
+    }
+    if let (Family::General, Some(s)) = (family, setup.sequenced_first(i).and_then(|f| seqs.get(&f))) {
+        return n.cursor < s.batches.len();
+    }
+    let releasable = n.held.keys().any(|(input, _)| forced || complete(setup, done, i, *input));
+    match family {
+        Family::General => !n.pending.is_empty() || releasable,
+        Family::CompleteInput => {
+            releasable || n.pending.iter().any(|(input, _)| forced || complete(setup, done, i, *input))
+        }
+    }
+}
+
+/// The facts node `i` takes in the tick it is about to run.
+#[allow(clippy::too_many_arguments)]
+fn take(
+    setup: &Setup<'_>,
+    family: Family,
+    nodes: &mut [NodeState],
+    seqs: &mut BTreeMap<usize, Sequencer>,
+    done: &[bool],
+    forced: bool,
+    i: usize,
+    choose: &mut dyn Chooser,
+) -> Vec<Item> {
+    let Some(n) = nodes.get_mut(i) else { return Vec::new() };
+    let nonempty = !n.work;
+    if family == Family::General {
+        if let Some(s) = setup.sequenced_first(i).and_then(|f| seqs.get(&f)) {
+            // A replica takes the next batch only once it has settled.
+            if n.work {
+                return Vec::new();
+            }
+            let offset = i - setup.first.get(i).copied().unwrap_or(i);
+            let batch = s.batches.get(n.cursor).cloned().unwrap_or_default();
+            n.cursor += 1;
+            return batch.into_iter().filter(|(_, to)| to.contains(&offset)).map(|(it, _)| it).collect();
+        }
+        let keys: Vec<(CollectionId, Row)> =
+            n.held.keys().filter(|(input, _)| forced || complete(setup, done, i, *input)).cloned().collect();
+        // One unit per waiting fact and per releasable seal key.
+        let units: Vec<Result<Item, (CollectionId, Row)>> =
+            std::mem::take(&mut n.pending).into_iter().map(Ok).chain(keys.into_iter().map(Err)).collect();
+        let (taken, left) = split(units, choose, nonempty);
+        n.pending = left.into_iter().filter_map(Result::ok).collect();
+        return taken.into_iter().flat_map(|u| release(n, u)).collect();
+    }
+    // Complete-input: whole inputs, once complete.
+    let mut inputs: BTreeSet<CollectionId> = n.pending.iter().map(|(c, _)| *c).collect();
+    inputs.extend(n.held.keys().map(|(c, _)| *c));
+    // Every complete input at once: the most a tick can know. (Where a cycle forces a
+    // node to take what is there, it takes every input too.)
+    let ready: Vec<CollectionId> =
+        inputs.into_iter().filter(|&c| forced || complete(setup, done, i, c)).collect();
+    let mut took = Vec::new();
+    for c in ready {
+        let (mine, rest): (Vec<Item>, Vec<Item>) = std::mem::take(&mut n.pending).into_iter().partition(|(x, _)| *x == c);
+        n.pending = rest;
+        took.extend(mine);
+        let keys: Vec<(CollectionId, Row)> = n.held.keys().filter(|(x, _)| *x == c).cloned().collect();
+        for k in keys {
+            took.extend(release(n, Err(k)));
+        }
+    }
+    took
+}
+
+fn release(n: &mut NodeState, unit: Result<Item, (CollectionId, Row)>) -> Vec<Item> {
+    match unit {
+        Ok(item) => vec![item],
+        Err(key) => {
+            let input = key.0;
+            n.held.remove(&key).unwrap_or_default().into_iter().map(|r| (input, r)).collect()
+        }
+    }
+}
+
+/// Runs node `i`'s tick on `took` and routes what it emits.
+fn run_tick(
+    setup: &Setup<'_>,
+    nodes: &mut [NodeState],
+    seqs: &mut BTreeMap<usize, Sequencer>,
+    i: usize,
+    took: Vec<Item>,
+    out: &mut Outcome,
+    trace: bool,
+) {
+    let Some(n) = nodes.get_mut(i) else { return };
+    if n.node.ticks >= setup.max_ticks {
+        n.stopped = true;
+        return;
+    }
+    let tick = n.node.ticks;
+    let result = n.node.tick(setup.program, &took);
+    n.work = result.changed;
+    out.ticks += 1;
+    for (o, facts) in &result.outputs {
+        out.emitted.entry((i, *o)).or_default().extend(facts.iter().cloned());
+    }
+    if let Some(v) = out.per_tick.get_mut(i) {
+        v.push(result.outputs.clone());
+    }
+    let from = setup.first.get(i).copied().unwrap_or(i);
+    let mut misrouted = 0;
+    for (o, facts) in &result.outputs {
+        for r in setup.routes.get(&(from, *o)).into_iter().flatten() {
+            for fact in facts {
+                for offset in destinations(r, fact, &mut misrouted) {
+                    let to = r.first + offset;
+                    if let Some(s) = seqs.get_mut(&r.first) {
+                        s.stage(offset, (r.input, fact.clone()));
+                    } else {
+                        arrive(setup, nodes, to, r.input, fact.clone());
+                    }
+                }
+            }
+        }
+    }
+    if trace {
+        out.log.push(StepLog { node: i, tick, took, emitted: result.outputs });
+    }
+}
