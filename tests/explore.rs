@@ -31,7 +31,10 @@ fn a_label_contradicted_by_a_schedule_exits_three_with_a_replayable_counterexamp
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let report = text(&out.stdout);
     assert!(report.contains("error: `count.counts` is labelled Async, but schedule "), "{report}");
-    assert!(report.contains("verdicts: 3 Seal or Async labels checked, 2 unsound, 0 replica disagreements"), "{report}");
+    assert!(
+        report.contains("verdicts: 3 Seal or Async labels checked, 2 unsound, 0 replica disagreements"),
+        "{report}"
+    );
     // The schedule's id replays the same trace.
     let id = report.split("(replay with --replay ").nth(1).and_then(|r| r.split(')').next()).expect("an id");
     let replayed = explore(&["--coordination", "none", "--replay", id]);
@@ -58,4 +61,17 @@ fn bad_replay_ids_and_bounds_are_usage_errors() {
     let out = explore(&["--schedules", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("must be at least 1"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_read_protected_by_a_seal_waits_for_its_partition_in_a_run() {
+    let out = bloomc(&["run", "runtime/tests/verdicts/class6_protected_read_is_held.bl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("coordination auto (seal r.click on (id), hold r.request on (id))"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Every answer is final: id 1 has two clicks, so it is never reported poor.
+    assert_eq!(text(&out.stdout), "-- r.response: 2 facts emitted\nr.response(0, 0)\nr.response(2, 2)\n");
 }

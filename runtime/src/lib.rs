@@ -4,6 +4,7 @@
 //! All differential-generic code stays in this crate (`render`), behind the non-generic
 //! [`run::run`], so the compiler and the CLI build fast.
 
+pub mod coordination;
 pub mod eval;
 pub mod fold;
 pub(crate) mod groups;

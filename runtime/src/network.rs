@@ -9,14 +9,15 @@
 //! node sends the facts each wired output holds in that tick, as `bloomc run` delivers a
 //! loopback wire on one node.
 
+pub(crate) use crate::coordination::resolve;
+use crate::coordination::Resolved;
+pub use crate::coordination::{auto, Coordination, ReadHold};
 use crate::plan::NodePlan;
 use crate::run::{build, log_changes, Changes, RunResult};
-use crate::seal::{Hold, Punctuations};
+use crate::seal::{Hold, Punctuations, ReadWait};
 use crate::transport::{Net, Payload, Transport};
 use crate::value::{Row, Value};
-use bloomc_compiler::analysis::coordination::Strategy;
-use bloomc_compiler::analysis::report::Analysis;
-use bloomc_compiler::ir::{CollectionId, Delivery, Endpoint, GroupId, Program};
+use bloomc_compiler::ir::{CollectionId, Delivery, Program};
 use bloomc_grammar::ast::CollectionKind;
 use differential_dataflow::hashable::Hashable;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,23 +29,6 @@ pub struct NetworkOptions {
     /// A bound on every node's ticks, so a network that never settles still ends.
     pub max_ticks: u64,
     pub coordination: Coordination,
-}
-
-/// The coordination a network run adds between nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum Coordination {
-    /// None: messages land in the receiver's next tick, in whatever order they arrive.
-    #[default]
-    None,
-    /// A sequencer in front of every replicated group: each replica processes the same
-    /// batches of input in the same order (see `transport.rs`).
-    Order,
-    /// Every declared seal enforced: producers punctuate, consumers hold each seal key's
-    /// facts until all its producers have sealed it (see `seal.rs`).
-    Seal,
-    /// Chosen per group (what the analysis chose): the replicated groups to sequence, and
-    /// the seals to enforce, as (sealed input, seal columns).
-    Chosen { order: BTreeSet<GroupId>, seal: Vec<(Endpoint, Vec<usize>)> },
 }
 
 /// What one node instance did.
@@ -184,83 +168,32 @@ pub fn answer_latencies(node: &NodeReport, question: &str, answer: &str) -> (Vec
     (latencies, unanswered)
 }
 
-/// `--coordination auto`: what the analysis chose, per group. A seal chosen at a group is
-/// enforced on each of its wired inputs that has the seal's columns (the producers must
-/// copy a generated feed); an order chosen at a replicated group sequences it (a group of
-/// one instance already takes its deliveries one at a time, in arrival order).
-pub fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
-    let Some(s) = &p.system else { return Coordination::Chosen { order: BTreeSet::new(), seal: Vec::new() } };
-    let (mut order, mut seal) = (BTreeSet::new(), Vec::new());
-    for choice in analysis.map(|a| a.choices.as_slice()).unwrap_or_default() {
-        let Some(g) = s.groups.iter().find(|g| g.name == choice.component) else { continue };
-        match choice.strategy {
-            Strategy::Seal => {
-                let wired: BTreeSet<Endpoint> = s.wires.iter().map(|w| w.to).filter(|e| e.group == g.id).collect();
-                for end in wired {
-                    let Some(input) = p.collection(end.collection) else { continue };
-                    let cols: Option<Vec<usize>> =
-                        choice.key.iter().map(|k| input.columns.iter().position(|c| c.name == *k)).collect();
-                    if let Some(cols) = cols.filter(|c| !c.is_empty()) {
-                        seal.push((end, cols));
-                    }
-                }
-            }
-            Strategy::Order if g.replicated => {
-                order.insert(g.id);
-            }
-            Strategy::Order => {}
-        }
-    }
-    Coordination::Chosen { order, seal }
-}
-
-/// The coordination of a run made concrete: the seals to enforce, as (sealed input, seal
-/// columns), and the replicated groups to sequence, as (first plan, instances).
-pub(crate) struct Resolved {
-    pub(crate) seal: Vec<(Endpoint, Vec<usize>)>,
-    pub(crate) sequenced: Vec<(usize, usize)>,
-}
-
-pub(crate) fn resolve(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<Resolved, String> {
-    let groups: Vec<&bloomc_compiler::ir::NodeGroup> = p.system.iter().flat_map(|s| s.groups.iter()).collect();
-    let sealed: Vec<(Endpoint, Vec<usize>)> =
-        p.system.iter().flat_map(|s| s.seals.iter()).map(|x| (x.stream, x.columns.clone())).collect();
-    let (order, seal): (BTreeSet<GroupId>, Vec<(Endpoint, Vec<usize>)>) = match coordination {
-        Coordination::None => (BTreeSet::new(), Vec::new()),
-        Coordination::Order => {
-            let replicated: BTreeSet<GroupId> = groups.iter().filter(|g| g.replicated).map(|g| g.id).collect();
-            if replicated.is_empty() {
-                return Err("`--coordination order` sequences replicated groups, and this system has none".to_string());
-            }
-            (replicated, Vec::new())
-        }
-        Coordination::Seal => {
-            if sealed.is_empty() {
-                return Err("`--coordination seal`: the system declares no seal".to_string());
-            }
-            (BTreeSet::new(), sealed)
-        }
-        Coordination::Chosen { order, seal } => (order.clone(), seal.clone()),
-    };
-    let sequenced: Vec<(usize, usize)> = groups
-        .iter()
-        .filter(|g| g.replicated && order.contains(&g.id))
-        .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
-        .collect();
-    Ok(Resolved { seal, sequenced })
-}
-
 /// What the rewriter inserts for `coordination`, in words (for `bloomc dump plan`): the
 /// sequencers, and per enforced seal its producers, their keys and its consumers.
 pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<String, String> {
     use std::fmt::Write;
-    let Resolved { seal, sequenced } = resolve(p, plans, coordination)?;
+    let Resolved { seal, sequenced, holds } = resolve(p, plans, coordination)?;
     let names = |first: usize, count: usize| -> String {
         plans.iter().skip(first).take(count).map(|x| x.node_name.as_str()).collect::<Vec<_>>().join(", ")
     };
     let mut out = String::new();
     if seal.is_empty() && sequenced.is_empty() {
         out.push_str("coordination: none inserted (messages land in the receiver's next tick, in arrival order)\n");
+    }
+    for h in &holds {
+        let first = plans.iter().position(|x| x.group == Some(h.read.group)).unwrap_or(0);
+        let count = plans.iter().filter(|x| x.group == Some(h.read.group)).count();
+        let input = p.collection(h.read.collection);
+        let cols: Vec<&str> =
+            h.columns.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
+        let _ = writeln!(
+            out,
+            "coordination: {} hold each `{}` fact per ({}) until that partition of `{}` is sealed",
+            names(first, count),
+            p.collection_name(h.read.collection),
+            cols.join(", "),
+            p.collection_name(h.sealed.collection)
+        );
     }
     for (first, count) in &sequenced {
         let _ = writeln!(
@@ -307,7 +240,7 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
 pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
     let start = Instant::now();
     let n = plans.len();
-    let Resolved { seal, sequenced } = resolve(p, plans, &options.coordination)?;
+    let Resolved { seal, sequenced, holds } = resolve(p, plans, &options.coordination)?;
     let net = Arc::new(Net::new(n, &sequenced));
     let mut seal_plan = crate::seal::plan(p, plans, &seal)?;
     let routes = Arc::new(routes(p, plans));
@@ -315,7 +248,7 @@ pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Res
     let mut handles = Vec::new();
     for (me, plan) in plans.iter().enumerate() {
         let (net, routes, program, plan) = (net.clone(), routes.clone(), program.clone(), plan.clone());
-        let (first, seals) = share(plans, me, &mut seal_plan);
+        let (first, seals) = share(plans, me, &mut seal_plan, &holds);
         let max_ticks = options.max_ticks;
         let name = plan.node_name.clone();
         let handle = std::thread::Builder::new()
@@ -358,11 +291,11 @@ pub fn run_node(
     options: &NetworkOptions,
 ) -> Result<NodeReport, String> {
     let start = Instant::now();
-    let Resolved { seal, .. } = resolve(&p, &plans, &options.coordination)?;
+    let Resolved { seal, holds, .. } = resolve(&p, &plans, &options.coordination)?;
     let mut seal_plan = crate::seal::plan(&p, &plans, &seal)?;
     let routes = routes(&p, &plans);
     let plan = plans.get(me).cloned().ok_or("internal error: no such node")?;
-    let (first, seals) = share(&plans, me, &mut seal_plan);
+    let (first, seals) = share(&plans, me, &mut seal_plan, &holds);
     let max_ticks = options.max_ticks;
     timely::execute_directly(move |worker| {
         node(worker, &p, &plan, me, first, &*transport, &routes, max_ticks, start, seals)
@@ -370,21 +303,31 @@ pub fn run_node(
 }
 
 /// Node `me`'s share of a network's plan: the first plan of its group, and its part of the
-/// seal plan (taken out of it).
-fn share(plans: &[NodePlan], me: usize, (punctuations, holds): &mut crate::seal::SealPlan) -> (usize, Seals) {
+/// seal plan (taken out of it), with the reads it holds for a sealed input it holds.
+fn share(
+    plans: &[NodePlan],
+    me: usize,
+    (punctuations, holds): &mut crate::seal::SealPlan,
+    reads: &[ReadHold],
+) -> (usize, Seals) {
     let group = plans.get(me).and_then(|x| x.group);
     let first = plans.iter().position(|x| x.group == group).unwrap_or(me);
-    let seals = Seals {
-        punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(),
-        holds: holds.get_mut(me).map(std::mem::take).unwrap_or_default(),
-    };
+    let holds: BTreeMap<CollectionId, Hold> = holds.get_mut(me).map(std::mem::take).unwrap_or_default();
+    let reads = reads
+        .iter()
+        .filter(|r| Some(r.read.group) == group && holds.contains_key(&r.sealed.collection))
+        .map(|r| ReadWait::new(r.read.collection, r.sealed.collection, r.columns.clone()))
+        .collect();
+    let seals = Seals { punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(), holds, reads };
     (first, seals)
 }
 
-/// What one node does for enforced seals: punctuate as a producer, hold as a consumer.
+/// What one node does for enforced seals: punctuate as a producer, hold as a consumer, and
+/// hold the reads that a seal protects.
 struct Seals {
     punctuations: Vec<Punctuations>,
     holds: BTreeMap<CollectionId, Hold>,
+    reads: Vec<ReadWait>,
 }
 
 /// One node's life: tick while there is work, wait while idle, stop when the network is done.
@@ -440,10 +383,18 @@ fn node(
         let mut arriving: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
         for (input, payload) in inbound.drain(..) {
             let hold = seals.holds.get_mut(&input);
+            let read = seals.reads.iter_mut().find(|r| r.read == input);
             match (payload, hold) {
                 (Payload::Facts(rows), None) => {
                     report.messages_in += rows.len() as u64;
-                    arriving.entry(input).or_default().extend(rows);
+                    let now = match read {
+                        Some(r) => match seals.holds.get(&r.sealed) {
+                            Some(sealed) => r.facts(rows, sealed),
+                            None => rows,
+                        },
+                        None => rows,
+                    };
+                    arriving.entry(input).or_default().extend(now);
                 }
                 (Payload::Facts(rows), Some(hold)) => {
                     report.messages_in += rows.len() as u64;
@@ -459,6 +410,14 @@ fn node(
             let released = hold.release();
             if !released.is_empty() {
                 arriving.entry(*input).or_default().extend(released);
+            }
+        }
+        // Reads whose partition became complete, in the tick that releases it (or later).
+        for r in seals.reads.iter_mut() {
+            let Some(sealed) = seals.holds.get(&r.sealed) else { continue };
+            let released = r.release(sealed);
+            if !released.is_empty() {
+                arriving.entry(r.read).or_default().extend(released);
             }
         }
         let facts;
@@ -524,6 +483,7 @@ fn node(
         report.held += hold.still_held();
         report.seal_waits.extend(&hold.waits);
     }
+    report.held += seals.reads.iter().map(ReadWait::still_held).sum::<u64>();
     report.result.ticks = tick;
     report.result.quiescent = !stopped_early;
     report.result.gathered = true;

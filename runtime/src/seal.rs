@@ -119,6 +119,55 @@ impl Hold {
     pub(crate) fn still_held(&self) -> u64 {
         self.held.values().map(|v| v.len() as u64).sum()
     }
+
+    /// Is the partition of `key` complete here: every producer has announced its keys, and
+    /// the key has been released or no producer will send it?
+    pub(crate) fn complete(&self, key: &Row) -> bool {
+        self.producers.iter().all(|p| self.announced.contains_key(p))
+            && (self.released.contains(key) || !self.announced.values().any(|keys| keys.contains(key)))
+    }
+}
+
+/// One consumer node's hold on a read protected by a seal (`coordination::ReadHold`): the
+/// read's facts wait per key until the sealed input's partition of that key is complete,
+/// so that what they read holds every fact of it.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadWait {
+    pub(crate) read: CollectionId,
+    pub(crate) sealed: CollectionId,
+    cols: Vec<usize>,
+    waiting: BTreeMap<Row, Vec<Row>>,
+}
+
+impl ReadWait {
+    pub(crate) fn new(read: CollectionId, sealed: CollectionId, cols: Vec<usize>) -> ReadWait {
+        ReadWait { read, sealed, cols, waiting: BTreeMap::new() }
+    }
+
+    /// Facts of the read arriving: those whose partition is complete, to deliver now.
+    pub(crate) fn facts(&mut self, rows: Vec<Row>, hold: &Hold) -> Vec<Row> {
+        let mut now = Vec::new();
+        for row in rows {
+            let key: Row = self.cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
+            if hold.complete(&key) {
+                now.push(row);
+            } else {
+                self.waiting.entry(key).or_default().push(row);
+            }
+        }
+        now
+    }
+
+    /// The waiting facts whose partition has become complete.
+    pub(crate) fn release(&mut self, hold: &Hold) -> Vec<Row> {
+        let ready: Vec<Row> = self.waiting.keys().filter(|k| hold.complete(k)).cloned().collect();
+        ready.into_iter().flat_map(|k| self.waiting.remove(&k).unwrap_or_default()).collect()
+    }
+
+    /// Facts still waiting (their partition was never completed).
+    pub(crate) fn still_held(&self) -> u64 {
+        self.waiting.values().map(|v| v.len() as u64).sum()
+    }
 }
 
 /// For every node: the punctuations it sends, and the holds it keeps per sealed input.

@@ -21,6 +21,10 @@ struct Counts {
     schedules: u64,
     verdicts: u64,
     failures: Vec<String>,
+    /// Run, Inst and Diverge labels, and per label those whose stream never emitted a
+    /// wrong fact in the schedules tried (over-approximations, or hazards not reached).
+    nondeterministic: u64,
+    never_varied: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Explores one program; records its verdicts and any failure (with the program's text).
@@ -53,6 +57,15 @@ fn check_observing(src: &str, schedules: u64, seed: u64, counts: &mut Counts) ->
         .iter()
         .filter(|(s, o)| o.is_some() && labels.iter().any(|(n, l)| *n == s.name && l.deterministic()))
         .count() as u64;
+    for (s, o) in &e.streams {
+        let (Some(o), Some((_, l))) = (o, labels.iter().find(|(n, _)| *n == s.name)) else { continue };
+        if !l.deterministic() {
+            counts.nondeterministic += 1;
+            if !matches!(o, bloomc_runtime::sim::explore::Observed::Differs { .. }) {
+                *counts.never_varied.entry(l.name()).or_default() += 1;
+            }
+        }
+    }
     let mut report = String::new();
     for (s, l, o) in unsound(&labels, &e) {
         let _ = writeln!(report, "`{}` is {l} but {o:?}", s.name);
@@ -75,6 +88,12 @@ fn print(kind: &str, c: &Counts) {
         c.verdicts,
         c.failures.len()
     );
+    let never: Vec<String> = c.never_varied.iter().map(|(l, n)| format!("{n} {l}")).collect();
+    println!(
+        "{kind}: {} Run/Inst/Diverge labels, of which never wrong in the schedules tried: {}",
+        c.nondeterministic,
+        if never.is_empty() { "none".to_string() } else { never.join(", ") }
+    );
 }
 
 fn random(kind: &str, default: u64, seed: u64, make: fn(&mut programs::Rng) -> String) {
@@ -90,14 +109,20 @@ fn random(kind: &str, default: u64, seed: u64, make: fn(&mut programs::Rng) -> S
         let _ = std::fs::write(format!("{path}.{kind}"), counts.failures.join("\n=====\n"));
     }
     let shown: Vec<&String> = counts.failures.iter().take(3).collect();
-    assert!(counts.failures.is_empty(), "{} unsound verdicts; the first:\n{}", counts.failures.len(), shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n----\n"));
+    assert!(
+        counts.failures.is_empty(),
+        "{} unsound verdicts; the first:\n{}",
+        counts.failures.len(),
+        shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n----\n")
+    );
 }
 
 #[test]
 fn corpus_of_past_counterexamples_holds() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verdicts");
     let mut counts = Counts::default();
-    let mut files: Vec<_> = std::fs::read_dir(dir).expect("corpus folder").filter_map(Result::ok).map(|e| e.path()).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(dir).expect("corpus folder").filter_map(Result::ok).map(|e| e.path()).collect();
     files.sort();
     for f in files.iter().filter(|f| f.extension().is_some_and(|x| x == "bl")) {
         let src = std::fs::read_to_string(f).expect("corpus file");
@@ -129,7 +154,10 @@ fn random_network_verdicts_hold() {
 
 /// Explores an example with small parameters; returns each stream's observation, with and
 /// without the coordination the analysis chose.
-fn example(file: &str, sets: &[(&str, &str)]) -> (Vec<(String, &'static str)>, Vec<(String, &'static str)>) {
+/// Each stream's name and what it was observed to do.
+type Observations = Vec<(String, &'static str)>;
+
+fn example(file: &str, sets: &[(&str, &str)]) -> (Observations, Observations) {
     let path = format!("{}/../examples/{file}", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(&path).expect("example");
     let overrides: Vec<(String, String)> = sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -62,7 +62,8 @@ impl Explore {
         let (Some(p), 0) = (c.program.as_ref(), errors) else {
             return Ok(ExitCode::from(1));
         };
-        let inputs = Inputs { program: &self.program, inputs: &self.inputs, batch: 1, skip_bad_rows: self.skip_bad_rows };
+        let inputs =
+            Inputs { program: &self.program, inputs: &self.inputs, batch: 1, skip_bad_rows: self.skip_bad_rows };
         let (files, _) = read_inputs(&inputs, p)?;
         let plans = match &p.system {
             Some(_) => bloomc_runtime::plan::plan_network(p, &files)?,
@@ -87,7 +88,7 @@ impl Explore {
             exhaustive: self.exhaustive.then_some(self.max_schedules),
         };
         let with = explore(&setup, &options);
-        let chose_something = !matches!(&chosen, Coordination::Chosen { order, seal } if order.is_empty() && seal.is_empty())
+        let chose_something = !matches!(&chosen, Coordination::Chosen { order, seal, .. } if order.is_empty() && seal.is_empty())
             && chosen != Coordination::None;
         let without = if chose_something {
             let bare = bloomc_runtime::sim::setup(p, plans, &Coordination::None, c.analysis.as_ref(), self.max_ticks)?;
@@ -130,8 +131,10 @@ fn summary(
         let _ = write!(out, "  without coordination");
     }
     out.push('\n');
-    let unsound: Vec<(String, Label, Observed)> =
-        bloomc_runtime::sim::explore::unsound(labels, with).into_iter().map(|(s, l, o)| (s.name.clone(), l, o.clone())).collect();
+    let unsound: Vec<(String, Label, Observed)> = bloomc_runtime::sim::explore::unsound(labels, with)
+        .into_iter()
+        .map(|(s, l, o)| (s.name.clone(), l, o.clone()))
+        .collect();
     for (i, (s, observed)) in with.streams.iter().enumerate() {
         let label = labels.iter().find(|(n, _)| *n == s.name).map(|(_, l)| l.clone());
         let word = observed.as_ref().map_or("no complete schedule", Observed::word);
@@ -171,7 +174,12 @@ fn summary(
         .iter()
         .filter(|(s, o)| o.is_some() && labels.iter().any(|(n, l)| *n == s.name && l.deterministic()))
         .count();
-    let _ = writeln!(out, "verdicts: {checked} Seal or Async labels checked, {} unsound, {} replica disagreements", unsound.len(), with.disagreements.len());
+    let _ = writeln!(
+        out,
+        "verdicts: {checked} Seal or Async labels checked, {} unsound, {} replica disagreements",
+        unsound.len(),
+        with.disagreements.len()
+    );
     let trimmed: String = out.lines().map(|l| format!("{}\n", l.trim_end())).collect();
     (trimmed, failed)
 }
@@ -188,7 +196,12 @@ fn trace(setup: &Setup<'_>, o: &Outcome, limit: usize) -> String {
         let name = setup.plans.get(step.node).map_or("?", |n| n.node_name.as_str());
         let took: Vec<String> =
             step.took.iter().map(|(c, r)| format!("{}({})", p.collection_name(*c), show(r))).collect();
-        let _ = write!(out, "  {name} tick {}: took {}", step.tick, if took.is_empty() { "nothing".to_string() } else { took.join(", ") });
+        let _ = write!(
+            out,
+            "  {name} tick {}: took {}",
+            step.tick,
+            if took.is_empty() { "nothing".to_string() } else { took.join(", ") }
+        );
         let emitted: Vec<String> = step
             .emitted
             .iter()

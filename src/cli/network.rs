@@ -20,19 +20,20 @@ pub(crate) fn describe(p: &Program, c: &Coordination) -> String {
         Coordination::None => "none".to_string(),
         Coordination::Order => "order (replicated groups sequenced)".to_string(),
         Coordination::Seal => "seal (declared seals enforced)".to_string(),
-        Coordination::Chosen { order, seal } if order.is_empty() && seal.is_empty() => "auto (none chosen)".to_string(),
-        Coordination::Chosen { order, seal } => {
-            let mut parts: Vec<String> = seal
-                .iter()
-                .map(|(end, cols)| {
-                    let input = p.collection(end.collection);
-                    let names: Vec<&str> = cols
-                        .iter()
-                        .filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str()))
-                        .collect();
-                    format!("seal {}.{} on ({})", name(&end.group), p.collection_name(end.collection), names.join(", "))
-                })
-                .collect();
+        Coordination::Chosen { order, seal, .. } if order.is_empty() && seal.is_empty() => {
+            "auto (none chosen)".to_string()
+        }
+        Coordination::Chosen { order, seal, holds } => {
+            let cols = |end: &bloomc_compiler::ir::Endpoint, cols: &[usize]| -> String {
+                let input = p.collection(end.collection);
+                let names: Vec<&str> = cols
+                    .iter()
+                    .filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str()))
+                    .collect();
+                format!("{}.{} on ({})", name(&end.group), p.collection_name(end.collection), names.join(", "))
+            };
+            let mut parts: Vec<String> = seal.iter().map(|(end, c)| format!("seal {}", cols(end, c))).collect();
+            parts.extend(holds.iter().map(|h| format!("hold {}", cols(&h.read, &h.columns))));
             parts.extend(order.iter().map(|g| format!("order at {}", name(g))));
             format!("auto ({})", parts.join(", "))
         }

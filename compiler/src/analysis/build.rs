@@ -17,20 +17,22 @@ fn interfaces(p: &Program, m: ModuleId, kind: CollectionKind) -> Vec<CollectionI
 }
 
 fn convert_gate(p: &Program, inputs: &[CollectionId], g: &RuleGate) -> Gate {
+    let named = |cols: &BTreeSet<(CollectionId, usize)>| -> BTreeSet<(usize, String)> {
+        cols.iter()
+            .filter_map(|(c, col)| {
+                let i = inputs.iter().position(|x| x == c)?;
+                let name = p.collection(*c)?.columns.get(*col)?.name.clone();
+                Some((i, name))
+            })
+            .collect()
+    };
     g.iter()
         .filter(|a| !a.inputs.is_empty())
         .map(|a| Attr {
             name: a.name.clone(),
             // Compatibility asks for partition-closed columns, not any identity copy.
-            inputs: a
-                .closed
-                .iter()
-                .filter_map(|(c, col)| {
-                    let i = inputs.iter().position(|x| x == c)?;
-                    let name = p.collection(*c)?.columns.get(*col)?.name.clone();
-                    Some((i, name))
-                })
-                .collect(),
+            inputs: named(&a.closed),
+            joined: named(&a.inputs),
         })
         .collect()
 }

@@ -33,7 +33,14 @@ pub struct Choice {
     pub reason: String,
     /// For `order`: seals that would make a seal strategy possible, as (stream, key).
     pub would_seal: Vec<(String, Vec<String>)>,
+    /// For `seal`: the inputs whose seals are relied on (held per key by the component).
+    pub sealed: Vec<String>,
+    /// For `seal`: reads to hold until their key's partition is sealed.
+    pub holds: Vec<HeldRead>,
 }
+
+/// A read to hold: (read input, sealed input, (seal column, read column) per seal column).
+pub type HeldRead = (String, String, Vec<(String, String)>);
 
 pub fn choose(g: &Graph, labels: &Labels) -> Vec<Choice> {
     let mut out: Vec<Choice> = Vec::new();
@@ -58,6 +65,16 @@ pub fn choose(g: &Graph, labels: &Labels) -> Vec<Choice> {
                     key: key.clone(),
                     reason,
                     would_seal: Vec::new(),
+                    sealed: vec![stream.clone()],
+                    holds: r
+                        .read_holds
+                        .iter()
+                        .filter(|(_, j, _)| j == input)
+                        .map(|(read, j, cols)| {
+                            let name = |i: &usize| comp.inputs.get(*i).cloned().unwrap_or_default();
+                            (name(read), name(j), cols.clone())
+                        })
+                        .collect(),
                 },
             );
         }
@@ -98,6 +115,8 @@ pub fn choose(g: &Graph, labels: &Labels) -> Vec<Choice> {
                     key: Vec::new(),
                     reason: why.clone(),
                     would_seal: would,
+                    sealed: Vec::new(),
+                    holds: Vec::new(),
                 },
             );
         }
@@ -115,6 +134,16 @@ fn push(out: &mut Vec<Choice>, c: Choice) {
             for w in c.would_seal {
                 if !x.would_seal.contains(&w) {
                     x.would_seal.push(w);
+                }
+            }
+            for s in c.sealed {
+                if !x.sealed.contains(&s) {
+                    x.sealed.push(s);
+                }
+            }
+            for h in c.holds {
+                if !x.holds.contains(&h) {
+                    x.holds.push(h);
                 }
             }
         }

@@ -80,8 +80,28 @@ pub fn threshold(body: &Body) -> bool {
 }
 
 /// The nonmonotone operator of the rule itself, ignoring what it reads.
-pub fn own_nonmonotone(r: &Rule) -> bool {
-    (r.body.aggregates() && !threshold(&r.body)) || !r.body.antijoins.is_empty() || r.op == MergeOp::Delete
+pub fn own_nonmonotone(p: &Program, r: &Rule) -> bool {
+    (r.body.aggregates() && !threshold(&r.body) && !singleton_groups(p, &r.body))
+        || !r.body.antijoins.is_empty()
+        || r.op == MergeOp::Delete
+}
+
+/// Does the `group by` name every column of every atom (directly or through a join
+/// equality)? Then each group is one binding, its aggregates are functions of that binding
+/// (`count(*)` is 1), and the rule is a projection: monotone.
+fn singleton_groups(p: &Program, b: &Body) -> bool {
+    let keys: Vec<ColRef> = b
+        .group_by
+        .iter()
+        .flatten()
+        .filter_map(|e| if let ExprKind::Col(c) = e.kind { Some(c) } else { None })
+        .collect();
+    !keys.is_empty()
+        && b.atoms.iter().enumerate().all(|(i, a)| {
+            let covered: BTreeSet<usize> =
+                keys.iter().flat_map(|k| class(b, *k)).filter(|c| c.atom == i).map(|c| c.column).collect();
+            p.collection(a.collection).is_some_and(|c| (0..c.columns.len()).all(|col| covered.contains(&col)))
+        })
 }
 
 pub struct Facts {
@@ -144,7 +164,7 @@ fn attr(p: &Program, lin: &Lineage, body: &Body, c: ColRef) -> GateAttr {
 pub fn own_gates(p: &Program, lin: &Lineage, r: &Rule) -> Vec<Gate> {
     let b = &r.body;
     let mut gates = Vec::new();
-    if b.aggregates() && !threshold(b) {
+    if b.aggregates() && !threshold(b) && !singleton_groups(p, b) {
         gates.push(group_gate(p, lin, b));
     }
     for anti in &b.antijoins {
@@ -264,7 +284,7 @@ pub fn facts(p: &Program, module: ModuleId) -> Facts {
                 r.body.atoms.iter().any(|a| gates.get(&a.collection).is_some_and(|g| !g.is_empty()))
                     || r.body.antijoins.iter().any(|a| gates.get(&a.collection).is_some_and(|g| !g.is_empty()));
             // A threshold over a nonmonotone input is an ordinary aggregate.
-            let own = own_nonmonotone(r) || (r.body.aggregates() && reads_nonmonotone);
+            let own = own_nonmonotone(p, r) || (r.body.aggregates() && reads_nonmonotone);
             if own {
                 for g in nonmonotone_gates(p, &lineage, r) {
                     found.entry(g).or_default().insert(r.id);

@@ -353,6 +353,7 @@ impl GreyBox {
                             .map(|n| Attr {
                                 name: n.clone(),
                                 inputs: (0..inputs.len()).map(|i| (i, n.clone())).collect(),
+                                joined: (0..inputs.len()).map(|i| (i, n.clone())).collect(),
                             })
                             .collect()],
                     };

@@ -103,7 +103,14 @@ pub struct OutputResult {
     pub hazards: Vec<(usize, String)>,
     /// Seals this output relies on: (path index, input, key).
     pub seals_used: Vec<(usize, usize, Vec<String>)>,
+    /// Reads protected by another input's seal whose key the read carries: (read input,
+    /// sealed input, (seal column, read column) per seal column). Holding each read fact
+    /// until its key's partition is sealed makes the read's answer complete.
+    pub read_holds: Vec<ReadHoldAt>,
 }
+
+/// (read input, sealed input, (seal column, read column) per seal column).
+pub type ReadHoldAt = (usize, usize, Vec<(String, String)>);
 
 pub struct Labels {
     pub outputs: Vec<OutputResult>,
@@ -228,6 +235,7 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
     let mut ndreads: Vec<(usize, usize)> = Vec::new(); // (path index, input)
     let mut steps = Vec::new();
     let mut seals_used = Vec::new();
+    let mut read_holds = Vec::new();
     let mut hazards = Vec::new();
     for (pi, path) in comp.paths.iter().enumerate().filter(|(_, p)| p.to == o) {
         let Some(l) = inputs.get(&(c, path.from)) else {
@@ -346,6 +354,9 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
             for (j, l) in &others {
                 if let Some(Label::Seal(k)) = l {
                     seals_used.push((pi, *j, k.clone()));
+                    if let Some(cols) = hold_columns(&path.gates, k, *j, input) {
+                        read_holds.push((input, *j, cols));
+                    }
                 }
             }
             reconcile.push(format!("NDRead{{{gate}}} protected: every other input is sealed on a compatible key"));
@@ -372,5 +383,20 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
         labels.push(l);
     }
     let label = labels.iter().skip(1).fold(labels.first().cloned().unwrap_or(Label::Async), |a, b| a.join(b));
-    Some(OutputResult { component: c, output: o, label, steps, reconcile, hazards, seals_used })
+    Some(OutputResult { component: c, output: o, label, steps, reconcile, hazards, seals_used, read_holds })
+}
+
+/// For a read of input `read` protected by input `sealed`'s seal on `key`: the read's column
+/// that carries each seal column (a gate attribute closed for the seal column and joined to
+/// the read's column), or `None` when some seal column has no such column in the read.
+fn hold_columns(gates: &[Gate], key: &[String], sealed: usize, read: usize) -> Option<Vec<(String, String)>> {
+    key.iter()
+        .map(|k| {
+            gates
+                .iter()
+                .flatten()
+                .filter(|a| a.inputs.contains(&(sealed, k.clone())))
+                .find_map(|a| a.joined.iter().find(|(i, _)| *i == read).map(|(_, c)| (k.clone(), c.clone())))
+        })
+        .collect()
 }

@@ -9,6 +9,9 @@ use std::collections::BTreeSet;
 pub struct Attr {
     pub name: String,
     pub inputs: BTreeSet<(usize, String)>,
+    /// Every input column the attribute is an identity copy of, joins included (a superset
+    /// of `inputs`): a read input's column here is the one a hold can key on.
+    pub joined: BTreeSet<(usize, String)>,
 }
 
 /// One nonmonotone operator's partition key; empty means `*` (untraceable).

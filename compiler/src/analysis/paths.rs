@@ -86,8 +86,7 @@ fn transient(p: &Program, c: CollectionId) -> bool {
 /// state or last tick's facts, so reading it is not triggered by a fresh arrival.
 pub(crate) fn fresh(p: &Program, rules: &[RuleId]) -> BTreeSet<CollectionId> {
     let rules: Vec<_> = rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.op != MergeOp::Delete).collect();
-    let mut out: BTreeSet<CollectionId> =
-        p.collections.iter().filter(|c| transient(p, c.id)).map(|c| c.id).collect();
+    let mut out: BTreeSet<CollectionId> = p.collections.iter().filter(|c| transient(p, c.id)).map(|c| c.id).collect();
     // Removals only, so this ends; the cap guards against a bug looping forever.
     for _ in 0..=out.len() + 1 {
         let gone: Vec<CollectionId> = out
@@ -97,9 +96,9 @@ pub(crate) fn fresh(p: &Program, rules: &[RuleId]) -> BTreeSet<CollectionId> {
             .filter(|&c| {
                 let writers: Vec<_> = rules.iter().filter(|r| r.target == c).collect();
                 writers.is_empty()
-                    || writers.iter().any(|r| {
-                        r.op != MergeOp::Instant || !r.body.atoms.iter().any(|a| out.contains(&a.collection))
-                    })
+                    || writers
+                        .iter()
+                        .any(|r| r.op != MergeOp::Instant || !r.body.atoms.iter().any(|a| out.contains(&a.collection)))
             })
             .collect();
         if gone.is_empty() {
@@ -195,7 +194,7 @@ fn path(
     // Nonmonotone rules over the input's own fresh facts (see `ModulePath::own_batch`).
     let batched: BTreeSet<RuleId> = on_path
         .iter()
-        .filter(|r| super::gates::own_nonmonotone(r) && r.op != MergeOp::Delete)
+        .filter(|r| super::gates::own_nonmonotone(p, r) && r.op != MergeOp::Delete)
         .filter(|r| {
             let mine = |c: &CollectionId| fwd.contains(c) && fresh.contains(c);
             r.body.atoms.iter().any(|a| mine(&a.collection)) || r.body.antijoins.iter().any(|a| mine(&a.collection))
@@ -208,7 +207,7 @@ fn path(
             let mut found: Gates = BTreeMap::new();
             let mut transient_only = true;
             // Does the rule's own operator consume I's data? (It is on the path, so yes.)
-            if super::gates::own_nonmonotone(r) || (r.body.aggregates() && facts.nonmonotone.contains(&r.id)) {
+            if super::gates::own_nonmonotone(p, r) || (r.body.aggregates() && facts.nonmonotone.contains(&r.id)) {
                 for g in nonmonotone_gates(p, &facts.lineage, r) {
                     found.entry(g).or_default().insert(r.id);
                 }
@@ -249,7 +248,12 @@ fn path(
             let trigger = r.body.atoms.iter().any(|a| fresh.contains(&a.collection) && !fwd.contains(&a.collection));
             // A nonmonotone operator over the input's own fresh facts is never excused: how
             // those facts fall into ticks changes its result, whatever triggers it.
-            if transient_only && trigger && !batched.contains(&r.id) && !persistent(p, r.target) && r.op == MergeOp::Instant {
+            if transient_only
+                && trigger
+                && !batched.contains(&r.id)
+                && !persistent(p, r.target)
+                && r.op == MergeOp::Instant
+            {
                 // A read race triggered by another stream: charged to that stream's path.
                 continue;
             }

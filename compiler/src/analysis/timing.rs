@@ -25,7 +25,7 @@ pub fn diagnostics(p: &Program, module: ModuleId) -> Vec<Diagnostic> {
     let delayed = delayed(p, &m.rules);
     let mut out = Vec::new();
     for r in m.rules.iter().filter_map(|&r| p.rule(r)) {
-        if own_nonmonotone(r) {
+        if own_nonmonotone(p, r) {
             continue;
         }
         let atoms: Vec<_> = r.body.atoms.iter().collect();

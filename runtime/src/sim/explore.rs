@@ -4,7 +4,8 @@
 //! run emits it (see `world.rs`): it is not merely late or missing, it should not be there.
 //! With a sequencer, it also checks that the replicas of each sequenced group agree.
 
-use super::world::{simulate, Chooser, Family, Outcome, Script, Seeded, Setup};
+use super::world::{simulate, Chooser, Family, Outcome, Script, Seeded};
+use super::Setup;
 use crate::value::Row;
 use bloomc_compiler::ir::{Builtin, CollectionId, Expr, ExprKind, Program};
 use bloomc_grammar::ast::CollectionKind;
@@ -35,7 +36,9 @@ impl fmt::Display for ScheduleId {
 impl FromStr for ScheduleId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a schedule id: expected `gr` or `cr` and a hex seed (`gr1f`), or `gs` or `cs` and dot-separated choices (`gs0.1.1`), as `explore` prints them");
+        let bad = || {
+            format!("`{s}` is not a schedule id: expected `gr` or `cr` and a hex seed (`gr1f`), or `gs` or `cs` and dot-separated choices (`gs0.1.1`), as `explore` prints them")
+        };
         let family = match s.get(..1) {
             Some("g") => Family::General,
             Some("c") => Family::CompleteInput,
@@ -318,9 +321,8 @@ fn sequenced_groups(setup: &Setup<'_>) -> Vec<(String, Vec<usize>)> {
         if wires.iter().any(|w| w.to.group == g.id && w.delivery != bloomc_compiler::ir::Delivery::Broadcast) {
             continue;
         }
-        let nodes: Vec<usize> = (0..setup.plans.len())
-            .filter(|&i| setup.plans.get(i).is_some_and(|n| n.group == Some(g.id)))
-            .collect();
+        let nodes: Vec<usize> =
+            (0..setup.plans.len()).filter(|&i| setup.plans.get(i).is_some_and(|n| n.group == Some(g.id))).collect();
         if nodes.first().is_some_and(|&f| setup.is_sequenced(f)) && nodes.len() > 1 {
             out.push((g.name.clone(), nodes));
         }
@@ -342,7 +344,13 @@ fn replicas_disagree(p: &Program, o: &Outcome, nodes: &[usize]) -> Option<usize>
                         let skip = instance_columns(p, *c);
                         let facts = facts
                             .iter()
-                            .map(|r| r.iter().enumerate().filter(|(i, _)| !skip.contains(i)).map(|(_, v)| v.clone()).collect())
+                            .map(|r| {
+                                r.iter()
+                                    .enumerate()
+                                    .filter(|(i, _)| !skip.contains(i))
+                                    .map(|(_, v)| v.clone())
+                                    .collect()
+                            })
                             .collect();
                         (*c, facts)
                     })

@@ -20,147 +20,19 @@
 //!   `<+` lags a tick behind its input). Only the interleaving of nodes is left to choose.
 //!   The facts these runs emit are the reference of "may miss facts, never a wrong one".
 
+pub use super::choose::{Chooser, Script, Seeded};
 use super::naive::Node;
-use crate::network::{destinations, routes, Route};
-use crate::plan::NodePlan;
+pub use super::Setup;
+use crate::network::destinations;
 use crate::value::Row;
-use bloomc_compiler::ir::{CollectionId, Program};
+use bloomc_compiler::ir::CollectionId;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Where the choices of a schedule come from.
-pub trait Chooser {
-    /// A number below `n` (`n >= 1`).
-    fn pick(&mut self, n: usize) -> usize;
-}
-
-/// Choices drawn from a seed (SplitMix64).
-pub struct Seeded(pub u64);
-
-impl Chooser for Seeded {
-    fn pick(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z % n.max(1) as u64) as usize
-    }
-}
-
-/// Choices read from a script; past its end, always the first option. Records every choice
-/// made and how many options it had, so an exhaustive search can take the next script.
-#[derive(Debug, Clone, Default)]
-pub struct Script {
-    pub choices: Vec<usize>,
-    pub made: Vec<(usize, usize)>,
-}
-
-impl Chooser for Script {
-    fn pick(&mut self, n: usize) -> usize {
-        let c = self.choices.get(self.made.len()).copied().unwrap_or(0).min(n.max(1) - 1);
-        self.made.push((c, n));
-        c
-    }
-}
-
-impl Script {
-    /// The next script in depth-first order after this run, or `None` when every choice
-    /// sequence has been tried.
-    pub fn successor(&self) -> Option<Vec<usize>> {
-        let mut made = self.made.clone();
-        while let Some((c, n)) = made.pop() {
-            if c + 1 < n {
-                let mut next: Vec<usize> = made.iter().map(|(c, _)| *c).collect();
-                next.push(c + 1);
-                return Some(next);
-            }
-        }
-        None
-    }
-}
 
 /// Which family a schedule belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     General,
     CompleteInput,
-}
-
-/// The fixed shape of the simulated program: its nodes, routes and coordination.
-pub struct Setup<'p> {
-    pub program: &'p Program,
-    pub plans: Vec<NodePlan>,
-    routes: BTreeMap<(usize, CollectionId), Vec<Route>>,
-    /// Per node, the index of its group's first instance.
-    first: Vec<usize>,
-    /// Per node, every feed row in feed order.
-    feed_rows: Vec<Vec<(CollectionId, Row)>>,
-    /// Sealed inputs: (node, input) -> seal columns.
-    seals: BTreeMap<(usize, CollectionId), Vec<usize>>,
-    /// The nodes whose wires reach (node, input).
-    producers: BTreeMap<(usize, CollectionId), BTreeSet<usize>>,
-    /// Sequenced groups: first instance -> instances.
-    sequenced: BTreeMap<usize, usize>,
-    pub max_ticks: u64,
-}
-
-impl<'p> Setup<'p> {
-    /// `seals` are (node, input, columns) to enforce; `sequenced` the (first node,
-    /// instances) of each replicated group to sequence.
-    pub fn new(
-        program: &'p Program,
-        plans: Vec<NodePlan>,
-        seals: &[(usize, CollectionId, Vec<usize>)],
-        sequenced: &[(usize, usize)],
-        max_ticks: u64,
-    ) -> Setup<'p> {
-        let routes = routes(program, &plans);
-        let first: Vec<usize> = plans
-            .iter()
-            .enumerate()
-            .map(|(i, n)| plans.iter().position(|m| m.group.is_some() && m.group == n.group).unwrap_or(i))
-            .collect();
-        let mut feed_rows = Vec::new();
-        for n in &plans {
-            let mut rows = Vec::new();
-            let mut errors = 0;
-            for f in &n.feeds {
-                for t in 0..f.ticks() {
-                    f.visit(t, n.instance, (0, 1), &mut errors, &mut |r| rows.push((f.input, r.clone())));
-                }
-            }
-            feed_rows.push(rows);
-        }
-        let mut producers: BTreeMap<(usize, CollectionId), BTreeSet<usize>> = BTreeMap::new();
-        for (&(from_first, _), rs) in &routes {
-            let senders: Vec<usize> = (0..plans.len()).filter(|&i| first.get(i) == Some(&from_first)).collect();
-            for r in rs {
-                for to in r.first..r.first + r.count {
-                    producers.entry((to, r.input)).or_default().extend(senders.iter().copied());
-                }
-            }
-        }
-        Setup {
-            program,
-            plans,
-            routes,
-            first,
-            feed_rows,
-            seals: seals.iter().map(|(n, c, cols)| ((*n, *c), cols.clone())).collect(),
-            producers,
-            sequenced: sequenced.iter().copied().collect(),
-            max_ticks,
-        }
-    }
-
-    /// Does the group of `node` go through a sequencer?
-    pub fn is_sequenced(&self, node: usize) -> bool {
-        self.sequenced_first(node).is_some()
-    }
-
-    fn sequenced_first(&self, node: usize) -> Option<usize> {
-        self.first.get(node).copied().filter(|f| self.sequenced.contains_key(f))
-    }
 }
 
 /// A fact waiting for a node: its input and row.
@@ -182,6 +54,11 @@ struct NodeState {
     pending: Vec<Item>,
     /// Facts of sealed inputs, per (input, seal key).
     held: BTreeMap<(CollectionId, Row), Vec<Row>>,
+    /// Facts of held reads, per (read input, key), and the seal keys released here.
+    parked: BTreeMap<(CollectionId, Row), Vec<Row>>,
+    released: BTreeSet<(CollectionId, Row)>,
+    /// Reads are held (general schedules; complete inputs need no hold).
+    hold_reads: bool,
     /// The last tick changed the state carried into the next one.
     work: bool,
     /// Sequenced replicas: the next batch to take.
@@ -240,6 +117,9 @@ pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, tra
             node: Node::new(plan.clone()),
             pending: Vec::new(),
             held: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            released: BTreeSet::new(),
+            hold_reads: family == Family::General,
             work: false,
             cursor: 0,
             stopped: false,
@@ -275,7 +155,9 @@ pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, tra
             actions.extend(seqs.iter().filter(|(_, s)| !s.staged.is_empty()).map(|(f, _)| Action::Cut(*f)));
         }
         if actions.is_empty() {
-            let waiting = nodes.iter().any(|n| !n.stopped && (!n.held.is_empty() || !n.pending.is_empty()));
+            let waiting = nodes
+                .iter()
+                .any(|n| !n.stopped && (!n.held.is_empty() || !n.pending.is_empty() || !n.parked.is_empty()));
             if waiting && !forced {
                 actions.push(Action::Force);
             } else if family == Family::CompleteInput && !repeated {
@@ -340,6 +222,16 @@ fn split<T>(items: Vec<T>, choose: &mut dyn Chooser, nonempty: bool) -> (Vec<T>,
 /// A fact arrives at node `to`'s input: held per key when the input is sealed, else waiting.
 fn arrive(setup: &Setup<'_>, nodes: &mut [NodeState], to: usize, input: CollectionId, row: Row) {
     let Some(n) = nodes.get_mut(to) else { return };
+    if let (Some((sealed, cols)), true) = (setup.reads.get(&(to, input)), n.hold_reads) {
+        let key: Row = cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
+        if !n.released.contains(&(*sealed, key.clone())) {
+            let slot = n.parked.entry((input, key)).or_default();
+            if !slot.contains(&row) {
+                slot.push(row);
+            }
+            return;
+        }
+    }
     if let Some(cols) = setup.seals.get(&(to, input)) {
         let key: Row = cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
         let slot = n.held.entry((input, key)).or_default();
@@ -363,6 +255,7 @@ fn done_nodes(setup: &Setup<'_>, nodes: &[NodeState], seqs: &BTreeMap<usize, Seq
                 && (n.work
                     || !n.pending.is_empty()
                     || !n.held.is_empty()
+                    || !n.parked.is_empty()
                     || seq.is_some_and(|s| !s.staged.is_empty() || n.cursor < s.batches.len()))
         })
         .collect();
@@ -390,10 +283,7 @@ fn done_nodes(setup: &Setup<'_>, nodes: &[NodeState], seqs: &BTreeMap<usize, Seq
 
 /// Is every producer of (node, input) done? A fed input with no wire is complete at once.
 fn complete(setup: &Setup<'_>, done: &[bool], node: usize, input: CollectionId) -> bool {
-    setup
-        .producers
-        .get(&(node, input))
-        .map_or(true, |ps| ps.iter().all(|&p| p != node && done.get(p) == Some(&true)))
+    setup.producers.get(&(node, input)).is_none_or(|ps| ps.iter().all(|&p| p != node && done.get(p) == Some(&true)))
 }
 
 fn can_tick(
@@ -412,8 +302,9 @@ fn can_tick(
         return n.cursor < s.batches.len();
     }
     let releasable = n.held.keys().any(|(input, _)| forced || complete(setup, done, i, *input));
+    let readable = n.parked.keys().any(|k| forced || read_ready(setup, done, i, n, k));
     match family {
-        Family::General => !n.pending.is_empty() || releasable,
+        Family::General => !n.pending.is_empty() || releasable || readable,
         Family::CompleteInput => {
             releasable || n.pending.iter().any(|(input, _)| forced || complete(setup, done, i, *input))
         }
@@ -447,41 +338,81 @@ fn take(
         }
         let keys: Vec<(CollectionId, Row)> =
             n.held.keys().filter(|(input, _)| forced || complete(setup, done, i, *input)).cloned().collect();
-        // One unit per waiting fact and per releasable seal key.
-        let units: Vec<Result<Item, (CollectionId, Row)>> =
-            std::mem::take(&mut n.pending).into_iter().map(Ok).chain(keys.into_iter().map(Err)).collect();
+        let reads: Vec<(CollectionId, Row)> =
+            n.parked.keys().filter(|k| forced || read_ready(setup, done, i, n, k)).cloned().collect();
+        // One unit per waiting fact, per releasable seal key and per ready read key.
+        let units: Vec<Unit> = std::mem::take(&mut n.pending)
+            .into_iter()
+            .map(Unit::Fact)
+            .chain(keys.into_iter().map(Unit::Key))
+            .chain(reads.into_iter().map(Unit::Read))
+            .collect();
         let (taken, left) = split(units, choose, nonempty);
-        n.pending = left.into_iter().filter_map(Result::ok).collect();
-        return taken.into_iter().flat_map(|u| release(n, u)).collect();
+        n.pending = left.into_iter().filter_map(|u| if let Unit::Fact(f) = u { Some(f) } else { None }).collect();
+        let mut took: Vec<Item> = taken.into_iter().flat_map(|u| release(n, u)).collect();
+        // A read whose partition was released in this tick is taken with it.
+        let now: Vec<(CollectionId, Row)> = n
+            .parked
+            .keys()
+            .filter(|(read, key)| {
+                setup.reads.get(&(i, *read)).is_some_and(|(s, _)| n.released.contains(&(*s, key.clone())))
+            })
+            .cloned()
+            .collect();
+        for k in now {
+            took.extend(release(n, Unit::Read(k)));
+        }
+        return took;
     }
     // Complete-input: whole inputs, once complete.
     let mut inputs: BTreeSet<CollectionId> = n.pending.iter().map(|(c, _)| *c).collect();
     inputs.extend(n.held.keys().map(|(c, _)| *c));
     // Every complete input at once: the most a tick can know. (Where a cycle forces a
     // node to take what is there, it takes every input too.)
-    let ready: Vec<CollectionId> =
-        inputs.into_iter().filter(|&c| forced || complete(setup, done, i, c)).collect();
+    let ready: Vec<CollectionId> = inputs.into_iter().filter(|&c| forced || complete(setup, done, i, c)).collect();
     let mut took = Vec::new();
     for c in ready {
-        let (mine, rest): (Vec<Item>, Vec<Item>) = std::mem::take(&mut n.pending).into_iter().partition(|(x, _)| *x == c);
+        let (mine, rest): (Vec<Item>, Vec<Item>) =
+            std::mem::take(&mut n.pending).into_iter().partition(|(x, _)| *x == c);
         n.pending = rest;
         took.extend(mine);
         let keys: Vec<(CollectionId, Row)> = n.held.keys().filter(|(x, _)| *x == c).cloned().collect();
         for k in keys {
-            took.extend(release(n, Err(k)));
+            took.extend(release(n, Unit::Key(k)));
         }
     }
     took
 }
 
-fn release(n: &mut NodeState, unit: Result<Item, (CollectionId, Row)>) -> Vec<Item> {
+/// What a node may take in a tick: a waiting fact, a seal key's facts, a read key's facts.
+enum Unit {
+    Fact(Item),
+    Key((CollectionId, Row)),
+    Read((CollectionId, Row)),
+}
+
+fn release(n: &mut NodeState, unit: Unit) -> Vec<Item> {
     match unit {
-        Ok(item) => vec![item],
-        Err(key) => {
+        Unit::Fact(item) => vec![item],
+        Unit::Key(key) => {
             let input = key.0;
-            n.held.remove(&key).unwrap_or_default().into_iter().map(|r| (input, r)).collect()
+            let facts = n.held.remove(&key).unwrap_or_default();
+            n.released.insert(key);
+            facts.into_iter().map(|r| (input, r)).collect()
+        }
+        Unit::Read(key) => {
+            let input = key.0;
+            n.parked.remove(&key).unwrap_or_default().into_iter().map(|r| (input, r)).collect()
         }
     }
+}
+
+/// May the parked read key be taken: its partition released here, or the sealed input
+/// complete with nothing held for the key (no producer sent it)?
+fn read_ready(setup: &Setup<'_>, done: &[bool], i: usize, n: &NodeState, (read, key): &(CollectionId, Row)) -> bool {
+    let Some((sealed, _)) = setup.reads.get(&(i, *read)) else { return true };
+    let k = (*sealed, key.clone());
+    n.released.contains(&k) || (!n.held.contains_key(&k) && complete(setup, done, i, *sealed))
 }
 
 /// Runs node `i`'s tick on `took` and routes what it emits.

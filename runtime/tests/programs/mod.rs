@@ -60,7 +60,9 @@ fn rule(rng: &mut Rng, target: &str, s: &str, t: &str, op: &str) -> String {
         8 => format!("{target} {op} from {s} x select 0 as k, count(*) as v;"),
         9 => {
             let g = col(rng);
-            format!("{target} {op} from {s} x notin {t} y on x.k == y.k group by x.{g} select x.{g} as k, count(*) as v;")
+            format!(
+                "{target} {op} from {s} x notin {t} y on x.k == y.k group by x.{g} select x.{g} as k, count(*) as v;"
+            )
         }
         _ => format!("{target} {op} from {s} x where x.v > 0 select x.k, x.v - 1 as v;"),
     }

@@ -1,0 +1,133 @@
+//! The coordination of a network run: what `--coordination` asks for, what the analysis
+//! chose (`auto`), and the seals, holds and sequencers that it comes to (`resolve`), for
+//! the runtime and for the explorer's simulator alike.
+
+use crate::plan::NodePlan;
+use bloomc_compiler::analysis::coordination::Strategy;
+use bloomc_compiler::analysis::report::Analysis;
+use bloomc_compiler::ir::{Endpoint, GroupId, Program};
+use std::collections::BTreeSet;
+
+/// A sealed input and its seal columns.
+pub type SealAt = (Endpoint, Vec<usize>);
+
+/// A read held until its key's partition of a sealed input is sealed: each fact of `read`
+/// waits, keyed by its `columns` (in the order of the seal's key columns), until every
+/// producer of `sealed` has sealed that key, or announced that it will send none of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReadHold {
+    pub read: Endpoint,
+    pub sealed: Endpoint,
+    pub columns: Vec<usize>,
+}
+
+/// The coordination a network run adds between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Coordination {
+    /// None: messages land in the receiver's next tick, in whatever order they arrive.
+    #[default]
+    None,
+    /// A sequencer in front of every replicated group: each replica processes the same
+    /// batches of input in the same order (see `transport.rs`).
+    Order,
+    /// Every declared seal enforced: producers punctuate, consumers hold each seal key's
+    /// facts until all its producers have sealed it (see `seal.rs`).
+    Seal,
+    /// Chosen per group (what the analysis chose): the replicated groups to sequence, the
+    /// seals to enforce, as (sealed input, seal columns), and the reads to hold until the
+    /// partition of their key is sealed.
+    Chosen { order: BTreeSet<GroupId>, seal: Vec<(Endpoint, Vec<usize>)>, holds: Vec<ReadHold> },
+}
+
+/// `--coordination auto`: what the analysis chose, per group. A seal chosen at a group is
+/// enforced on each of its wired inputs whose seal the analysis relies on (the producers
+/// must copy a generated feed), and each read it protects that carries the seal's key is
+/// held per key until that partition is sealed; an order chosen at a replicated group
+/// sequences it (a group of one instance already takes its deliveries one at a time, in
+/// arrival order).
+pub fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
+    let none = Coordination::Chosen { order: BTreeSet::new(), seal: Vec::new(), holds: Vec::new() };
+    let Some(s) = &p.system else { return none };
+    let (mut order, mut seal, mut holds) = (BTreeSet::new(), Vec::new(), Vec::new());
+    for choice in analysis.map(|a| a.choices.as_slice()).unwrap_or_default() {
+        let Some(g) = s.groups.iter().find(|g| g.name == choice.component) else { continue };
+        let input = |name: &str| -> Option<Endpoint> {
+            let m = p.module(g.module)?;
+            let c = m.collections.iter().copied().find(|&c| p.collection_name(c) == name)?;
+            Some(Endpoint { group: g.id, collection: c })
+        };
+        let columns = |end: Endpoint, names: &mut dyn Iterator<Item = &String>| -> Option<Vec<usize>> {
+            let coll = p.collection(end.collection)?;
+            names.map(|k| coll.column_index(k)).collect::<Option<Vec<usize>>>().filter(|c| !c.is_empty())
+        };
+        match choice.strategy {
+            Strategy::Seal => {
+                let wired: BTreeSet<Endpoint> = s.wires.iter().map(|w| w.to).filter(|e| e.group == g.id).collect();
+                for end in choice.sealed.iter().filter_map(|n| input(n)).filter(|e| wired.contains(e)) {
+                    if let Some(cols) = columns(end, &mut choice.key.iter()) {
+                        if !seal.contains(&(end, cols.clone())) {
+                            seal.push((end, cols));
+                        }
+                    }
+                }
+                for (read, sealed, pairs) in &choice.holds {
+                    let (Some(read), Some(sealed)) = (input(read), input(sealed)) else { continue };
+                    // The read's columns in the order of the seal's key columns.
+                    let ordered: Option<Vec<&String>> =
+                        choice.key.iter().map(|k| pairs.iter().find(|(sk, _)| sk == k).map(|(_, rc)| rc)).collect();
+                    let enforced = seal.iter().any(|(e, _)| *e == sealed);
+                    if let (Some(ordered), true) = (ordered, enforced) {
+                        if let Some(cols) = columns(read, &mut ordered.into_iter()) {
+                            let h = ReadHold { read, sealed, columns: cols };
+                            if !holds.contains(&h) {
+                                holds.push(h);
+                            }
+                        }
+                    }
+                }
+            }
+            Strategy::Order if g.replicated => {
+                order.insert(g.id);
+            }
+            Strategy::Order => {}
+        }
+    }
+    Coordination::Chosen { order, seal, holds }
+}
+
+/// The coordination of a run made concrete: the seals to enforce, as (sealed input, seal
+/// columns), and the replicated groups to sequence, as (first plan, instances).
+pub(crate) struct Resolved {
+    pub(crate) seal: Vec<(Endpoint, Vec<usize>)>,
+    pub(crate) sequenced: Vec<(usize, usize)>,
+    pub(crate) holds: Vec<ReadHold>,
+}
+
+pub(crate) fn resolve(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<Resolved, String> {
+    let groups: Vec<&bloomc_compiler::ir::NodeGroup> = p.system.iter().flat_map(|s| s.groups.iter()).collect();
+    let sealed: Vec<(Endpoint, Vec<usize>)> =
+        p.system.iter().flat_map(|s| s.seals.iter()).map(|x| (x.stream, x.columns.clone())).collect();
+    let (order, seal, holds): (BTreeSet<GroupId>, Vec<SealAt>, Vec<ReadHold>) = match coordination {
+        Coordination::None => (BTreeSet::new(), Vec::new(), Vec::new()),
+        Coordination::Order => {
+            let replicated: BTreeSet<GroupId> = groups.iter().filter(|g| g.replicated).map(|g| g.id).collect();
+            if replicated.is_empty() {
+                return Err("`--coordination order` sequences replicated groups, and this system has none".to_string());
+            }
+            (replicated, Vec::new(), Vec::new())
+        }
+        Coordination::Seal => {
+            if sealed.is_empty() {
+                return Err("`--coordination seal`: the system declares no seal".to_string());
+            }
+            (BTreeSet::new(), sealed, Vec::new())
+        }
+        Coordination::Chosen { order, seal, holds } => (order.clone(), seal.clone(), holds.clone()),
+    };
+    let sequenced: Vec<(usize, usize)> = groups
+        .iter()
+        .filter(|g| g.replicated && order.contains(&g.id))
+        .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
+        .collect();
+    Ok(Resolved { seal, sequenced, holds })
+}
