@@ -2,6 +2,9 @@
 
 use std::process::{Command, Output};
 
+#[allow(dead_code)]
+pub mod procs;
+
 /// Runs `bloomc` with `args` in the repository root, without colours.
 pub fn bloomc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bloomc"))
