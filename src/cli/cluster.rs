@@ -116,8 +116,10 @@ pub struct Node {
     #[arg(long)]
     watch_stdin: bool,
     /// Rows of a file feed per tick (as the hub's `--batch`).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::parse_batch)]
     batch: usize,
+    #[command(flatten)]
+    limits: super::InputLimits,
     /// Skip malformed rows of file feeds (as the hub's `--skip-bad-rows`).
     #[arg(long)]
     skip_bad_rows: bool,
@@ -142,7 +144,7 @@ impl Node {
         let program = program_digest(&c, self.batch, self.skip_bad_rows);
         let Some(p) = c.program.filter(|_| errors == 0) else { return Ok(ExitCode::from(1)) };
         let inputs =
-            Inputs { program: &self.program, inputs: &[], batch: self.batch, skip_bad_rows: self.skip_bad_rows };
+            Inputs { program: &self.program, inputs: &[], batch: self.batch, skip_bad_rows: self.skip_bad_rows, limits: self.limits };
         let (files, _) = read_inputs(&inputs, &p)?;
         let plans = bloomc_runtime::plan::plan_network(&p, &files)?;
         let hello = Hello {
@@ -284,6 +286,8 @@ fn launch(
             cmd.args(["--allow", "nondeterminism"]);
         }
         cmd.arg("--batch").arg(run.batch.to_string());
+        cmd.arg("--max-input-bytes").arg(run.limits.max_input_bytes.to_string());
+        cmd.arg("--max-field-bytes").arg(run.limits.max_field_bytes.to_string());
         if run.skip_bad_rows {
             cmd.arg("--skip-bad-rows");
         }
