@@ -94,3 +94,16 @@ system S { node m: M; feed m.a from generate(rows: 9223372036854775807) { x: row
     let plan = text(&out.stdout);
     assert!(plan.contains("generator: 9223372036854775807 rows, 1000000 per tick"), "{plan}");
 }
+
+#[test]
+fn rendering_many_warnings_is_linear() {
+    // 20,000 warnings (an output never written per module): each used to index every line of
+    // the file again, about 90 s here; now the lines are indexed once.
+    let program: String = (0..20_000).map(|i| format!("module M{i} {{ table t(x: int); output o(x: int); }}\n")).collect();
+    let dir = scratch("limits-render", &[("many.bl", &program)]);
+    let start = std::time::Instant::now();
+    let out = bloomc(&["check", &dir.join("many.bl").display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr).get(..2000).unwrap_or(""));
+    assert_eq!(text(&out.stderr).matches("[W0001]").count(), 20_000);
+    assert!(start.elapsed() < std::time::Duration::from_secs(30), "took {:?}", start.elapsed());
+}

@@ -1,5 +1,7 @@
 //! What the CLI tests share: running the `bloomc` binary from the repository root.
 
+#![allow(dead_code)]
+
 use std::process::{Command, Output};
 
 #[allow(dead_code)]
