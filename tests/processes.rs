@@ -9,9 +9,10 @@ mod common;
 
 use bloomc_runtime::wire::{encode, Hello, Welcome, DEFAULT_MAX_FRAME, TOKEN_VAR};
 use common::bloomc;
+use common::procs::{finish, scratch, spawn};
 use std::io::{BufRead, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 /// Two sources forward the same feed to one sink that keeps everything. Its table is a set,
 /// so its output (300 facts) is the same whatever the timing; a lost or doubled message
@@ -34,53 +35,6 @@ system S {
   feed src.feed_in from generate(rows: 100000000, seed: 1, batch: 1) { n: row() };
   src.out -> sink.got any;
 }";
-
-fn scratch(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::create_dir_all(&dir).expect("dir");
-    for (f, text) in files {
-        std::fs::write(dir.join(f), text).expect("write");
-    }
-    dir
-}
-
-fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bloomc"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("bloomc starts")
-}
-
-/// Waits for `child` at most `limit`, killing it past that; returns (exit code, stdout,
-/// stderr). Its pipes are drained meanwhile, so a talkative child never blocks on them.
-fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String, String) {
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let start = Instant::now();
-    let code = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status.code();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("bloomc did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    (code, out.join().unwrap_or_default(), err.join().unwrap_or_default())
-}
 
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut v: Vec<String> = text.lines().map(str::to_string).collect();
@@ -277,6 +231,8 @@ fn a_killed_node_is_named_and_fails_the_run() {
     let rest = rest.join().unwrap_or_default();
     assert_eq!(code, Some(2), "{rest}");
     assert!(rest.contains("node `src` exited (signal: 9"), "{rest}");
+    // The surviving node heard why the run ended, said so, and failed.
+    assert!(rest.contains("[sink] error: the hub stopped the run: node `src` exited (signal: 9"), "{rest}");
 }
 
 #[test]

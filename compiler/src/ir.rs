@@ -424,12 +424,18 @@ pub struct Feed {
     pub span: Span,
 }
 
+/// The most rows a generator delivers in one tick. A tick's batch is built whole in memory,
+/// so a generator of 2^63 rows with the default batch (`rows`) would build one endless tick;
+/// the default is `rows` up to this, and a larger `batch` is refused (E0121).
+pub const MAX_GENERATOR_BATCH: u64 = 1_000_000;
+
 #[derive(Debug, Clone)]
 pub enum FeedSource {
     File {
         path: String,
     },
-    /// `rows` rows in batches of `batch` per tick; field `i` fills column `i` of the input.
+    /// `rows` rows in batches of `batch` per tick (at most [`MAX_GENERATOR_BATCH`]); field `i`
+    /// fills column `i` of the input.
     /// With a `rate`, at most that many rows per second: batch `t` is due `t * batch / rate`
     /// seconds after the node starts.
     Generate {

@@ -145,6 +145,7 @@ fn sort(diags: &mut [Diagnostic]) {
 
 fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
     use bloomc_grammar::token::LexErrorKind;
+    use bloomc_grammar::nesting::{Deep, MAX_DEPTH};
     use bloomc_grammar::SyntaxErrorKind;
     let expected = |list: &[String]| -> String {
         match list {
@@ -203,6 +204,29 @@ fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
             Diagnostic::new(Code::UnexpectedEof, "unexpected end of file", e.span, "the file ends here")
                 .with_help(expected(&list))
         }
+        SyntaxErrorKind::TooDeep { before: Some(Deep::Brackets) } => Diagnostic::new(
+            Code::TooDeep,
+            format!("brackets nest more than {MAX_DEPTH} deep"),
+            e.span,
+            format!("bracket {} deep", MAX_DEPTH + 1),
+        )
+        .with_help("nest `(`, `[` and `{` (and so `when` blocks) less deeply; the file was not parsed further"),
+        SyntaxErrorKind::TooDeep { before: Some(Deep::Prefix) } => Diagnostic::new(
+            Code::TooDeep,
+            format!("more than {MAX_DEPTH} `not` or `-` in a row"),
+            e.span,
+            format!("operator {} in a row", MAX_DEPTH + 1),
+        )
+        .with_help(format!("each one nests: write at most {MAX_DEPTH} levels; the file was not parsed further")),
+        SyntaxErrorKind::TooDeep { before: None } => Diagnostic::new(
+            Code::TooDeep,
+            format!("expression nests more than {MAX_DEPTH} deep"),
+            e.span,
+            format!("operator {} deep", MAX_DEPTH + 1),
+        )
+        .with_help(format!(
+            "a chain like `a + b + ...` counts one level per operator: write at most {MAX_DEPTH} levels"
+        )),
     }
 }
 

@@ -13,7 +13,35 @@ fn aspan(sources: &SourceMap, span: Span) -> ASpan {
 }
 
 /// Renders one diagnostic with ariadne. `color` is for terminals; tests render without.
+/// Each call indexes every source's lines; to render many diagnostics, use [`Human`].
 pub fn render_human(sources: &SourceMap, diag: &Diagnostic, color: bool) -> String {
+    Human::new(sources, color).render(diag)
+}
+
+/// Renders diagnostics of one compilation with ariadne, indexing the sources' lines once:
+/// rendering n diagnostics of a file of n lines is then linear, not quadratic.
+pub struct Human<'s> {
+    sources: &'s SourceMap,
+    color: bool,
+    cache: ariadne::FnCache<String, Box<dyn Fn(&String) -> Result<String, Box<dyn std::fmt::Debug>>>, String>,
+}
+
+impl<'s> Human<'s> {
+    pub fn new(sources: &'s SourceMap, color: bool) -> Self {
+        let texts: std::collections::HashMap<String, String> =
+            sources.files().map(|(_, f)| (f.name.clone(), f.text.clone())).collect();
+        let fetch: Box<dyn Fn(&String) -> Result<String, Box<dyn std::fmt::Debug>>> = Box::new(move |name| {
+            texts.get(name).cloned().ok_or_else(|| Box::new(format!("unknown file `{name}`")) as Box<dyn std::fmt::Debug>)
+        });
+        Human { sources, color, cache: ariadne::FnCache::new(fetch) }
+    }
+
+    pub fn render(&mut self, diag: &Diagnostic) -> String {
+        render_with(self.sources, diag, self.color, &mut self.cache)
+    }
+}
+
+fn render_with<C: ariadne::Cache<String>>(sources: &SourceMap, diag: &Diagnostic, color: bool, cache: C) -> String {
     let kind = match diag.severity() {
         Severity::Error => ReportKind::Error,
         Severity::Warning => ReportKind::Warning,
@@ -49,7 +77,6 @@ pub fn render_human(sources: &SourceMap, diag: &Diagnostic, color: bool) -> Stri
     if let Some(help) = &diag.help {
         builder = builder.with_help(help);
     }
-    let cache = ariadne::sources(sources.files().map(|(_, f)| (f.name.clone(), f.text.clone())));
     let mut out = Vec::new();
     if builder.finish().write(cache, &mut out).is_err() {
         // ariadne only fails when a span names an unknown file; fall back to a plain line.

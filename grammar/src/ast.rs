@@ -192,10 +192,19 @@ pub enum SelectItem {
     Wildcard { alias: Ident, span: Span },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
+}
+
+/// On one line even inside `{:#?}` (what `bloomc dump ast` prints): an operator chain of n
+/// terms is a tree n deep, and pretty-printing indents every level, so its dump would grow
+/// with n². `write!` with `{:?}` formats the kind without the alternate flag.
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Expr({:?} @ {}..{})", self.kind, self.span.start, self.span.end)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +236,9 @@ pub enum ExprKind {
         lhs: Box<Expr>,
         rhs: Box<Expr>,
     },
+    /// An expression left out because it nests deeper than `nesting::MAX_DEPTH` (a syntax
+    /// error, E0008, was reported).
+    Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,9 +1,11 @@
 //! The bloomc front end: a logos lexer, a lalrpop grammar and the AST they produce.
 //!
 //! The generated parser hides behind [`parse`]. The parser never fails: it returns the tree
-//! (with `Error` nodes where it recovered) and the list of every syntax error it met.
+//! (with `Error` nodes where it recovered) and the list of every syntax error it met. No
+//! tree nests deeper than `nesting::MAX_DEPTH`: deeper input is a syntax error (E0008).
 
 pub mod ast;
+pub mod nesting;
 pub mod span;
 pub mod token;
 
@@ -28,6 +30,12 @@ pub enum SyntaxErrorKind {
     UnexpectedEof {
         expected: Vec<String>,
     },
+    /// Brackets or a run of prefix operators (found before parsing: `before` holds which),
+    /// or an expression, nest deeper than `nesting::MAX_DEPTH`; the span is the bracket or
+    /// operator where the limit is passed.
+    TooDeep {
+        before: Option<nesting::Deep>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,15 +46,20 @@ pub struct SyntaxError {
 
 /// Parses one source file. Always returns a tree; `errors` is empty iff the text is valid.
 pub fn parse(file: FileId, src: &str) -> (ast::SourceFile, Vec<SyntaxError>) {
+    if let Some(e) = too_deep_brackets(file, src) {
+        return (ast::SourceFile { items: Vec::new() }, vec![e]);
+    }
     let mut lexer = Lexer::new(src);
     let mut recovered = Vec::new();
-    let result = generated::grammar::SourceFileParser::new().parse(file, &mut recovered, &mut lexer);
+    let mut nest = nesting::Nesting::default();
+    let result = generated::grammar::SourceFileParser::new().parse(file, &mut recovered, &mut nest, &mut lexer);
     let mut errors: Vec<SyntaxError> = lexer
         .errors
         .iter()
         .map(|e| SyntaxError { kind: SyntaxErrorKind::Lex(e.kind.clone()), span: Span::new(file, e.start, e.end) })
         .collect();
     errors.extend(recovered.into_iter().map(|r| convert(file, src, r.error)));
+    errors.extend(too_deep(&nest));
     let tree = match result {
         Ok(tree) => tree,
         Err(e) => {
@@ -61,15 +74,20 @@ pub fn parse(file: FileId, src: &str) -> (ast::SourceFile, Vec<SyntaxError>) {
 
 /// Parses a standalone expression, as used by `--set name=value` on the command line.
 pub fn parse_expr(file: FileId, src: &str) -> Result<ast::Expr, Vec<SyntaxError>> {
+    if let Some(e) = too_deep_brackets(file, src) {
+        return Err(vec![e]);
+    }
     let mut lexer = Lexer::new(src);
     let mut recovered = Vec::new();
-    let result = generated::grammar::ExprParser::new().parse(file, &mut recovered, &mut lexer);
+    let mut nest = nesting::Nesting::default();
+    let result = generated::grammar::ExprParser::new().parse(file, &mut recovered, &mut nest, &mut lexer);
     let mut errors: Vec<SyntaxError> = lexer
         .errors
         .iter()
         .map(|e| SyntaxError { kind: SyntaxErrorKind::Lex(e.kind.clone()), span: Span::new(file, e.start, e.end) })
         .collect();
     errors.extend(recovered.into_iter().map(|r| convert(file, src, r.error)));
+    errors.extend(too_deep(&nest));
     match result {
         Ok(e) if errors.is_empty() => Ok(e),
         Ok(_) => Err(errors),
@@ -78,6 +96,18 @@ pub fn parse_expr(file: FileId, src: &str) -> Result<ast::Expr, Vec<SyntaxError>
             Err(errors)
         }
     }
+}
+
+/// The error for brackets or prefix operators nested too deeply, if they are: such a file is
+/// not parsed.
+fn too_deep_brackets(file: FileId, src: &str) -> Option<SyntaxError> {
+    let (what, start, end) = nesting::scan(src)?;
+    Some(SyntaxError { kind: SyntaxErrorKind::TooDeep { before: Some(what) }, span: Span::new(file, start, end) })
+}
+
+/// The errors for expressions the parser replaced because they nest too deeply.
+fn too_deep(nest: &nesting::Nesting) -> impl Iterator<Item = SyntaxError> + '_ {
+    nest.exceeded.iter().map(|&span| SyntaxError { kind: SyntaxErrorKind::TooDeep { before: None }, span })
 }
 
 fn convert(file: FileId, src: &str, e: ParseError<usize, Tok<'_>, std::convert::Infallible>) -> SyntaxError {

@@ -3,6 +3,11 @@
 //!
 //! Integer overflow and division by zero are evaluation errors: the binding that caused one
 //! produces no fact, and the run counts and reports it (never silently).
+//!
+//! Evaluation recurses over the expression tree. That is safe on a timely worker's stack
+//! because the parser refuses any expression deeper than 256 (E0008,
+//! `bloomc_grammar::nesting`), and resolution does not deepen the tree;
+//! `tests/deep.rs` runs a rule at the limit on one and two workers.
 
 use crate::value::{Float, Row, Value};
 use bloomc_compiler::ir::{AggFn, Builtin, Expr, ExprKind};

@@ -4,15 +4,21 @@
 //! detection of quiescence are those of a run in one process.
 //!
 //! A connection is refused, with its reason logged, when its first frame is not a [`Hello`]
-//! naming this cluster, the shared token, a node of the plan and the same program. A frame
-//! that is too long or does not decode closes its connection (logged); the hub keeps running
-//! and the node may reconnect. A node that loses its connection has `grace` to come back;
-//! a node process that exits before it reported (the launcher sends [`Exited`]) fails the run.
+//! naming this cluster, the shared token, a node of the plan and the same program. Until it
+//! is admitted a connection may send at most `wire::HELLO_LIMIT` bytes, and at most
+//! [`PENDING_LIMIT`] connections may be waiting for their hello at once (a further one is
+//! closed at once), so strangers cannot make the hub hold much memory; refusals are logged at
+//! most [`LOG_BURST`] a second. A frame that is too long or does not decode closes its
+//! connection (logged); the hub keeps running and the node may reconnect. A failed `accept`
+//! (out of file descriptors, say) is logged and retried after a growing pause. A node that
+//! loses its connection has `grace` to come back; a node process that exits before it
+//! reported (the launcher sends [`Exited`]) fails the run, and the hub answers every other
+//! node's next request with the reason before it returns.
 
 use crate::network::{NetworkOptions, NetworkResult, NodeReport};
 use crate::plan::NodePlan;
 use crate::transport::Net;
-use crate::wire::{codec, decode, encode, Call, Hello, Reply, Request, Welcome};
+use crate::wire::{codec, decode, encode, Call, Hello, Reply, Request, Welcome, HELLO_LIMIT};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -42,6 +48,39 @@ pub struct Exited {
 /// A log line from the hub (a refused connection, a closed one).
 pub type Log = Arc<dyn Fn(String) + Send + Sync>;
 
+/// How many connections may be waiting for their hello at once.
+pub const PENDING_LIMIT: usize = 64;
+
+/// How many refusals the hub logs in one second; it counts the rest and says how many.
+pub const LOG_BURST: u32 = 5;
+
+/// Logs refusals at most [`LOG_BURST`] a second.
+struct Throttle {
+    window: Instant,
+    logged: u32,
+    dropped: u64,
+}
+
+impl Throttle {
+    /// Whether a refusal may be logged now; the line to log first about those that were not.
+    fn admit(&mut self) -> (bool, Option<String>) {
+        let mut note = None;
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            if self.dropped > 0 {
+                note = Some(format!("hub: {} more refused connections were not logged", self.dropped));
+            }
+            *self = Throttle { window: Instant::now(), logged: 0, dropped: 0 };
+        }
+        if self.logged < LOG_BURST {
+            self.logged += 1;
+            (true, note)
+        } else {
+            self.dropped += 1;
+            (false, note)
+        }
+    }
+}
+
 struct Slot {
     name: String,
     /// The session of the process admitted as this node (see `Hello::session`).
@@ -66,6 +105,7 @@ struct Hub {
     slots: Mutex<Vec<Slot>>,
     failure: Mutex<Option<String>>,
     log: Log,
+    throttle: Mutex<Throttle>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,6 +125,17 @@ impl Hub {
         }
     }
 
+    /// Logs a refusal, unless too many were logged this second.
+    fn refusal(&self, line: String) {
+        let (now, note) = lock(&self.throttle).admit();
+        if let Some(note) = note {
+            (self.log)(note);
+        }
+        if now {
+            (self.log)(line);
+        }
+    }
+
     fn failure(&self) -> Option<String> {
         lock(&self.failure).clone()
     }
@@ -96,7 +147,8 @@ impl Hub {
     /// Checks a hello; returns the node's number.
     fn admit(&self, hello: &Hello) -> Result<usize, String> {
         if hello.cluster != self.config.cluster {
-            return Err(format!("it names cluster `{}`, and this is `{}`", hello.cluster, self.config.cluster));
+            // The answer does not say which cluster this is: a stranger learns nothing.
+            return Err("it names another cluster".to_string());
         }
         if hello.token != self.config.token {
             return Err("bad token".to_string());
@@ -153,6 +205,9 @@ impl Hub {
             Call::Wait => {
                 let hub = self.clone();
                 match tokio::task::spawn_blocking(move || hub.net.wait(me)).await {
+                    // A failure wakes every waiting node: it is told why, not that the run is
+                    // over.
+                    Ok(_) if self.failure().is_some() => Reply::Abort(self.failure().unwrap_or_default()),
                     Ok(done) => Reply::Waited(done),
                     Err(e) => Reply::Abort(format!("internal error while waiting: {e}")),
                 }
@@ -175,18 +230,27 @@ impl Hub {
         }
     }
 
-    /// Serves one connection until it ends.
-    async fn connection(self: Arc<Self>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    /// Serves one connection until it ends; `pending` is its place among the connections
+    /// waiting for their hello, given up once the hello is answered.
+    async fn connection(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        pending: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let max = self.config.max_frame;
-        let mut framed = Framed::new(stream, codec(max));
+        let first_max = HELLO_LIMIT.min(max);
+        let mut framed = Framed::new(stream, codec(first_max));
         let first = tokio::time::timeout(Duration::from_secs(10), framed.next()).await;
         let hello: Result<Hello, String> = match first {
             Err(_) => Err("no hello within 10 s".to_string()),
             Ok(None) => Err("closed before its hello".to_string()),
-            Ok(Some(Err(e))) => Err(format!("bad first frame: {e}")),
-            Ok(Some(Ok(body))) => decode(&body, max),
+            Ok(Some(Err(e))) => Err(format!("bad first frame (a hello has at most {first_max} bytes): {e}")),
+            Ok(Some(Ok(body))) => decode(&body, first_max),
         };
         let admitted = hello.and_then(|h| self.admit(&h).map(|me| (me, h)));
+        drop(pending);
+        framed.codec_mut().set_max_frame_length(max);
         let (me, generation) = match admitted {
             Ok((me, _)) => {
                 let welcome = Welcome::Accepted {
@@ -206,7 +270,7 @@ impl Hub {
                 (me, generation)
             }
             Err(reason) => {
-                (self.log)(format!("hub: refused a connection from {peer}: {reason}"));
+                self.refusal(format!("hub: refused a connection from {peer}: {reason}"));
                 if let Ok(b) = encode(&Welcome::Refused(reason), max) {
                     let _ = framed.send(b).await;
                 }
@@ -266,6 +330,34 @@ impl Hub {
     }
 }
 
+/// Accepts connections until the task is aborted. At most [`PENDING_LIMIT`] of them may wait
+/// for their hello; a failed `accept` is logged and retried after a pause that doubles up to
+/// a second, so a passing shortage of file descriptors does not stop the hub listening.
+async fn accept(hub: Arc<Hub>, listener: tokio::net::TcpListener) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(PENDING_LIMIT));
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                pause = Duration::from_millis(10);
+                match pending.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tokio::spawn(hub.clone().connection(stream, peer, permit));
+                    }
+                    Err(_) => hub.refusal(format!(
+                        "hub: refused a connection from {peer}: {PENDING_LIMIT} connections are already waiting for their hello"
+                    )),
+                }
+            }
+            Err(e) => {
+                (hub.log)(format!("hub: cannot accept a connection ({e}); trying again in {pause:?}"));
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 /// Serves the network of `plans` on `listener` until every node reported (the run's
 /// result) or the run failed. `exits` brings what the launcher saw of its node processes.
 pub fn serve(
@@ -301,6 +393,7 @@ pub fn serve(
         slots: Mutex::new(slots),
         failure: Mutex::new(None),
         log,
+        throttle: Mutex::new(Throttle { window: Instant::now(), logged: 0, dropped: 0 }),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -310,14 +403,7 @@ pub fn serve(
     rt.block_on(async {
         listener.set_nonblocking(true).map_err(|e| format!("hub: {e}"))?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| format!("hub: {e}"))?;
-        let acceptor = {
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                while let Ok((stream, peer)) = listener.accept().await {
-                    tokio::spawn(hub.clone().connection(stream, peer));
-                }
-            })
-        };
+        let acceptor = tokio::spawn(accept(hub.clone(), listener));
         let mut every = tokio::time::interval(Duration::from_millis(20));
         let outcome = loop {
             every.tick().await;
@@ -342,9 +428,11 @@ pub fn serve(
             }
         };
         // Every node reported: they hang up once they heard the answer (a node whose
-        // connection dropped reconnects for it). Wait for that, a few seconds at most.
+        // connection dropped reconnects for it). Or the run failed: every node still
+        // connected hears why at its next request (a waiting one is woken) and hangs up.
+        // Wait for that, a few seconds at most.
         let deadline = Instant::now() + Duration::from_secs(3);
-        while outcome.is_ok() && Instant::now() < deadline && lock(&hub.slots).iter().any(|s| s.open) {
+        while Instant::now() < deadline && lock(&hub.slots).iter().any(|s| s.open) {
             every.tick().await;
         }
         acceptor.abort();

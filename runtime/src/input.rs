@@ -1,10 +1,25 @@
 //! Reading input facts from CSV or JSON-lines files (or standard input), typed by the input
 //! interface's schema. A malformed row is an error naming the file, line and column; with
 //! `skip_bad_rows` it is counted and skipped instead. Nothing is dropped silently.
+//!
+//! A file is read whole, so its size is bounded ([`Limits::file_bytes`]: `/dev/zero` is an
+//! error, not a process that grows until it is killed), and so is each field
+//! ([`Limits::field_bytes`], a bad row naming its line and column).
 
 use crate::value::{Float, Row, Value};
 use bloomc_compiler::ir::{Collection, Type};
 use std::io::Read;
+
+/// The most an input may hold; `bloomc run` sets them from `--max-input-bytes` and
+/// `--max-field-bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub file_bytes: u64,
+    pub field_bytes: usize,
+}
+
+/// 1 GiB per file, 1 MiB per field.
+pub const DEFAULT_LIMITS: Limits = Limits { file_bytes: 1 << 30, field_bytes: 1 << 20 };
 
 /// A row that did not fit the schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,24 +69,34 @@ fn from_json(v: &serde_json::Value, ty: Type) -> Option<Value> {
 
 /// Reads `path` (`-` for standard input) as rows of `schema`. JSON lines when the path ends
 /// in `.jsonl` or `.json`; CSV otherwise (a first line equal to the column names is a header).
-pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool) -> Result<ReadRows, String> {
-    let mut text = String::new();
-    if path == "-" {
-        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read standard input: {e}"))?;
+pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool, limits: Limits) -> Result<ReadRows, String> {
+    let name = if path == "-" { "<stdin>".to_string() } else { path.to_string() };
+    let source: Box<dyn Read> = if path == "-" {
+        Box::new(std::io::stdin())
     } else {
         let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
         if meta.is_dir() {
             return Err(format!("`{path}` is a directory; give a CSV or JSON-lines file"));
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-        text = String::from_utf8(bytes).map_err(|e| {
-            format!(
-                "`{path}` is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8",
-                e.utf8_error().valid_up_to()
-            )
-        })?;
+        Box::new(std::fs::File::open(path).map_err(|e| format!("cannot read `{path}`: {e}"))?)
+    };
+    let mut bytes = Vec::new();
+    source
+        .take(limits.file_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read `{name}`: {e}"))?;
+    if bytes.len() as u64 > limits.file_bytes {
+        return Err(format!(
+            "`{name}` holds more than {} bytes, the limit for an input: raise it with `--max-input-bytes N`",
+            limits.file_bytes
+        ));
     }
-    let name = if path == "-" { "<stdin>".to_string() } else { path.to_string() };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!("`{name}` is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8", e.utf8_error().valid_up_to())
+    })?;
+    let too_long = |len: usize| {
+        format!("a field of {len} bytes, over the limit of {} bytes: raise it with `--max-field-bytes N`", limits.field_bytes)
+    };
     let json = path.ends_with(".jsonl") || path.ends_with(".json");
     let mut out = ReadRows { rows: Vec::new(), bad: Vec::new() };
     let reject = |bad: BadRow, out: &mut ReadRows| -> Result<(), String> {
@@ -120,6 +145,10 @@ pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool) -> Result<Read
             let mut row = Row::new();
             let mut bad = None;
             for (k, (col, v)) in cols.iter().zip(fields).enumerate() {
+                if let Some(len) = v.and_then(serde_json::Value::as_str).map(str::len).filter(|n| *n > limits.field_bytes) {
+                    bad = Some(BadRow { file: name.clone(), line: line_no, column: k + 1, message: too_long(len) });
+                    break;
+                }
                 match v.and_then(|v| from_json(v, col.ty)) {
                     Some(x) => row.push(x),
                     None => {
@@ -175,6 +204,10 @@ pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool) -> Result<Read
         let mut row = Row::new();
         let mut bad = None;
         for (k, (field, col)) in record.iter().zip(cols).enumerate() {
+            if field.len() > limits.field_bytes {
+                bad = Some(BadRow { file: name.clone(), line, column: k + 1, message: too_long(field.len()) });
+                break;
+            }
             match parse(field, col.ty) {
                 Ok(v) => row.push(v),
                 Err(why) => {

@@ -20,6 +20,14 @@ use tokio_util::codec::LengthDelimitedCodec;
 /// The largest frame either side accepts unless the cluster file says otherwise (64 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
+/// The range `max_frame` may take: a frame must hold a node's inbox, and the codec's length
+/// prefix has 4 bytes, but a hub should not promise to buffer more than 1 GiB per connection.
+pub const MAX_FRAME_RANGE: std::ops::RangeInclusive<usize> = 4096..=(1 << 30);
+
+/// The largest first frame the hub reads from a connection: a hello is a few hundred bytes,
+/// so a stranger cannot make the hub buffer `max_frame` bytes before it was admitted.
+pub const HELLO_LIMIT: usize = 4096;
+
 /// The environment variable that holds the cluster's shared token.
 pub const TOKEN_VAR: &str = "BLOOMC_CLUSTER_TOKEN";
 

@@ -64,8 +64,9 @@ pub fn run_analysis(program: &ProgramArgs, variant: Option<&str>, notes: bool) -
         return Ok(Outcome { analyses: if errors > 0 { Vec::new() } else { analyses }, diagnostics: json, errors });
     }
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut human = render::Human::new(&sources, color);
     for d in &shown {
-        eprint!("{}", render::render_human(&sources, d, color));
+        eprint!("{}", human.render(d));
     }
     Ok(Outcome { analyses: if errors > 0 { Vec::new() } else { analyses }, diagnostics: Vec::new(), errors })
 }

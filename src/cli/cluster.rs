@@ -10,6 +10,13 @@
 //! token = "..."                    # shared secret; BLOOMC_CLUSTER_TOKEN overrides it
 //! max_frame = 67108864             # optional: the largest frame, in bytes
 //! ```
+//!
+//! The launcher writes no file: it hands its nodes the cluster (the address the system chose,
+//! a fresh name) in the environment variable `BLOOMC_CLUSTER` and the token in
+//! `BLOOMC_CLUSTER_TOKEN`, so there is no path in a shared directory for anyone to plant a
+//! symlink or a FIFO at, and nothing to remove when the launcher is killed. It holds each
+//! node's standard input open and starts it with `--watch-stdin`, so a node stops when its
+//! launcher is gone, however the launcher ended (`kill -9` included).
 
 use super::run::{read_inputs, Inputs, Run};
 use super::ProgramArgs;
@@ -17,8 +24,8 @@ use bloomc_compiler::ir::Program;
 use bloomc_runtime::hub::{serve, Exited, HubConfig, Log};
 use bloomc_runtime::network::{NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::NodePlan;
-use bloomc_runtime::wire::{digest, Hello, DEFAULT_MAX_FRAME, TOKEN_VAR};
-use std::io::BufRead;
+use bloomc_runtime::wire::{digest, Hello, DEFAULT_MAX_FRAME, MAX_FRAME_RANGE, TOKEN_VAR};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -36,14 +43,35 @@ pub struct ClusterFile {
     pub max_frame: Option<usize>,
 }
 
+/// The environment variable through which the launcher gives its nodes the cluster (the text
+/// of a cluster file, without the token).
+pub const CLUSTER_VAR: &str = "BLOOMC_CLUSTER";
+
 impl ClusterFile {
     pub fn read(path: &Path) -> Result<ClusterFile, String> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read cluster file `{shown}`: {e}"))?;
-        toml::from_str(&text).map_err(|e| format!("cluster file `{shown}`: {e}"))
+        Self::parse(&text, &format!("cluster file `{shown}`"))
     }
 
-    /// The shared token: `BLOOMC_CLUSTER_TOKEN`, else the file's.
+    /// Parses and checks the text of a cluster file; `origin` names it in errors.
+    fn parse(text: &str, origin: &str) -> Result<ClusterFile, String> {
+        let file: ClusterFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        if let Some(n) = file.max_frame.filter(|n| !MAX_FRAME_RANGE.contains(n)) {
+            return Err(format!(
+                "{origin}: `max_frame = {n}` is out of range: give a number of bytes from {} to {}",
+                MAX_FRAME_RANGE.start(),
+                MAX_FRAME_RANGE.end()
+            ));
+        }
+        if file.token.as_deref() == Some("") {
+            return Err(format!("{origin}: `token` is empty: give a secret, or leave it out and set {TOKEN_VAR}"));
+        }
+        Ok(file)
+    }
+
+    /// The shared token: `BLOOMC_CLUSTER_TOKEN`, else the file's. An empty variable counts
+    /// as unset; an empty token is refused by `parse`.
     fn token(&self) -> Result<String, String> {
         std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()).or_else(|| self.token.clone()).ok_or_else(|| {
             format!("the cluster has no token: set `token` in the cluster file or the environment variable {TOKEN_VAR}")
@@ -78,12 +106,20 @@ pub struct Node {
     /// lists them).
     #[arg(long)]
     name: String,
-    /// The cluster file: the hub's address, the cluster's name and token.
+    /// The cluster file: the hub's address, the cluster's name and token. Without it, the
+    /// cluster file's text is taken from the environment variable BLOOMC_CLUSTER (which is
+    /// how the launcher of `bloomc run --processes` passes it).
     #[arg(long = "cluster", value_name = "CLUSTER.toml")]
-    cluster: PathBuf,
+    cluster: Option<PathBuf>,
+    /// Stop (exit status 2) when standard input reaches its end. The launcher starts its nodes
+    /// so and holds their standard input open, so that no node outlives it.
+    #[arg(long)]
+    watch_stdin: bool,
     /// Rows of a file feed per tick (as the hub's `--batch`).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::parse_batch)]
     batch: usize,
+    #[command(flatten)]
+    limits: super::InputLimits,
     /// Skip malformed rows of file feeds (as the hub's `--skip-bad-rows`).
     #[arg(long)]
     skip_bad_rows: bool,
@@ -91,13 +127,24 @@ pub struct Node {
 
 impl Node {
     pub fn run(self) -> Result<ExitCode, String> {
-        let cluster = ClusterFile::read(&self.cluster)?;
+        if self.watch_stdin {
+            watch_stdin();
+        }
+        let cluster = match (&self.cluster, std::env::var(CLUSTER_VAR)) {
+            (Some(path), _) => ClusterFile::read(path)?,
+            (None, Ok(text)) => ClusterFile::parse(&text, &format!("the environment variable {CLUSTER_VAR}"))?,
+            (None, Err(_)) => {
+                return Err(format!(
+                    "bloomc node needs the cluster: give `--cluster CLUSTER.toml` or set {CLUSTER_VAR} to a cluster file's text"
+                ))
+            }
+        };
         let c = super::common::load(&self.program)?;
         let (errors, _) = super::common::report(&c, self.program.text_format()?, false);
         let program = program_digest(&c, self.batch, self.skip_bad_rows);
         let Some(p) = c.program.filter(|_| errors == 0) else { return Ok(ExitCode::from(1)) };
         let inputs =
-            Inputs { program: &self.program, inputs: &[], batch: self.batch, skip_bad_rows: self.skip_bad_rows };
+            Inputs { program: &self.program, inputs: &[], batch: self.batch, skip_bad_rows: self.skip_bad_rows, limits: self.limits };
         let (files, _) = read_inputs(&inputs, &p)?;
         let plans = bloomc_runtime::plan::plan_network(&p, &files)?;
         let hello = Hello {
@@ -110,6 +157,18 @@ impl Node {
         bloomc_runtime::remote::node_process(p, plans, &cluster.hub, hello, cluster.max_frame())?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Stops this process once standard input reaches its end (its launcher is gone).
+fn watch_stdin() {
+    std::thread::spawn(|| {
+        // `copy` retries interrupted reads and returns at the end of input or on an error;
+        // either way the launcher no longer holds the other end.
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        // Not `eprintln!`, which panics when the launcher took the other end of stderr too.
+        let _ = writeln!(std::io::stderr(), "error: the launcher is gone (standard input closed): stopping this node");
+        std::process::exit(2);
+    });
 }
 
 /// A fresh random token, from the operating system's generator.
@@ -137,38 +196,42 @@ pub fn run_hub(
     options: &NetworkOptions,
     digest: u64,
 ) -> Result<NetworkResult, String> {
-    let (cluster, path, _dir) = match &run.cluster_file {
-        Some(path) => (ClusterFile::read(path)?, path.clone(), None),
-        None => {
-            // Loopback, a port the system chooses, a fresh name and token.
-            let dir = std::env::temp_dir().join(format!("bloomc-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-            let file = ClusterFile {
-                cluster: format!("bloomc-{}", std::process::id()),
-                hub: "127.0.0.1:0".to_string(),
-                token: Some(fresh_token()?),
-                max_frame: None,
-            };
-            (file, dir.join("cluster.toml"), Some(TempDir(dir)))
-        }
+    let cluster = match &run.cluster_file {
+        Some(path) => ClusterFile::read(path)?,
+        // Loopback, a port the system chooses, a fresh name and token.
+        None => ClusterFile {
+            cluster: format!("bloomc-{}", std::process::id()),
+            hub: "127.0.0.1:0".to_string(),
+            token: Some(fresh_token()?),
+            max_frame: None,
+        },
     };
     let listener = std::net::TcpListener::bind(&cluster.hub)
         .map_err(|e| format!("the hub cannot listen on {}: {e}", cluster.hub))?;
     let address = listener.local_addr().map_err(|e| format!("hub: {e}"))?;
     let config = hub_config(&cluster, cluster.token()?, digest);
-    if run.cluster_file.is_none() {
-        // The nodes learn the address the system chose; the token travels in their
-        // environment, not in the file.
-        let file = ClusterFile { hub: address.to_string(), token: None, ..cluster };
-        let text = toml::to_string(&file).map_err(|e| format!("cannot write the cluster file: {e}"))?;
-        std::fs::write(&path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    }
     if run.processes {
-        return launch(run, p, plans, options, &path, config, listener);
+        let given = match &run.cluster_file {
+            Some(path) => Given::File(path.clone()),
+            None => {
+                // The nodes learn the address the system chose from their environment; the
+                // token travels there too, separately.
+                let file = ClusterFile { hub: address.to_string(), token: None, ..cluster };
+                Given::Env(toml::to_string(&file).map_err(|e| format!("cannot describe the cluster: {e}"))?)
+            }
+        };
+        return launch(run, p, plans, options, &given, config, listener);
     }
     eprintln!("hub: listening on {address}; waiting for {} nodes", plans.len());
     let (_tx, exits) = std::sync::mpsc::channel();
     serve(listener, config, plans, p, options, exits, log())
+}
+
+/// How the launcher tells its nodes the cluster: the user's cluster file, or the text of one
+/// in the environment.
+enum Given {
+    File(PathBuf),
+    Env(String),
 }
 
 fn hub_config(cluster: &ClusterFile, token: String, program: u64) -> HubConfig {
@@ -185,29 +248,21 @@ fn log() -> Log {
     Arc::new(|line: String| eprintln!("{line}"))
 }
 
-/// Removes the launcher's temporary directory when the run ends.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Starts one `bloomc node` process per node instance (the cluster file at `path`) and
+/// Starts one `bloomc node` process per node instance (told the cluster as `given`) and
 /// serves them as the hub.
 fn launch(
     run: &Run,
     p: &Program,
     plans: &[NodePlan],
     options: &NetworkOptions,
-    path: &Path,
+    given: &Given,
     config: HubConfig,
     listener: std::net::TcpListener,
 ) -> Result<NetworkResult, String> {
     let token = config.token.clone();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's executable: {e}"))?;
     let mut children: Vec<(String, Child)> = Vec::new();
+    let mut forwarders = Vec::new();
     let stop_all = |children: &mut Vec<(String, Child)>| {
         for (_, c) in children.iter_mut() {
             let _ = c.kill();
@@ -216,7 +271,11 @@ fn launch(
     };
     for plan in plans {
         let mut cmd = Command::new(&exe);
-        cmd.arg("node").arg(&run.program.file).args(["--name", &plan.node_name]).arg("--cluster").arg(path);
+        cmd.arg("node").arg(&run.program.file).args(["--name", &plan.node_name, "--watch-stdin"]);
+        match given {
+            Given::File(path) => cmd.arg("--cluster").arg(path),
+            Given::Env(text) => cmd.env(CLUSTER_VAR, text),
+        };
         for (k, v) in &run.program.set {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
@@ -227,10 +286,14 @@ fn launch(
             cmd.args(["--allow", "nondeterminism"]);
         }
         cmd.arg("--batch").arg(run.batch.to_string());
+        cmd.arg("--max-input-bytes").arg(run.limits.max_input_bytes.to_string());
+        cmd.arg("--max-field-bytes").arg(run.limits.max_field_bytes.to_string());
         if run.skip_bad_rows {
             cmd.arg("--skip-bad-rows");
         }
-        cmd.env(TOKEN_VAR, &token).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // The node's standard input stays open as long as this process lives (the `Child`
+        // holds it), so the node stops when it ends, killed or not (`--watch-stdin`).
+        cmd.env(TOKEN_VAR, &token).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -239,8 +302,8 @@ fn launch(
             }
         };
         eprintln!("started node {} (pid {})", plan.node_name, child.id());
-        forward(&plan.node_name, child.stdout.take());
-        forward(&plan.node_name, child.stderr.take());
+        forwarders.extend(forward(&plan.node_name, child.stdout.take()));
+        forwarders.extend(forward(&plan.node_name, child.stderr.take()));
         children.push((plan.node_name.clone(), child));
     }
     // The supervisor: reports each node's exit to the hub, and stops them all at the end.
@@ -264,9 +327,11 @@ fn launch(
                 });
                 std::thread::sleep(Duration::from_millis(20));
             }
-            // After a finished run the nodes exit by themselves: give them a moment.
+            // The nodes exit by themselves, after a finished run once they heard the answer to
+            // their report, after a failed one once they heard why (and printed it, which the
+            // forwarding shows): give them a moment.
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while over.load(Ordering::SeqCst) == 1 && !children.is_empty() && std::time::Instant::now() < deadline {
+            while !children.is_empty() && std::time::Instant::now() < deadline {
                 children.retain_mut(|(_, c)| !matches!(c.try_wait(), Ok(Some(_))));
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -276,16 +341,21 @@ fn launch(
     let result = serve(listener, config, plans, p, options, exits, log());
     over.store(if result.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
     let _ = supervisor.join();
+    // Every node has exited: what they last wrote is shown before the launcher's verdict.
+    for f in forwarders {
+        let _ = f.join();
+    }
     result
 }
 
 /// Copies a node's output to this process's standard error, each line prefixed by its name.
-fn forward<R: std::io::Read + Send + 'static>(name: &str, from: Option<R>) {
-    let Some(from) = from else { return };
+/// The thread ends when the node's end of the pipe closes.
+fn forward<R: std::io::Read + Send + 'static>(name: &str, from: Option<R>) -> Option<std::thread::JoinHandle<()>> {
+    let from = from?;
     let name = name.to_string();
-    std::thread::spawn(move || {
+    Some(std::thread::spawn(move || {
         for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
             eprintln!("[{name}] {line}");
         }
-    });
+    }))
 }

@@ -37,8 +37,9 @@ pub fn report(c: &Compilation, format: Format, notes: bool) -> (usize, usize) {
     match format {
         Format::Human | Format::Dot => {
             let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let mut human = render::Human::new(&c.sources, color);
             for d in &shown {
-                eprint!("{}", render::render_human(&c.sources, d, color));
+                eprint!("{}", human.render(d));
             }
         }
         Format::Json => {

@@ -80,6 +80,46 @@ fn parse_seal(s: &str) -> Result<(String, Vec<String>), String> {
     }
 }
 
+/// The most timely worker threads `--workers` accepts.
+pub(crate) const MAX_WORKERS: usize = 1024;
+
+/// `--workers`: 1 to [`MAX_WORKERS`].
+pub(crate) fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of worker threads from 1 to {MAX_WORKERS}, found `{s}` (the results are the same for any count)"
+        )),
+    }
+}
+
+/// `--batch`: at least 1 row per tick.
+pub(crate) fn parse_batch(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a number of rows per tick of at least 1, found `{s}`")),
+    }
+}
+
+/// How much an input file and one of its fields may hold.
+#[derive(clap::Args, Clone, Copy)]
+pub struct InputLimits {
+    /// The most bytes an input file (`--input`, or a `feed .. from file`) may hold; a larger
+    /// one is an error naming it.
+    #[arg(long, value_name = "N", default_value_t = bloomc_runtime::input::DEFAULT_LIMITS.file_bytes)]
+    pub max_input_bytes: u64,
+    /// The most bytes one field of an input may hold; a longer one is a bad row, named by
+    /// file, line and column.
+    #[arg(long, value_name = "N", default_value_t = bloomc_runtime::input::DEFAULT_LIMITS.field_bytes)]
+    pub max_field_bytes: usize,
+}
+
+impl InputLimits {
+    pub fn limits(self) -> bloomc_runtime::input::Limits {
+        bloomc_runtime::input::Limits { file_bytes: self.max_input_bytes, field_bytes: self.max_field_bytes }
+    }
+}
+
 pub(crate) fn parse_set(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.to_string())),

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 pub struct Run {
     #[command(flatten)]
     pub(crate) program: ProgramArgs,
-    /// Timely worker threads for the node (results are identical for any count).
-    #[arg(long, short = 'w', default_value_t = 1)]
+    /// Timely worker threads for the node, 1 to 1024 (results are identical for any count).
+    #[arg(long, short = 'w', default_value_t = 1, value_parser = super::parse_workers)]
     pub(crate) workers: usize,
     /// Stop after this many ticks even if the node has not become quiescent.
     #[arg(long, default_value_t = 100_000)]
@@ -27,9 +27,11 @@ pub struct Run {
     /// `--input click=clicks.csv`. Replaces the program's feeds of that input.
     #[arg(long = "input", value_name = "INPUT=PATH", value_parser = super::parse_set)]
     pub(crate) inputs: Vec<(String, String)>,
-    /// Rows of a file input per tick.
-    #[arg(long, default_value_t = 1000)]
+    /// Rows of a file input per tick (at least 1).
+    #[arg(long, default_value_t = 1000, value_parser = super::parse_batch)]
     pub(crate) batch: usize,
+    #[command(flatten)]
+    pub(crate) limits: super::InputLimits,
     /// Skip malformed input rows (and report how many) instead of stopping at the first.
     #[arg(long)]
     pub(crate) skip_bad_rows: bool,
@@ -80,11 +82,18 @@ pub(crate) struct Inputs<'a> {
     pub(crate) inputs: &'a [(String, String)],
     pub(crate) batch: usize,
     pub(crate) skip_bad_rows: bool,
+    pub(crate) limits: super::InputLimits,
 }
 
 impl Run {
     fn inputs(&self) -> Inputs<'_> {
-        Inputs { program: &self.program, inputs: &self.inputs, batch: self.batch, skip_bad_rows: self.skip_bad_rows }
+        Inputs {
+            program: &self.program,
+            inputs: &self.inputs,
+            batch: self.batch,
+            skip_bad_rows: self.skip_bad_rows,
+            limits: self.limits,
+        }
     }
 }
 
@@ -119,16 +128,27 @@ pub(crate) fn read_inputs(
         wanted.retain(|(x, _)| *x != c.id);
         wanted.push((c.id, path.clone()));
     }
+    // Standard input can be read once: a second `-` would silently get nothing.
+    let stdin: Vec<&str> = wanted
+        .iter()
+        .filter(|(_, path)| path == "-")
+        .filter_map(|(c, _)| p.collection(*c).map(|x| x.name.as_str()))
+        .collect();
+    if let [first, second, ..] = stdin.as_slice() {
+        return Err(format!(
+            "inputs `{first}` and `{second}` both read standard input (`-`), which can be read once: give all but one of them a file"
+        ));
+    }
     let mut files = Vec::new();
     let mut skipped = 0;
     for (c, path) in wanted {
         let schema = p.collection(c).ok_or("unknown input")?;
-        let read = bloomc_runtime::input::read(&path, schema, run.skip_bad_rows)?;
+        let read = bloomc_runtime::input::read(&path, schema, run.skip_bad_rows, run.limits.limits())?;
         for bad in &read.bad {
             eprintln!("skipped: {bad}");
         }
         skipped += read.bad.len();
-        files.push((c, read.rows, run.batch.max(1)));
+        files.push((c, read.rows, run.batch));
     }
     Ok((files, skipped))
 }

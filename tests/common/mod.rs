@@ -1,6 +1,11 @@
 //! What the CLI tests share: running the `bloomc` binary from the repository root.
 
+#![allow(dead_code)]
+
 use std::process::{Command, Output};
+
+#[allow(dead_code)]
+pub mod procs;
 
 /// Runs `bloomc` with `args` in the repository root, without colours.
 pub fn bloomc(args: &[&str]) -> Output {

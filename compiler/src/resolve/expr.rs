@@ -82,6 +82,8 @@ impl Resolver<'_> {
                 (ExprKind::Binary(*op, Box::new(l), Box::new(r)), ty)
             }
             ast::ExprKind::Call { func, args } => return self.call(func, args, span, ctx),
+            // Only in a tree with a syntax error (E0008), which is never resolved.
+            ast::ExprKind::Error => return None,
         };
         Some(Expr { kind, ty, span })
     }

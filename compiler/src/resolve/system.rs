@@ -334,6 +334,18 @@ impl Resolver<'_> {
                 }
             };
             match self.constant(e, &Ctx::constant("a generator option")) {
+                Some(Value::Int(v)) if slot == "batch" && u64::try_from(v).is_ok_and(|v| v > crate::ir::MAX_GENERATOR_BATCH) => {
+                    self.report(
+                        Diagnostic::new(
+                            Code::BadGenerator,
+                            format!("`batch` is at most {} rows per tick, found {v}", crate::ir::MAX_GENERATOR_BATCH),
+                            e.span,
+                            "out of range",
+                        )
+                        .with_help("a tick's batch is built whole in memory: give a smaller batch (more ticks)"),
+                    );
+                    ok = false;
+                }
                 Some(Value::Int(v)) if v >= 0 && (slot == "seed" || v > 0) => {
                     let v = u64::try_from(v).unwrap_or(0);
                     match slot {
@@ -431,7 +443,7 @@ impl Resolver<'_> {
             return None;
         }
         let fields: Vec<Expr> = typed.into_iter().collect::<Option<_>>()?;
-        ok.then_some(FeedSource::Generate { rows, seed, batch: batch.unwrap_or(rows), rate, fields })
+        ok.then_some(FeedSource::Generate { rows, seed, batch: batch.unwrap_or(rows.min(crate::ir::MAX_GENERATOR_BATCH)), rate, fields })
     }
 }
 

@@ -1,0 +1,109 @@
+//! The command line's bounds: `--workers` at most 1,024, `--batch` at least 1, standard
+//! input read by one input only, input files and fields bounded (`--max-input-bytes`,
+//! `--max-field-bytes`, errors naming file, line and column), and a generator's batch at
+//! most 1,000,000 rows per tick, its default included.
+
+mod common;
+
+use common::bloomc;
+use common::procs::scratch;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const TWO: &str = "module M { input a(x: int); input b(s: string); output o(x: int); output p(s: string); o <= a; p <= b; }";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn workers_and_batch_are_bounded() {
+    let dir = scratch("limits-flags", &[("two.bl", TWO)]);
+    let file = dir.join("two.bl").display().to_string();
+    for (flag, value, why) in [
+        ("--workers", "1025", "from 1 to 1024"),
+        ("--workers", "0", "from 1 to 1024"),
+        ("--batch", "0", "at least 1"),
+    ] {
+        let out = bloomc(&["run", &file, flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(text(&out.stderr).contains(why), "{flag} {value}: {}", text(&out.stderr));
+    }
+    let out = bloomc(&["node", &file, "--name", "m", "--batch", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("at least 1"), "{}", text(&out.stderr));
+    // 1,024 is accepted: the run gets as far as the inputs (and stops there, rather than
+    // start 1,024 threads).
+    let out = bloomc(&["run", &file, "--workers", "1024", "--input", "nosuch=x.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no input interface `nosuch`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn standard_input_feeds_one_input_only() {
+    let dir = scratch("limits-stdin", &[("two.bl", TWO)]);
+    let file = dir.join("two.bl").display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bloomc"))
+        .args(["run", &file, "--input", "a=-", "--input", "b=-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bloomc starts");
+    let _ = child.stdin.take().map(|mut s| s.write_all(b"1\n"));
+    let out = child.wait_with_output().expect("bloomc ends");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("inputs `a` and `b` both read standard input"), "{err}");
+}
+
+#[test]
+fn input_files_and_fields_are_bounded() {
+    let long = "y".repeat(3000);
+    let dir = scratch(
+        "limits-input",
+        &[("two.bl", TWO), ("b.csv", &format!("s\nshort\n{long}\n")), ("b.jsonl", &format!("{{\"s\": \"ok\"}}\n{{\"s\": \"{long}\"}}\n"))],
+    );
+    let file = dir.join("two.bl").display().to_string();
+    // An endless file stops at the limit, named.
+    let out = bloomc(&["run", &file, "--input", "a=/dev/zero", "--max-input-bytes", "100000"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("`/dev/zero` holds more than 100000 bytes") && err.contains("--max-input-bytes"), "{err}");
+    // A long field is a bad row at its line and column, in CSV and in JSON lines.
+    for (name, at) in [("b.csv", "b.csv:3:1"), ("b.jsonl", "b.jsonl:2:1")] {
+        let input = format!("b={}", dir.join(name).display());
+        let out = bloomc(&["run", &file, "--input", &input, "--max-field-bytes", "1000"]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = text(&out.stderr);
+        assert!(err.contains(at) && err.contains("a field of 3000 bytes") && err.contains("--max-field-bytes"), "{err}");
+        // Raised, the same file is read.
+        let out = bloomc(&["run", &file, "--input", &input, "--max-field-bytes", "4000"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("p: 2 facts emitted"), "{}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn a_generator_of_2_pow_63_rows_delivers_bounded_ticks() {
+    let program = "module M { input a(x: int); output o(x: int); o <= a; }
+system S { node m: M; feed m.a from generate(rows: 9223372036854775807) { x: row() }; }";
+    let dir = scratch("limits-generator", &[("huge.bl", program)]);
+    let out = bloomc(&["dump", "plan", &dir.join("huge.bl").display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(plan.contains("generator: 9223372036854775807 rows, 1000000 per tick"), "{plan}");
+}
+
+#[test]
+fn rendering_many_warnings_is_linear() {
+    // 20,000 warnings (an output never written per module): each used to index every line of
+    // the file again, about 90 s here; now the lines are indexed once.
+    let program: String = (0..20_000).map(|i| format!("module M{i} {{ table t(x: int); output o(x: int); }}\n")).collect();
+    let dir = scratch("limits-render", &[("many.bl", &program)]);
+    let start = std::time::Instant::now();
+    let out = bloomc(&["check", &dir.join("many.bl").display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr).get(..2000).unwrap_or(""));
+    assert_eq!(text(&out.stderr).matches("[W0001]").count(), 20_000);
+    assert!(start.elapsed() < std::time::Duration::from_secs(30), "took {:?}", start.elapsed());
+}
