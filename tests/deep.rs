@@ -31,12 +31,37 @@ fn a_million_operators_in_a_row_give_e0008_where_the_limit_is_passed() {
     let chains: Vec<(&str, String, String, &[&[&str]])> = vec![
         // A left-associative chain is 257 deep at its 256th operator.
         ("plus", format!("param p: int = {};\n", vec!["1"; MILLION].join(" + ")), ":1:1038".into(), &[&["check"]]),
-        ("and", format!("param p: bool = {};\n", vec!["true"; MILLION].join(" and ")), ":1:".into(), &[&["dump", "ast"]]),
+        (
+            "and",
+            format!("param p: bool = {};\n", vec!["true"; MILLION].join(" and ")),
+            ":1:".into(),
+            &[&["dump", "ast"]],
+        ),
         // Runs of prefix operators and brackets are refused before parsing.
-        ("minus", format!("param p: int = {}1;\n", "-".repeat(MILLION)), ":1:272".into(), &[&["check"], &["dump", "ast"], &["dump", "ir"], &["run"]]),
-        ("not", format!("param p: bool = {}true;\n", "not ".repeat(MILLION)), ":1:1041".into(), &[&["check"], &["dump", "ast"]]),
-        ("parens", format!("param p: int = {}1{};\n", "(".repeat(MILLION), ")".repeat(MILLION)), ":1:272".into(), &[&["check"], &["dump", "ir"]]),
-        ("nested", format!("param p: int = {}1{};\n", "1 + (".repeat(MILLION), ")".repeat(MILLION)), ":1:1300".into(), &[&["check"], &["run"]]),
+        (
+            "minus",
+            format!("param p: int = {}1;\n", "-".repeat(MILLION)),
+            ":1:272".into(),
+            &[&["check"], &["dump", "ast"], &["dump", "ir"], &["run"]],
+        ),
+        (
+            "not",
+            format!("param p: bool = {}true;\n", "not ".repeat(MILLION)),
+            ":1:1041".into(),
+            &[&["check"], &["dump", "ast"]],
+        ),
+        (
+            "parens",
+            format!("param p: int = {}1{};\n", "(".repeat(MILLION), ")".repeat(MILLION)),
+            ":1:272".into(),
+            &[&["check"], &["dump", "ir"]],
+        ),
+        (
+            "nested",
+            format!("param p: int = {}1{};\n", "1 + (".repeat(MILLION), ")".repeat(MILLION)),
+            ":1:1300".into(),
+            &[&["check"], &["run"]],
+        ),
     ];
     for (name, text, at, commands) in chains {
         let file = dir.join(format!("{name}.bl"));
@@ -45,7 +70,11 @@ fn a_million_operators_in_a_row_give_e0008_where_the_limit_is_passed() {
             let start = Instant::now();
             let (code, _, err) = bloomc(args, &file);
             assert_eq!(code, Some(1), "{name} {args:?}: {}", err.get(..2000).unwrap_or(&err));
-            assert!(err.contains("[E0008]") && err.contains(&format!("{name}.bl{at}")), "{name}: {}", err.get(..2000).unwrap_or(&err));
+            assert!(
+                err.contains("[E0008]") && err.contains(&format!("{name}.bl{at}")),
+                "{name}: {}",
+                err.get(..2000).unwrap_or(&err)
+            );
             assert!(start.elapsed() < Duration::from_secs(60), "{name} {args:?} took {:?}", start.elapsed());
         }
     }

@@ -159,7 +159,8 @@ fn cluster_files_with_an_unusable_max_frame_or_an_empty_token_are_refused() {
         let path = dir.join(format!("c{i}.toml"));
         std::fs::write(&path, format!("cluster = \"x\"\nhub = \"127.0.0.1:9\"\n{line}\n")).expect("write");
         let path = path.display().to_string();
-        for args in [vec!["node", &file, "--name", "sink", "--cluster", &path], vec!["run", &file, "--cluster", &path]] {
+        for args in [vec!["node", &file, "--name", "sink", "--cluster", &path], vec!["run", &file, "--cluster", &path]]
+        {
             let out = common::bloomc(&args);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{line}: {err}");

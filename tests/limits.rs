@@ -10,7 +10,8 @@ use common::procs::scratch;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-const TWO: &str = "module M { input a(x: int); input b(s: string); output o(x: int); output p(s: string); o <= a; p <= b; }";
+const TWO: &str =
+    "module M { input a(x: int); input b(s: string); output o(x: int); output p(s: string); o <= a; p <= b; }";
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -20,11 +21,9 @@ fn text(b: &[u8]) -> String {
 fn workers_and_batch_are_bounded() {
     let dir = scratch("limits-flags", &[("two.bl", TWO)]);
     let file = dir.join("two.bl").display().to_string();
-    for (flag, value, why) in [
-        ("--workers", "1025", "from 1 to 1024"),
-        ("--workers", "0", "from 1 to 1024"),
-        ("--batch", "0", "at least 1"),
-    ] {
+    for (flag, value, why) in
+        [("--workers", "1025", "from 1 to 1024"), ("--workers", "0", "from 1 to 1024"), ("--batch", "0", "at least 1")]
+    {
         let out = bloomc(&["run", &file, flag, value]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
         assert!(text(&out.stderr).contains(why), "{flag} {value}: {}", text(&out.stderr));
@@ -62,7 +61,11 @@ fn input_files_and_fields_are_bounded() {
     let long = "y".repeat(3000);
     let dir = scratch(
         "limits-input",
-        &[("two.bl", TWO), ("b.csv", &format!("s\nshort\n{long}\n")), ("b.jsonl", &format!("{{\"s\": \"ok\"}}\n{{\"s\": \"{long}\"}}\n"))],
+        &[
+            ("two.bl", TWO),
+            ("b.csv", &format!("s\nshort\n{long}\n")),
+            ("b.jsonl", &format!("{{\"s\": \"ok\"}}\n{{\"s\": \"{long}\"}}\n")),
+        ],
     );
     let file = dir.join("two.bl").display().to_string();
     // An endless file stops at the limit, named.
@@ -76,7 +79,10 @@ fn input_files_and_fields_are_bounded() {
         let out = bloomc(&["run", &file, "--input", &input, "--max-field-bytes", "1000"]);
         assert_eq!(out.status.code(), Some(2), "{name}");
         let err = text(&out.stderr);
-        assert!(err.contains(at) && err.contains("a field of 3000 bytes") && err.contains("--max-field-bytes"), "{err}");
+        assert!(
+            err.contains(at) && err.contains("a field of 3000 bytes") && err.contains("--max-field-bytes"),
+            "{err}"
+        );
         // Raised, the same file is read.
         let out = bloomc(&["run", &file, "--input", &input, "--max-field-bytes", "4000"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -99,7 +105,8 @@ system S { node m: M; feed m.a from generate(rows: 9223372036854775807) { x: row
 fn rendering_many_warnings_is_linear() {
     // 20,000 warnings (an output never written per module): each used to index every line of
     // the file again, about 90 s here; now the lines are indexed once.
-    let program: String = (0..20_000).map(|i| format!("module M{i} {{ table t(x: int); output o(x: int); }}\n")).collect();
+    let program: String =
+        (0..20_000).map(|i| format!("module M{i} {{ table t(x: int); output o(x: int); }}\n")).collect();
     let dir = scratch("limits-render", &[("many.bl", &program)]);
     let start = std::time::Instant::now();
     let out = bloomc(&["check", &dir.join("many.bl").display().to_string()]);

@@ -144,8 +144,8 @@ fn sort(diags: &mut [Diagnostic]) {
 }
 
 fn syntax_diagnostic(e: bloomc_grammar::SyntaxError) -> Diagnostic {
-    use bloomc_grammar::token::LexErrorKind;
     use bloomc_grammar::nesting::{Deep, MAX_DEPTH};
+    use bloomc_grammar::token::LexErrorKind;
     use bloomc_grammar::SyntaxErrorKind;
     let expected = |list: &[String]| -> String {
         match list {

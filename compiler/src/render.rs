@@ -31,7 +31,10 @@ impl<'s> Human<'s> {
         let texts: std::collections::HashMap<String, String> =
             sources.files().map(|(_, f)| (f.name.clone(), f.text.clone())).collect();
         let fetch: Box<dyn Fn(&String) -> Result<String, Box<dyn std::fmt::Debug>>> = Box::new(move |name| {
-            texts.get(name).cloned().ok_or_else(|| Box::new(format!("unknown file `{name}`")) as Box<dyn std::fmt::Debug>)
+            texts
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Box::new(format!("unknown file `{name}`")) as Box<dyn std::fmt::Debug>)
         });
         Human { sources, color, cache: ariadne::FnCache::new(fetch) }
     }

@@ -92,10 +92,16 @@ pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool, limits: Limits
         ));
     }
     let text = String::from_utf8(bytes).map_err(|e| {
-        format!("`{name}` is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8", e.utf8_error().valid_up_to())
+        format!(
+            "`{name}` is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        )
     })?;
     let too_long = |len: usize| {
-        format!("a field of {len} bytes, over the limit of {} bytes: raise it with `--max-field-bytes N`", limits.field_bytes)
+        format!(
+            "a field of {len} bytes, over the limit of {} bytes: raise it with `--max-field-bytes N`",
+            limits.field_bytes
+        )
     };
     let json = path.ends_with(".jsonl") || path.ends_with(".json");
     let mut out = ReadRows { rows: Vec::new(), bad: Vec::new() };
@@ -145,7 +151,9 @@ pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool, limits: Limits
             let mut row = Row::new();
             let mut bad = None;
             for (k, (col, v)) in cols.iter().zip(fields).enumerate() {
-                if let Some(len) = v.and_then(serde_json::Value::as_str).map(str::len).filter(|n| *n > limits.field_bytes) {
+                if let Some(len) =
+                    v.and_then(serde_json::Value::as_str).map(str::len).filter(|n| *n > limits.field_bytes)
+                {
                     bad = Some(BadRow { file: name.clone(), line: line_no, column: k + 1, message: too_long(len) });
                     break;
                 }

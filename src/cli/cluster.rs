@@ -143,8 +143,13 @@ impl Node {
         let (errors, _) = super::common::report(&c, self.program.text_format()?, false);
         let program = program_digest(&c, self.batch, self.skip_bad_rows);
         let Some(p) = c.program.filter(|_| errors == 0) else { return Ok(ExitCode::from(1)) };
-        let inputs =
-            Inputs { program: &self.program, inputs: &[], batch: self.batch, skip_bad_rows: self.skip_bad_rows, limits: self.limits };
+        let inputs = Inputs {
+            program: &self.program,
+            inputs: &[],
+            batch: self.batch,
+            skip_bad_rows: self.skip_bad_rows,
+            limits: self.limits,
+        };
         let (files, _) = read_inputs(&inputs, &p)?;
         let plans = bloomc_runtime::plan::plan_network(&p, &files)?;
         let hello = Hello {

@@ -49,6 +49,8 @@ pub struct Explore {
     /// Skip malformed rows of `--input` files (and report how many).
     #[arg(long)]
     skip_bad_rows: bool,
+    #[command(flatten)]
+    limits: super::InputLimits,
 }
 
 impl Explore {
@@ -62,8 +64,13 @@ impl Explore {
         let (Some(p), 0) = (c.program.as_ref(), errors) else {
             return Ok(ExitCode::from(1));
         };
-        let inputs =
-            Inputs { program: &self.program, inputs: &self.inputs, batch: 1, skip_bad_rows: self.skip_bad_rows };
+        let inputs = Inputs {
+            program: &self.program,
+            inputs: &self.inputs,
+            batch: 1,
+            skip_bad_rows: self.skip_bad_rows,
+            limits: self.limits,
+        };
         let (files, _) = read_inputs(&inputs, p)?;
         let plans = match &p.system {
             Some(_) => bloomc_runtime::plan::plan_network(p, &files)?,

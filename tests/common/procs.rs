@@ -52,4 +52,3 @@ pub fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String, String
     };
     (code, out.join().unwrap_or_default(), err.join().unwrap_or_default())
 }
-

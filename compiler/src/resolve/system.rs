@@ -334,7 +334,9 @@ impl Resolver<'_> {
                 }
             };
             match self.constant(e, &Ctx::constant("a generator option")) {
-                Some(Value::Int(v)) if slot == "batch" && u64::try_from(v).is_ok_and(|v| v > crate::ir::MAX_GENERATOR_BATCH) => {
+                Some(Value::Int(v))
+                    if slot == "batch" && u64::try_from(v).is_ok_and(|v| v > crate::ir::MAX_GENERATOR_BATCH) =>
+                {
                     self.report(
                         Diagnostic::new(
                             Code::BadGenerator,
@@ -443,7 +445,13 @@ impl Resolver<'_> {
             return None;
         }
         let fields: Vec<Expr> = typed.into_iter().collect::<Option<_>>()?;
-        ok.then_some(FeedSource::Generate { rows, seed, batch: batch.unwrap_or(rows.min(crate::ir::MAX_GENERATOR_BATCH)), rate, fields })
+        ok.then_some(FeedSource::Generate {
+            rows,
+            seed,
+            batch: batch.unwrap_or(rows.min(crate::ir::MAX_GENERATOR_BATCH)),
+            rate,
+            fields,
+        })
     }
 }
 
