@@ -2,14 +2,14 @@
 //! nonmonotone rule, and which collections are nonmonotonically maintained.
 //!
 //! Nonmonotone: a group-by aggregate (unless its `having` is a threshold that only grows
-//! true over an insert-only input), a `notin`, a deletion `<-`, or a read of a collection
+//! true over insert-only tables), a `notin`, a deletion `<-`, or a read of a collection
 //! that is itself nonmonotonically maintained. The gate of a rule is the set of columns its
 //! nonmonotone operator partitions on: group-by keys, antijoin pairs, or the columns a
 //! deletion matches on. Each gate column is traced through lineage to input columns.
 
 use super::lineage::{class, InputCol, Lineage};
 use crate::ir::{AggFn, Body, ColRef, CollectionId, Expr, ExprKind, ModuleId, Program, Rule, RuleId, Value};
-use bloomc_grammar::ast::{BinaryOp, MergeOp};
+use bloomc_grammar::ast::{BinaryOp, CollectionKind, MergeOp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One attribute of a gate: its display name, the input columns it is a copy of, and the
@@ -71,17 +71,20 @@ fn conjuncts(e: &Expr) -> Vec<&Expr> {
     }
 }
 
-/// An aggregate rule whose output only grows: it projects no aggregate and keeps groups by
-/// growing tests. Such a rule is monotone when its inputs are insert-only.
-pub fn threshold(body: &Body) -> bool {
+/// An aggregate rule whose output only grows: it projects no aggregate, keeps groups by
+/// growing tests and reads only tables. Such a rule is monotone when those tables are
+/// insert-only. Over an input or a scratch it counts one tick's facts, so how the facts
+/// fall into ticks decides which groups pass: nonmonotone like any aggregate.
+pub fn threshold(p: &Program, body: &Body) -> bool {
     body.aggregates()
+        && body.atoms.iter().all(|a| p.collection(a.collection).is_some_and(|c| c.kind == CollectionKind::Table))
         && !body.head.iter().any(Expr::has_aggregate)
         && body.having.as_ref().is_some_and(|h| conjuncts(h).iter().all(|c| growing_test(c) || !c.has_aggregate()))
 }
 
 /// The nonmonotone operator of the rule itself, ignoring what it reads.
 pub fn own_nonmonotone(p: &Program, r: &Rule) -> bool {
-    (r.body.aggregates() && !threshold(&r.body) && !singleton_groups(p, &r.body))
+    (r.body.aggregates() && !threshold(p, &r.body) && !singleton_groups(p, &r.body))
         || !r.body.antijoins.is_empty()
         || r.op == MergeOp::Delete
 }
@@ -164,7 +167,7 @@ fn attr(p: &Program, lin: &Lineage, body: &Body, c: ColRef) -> GateAttr {
 pub fn own_gates(p: &Program, lin: &Lineage, r: &Rule) -> Vec<Gate> {
     let b = &r.body;
     let mut gates = Vec::new();
-    if b.aggregates() && !threshold(b) && !singleton_groups(p, b) {
+    if b.aggregates() && !threshold(p, b) && !singleton_groups(p, b) {
         gates.push(group_gate(p, lin, b));
     }
     for anti in &b.antijoins {
@@ -212,7 +215,7 @@ fn group_gate(p: &Program, lin: &Lineage, b: &Body) -> Gate {
 /// threshold aggregate that is nonmonotone only because its input is, its group-by keys.
 pub fn nonmonotone_gates(p: &Program, lin: &Lineage, r: &Rule) -> Vec<Gate> {
     let mut gates = own_gates(p, lin, r);
-    if r.body.aggregates() && threshold(&r.body) {
+    if r.body.aggregates() && threshold(p, &r.body) {
         let mut g = group_gate(p, lin, &r.body);
         g.sort();
         g.dedup();

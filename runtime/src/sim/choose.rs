@@ -53,3 +53,21 @@ impl Script {
         None
     }
 }
+
+/// Splits `items` into (taken, left) by one choice per item; with `nonempty`, at least one.
+pub(crate) fn split<T>(items: Vec<T>, choose: &mut dyn Chooser, nonempty: bool) -> (Vec<T>, Vec<T>) {
+    let mut taken = Vec::new();
+    let mut left = Vec::new();
+    for it in items {
+        if choose.pick(2) == 1 {
+            taken.push(it);
+        } else {
+            left.push(it);
+        }
+    }
+    if nonempty && taken.is_empty() && !left.is_empty() {
+        let at = choose.pick(left.len());
+        taken.push(left.remove(at));
+    }
+    (taken, left)
+}

@@ -10,6 +10,7 @@
 pub mod choose;
 pub mod explore;
 pub mod naive;
+mod sequencer;
 pub mod world;
 
 use crate::network::{resolve, Coordination};

@@ -21,6 +21,8 @@
 //!   The facts these runs emit are the reference of "may miss facts, never a wrong one".
 
 pub use super::choose::{Chooser, Script, Seeded};
+use super::choose::split;
+use super::sequencer::{Item, Sequencer};
 use super::naive::Node;
 pub use super::Setup;
 use crate::network::destinations;
@@ -34,9 +36,6 @@ pub enum Family {
     General,
     CompleteInput,
 }
-
-/// A fact waiting for a node: its input and row.
-type Item = (CollectionId, Row);
 
 /// One tick of one node, for traces.
 #[derive(Debug, Clone)]
@@ -64,26 +63,6 @@ struct NodeState {
     /// Sequenced replicas: the next batch to take.
     cursor: usize,
     stopped: bool,
-}
-
-/// A sequencer: messages staged for the group (with the replica each is addressed to), and
-/// the batches cut so far, which every replica takes in order.
-#[derive(Debug, Clone, Default)]
-struct Sequencer {
-    /// Each message once, with the replicas it is addressed to.
-    staged: Vec<(Item, BTreeSet<usize>)>,
-    batches: Vec<Vec<(Item, BTreeSet<usize>)>>,
-}
-
-impl Sequencer {
-    fn stage(&mut self, offset: usize, item: Item) {
-        match self.staged.iter_mut().find(|(i, _)| *i == item) {
-            Some((_, to)) => {
-                to.insert(offset);
-            }
-            None => self.staged.push((item, BTreeSet::from([offset]))),
-        }
-    }
 }
 
 /// What one schedule did.
@@ -125,7 +104,7 @@ pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, tra
             stopped: false,
         })
         .collect();
-    let mut seqs: BTreeMap<usize, Sequencer> = setup.sequenced.keys().map(|f| (*f, Sequencer::default())).collect();
+    let mut seqs: BTreeMap<usize, Sequencer> = setup.sequenced.keys().map(|f| (*f, Sequencer::new(*f))).collect();
     if family == Family::CompleteInput {
         // Whole inputs arrive at once, so replicas see the same batches without a sequencer.
         seqs.clear();
@@ -136,7 +115,7 @@ pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, tra
             // A sequenced replica's own feed goes through its group's sequencer too, so
             // every replica takes its feed's facts in the same batches.
             match setup.sequenced_first(i).and_then(|f| seqs.get_mut(&f).map(|s| (f, s))) {
-                Some((f, s)) => s.stage(i - f, (*input, row.clone())),
+                Some((f, s)) => s.stage(setup, i - f, (*input, row.clone())),
                 None => arrive(setup, &mut nodes, i, *input, row.clone()),
             }
         }
@@ -145,6 +124,10 @@ pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, tra
     let mut repeated = false;
     loop {
         let done = done_nodes(setup, &nodes, &seqs);
+        for s in seqs.values_mut() {
+            let first = s.first;
+            s.release(setup, &|c| forced || complete(setup, &done, first, c));
+        }
         let mut actions: Vec<Action> = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
             if !n.stopped && can_tick(setup, family, &seqs, &done, forced, i, n) {
@@ -152,12 +135,13 @@ pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, tra
             }
         }
         if family == Family::General {
-            actions.extend(seqs.iter().filter(|(_, s)| !s.staged.is_empty()).map(|(f, _)| Action::Cut(*f)));
+            actions.extend(seqs.iter().filter(|(_, s)| s.cuttable()).map(|(f, _)| Action::Cut(*f)));
         }
         if actions.is_empty() {
             let waiting = nodes
                 .iter()
-                .any(|n| !n.stopped && (!n.held.is_empty() || !n.pending.is_empty() || !n.parked.is_empty()));
+                .any(|n| !n.stopped && (!n.held.is_empty() || !n.pending.is_empty() || !n.parked.is_empty()))
+                || seqs.values().any(Sequencer::holding);
             if waiting && !forced {
                 actions.push(Action::Force);
             } else if family == Family::CompleteInput && !repeated {
@@ -184,10 +168,7 @@ pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, tra
             }
             Some(Action::Cut(f)) => {
                 if let Some(s) = seqs.get_mut(f) {
-                    let staged = std::mem::take(&mut s.staged);
-                    let (batch, rest) = split(staged, choose, true);
-                    s.staged = rest;
-                    s.batches.push(batch);
+                    s.cut(choose);
                 }
             }
             Some(Action::Force) => {
@@ -199,24 +180,6 @@ pub fn simulate(setup: &Setup<'_>, family: Family, choose: &mut dyn Chooser, tra
     }
     out.truncated = nodes.iter().any(|n| n.stopped);
     out
-}
-
-/// Splits `items` into (taken, left) by one choice per item; with `nonempty`, at least one.
-fn split<T>(items: Vec<T>, choose: &mut dyn Chooser, nonempty: bool) -> (Vec<T>, Vec<T>) {
-    let mut taken = Vec::new();
-    let mut left = Vec::new();
-    for it in items {
-        if choose.pick(2) == 1 {
-            taken.push(it);
-        } else {
-            left.push(it);
-        }
-    }
-    if nonempty && taken.is_empty() && !left.is_empty() {
-        let at = choose.pick(left.len());
-        taken.push(left.remove(at));
-    }
-    (taken, left)
 }
 
 /// A fact arrives at node `to`'s input: held per key when the input is sealed, else waiting.
@@ -256,7 +219,7 @@ fn done_nodes(setup: &Setup<'_>, nodes: &[NodeState], seqs: &BTreeMap<usize, Seq
                     || !n.pending.is_empty()
                     || !n.held.is_empty()
                     || !n.parked.is_empty()
-                    || seq.is_some_and(|s| !s.staged.is_empty() || n.cursor < s.batches.len()))
+                    || seq.is_some_and(|s| s.cuttable() || s.holding() || n.cursor < s.batches.len()))
         })
         .collect();
     let mut queue: Vec<usize> = (0..nodes.len()).filter(|&i| live.get(i) == Some(&true)).collect();
@@ -448,7 +411,7 @@ fn run_tick(
                 for offset in destinations(r, fact, &mut misrouted) {
                     let to = r.first + offset;
                     if let Some(s) = seqs.get_mut(&r.first) {
-                        s.stage(offset, (r.input, fact.clone()));
+                        s.stage(setup, offset, (r.input, fact.clone()));
                     } else {
                         arrive(setup, nodes, to, r.input, fact.clone());
                     }
