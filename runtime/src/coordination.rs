@@ -4,8 +4,9 @@
 
 use crate::plan::NodePlan;
 use bloomc_compiler::analysis::coordination::Strategy;
+use bloomc_compiler::analysis::model::Producer;
 use bloomc_compiler::analysis::report::Analysis;
-use bloomc_compiler::ir::{Endpoint, GroupId, Program};
+use bloomc_compiler::ir::{CollectionId, Endpoint, GroupId, Program};
 use std::collections::BTreeSet;
 
 /// A sealed input and its seal columns.
@@ -130,4 +131,53 @@ pub(crate) fn resolve(p: &Program, plans: &[NodePlan], coordination: &Coordinati
         .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
         .collect();
     Ok(Resolved { seal, sequenced, holds })
+}
+
+/// The seals the analysis assumes on inputs fed from outside the system (every producer of
+/// the stream external: a feed, or nothing), declared or given with `--seal`: per node of
+/// `plans`, (node, input, seal columns).
+pub fn external_seals(p: &Program, plans: &[NodePlan], a: &Analysis) -> Vec<(usize, CollectionId, Vec<usize>)> {
+    let mut out: Vec<(usize, CollectionId, Vec<usize>)> = Vec::new();
+    for s in &a.graph.seals {
+        let external = a
+            .graph
+            .edges
+            .iter()
+            .filter(|e| e.component == s.component && e.input == s.input)
+            .all(|e| e.producer == Producer::External);
+        let (Some(comp), true) = (a.graph.components.get(s.component), external) else { continue };
+        let Some(input) = comp.inputs.get(s.input) else { continue };
+        for (i, n) in plans.iter().enumerate() {
+            let group = p.system.iter().flat_map(|x| x.groups.iter()).find(|g| Some(g.id) == n.group);
+            let name = group.map_or_else(|| n.node_name.as_str(), |g| g.name.as_str());
+            if name != comp.name {
+                continue;
+            }
+            let module = p.module(n.module).into_iter().flat_map(|m| m.collections.iter()).copied();
+            let Some(c) = module.clone().find(|&c| p.collection_name(c) == input) else { continue };
+            let cols: Option<Vec<usize>> =
+                s.key.iter().map(|k| p.collection(c).and_then(|x| x.column_index(k))).collect();
+            if let Some(cols) = cols.filter(|c| !c.is_empty()) {
+                if !out.iter().any(|(j, x, _)| *j == i && *x == c) {
+                    out.push((i, c, cols));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sets each plan's `sealed_feeds` to the seals the analysis assumes on its fed inputs, so
+/// that `bloomc run` delivers each key's rows together as the analysis (and `explore`)
+/// assumed: with `--seal` (which replaces a declared seal of the same stream) and for a
+/// program without a system too.
+pub fn seal_feeds(p: &Program, plans: &mut [NodePlan], analysis: Option<&Analysis>) {
+    let Some(a) = analysis else { return };
+    for (i, c, cols) in external_seals(p, plans, a) {
+        let Some(plan) = plans.get_mut(i) else { continue };
+        if plan.feeds.iter().any(|f| f.input == c) {
+            plan.sealed_feeds.retain(|(x, _)| *x != c);
+            plan.sealed_feeds.push((c, cols));
+        }
+    }
 }

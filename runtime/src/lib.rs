@@ -6,6 +6,7 @@
 
 pub mod coordination;
 pub mod eval;
+mod fed;
 pub mod fold;
 pub(crate) mod groups;
 pub mod hub;

@@ -117,6 +117,9 @@ pub struct NodePlan {
     pub deletes: Vec<RuleId>,
     pub sends: Vec<RuleId>,
     pub feeds: Vec<Feed>,
+    /// Fed inputs with a declared seal, and the seal's columns: each key's rows are
+    /// delivered together, in the tick of the key's last row (`fed.rs`).
+    pub sealed_feeds: Vec<(CollectionId, Vec<usize>)>,
     /// (output, input) pairs wired from this node to itself.
     pub loopback: Vec<(CollectionId, CollectionId)>,
 }
@@ -202,7 +205,20 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
         });
     }
     let (strata, deferred, deletes, sends) = phases(p, module)?;
-    Ok(NodePlan { module, group, instance: 0, node_name, strata, deferred, deletes, sends, feeds, loopback })
+    let sealed_feeds = group.map(|g| crate::fed::sealed_feeds(p, g, &feeds)).unwrap_or_default();
+    Ok(NodePlan {
+        module,
+        group,
+        instance: 0,
+        node_name,
+        strata,
+        deferred,
+        deletes,
+        sends,
+        feeds,
+        sealed_feeds,
+        loopback,
+    })
 }
 
 /// The generated feeds of a group (file feeds are read by the caller and arrive in `files`).
@@ -296,6 +312,7 @@ pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> R
                 source: Source::Rows { rows: std::sync::Arc::new(rows.clone()), batch: *batch },
             });
         }
+        let sealed_feeds = crate::fed::sealed_feeds(p, g.id, &feeds);
         for instance in 0..g.count {
             let node_name = if g.count == 1 { g.name.clone() } else { format!("{}[{instance}]", g.name) };
             plans.push(NodePlan {
@@ -308,6 +325,7 @@ pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> R
                 deletes: deletes.clone(),
                 sends: sends.clone(),
                 feeds: feeds.clone(),
+                sealed_feeds: sealed_feeds.clone(),
                 loopback: Vec::new(),
             });
         }
@@ -331,6 +349,18 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
             Source::Rows { rows, batch } => format!("file: {} rows, {batch} per tick", rows.len()),
         };
         let _ = writeln!(out, "  feed {} <- {what}", p.collection_name(f.input));
+    }
+    for (input, cols) in &plan.sealed_feeds {
+        let names: Vec<&str> = p
+            .collection(*input)
+            .map(|c| cols.iter().filter_map(|&i| c.columns.get(i).map(|x| x.name.as_str())).collect())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  feed {} sealed on ({}): each key's rows are delivered together, in the tick of its last row",
+            p.collection_name(*input),
+            names.join(", ")
+        );
     }
     if plan.loopback.is_empty() {
         // In a network, the wires from this node's group go through the transport.

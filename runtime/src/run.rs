@@ -181,6 +181,8 @@ pub(crate) struct Worker {
     previous: BTreeMap<CollectionId, Vec<Row>>,
     /// When the node started: feeds with a `rate` are paced from it.
     started: std::time::Instant,
+    /// Sealed fed inputs: each key's rows held until the tick of its last row (`fed.rs`).
+    fed: BTreeMap<CollectionId, crate::fed::FedHold>,
 }
 
 impl Worker {
@@ -227,9 +229,19 @@ impl Worker {
                 for row in arriving.remove(c).unwrap_or_default() {
                     each(&row);
                 }
-                for f in plan.feeds.iter().filter(|f| f.input == *c) {
-                    if let Some(share) = share {
-                        f.visit(tick, plan.instance, share, feed_errors, &mut each);
+                match self.fed.get_mut(c) {
+                    Some(hold) => {
+                        let rows = share.map(|s| feed_rows(plan, *c, tick, s, feed_errors)).unwrap_or_default();
+                        for row in hold.take(tick, rows) {
+                            each(&row);
+                        }
+                    }
+                    None => {
+                        for f in plan.feeds.iter().filter(|f| f.input == *c) {
+                            if let Some(share) = share {
+                                f.visit(tick, plan.instance, share, feed_errors, &mut each);
+                            }
+                        }
                     }
                 }
                 session.advance_to(tick + 1);
@@ -237,10 +249,10 @@ impl Worker {
                 continue;
             }
             let mut rows = arriving.remove(c).unwrap_or_default();
-            for f in plan.feeds.iter().filter(|f| f.input == *c) {
-                if let Some((i, n)) = share {
-                    rows.extend(f.batch(tick, plan.instance, i, n, feed_errors));
-                }
+            let fed = share.map(|s| feed_rows(plan, *c, tick, s, feed_errors)).unwrap_or_default();
+            match self.fed.get_mut(c) {
+                Some(hold) => rows.extend(hold.take(tick, fed)),
+                None => rows.extend(fed),
             }
             rows.retain(|row| admit(row));
             facts_in += rows.len() as u64;
@@ -311,6 +323,11 @@ impl Worker {
             worker.drop_dataflow(id);
         }
     }
+}
+
+/// The rows the feeds of `input` deliver in tick `tick` to worker `share` of the node.
+fn feed_rows(plan: &NodePlan, input: CollectionId, tick: u64, (i, n): (usize, usize), errors: &mut u64) -> Vec<Row> {
+    plan.feeds.iter().filter(|f| f.input == input).flat_map(|f| f.batch(tick, plan.instance, i, n, errors)).collect()
 }
 
 /// The dataflow's inputs for the driver's folds: each fold's changes, and the errors.
@@ -390,6 +407,11 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
         insert_only,
         previous: BTreeMap::new(),
         started: std::time::Instant::now(),
+        fed: plan
+            .sealed_feeds
+            .iter()
+            .map(|(c, cols)| (*c, crate::fed::FedHold::new(crate::fed::plan(*c, cols, plan.instance, &plan.feeds))))
+            .collect(),
     })
 }
 

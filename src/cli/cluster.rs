@@ -151,7 +151,8 @@ impl Node {
             limits: self.limits,
         };
         let (files, _) = read_inputs(&inputs, &p)?;
-        let plans = bloomc_runtime::plan::plan_network(&p, &files)?;
+        let mut plans = bloomc_runtime::plan::plan_network(&p, &files)?;
+        bloomc_runtime::coordination::seal_feeds(&p, &mut plans, c.analysis.as_ref());
         let hello = Hello {
             cluster: cluster.cluster.clone(),
             token: cluster.token()?,

@@ -53,7 +53,8 @@ pub fn run_network(
     skipped: usize,
     digest: u64,
 ) -> Result<ExitCode, String> {
-    let plans = bloomc_runtime::plan::plan_network(p, files)?;
+    let mut plans = bloomc_runtime::plan::plan_network(p, files)?;
+    bloomc_runtime::coordination::seal_feeds(p, &mut plans, analysis);
     let coordination = match run.coordination {
         CoordinationArg::Auto => auto(p, analysis),
         CoordinationArg::None => Coordination::None,

@@ -202,6 +202,7 @@ impl Run {
         plan.feeds.retain(|f| {
             matches!(f.source, bloomc_runtime::plan::Source::Rows { .. }) || !overridden.contains(&f.input)
         });
+        bloomc_runtime::coordination::seal_feeds(p, std::slice::from_mut(&mut plan), c.analysis.as_ref());
         for (name, _) in &self.outputs {
             if !plan.collections(p, CollectionKind::Output).iter().any(|&o| p.collection_name(o) == name) {
                 return Err(format!("`--output {name}`: node `{}` has no output interface `{name}`", plan.node_name));

@@ -13,11 +13,11 @@ pub mod naive;
 mod sequencer;
 pub mod world;
 
+use crate::coordination::external_seals;
 use crate::network::{resolve, Coordination};
 use crate::network::{routes, Route};
 use crate::plan::NodePlan;
 use crate::value::Row;
-use bloomc_compiler::analysis::model::Producer;
 use bloomc_compiler::analysis::report::Analysis;
 use bloomc_compiler::ir::{CollectionId, Program};
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,39 +47,9 @@ pub fn setup<'p>(
             }
         }
     }
-    if let Some(a) = analysis {
-        for s in &a.graph.seals {
-            let external = a
-                .graph
-                .edges
-                .iter()
-                .filter(|e| e.component == s.component && e.input == s.input)
-                .all(|e| e.producer == Producer::External);
-            let (Some(comp), true) = (a.graph.components.get(s.component), external) else { continue };
-            let Some(input) = comp.inputs.get(s.input) else { continue };
-            for (i, n) in plans.iter().enumerate() {
-                let group = p.system.iter().flat_map(|x| x.groups.iter()).find(|g| Some(g.id) == n.group);
-                let name = group.map_or_else(|| n.node_name.as_str(), |g| g.name.as_str());
-                if name != comp.name {
-                    continue;
-                }
-                let Some(c) = p
-                    .module(n.module)
-                    .into_iter()
-                    .flat_map(|m| m.collections.iter())
-                    .copied()
-                    .find(|&c| p.collection_name(c) == input)
-                else {
-                    continue;
-                };
-                let cols: Option<Vec<usize>> =
-                    s.key.iter().map(|k| p.collection(c).and_then(|x| x.column_index(k))).collect();
-                if let Some(cols) = cols.filter(|c| !c.is_empty()) {
-                    if !seals.iter().any(|(j, x, _)| *j == i && *x == c) {
-                        seals.push((i, c, cols));
-                    }
-                }
-            }
+    for (i, c, cols) in analysis.map(|a| external_seals(p, &plans, a)).unwrap_or_default() {
+        if !seals.iter().any(|(j, x, _)| *j == i && *x == c) {
+            seals.push((i, c, cols));
         }
     }
     Ok(Setup::new(p, plans, &seals, &resolved.sequenced, &reads, max_ticks))

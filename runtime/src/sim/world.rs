@@ -20,10 +20,10 @@
 //!   `<+` lags a tick behind its input). Only the interleaving of nodes is left to choose.
 //!   The facts these runs emit are the reference of "may miss facts, never a wrong one".
 
-pub use super::choose::{Chooser, Script, Seeded};
 use super::choose::split;
-use super::sequencer::{Item, Sequencer};
+pub use super::choose::{Chooser, Script, Seeded};
 use super::naive::Node;
+use super::sequencer::{Item, Sequencer};
 pub use super::Setup;
 use crate::network::destinations;
 use crate::value::Row;

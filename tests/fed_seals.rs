@@ -1,0 +1,65 @@
+//! Seals on fed inputs at run time (`runtime/src/fed.rs`): a seal on an input fed by a
+//! generator or a file describes the feed, so `bloomc run` delivers each key's rows together
+//! in the tick of the key's last row, as the analysis and `bloomc explore` assume. Without
+//! the seal the same programs emit partial counts.
+
+mod common;
+use common::bloomc;
+
+fn run(args: &[&str]) -> (Vec<String>, String) {
+    let out = bloomc(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    let facts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("counts(") || l.contains("db("))
+        .map(str::to_string)
+        .collect();
+    (facts, stderr)
+}
+
+#[test]
+fn a_sealed_generated_feed_delivers_each_key_in_one_tick() {
+    let file = "tests/fed/count_sealed_feed.bl";
+    let (sealed, _) = run(&["run", file]);
+    assert_eq!(sealed, ["counts(\"a\", 0, 6)", "counts(\"a\", 1, 6)"]);
+    // The same answer on two workers, each holding its share of every key.
+    let (two, _) = run(&["run", file, "--workers", "2"]);
+    assert_eq!(two, sealed);
+    // Without the seal, batches of 4 rows split each key: partial counts are emitted too.
+    let (unsealed, stderr) = run(&["run", file, "--set", "seal_it=false"]);
+    assert!(unsealed.contains(&"counts(\"a\", 0, 4)".to_string()), "{unsealed:?}");
+    assert!(stderr.contains("W0100"), "the analysis warns without the seal: {stderr}");
+    // `--seal` seals the feed for one run, at run time as in the analysis.
+    let (flag, _) = run(&["run", file, "--set", "seal_it=false", "--seal", "c.w=batch"]);
+    assert_eq!(flag, sealed);
+}
+
+#[test]
+fn a_sealed_file_feed_waits_for_the_last_row_of_each_key() {
+    // Rows of batch 0 are on lines 1, 3 and 5: with 2 rows a tick they span three ticks.
+    let args = ["run", "tests/fed/count_module.bl", "--input", "w=tests/fed/words.csv", "--batch", "2"];
+    let (unsealed, _) = run(&args);
+    assert_eq!(unsealed, ["counts(\"a\", 0, 1)", "counts(\"a\", 1, 1)"]);
+    let (sealed, _) = run(&[&args[..], &["--seal", "w=batch"]].concat());
+    assert_eq!(sealed, ["counts(\"a\", 0, 3)", "counts(\"a\", 1, 2)"]);
+}
+
+#[test]
+fn a_network_stores_only_final_counts_from_a_sealed_feed() {
+    let file = "tests/fed/count_network.bl";
+    let (db, _) = run(&["run", file]);
+    assert_eq!(db.len(), 4, "{db:?}");
+    assert!(db.iter().all(|l| l.ends_with(", 10)")), "{db:?}");
+    let plan = bloomc(&["dump", "plan", file]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("feed w sealed on (batch): each key's rows are delivered together"), "{text}");
+}
+
+#[test]
+fn explore_agrees_that_the_sealed_feed_is_deterministic() {
+    let out = bloomc(&["explore", "tests/fed/count_sealed_feed.bl", "--schedules", "50"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("c.counts  Async  same in every schedule"), "{stdout}");
+}
