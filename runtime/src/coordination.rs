@@ -15,6 +15,8 @@ pub type SealAt = (Endpoint, Vec<usize>);
 /// A read held until its key's partition of a sealed input is sealed: each fact of `read`
 /// waits, keyed by its `columns` (in the order of the seal's key columns), until every
 /// producer of `sealed` has sealed that key, or announced that it will send none of it.
+/// With no columns (the read does not carry the seal's key) each fact waits until every
+/// partition of `sealed` is sealed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReadHold {
     pub read: Endpoint,
@@ -42,10 +44,10 @@ pub enum Coordination {
 
 /// `--coordination auto`: what the analysis chose, per group. A seal chosen at a group is
 /// enforced on each of its wired inputs whose seal the analysis relies on (the producers
-/// must copy a generated feed), and each read it protects that carries the seal's key is
-/// held per key until that partition is sealed; an order chosen at a replicated group
-/// sequences it (a group of one instance already takes its deliveries one at a time, in
-/// arrival order).
+/// must copy a generated feed), and each read it protects is held: per key until that
+/// partition is sealed when it carries the seal's key, else until every partition is; an
+/// order chosen at a replicated group sequences it (a group of one instance already takes
+/// its deliveries one at a time, in arrival order).
 pub fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
     let none = Coordination::Chosen { order: BTreeSet::new(), seal: Vec::new(), holds: Vec::new() };
     let Some(s) = &p.system else { return none };
@@ -77,12 +79,16 @@ pub fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
                     let ordered: Option<Vec<&String>> =
                         choice.key.iter().map(|k| pairs.iter().find(|(sk, _)| sk == k).map(|(_, rc)| rc)).collect();
                     let enforced = seal.iter().any(|(e, _)| *e == sealed);
-                    if let (Some(ordered), true) = (ordered, enforced) {
-                        if let Some(cols) = columns(read, &mut ordered.into_iter()) {
-                            let h = ReadHold { read, sealed, columns: cols };
-                            if !holds.contains(&h) {
-                                holds.push(h);
-                            }
+                    // No pairs: the read waits for the whole sealed input (no columns).
+                    let cols = match ordered {
+                        _ if pairs.is_empty() => Some(Vec::new()),
+                        Some(ordered) => columns(read, &mut ordered.into_iter()),
+                        None => None,
+                    };
+                    if let (Some(cols), true) = (cols, enforced) {
+                        let h = ReadHold { read, sealed, columns: cols };
+                        if !holds.contains(&h) {
+                            holds.push(h);
                         }
                     }
                 }
@@ -171,6 +177,10 @@ pub fn external_seals(p: &Program, plans: &[NodePlan], a: &Analysis) -> Vec<(usi
 /// that `bloomc run` delivers each key's rows together as the analysis (and `explore`)
 /// assumed: with `--seal` (which replaces a declared seal of the same stream) and for a
 /// program without a system too.
+///
+/// A read the analysis protects with such a seal is held too (`fed_reads`): each of its
+/// facts waits until its partition of the feed is complete (or every partition, when it
+/// does not carry the seal's key).
 pub fn seal_feeds(p: &Program, plans: &mut [NodePlan], analysis: Option<&Analysis>) {
     let Some(a) = analysis else { return };
     for (i, c, cols) in external_seals(p, plans, a) {
@@ -179,5 +189,35 @@ pub fn seal_feeds(p: &Program, plans: &mut [NodePlan], analysis: Option<&Analysi
             plan.sealed_feeds.retain(|(x, _)| *x != c);
             plan.sealed_feeds.push((c, cols));
         }
+    }
+    for plan in plans.iter_mut() {
+        let group = p.system.iter().flat_map(|s| s.groups.iter()).find(|g| Some(g.id) == plan.group);
+        let component = group.map_or_else(|| plan.node_name.clone(), |g| g.name.clone());
+        let collection = |name: &str| {
+            p.module(plan.module)?.collections.iter().copied().find(|&c| p.collection_name(c) == name)
+        };
+        let mut reads = Vec::new();
+        for choice in a.choices.iter().filter(|x| x.strategy == Strategy::Seal && x.component == component) {
+            for (read, sealed, pairs) in &choice.holds {
+                let (Some(r), Some(s)) = (collection(read), collection(sealed)) else { continue };
+                let Some((_, seal_cols)) = plan.sealed_feeds.iter().find(|(x, _)| *x == s) else { continue };
+                // The read's column for each seal column, in the seal's order; a read that
+                // does not carry every one waits for the whole feed.
+                let names = |c: &usize| p.collection(s).and_then(|x| x.columns.get(*c)).map(|x| x.name.clone());
+                let cols: Option<Vec<usize>> = seal_cols
+                    .iter()
+                    .map(|c| {
+                        let name = names(c)?;
+                        let (_, rc) = pairs.iter().find(|(sk, _)| *sk == name)?;
+                        p.collection(r)?.column_index(rc)
+                    })
+                    .collect();
+                let h = (r, s, cols.filter(|_| !pairs.is_empty()).unwrap_or_default());
+                if !reads.contains(&h) {
+                    reads.push(h);
+                }
+            }
+        }
+        plan.fed_reads = reads;
     }
 }

@@ -18,11 +18,21 @@ use std::collections::BTreeMap;
 pub(crate) struct FedSeal {
     cols: Vec<usize>,
     release: BTreeMap<u64, Vec<Row>>,
+    last: BTreeMap<Row, u64>,
 }
 
 impl FedSeal {
     fn key(&self, row: &Row) -> Row {
         self.cols.iter().filter_map(|&c| row.get(c).cloned()).collect()
+    }
+
+    /// The tick in which the partition of `key` is complete: that of its last row (0 when
+    /// the feed never sends it); with no key, the tick in which every partition is.
+    fn due(&self, key: Option<&Row>) -> u64 {
+        match key {
+            Some(k) => self.last.get(k).copied().unwrap_or(0),
+            None => self.release.keys().next_back().copied().unwrap_or(0),
+        }
     }
 }
 
@@ -41,7 +51,7 @@ pub(crate) fn sealed_feeds(p: &Program, group: GroupId, feeds: &[Feed]) -> Vec<(
 /// Evaluates the feeds of a sealed fed input (as instance `instance` receives them) to learn
 /// the tick of each key's last row.
 pub(crate) fn plan(input: CollectionId, cols: &[usize], instance: u32, feeds: &[Feed]) -> FedSeal {
-    let mut fed = FedSeal { cols: cols.to_vec(), release: BTreeMap::new() };
+    let mut fed = FedSeal { cols: cols.to_vec(), release: BTreeMap::new(), last: BTreeMap::new() };
     let mut last: BTreeMap<Row, u64> = BTreeMap::new();
     let mut errors = 0;
     for f in feeds.iter().filter(|f| f.input == input) {
@@ -52,9 +62,10 @@ pub(crate) fn plan(input: CollectionId, cols: &[usize], instance: u32, feeds: &[
             });
         }
     }
-    for (key, t) in last {
-        fed.release.entry(t).or_default().push(key);
+    for (key, t) in &last {
+        fed.release.entry(*t).or_default().push(key.clone());
     }
+    fed.last = last;
     fed
 }
 
@@ -86,5 +97,77 @@ impl FedHold {
             now.extend(std::mem::take(&mut self.held).into_values().flatten());
         }
         now
+    }
+}
+
+/// A read protected by a sealed feed (the analysis's hold, `coordination::ReadHold`): each
+/// of its facts waits, keyed by `cols` (in the order of the seal's columns), until the
+/// tick in which its partition of the sealed feed is complete, and enters in that tick;
+/// with no columns, until every partition is.
+#[derive(Debug)]
+struct FedRead {
+    read: CollectionId,
+    sealed: CollectionId,
+    cols: Vec<usize>,
+    waiting: BTreeMap<u64, Vec<Row>>,
+}
+
+/// One worker's sealed feeds and the reads they protect.
+#[derive(Debug, Default)]
+pub(crate) struct Feeds {
+    holds: BTreeMap<CollectionId, FedHold>,
+    reads: Vec<FedRead>,
+}
+
+impl Feeds {
+    pub(crate) fn new(plan: &crate::plan::NodePlan) -> Feeds {
+        let holds: BTreeMap<CollectionId, FedHold> = plan
+            .sealed_feeds
+            .iter()
+            .map(|(c, cols)| (*c, FedHold::new(self::plan(*c, cols, plan.instance, &plan.feeds))))
+            .collect();
+        let reads = plan
+            .fed_reads
+            .iter()
+            .filter(|(_, sealed, _)| holds.contains_key(sealed))
+            .map(|(read, sealed, cols)| FedRead {
+                read: *read,
+                sealed: *sealed,
+                cols: cols.clone(),
+                waiting: BTreeMap::new(),
+            })
+            .collect();
+        Feeds { holds, reads }
+    }
+
+    /// Does input `c` go through here (a sealed feed, or a read one protects)?
+    pub(crate) fn handles(&self, c: CollectionId) -> bool {
+        self.holds.contains_key(&c) || self.reads.iter().any(|r| r.read == c)
+    }
+
+    /// The facts of input `c` to enter in tick `tick`, from those that arrived and the
+    /// feed rows of this tick.
+    pub(crate) fn take(&mut self, c: CollectionId, tick: u64, mut rows: Vec<Row>) -> Vec<Row> {
+        if let Some(h) = self.holds.get_mut(&c) {
+            rows = h.take(tick, rows);
+        }
+        for r in self.reads.iter_mut().filter(|r| r.read == c) {
+            let Some(seal) = self.holds.get(&r.sealed).map(|h| &h.seal) else { continue };
+            let mut now = Vec::new();
+            for row in rows {
+                let key: Row = r.cols.iter().filter_map(|&i| row.get(i).cloned()).collect();
+                let due = seal.due((!r.cols.is_empty()).then_some(&key));
+                if due > tick {
+                    r.waiting.entry(due).or_default().push(row);
+                } else {
+                    now.push(row);
+                }
+            }
+            // Every fact whose partition is complete by now (due at this tick, or earlier).
+            let later = r.waiting.split_off(&(tick + 1));
+            now.extend(std::mem::replace(&mut r.waiting, later).into_values().flatten());
+            rows = now;
+        }
+        rows
     }
 }

@@ -186,14 +186,24 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
         let input = p.collection(h.read.collection);
         let cols: Vec<&str> =
             h.columns.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
-        let _ = writeln!(
-            out,
-            "coordination: {} hold each `{}` fact per ({}) until that partition of `{}` is sealed",
-            names(first, count),
-            p.collection_name(h.read.collection),
-            cols.join(", "),
-            p.collection_name(h.sealed.collection)
-        );
+        let _ = if cols.is_empty() {
+            writeln!(
+                out,
+                "coordination: {} hold each `{}` fact until every partition of `{}` is sealed (the read does not carry the seal's key)",
+                names(first, count),
+                p.collection_name(h.read.collection),
+                p.collection_name(h.sealed.collection)
+            )
+        } else {
+            writeln!(
+                out,
+                "coordination: {} hold each `{}` fact per ({}) until that partition of `{}` is sealed",
+                names(first, count),
+                p.collection_name(h.read.collection),
+                cols.join(", "),
+                p.collection_name(h.sealed.collection)
+            )
+        };
     }
     for (first, count) in &sequenced {
         let _ = writeln!(

@@ -120,6 +120,9 @@ pub struct NodePlan {
     /// Fed inputs with a declared seal, and the seal's columns: each key's rows are
     /// delivered together, in the tick of the key's last row (`fed.rs`).
     pub sealed_feeds: Vec<(CollectionId, Vec<usize>)>,
+    /// Reads protected by a sealed feed: (read input, sealed input, the read's columns in
+    /// the order of the seal's; none when the read does not carry the seal's key).
+    pub fed_reads: Vec<(CollectionId, CollectionId, Vec<usize>)>,
     /// (output, input) pairs wired from this node to itself.
     pub loopback: Vec<(CollectionId, CollectionId)>,
 }
@@ -217,6 +220,7 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
         sends,
         feeds,
         sealed_feeds,
+        fed_reads: Vec::new(),
         loopback,
     })
 }
@@ -326,6 +330,7 @@ pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> R
                 sends: sends.clone(),
                 feeds: feeds.clone(),
                 sealed_feeds: sealed_feeds.clone(),
+                fed_reads: Vec::new(),
                 loopback: Vec::new(),
             });
         }

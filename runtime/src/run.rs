@@ -181,8 +181,9 @@ pub(crate) struct Worker {
     previous: BTreeMap<CollectionId, Vec<Row>>,
     /// When the node started: feeds with a `rate` are paced from it.
     started: std::time::Instant,
-    /// Sealed fed inputs: each key's rows held until the tick of its last row (`fed.rs`).
-    fed: BTreeMap<CollectionId, crate::fed::FedHold>,
+    /// Sealed fed inputs (each key's rows held until the tick of its last row) and the reads
+    /// they protect (`fed.rs`).
+    fed: crate::fed::Feeds,
 }
 
 impl Worker {
@@ -226,21 +227,19 @@ impl Worker {
                         facts_in += 1;
                     }
                 };
-                for row in arriving.remove(c).unwrap_or_default() {
-                    each(&row);
-                }
-                match self.fed.get_mut(c) {
-                    Some(hold) => {
-                        let rows = share.map(|s| feed_rows(plan, *c, tick, s, feed_errors)).unwrap_or_default();
-                        for row in hold.take(tick, rows) {
-                            each(&row);
-                        }
+                if self.fed.handles(*c) {
+                    let mut rows = arriving.remove(c).unwrap_or_default();
+                    rows.extend(share.map(|s| feed_rows(plan, *c, tick, s, feed_errors)).unwrap_or_default());
+                    for row in self.fed.take(*c, tick, rows) {
+                        each(&row);
                     }
-                    None => {
-                        for f in plan.feeds.iter().filter(|f| f.input == *c) {
-                            if let Some(share) = share {
-                                f.visit(tick, plan.instance, share, feed_errors, &mut each);
-                            }
+                } else {
+                    for row in arriving.remove(c).unwrap_or_default() {
+                        each(&row);
+                    }
+                    for f in plan.feeds.iter().filter(|f| f.input == *c) {
+                        if let Some(share) = share {
+                            f.visit(tick, plan.instance, share, feed_errors, &mut each);
                         }
                     }
                 }
@@ -249,10 +248,9 @@ impl Worker {
                 continue;
             }
             let mut rows = arriving.remove(c).unwrap_or_default();
-            let fed = share.map(|s| feed_rows(plan, *c, tick, s, feed_errors)).unwrap_or_default();
-            match self.fed.get_mut(c) {
-                Some(hold) => rows.extend(hold.take(tick, fed)),
-                None => rows.extend(fed),
+            rows.extend(share.map(|s| feed_rows(plan, *c, tick, s, feed_errors)).unwrap_or_default());
+            if self.fed.handles(*c) {
+                rows = self.fed.take(*c, tick, rows);
             }
             rows.retain(|row| admit(row));
             facts_in += rows.len() as u64;
@@ -407,11 +405,7 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
         insert_only,
         previous: BTreeMap::new(),
         started: std::time::Instant::now(),
-        fed: plan
-            .sealed_feeds
-            .iter()
-            .map(|(c, cols)| (*c, crate::fed::FedHold::new(crate::fed::plan(*c, cols, plan.instance, &plan.feeds))))
-            .collect(),
+        fed: crate::fed::Feeds::new(plan),
     })
 }
 

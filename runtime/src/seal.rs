@@ -126,11 +126,19 @@ impl Hold {
         self.producers.iter().all(|p| self.announced.contains_key(p))
             && (self.released.contains(key) || !self.announced.values().any(|keys| keys.contains(key)))
     }
+
+    /// Is every partition complete here: every producer has announced its keys, and every
+    /// announced key has been released?
+    pub(crate) fn all_complete(&self) -> bool {
+        self.producers.iter().all(|p| self.announced.contains_key(p))
+            && self.announced.values().flatten().all(|k| self.released.contains(k))
+    }
 }
 
 /// One consumer node's hold on a read protected by a seal (`coordination::ReadHold`): the
 /// read's facts wait per key until the sealed input's partition of that key is complete,
-/// so that what they read holds every fact of it.
+/// so that what they read holds every fact of it. With no key columns (a read that does
+/// not carry the seal's key) they wait until every partition is complete.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadWait {
     pub(crate) read: CollectionId,
@@ -145,11 +153,19 @@ impl ReadWait {
     }
 
     /// Facts of the read arriving: those whose partition is complete, to deliver now.
+    fn ready(&self, key: &Row, hold: &Hold) -> bool {
+        if self.cols.is_empty() {
+            hold.all_complete()
+        } else {
+            hold.complete(key)
+        }
+    }
+
     pub(crate) fn facts(&mut self, rows: Vec<Row>, hold: &Hold) -> Vec<Row> {
         let mut now = Vec::new();
         for row in rows {
             let key: Row = self.cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
-            if hold.complete(&key) {
+            if self.ready(&key, hold) {
                 now.push(row);
             } else {
                 self.waiting.entry(key).or_default().push(row);
@@ -160,7 +176,7 @@ impl ReadWait {
 
     /// The waiting facts whose partition has become complete.
     pub(crate) fn release(&mut self, hold: &Hold) -> Vec<Row> {
-        let ready: Vec<Row> = self.waiting.keys().filter(|k| hold.complete(k)).cloned().collect();
+        let ready: Vec<Row> = self.waiting.keys().filter(|k| self.ready(k, hold)).cloned().collect();
         ready.into_iter().flat_map(|k| self.waiting.remove(&k).unwrap_or_default()).collect()
     }
 

@@ -33,7 +33,15 @@ pub(crate) fn describe(p: &Program, c: &Coordination) -> String {
                 format!("{}.{} on ({})", name(&end.group), p.collection_name(end.collection), names.join(", "))
             };
             let mut parts: Vec<String> = seal.iter().map(|(end, c)| format!("seal {}", cols(end, c))).collect();
-            parts.extend(holds.iter().map(|h| format!("hold {}", cols(&h.read, &h.columns))));
+            parts.extend(holds.iter().map(|h| match h.columns.as_slice() {
+                [] => format!(
+                    "hold {}.{} until {} is sealed",
+                    name(&h.read.group),
+                    p.collection_name(h.read.collection),
+                    p.collection_name(h.sealed.collection)
+                ),
+                c => format!("hold {}", cols(&h.read, c)),
+            }));
             parts.extend(order.iter().map(|g| format!("order at {}", name(g))));
             format!("auto ({})", parts.join(", "))
         }

@@ -40,6 +40,8 @@ pub struct Choice {
 }
 
 /// A read to hold: (read input, sealed input, (seal column, read column) per seal column).
+/// With no pairs the read does not carry the seal's key, and waits until every partition
+/// of the sealed input is sealed.
 pub type HeldRead = (String, String, Vec<(String, String)>);
 
 pub fn choose(g: &Graph, labels: &Labels) -> Vec<Choice> {

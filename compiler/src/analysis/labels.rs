@@ -354,9 +354,9 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
             for (j, l) in &others {
                 if let Some(Label::Seal(k)) = l {
                     seals_used.push((pi, *j, k.clone()));
-                    if let Some(cols) = hold_columns(&path.gates, k, *j, input) {
-                        read_holds.push((input, *j, cols));
-                    }
+                    // A read that carries the seal's key waits for its partition; one that
+                    // does not, for every partition (an empty column list).
+                    read_holds.push((input, *j, hold_columns(&path.gates, k, *j, input).unwrap_or_default()));
                 }
             }
             reconcile.push(format!("NDRead{{{gate}}} protected: every other input is sealed on a compatible key"));

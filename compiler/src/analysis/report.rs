@@ -115,7 +115,30 @@ impl Analysis {
         for c in &self.choices {
             let _ = match c.strategy {
                 Strategy::Seal => {
-                    writeln!(out, "coordination: seal at `{}` on ({}): {}", c.component, c.key.join(", "), c.reason)
+                    let _ = writeln!(
+                        out,
+                        "coordination: seal at `{}` on ({}): {}",
+                        c.component,
+                        c.key.join(", "),
+                        c.reason
+                    );
+                    for (read, sealed, pairs) in &c.holds {
+                        let _ = match pairs.as_slice() {
+                            [] => writeln!(
+                                out,
+                                "  and hold each `{read}` fact until every partition of `{sealed}` is sealed (`{read}` does not carry the seal's key)"
+                            ),
+                            _ => {
+                                let cols: Vec<&str> = pairs.iter().map(|(_, r)| r.as_str()).collect();
+                                writeln!(
+                                    out,
+                                    "  and hold each `{read}` fact per ({}) until that partition of `{sealed}` is sealed",
+                                    cols.join(", ")
+                                )
+                            }
+                        };
+                    }
+                    Ok(())
                 }
                 Strategy::Order => writeln!(out, "coordination: order deliveries to `{}`: {}", c.component, c.reason),
             };

@@ -52,6 +52,17 @@ pub fn setup<'p>(
             seals.push((i, c, cols));
         }
     }
+    // The reads a sealed feed protects are held as at run time (`coordination::seal_feeds`).
+    let mut plans = plans;
+    crate::coordination::seal_feeds(p, &mut plans, analysis);
+    for (i, plan) in plans.iter().enumerate() {
+        for (read, sealed, cols) in &plan.fed_reads {
+            let held = seals.iter().any(|(j, c, _)| *j == i && c == sealed);
+            if held && !reads.iter().any(|(j, r, _, _)| *j == i && r == read) {
+                reads.push((i, *read, *sealed, cols.clone()));
+            }
+        }
+    }
     Ok(Setup::new(p, plans, &seals, &resolved.sequenced, &reads, max_ticks))
 }
 

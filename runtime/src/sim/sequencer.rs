@@ -27,8 +27,9 @@ pub(crate) struct Sequencer {
     pub(crate) first: usize,
     /// Plain messages, each once.
     pub(crate) staged: Vec<Staged>,
-    /// Released seal keys (with the reads they carry): each taken whole by a cut.
-    pub(crate) units: Vec<Vec<Staged>>,
+    /// Released seal keys (with the reads they carry), each with its sealed input (none for
+    /// reads alone): each taken whole by a cut.
+    pub(crate) units: Vec<(Option<CollectionId>, Vec<Staged>)>,
     /// Facts of sealed inputs, per (input, key), and of held reads, per (read, key).
     held: BTreeMap<(CollectionId, Row), Vec<Staged>>,
     parked: BTreeMap<(CollectionId, Row), Vec<Staged>>,
@@ -91,44 +92,57 @@ impl Sequencer {
                 .parked
                 .keys()
                 .filter(|(read, k)| {
-                    *k == key.1 && setup.reads.get(&(self.first, *read)).is_some_and(|(s, _)| *s == key.0)
+                    *k == key.1
+                        && setup.reads.get(&(self.first, *read)).is_some_and(|(s, c)| *s == key.0 && !c.is_empty())
                 })
                 .cloned()
                 .collect();
             for r in reads {
                 unit.extend(self.parked.remove(&r).unwrap_or_default());
             }
+            self.units.push((Some(key.0), unit));
             self.released.insert(key);
-            self.units.push(unit);
         }
+        // A read without the seal's key waits until every partition has been cut.
         let reads: Vec<(CollectionId, Row)> = self
             .parked
             .keys()
             .filter(|(read, k)| {
-                setup.reads.get(&(self.first, *read)).is_some_and(|(s, _)| {
+                setup.reads.get(&(self.first, *read)).is_some_and(|(s, cols)| {
                     let sealed = (*s, k.clone());
-                    self.released.contains(&sealed) || (!self.held.contains_key(&sealed) && complete(*s))
+                    if cols.is_empty() {
+                        complete(*s)
+                            && !self.held.keys().any(|(c, _)| c == s)
+                            && !self.units.iter().any(|(c, _)| *c == Some(*s))
+                    } else {
+                        self.released.contains(&sealed) || (!self.held.contains_key(&sealed) && complete(*s))
+                    }
                 })
             })
             .cloned()
             .collect();
         for r in reads {
             let facts = self.parked.remove(&r).unwrap_or_default();
-            self.units.push(facts);
+            self.units.push((None, facts));
         }
     }
 
     /// Cuts the next batch: some of the plain messages and units (at least one), chosen.
     pub(crate) fn cut(&mut self, choose: &mut dyn Chooser) {
-        let mut entries: Vec<Vec<Staged>> = std::mem::take(&mut self.staged).into_iter().map(|s| vec![s]).collect();
-        entries.append(&mut self.units);
-        let (taken, left) = split(entries, choose, true);
-        for e in left {
-            match <[Staged; 1]>::try_from(e) {
-                Ok([one]) => self.staged.push(one),
-                Err(unit) => self.units.push(unit),
+        // Plain messages are units of their own, with no sealed input.
+        let plain = std::mem::take(&mut self.staged).into_iter().map(|s| (None, vec![s], true));
+        let units = std::mem::take(&mut self.units).into_iter().map(|(c, u)| (c, u, false));
+        let (taken, left) = split(plain.chain(units).collect(), choose, true);
+        for (c, mut u, plain) in left {
+            match (plain, u.pop()) {
+                (true, Some(one)) => self.staged.push(one),
+                (_, Some(last)) => {
+                    u.push(last);
+                    self.units.push((c, u));
+                }
+                (_, None) => {}
             }
         }
-        self.batches.push(taken.into_iter().flatten().collect());
+        self.batches.push(taken.into_iter().flat_map(|(_, u, _)| u).collect());
     }
 }

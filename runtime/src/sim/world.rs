@@ -313,12 +313,16 @@ fn take(
         let (taken, left) = split(units, choose, nonempty);
         n.pending = left.into_iter().filter_map(|u| if let Unit::Fact(f) = u { Some(f) } else { None }).collect();
         let mut took: Vec<Item> = taken.into_iter().flat_map(|u| release(n, u)).collect();
-        // A read whose partition was released in this tick is taken with it.
+        // A read whose partition was released in this tick is taken with it (a read without
+        // the seal's key, with the last partition).
         let now: Vec<(CollectionId, Row)> = n
             .parked
             .keys()
             .filter(|(read, key)| {
-                setup.reads.get(&(i, *read)).is_some_and(|(s, _)| n.released.contains(&(*s, key.clone())))
+                setup.reads.get(&(i, *read)).is_some_and(|(s, cols)| match cols.is_empty() {
+                    true => complete(setup, done, i, *s) && !n.held.keys().any(|(c, _)| c == s),
+                    false => n.released.contains(&(*s, key.clone())),
+                })
             })
             .cloned()
             .collect();
@@ -373,7 +377,11 @@ fn release(n: &mut NodeState, unit: Unit) -> Vec<Item> {
 /// May the parked read key be taken: its partition released here, or the sealed input
 /// complete with nothing held for the key (no producer sent it)?
 fn read_ready(setup: &Setup<'_>, done: &[bool], i: usize, n: &NodeState, (read, key): &(CollectionId, Row)) -> bool {
-    let Some((sealed, _)) = setup.reads.get(&(i, *read)) else { return true };
+    let Some((sealed, cols)) = setup.reads.get(&(i, *read)) else { return true };
+    if cols.is_empty() {
+        // A read without the seal's key waits for every partition.
+        return complete(setup, done, i, *sealed) && !n.held.keys().any(|(c, _)| c == sealed);
+    }
     let k = (*sealed, key.clone());
     n.released.contains(&k) || (!n.held.contains_key(&k) && complete(setup, done, i, *sealed))
 }

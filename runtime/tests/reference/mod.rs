@@ -2,7 +2,7 @@
 //! nested loops, nothing clever), driven tick by tick with a node's feeds as `bloomc run`
 //! drives the dataflow.
 
-use bloomc_compiler::ir::Program;
+use bloomc_compiler::ir::{CollectionId, Program};
 use bloomc_runtime::plan::NodePlan;
 use bloomc_runtime::sim::naive::Node;
 use bloomc_runtime::value::Row;
@@ -25,10 +25,49 @@ pub fn run(p: &Program, plan: &NodePlan, max_ticks: u64) -> Outcome {
     let mut last_output: BTreeMap<String, BTreeSet<Row>> = BTreeMap::new();
     let mut tick = 0;
     let mut feed_errors = 0;
+    // Sealed feeds: every row of a key enters in the tick of the key's last row, and a read
+    // they protect in the tick its partition (or, with no columns, the whole feed) is
+    // complete, computed here from the whole feed at once.
+    let key = |row: &Row, cols: &[usize]| -> Row { cols.iter().filter_map(|&c| row.get(c).cloned()).collect() };
+    let mut all: Vec<(u64, CollectionId, Row)> = Vec::new();
+    for t in 0..plan.feed_ticks() {
+        for f in &plan.feeds {
+            all.extend(f.batch(t, plan.instance, 0, 1, &mut 0).into_iter().map(|r| (t, f.input, r)));
+        }
+    }
+    let mut last: BTreeMap<(CollectionId, Row), u64> = BTreeMap::new();
+    for (t, c, row) in &all {
+        if let Some((_, cols)) = plan.sealed_feeds.iter().find(|(s, _)| s == c) {
+            let at = last.entry((*c, key(row, cols))).or_insert(*t);
+            *at = (*at).max(*t);
+        }
+    }
+    let due = |t: u64, c: CollectionId, row: &Row| -> u64 {
+        if let Some((_, cols)) = plan.sealed_feeds.iter().find(|(s, _)| *s == c) {
+            return last.get(&(c, key(row, cols))).copied().unwrap_or(t);
+        }
+        let mut at = t;
+        for (_, sealed, cols) in plan.fed_reads.iter().filter(|(r, _, _)| *r == c) {
+            let complete = match cols.is_empty() {
+                true => last.iter().filter(|((s, _), _)| s == sealed).map(|(_, t)| *t).max(),
+                false => last.get(&(*sealed, key(row, cols))).copied(),
+            };
+            at = at.max(complete.unwrap_or(0));
+        }
+        at
+    };
+    let mut scheduled: BTreeMap<u64, Vec<(CollectionId, Row)>> = BTreeMap::new();
+    for (t, c, row) in all {
+        scheduled.entry(due(t, c, &row)).or_default().push((c, row));
+    }
     while tick < max_ticks {
         let mut delivered = Vec::new();
-        for f in &plan.feeds {
-            delivered.extend(f.batch(tick, plan.instance, 0, 1, &mut feed_errors).into_iter().map(|r| (f.input, r)));
+        if plan.sealed_feeds.is_empty() {
+            for f in &plan.feeds {
+                delivered.extend(f.batch(tick, plan.instance, 0, 1, &mut feed_errors).into_iter().map(|r| (f.input, r)));
+            }
+        } else {
+            delivered = scheduled.remove(&tick).unwrap_or_default();
         }
         let result = node.tick(p, &delivered);
         for (c, facts) in result.outputs {
