@@ -255,8 +255,10 @@ fn dependency_order(
             }
         }
     }
-    // Tarjan yields components in reverse topological order; members sorted for determinism.
-    let mut sccs: Vec<Vec<CollectionId>> = petgraph::algo::tarjan_scc(&g)
+    // Kosaraju yields components in reverse topological order; members sorted for
+    // determinism. (Not Tarjan: petgraph's recurses once per node of a path, and a chain of
+    // 300,000 rules overflowed the stack.)
+    let mut sccs: Vec<Vec<CollectionId>> = petgraph::algo::kosaraju_scc(&g)
         .into_iter()
         .map(|scc| {
             let mut v: Vec<CollectionId> = scc.into_iter().filter_map(|n| g.node_weight(n).copied()).collect();
