@@ -1,4 +1,4 @@
-//! The command line's bounds: `--workers` at most 1,024, `--batch` at least 1, standard
+//! The command line's bounds: `--workers` at most 1,024, `--batch` from 1 to 1,000,000, standard
 //! input read by one input only, input files and fields bounded (`--max-input-bytes`,
 //! `--max-field-bytes`, errors naming file, line and column), and a generator's batch at
 //! most 1,000,000 rows per tick, its default included. Sizes that were quadratic: `check`
@@ -22,16 +22,26 @@ fn text(b: &[u8]) -> String {
 fn workers_and_batch_are_bounded() {
     let dir = scratch("limits-flags", &[("two.bl", TWO)]);
     let file = dir.join("two.bl").display().to_string();
-    for (flag, value, why) in
-        [("--workers", "1025", "from 1 to 1024"), ("--workers", "0", "from 1 to 1024"), ("--batch", "0", "at least 1")]
-    {
+    for (flag, value, why) in [
+        ("--workers", "1025", "from 1 to 1024"),
+        ("--workers", "0", "from 1 to 1024"),
+        ("--batch", "0", "from 1 to 1000000"),
+        ("--batch", "1000001", "from 1 to 1000000"),
+        ("--batch", "18446744073709551616", "from 1 to 1000000"),
+    ] {
         let out = bloomc(&["run", &file, flag, value]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
         assert!(text(&out.stderr).contains(why), "{flag} {value}: {}", text(&out.stderr));
     }
-    let out = bloomc(&["node", &file, "--name", "m", "--batch", "0"]);
+    for value in ["0", "1000001"] {
+        let out = bloomc(&["node", &file, "--name", "m", "--batch", value]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(text(&out.stderr).contains("from 1 to 1000000"), "{}", text(&out.stderr));
+    }
+    // The largest batch is accepted: the run gets as far as the inputs.
+    let out = bloomc(&["run", &file, "--batch", "1000000", "--input", "nosuch=x.csv"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("at least 1"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no input interface `nosuch`"), "{}", text(&out.stderr));
     // 1,024 is accepted: the run gets as far as the inputs (and stops there, rather than
     // start 1,024 threads).
     let out = bloomc(&["run", &file, "--workers", "1024", "--input", "nosuch=x.csv"]);
