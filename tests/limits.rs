@@ -1,8 +1,9 @@
 //! The command line's bounds: `--workers` at most 1,024, `--batch` from 1 to 1,000,000, standard
 //! input read by one input only, input files and fields bounded (`--max-input-bytes`,
 //! `--max-field-bytes`, errors naming file, line and column), and a generator's batch at
-//! most 1,000,000 rows per tick, its default included. Sizes that were quadratic: `check`
-//! of many interfaces, tables, modules or chained rules, and rendering many warnings.
+//! most 1,000,000 rows per tick, its default included. Sizes that were quadratic: a
+//! `--max-ticks` run whose table grows every tick, `check` of many interfaces, tables,
+//! modules or chained rules, and rendering many warnings.
 
 mod common;
 
@@ -181,4 +182,48 @@ fn check_of_a_chain_of_50_000_scratches_is_fast() {
     }
     program.push_str("  o <= s49999;\n}\n");
     check_is_fast("limits-check-chain", &program);
+}
+
+/// A counter whose table keeps every value: each tick adds one row, and a `<+` rule
+/// aggregates the whole table.
+const COUNTER: &str = "module M {
+  input start(n: int);
+  table c(n: int);
+  output o(n: int);
+  c <= start;
+  c <+ from c x select max(x.n) + 1;
+  o <= c;
+}
+system S { node m: M; feed m.start from generate(rows: 1) { n: row() }; }
+";
+
+#[test]
+fn max_ticks_of_a_growing_table_takes_linear_time() {
+    let dir = scratch("limits-counter", &[("counter.bl", COUNTER)]);
+    let file = dir.join("counter.bl").display().to_string();
+    // The aggregate over the table folds each tick's new row (it was a `reduce`, handed the
+    // whole table again every tick: 8,000 ticks took 8 s in a release build, 16,000 about
+    // four times that).
+    let out = bloomc(&["dump", "plan", &file]);
+    let plan = text(&out.stdout);
+    assert!(plan.contains("r1 c <+: scan c -> fold per group"), "{plan}");
+    let run = |ticks: u64| {
+        let start = std::time::Instant::now();
+        let out = bloomc(&["run", &file, "--max-ticks", &ticks.to_string()]);
+        let took = start.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("{ticks} ticks (stopped at --max-ticks)")),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains(&format!("o({})", ticks - 1)), "the counter reached {}", ticks - 1);
+        took
+    };
+    // Four times the ticks: about four times the time when linear, sixteen when quadratic.
+    // The bound leaves room for a busy machine, and the short run is long enough that
+    // starting the process does not hide the difference.
+    let short = run(500);
+    let long = run(2_000);
+    assert!(long < short * 9, "500 ticks took {short:?}, 2,000 took {long:?}");
 }
