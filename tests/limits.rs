@@ -1,7 +1,9 @@
-//! The command line's bounds: `--workers` at most 1,024, `--batch` at least 1, standard
+//! The command line's bounds: `--workers` at most 1,024, `--batch` from 1 to 1,000,000, standard
 //! input read by one input only, input files and fields bounded (`--max-input-bytes`,
 //! `--max-field-bytes`, errors naming file, line and column), and a generator's batch at
-//! most 1,000,000 rows per tick, its default included.
+//! most 1,000,000 rows per tick, its default included. Sizes that were quadratic: a
+//! `--max-ticks` run whose table grows every tick, `check` of many interfaces, tables,
+//! modules or chained rules, and rendering many warnings.
 
 mod common;
 
@@ -21,16 +23,26 @@ fn text(b: &[u8]) -> String {
 fn workers_and_batch_are_bounded() {
     let dir = scratch("limits-flags", &[("two.bl", TWO)]);
     let file = dir.join("two.bl").display().to_string();
-    for (flag, value, why) in
-        [("--workers", "1025", "from 1 to 1024"), ("--workers", "0", "from 1 to 1024"), ("--batch", "0", "at least 1")]
-    {
+    for (flag, value, why) in [
+        ("--workers", "1025", "from 1 to 1024"),
+        ("--workers", "0", "from 1 to 1024"),
+        ("--batch", "0", "from 1 to 1000000"),
+        ("--batch", "1000001", "from 1 to 1000000"),
+        ("--batch", "18446744073709551616", "from 1 to 1000000"),
+    ] {
         let out = bloomc(&["run", &file, flag, value]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
         assert!(text(&out.stderr).contains(why), "{flag} {value}: {}", text(&out.stderr));
     }
-    let out = bloomc(&["node", &file, "--name", "m", "--batch", "0"]);
+    for value in ["0", "1000001"] {
+        let out = bloomc(&["node", &file, "--name", "m", "--batch", value]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(text(&out.stderr).contains("from 1 to 1000000"), "{}", text(&out.stderr));
+    }
+    // The largest batch is accepted: the run gets as far as the inputs.
+    let out = bloomc(&["run", &file, "--batch", "1000000", "--input", "nosuch=x.csv"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("at least 1"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no input interface `nosuch`"), "{}", text(&out.stderr));
     // 1,024 is accepted: the run gets as far as the inputs (and stops there, rather than
     // start 1,024 threads).
     let out = bloomc(&["run", &file, "--workers", "1024", "--input", "nosuch=x.csv"]);
@@ -113,4 +125,105 @@ fn rendering_many_warnings_is_linear() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr).get(..2000).unwrap_or(""));
     assert_eq!(text(&out.stderr).matches("[W0001]").count(), 20_000);
     assert!(start.elapsed() < std::time::Duration::from_secs(30), "took {:?}", start.elapsed());
+}
+
+/// Checks `program`, which must be free of errors, and requires it to take under 40 s. Each
+/// program below was quadratic somewhere in the analysis or the stratification: in a release
+/// build it took 3 s to 25 s, and takes under a second now. 40 s is generous for a debug
+/// build on a busy machine; the quadratic versions of these sizes need minutes there.
+fn check_is_fast(name: &str, program: &str) {
+    let dir = scratch(name, &[("p.bl", program)]);
+    let start = std::time::Instant::now();
+    let out = bloomc(&["check", &dir.join("p.bl").display().to_string()]);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr).get(..2000).unwrap_or(""));
+    assert!(took < std::time::Duration::from_secs(40), "{name} took {took:?}");
+}
+
+#[test]
+fn check_of_10_000_inputs_and_outputs_is_fast() {
+    // Every input into its own output and into one shared output: module paths, interface
+    // positions, labels and diagnostics each scanned per input or output.
+    let mut program = String::from("module M {\n  output all(x: int);\n");
+    for i in 0..10_000 {
+        program.push_str(&format!("  input i{i}(x: int); output o{i}(x: int); o{i} <= i{i}; all <= i{i};\n"));
+    }
+    program.push_str("}\n");
+    check_is_fast("limits-check-interfaces", &program);
+}
+
+#[test]
+fn check_of_50_000_tables_read_from_one_input_is_fast() {
+    // The input has 50,000 readers: the condensation deduplicated its edges one scan each.
+    let mut program = String::from("module M {\n  input a(x: int);\n  output o(x: int);\n");
+    for i in 0..50_000 {
+        program.push_str(&format!("  table t{i}(x: int); t{i} <= a;\n"));
+    }
+    program.push_str("  o <= t0;\n}\nsystem S { node m: M; feed m.a from generate(rows: 1) { x: row() }; }\n");
+    check_is_fast("limits-check-tables", &program);
+}
+
+#[test]
+fn check_of_50_000_modules_is_fast() {
+    // Each module's fresh collections were computed over every collection of the program.
+    let program: String =
+        (0..50_000).map(|i| format!("module M{i} {{ table t(x: int); output o(x: int); o <= t; }}\n")).collect();
+    check_is_fast("limits-check-modules", &program);
+}
+
+#[test]
+fn check_of_a_chain_of_50_000_scratches_is_fast() {
+    // Fresh scratches were found in one round per link; petgraph's recursive Tarjan
+    // overflowed the stack on this chain in a debug build (and on 300,000 links in release).
+    let mut program =
+        String::from("module M {\n  input a(x: int);\n  output o(x: int);\n  scratch s0(x: int); s0 <= a;\n");
+    for i in 1..50_000 {
+        program.push_str(&format!("  scratch s{i}(x: int); s{i} <= s{};\n", i - 1));
+    }
+    program.push_str("  o <= s49999;\n}\n");
+    check_is_fast("limits-check-chain", &program);
+}
+
+/// A counter whose table keeps every value: each tick adds one row, and a `<+` rule
+/// aggregates the whole table.
+const COUNTER: &str = "module M {
+  input start(n: int);
+  table c(n: int);
+  output o(n: int);
+  c <= start;
+  c <+ from c x select max(x.n) + 1;
+  o <= c;
+}
+system S { node m: M; feed m.start from generate(rows: 1) { n: row() }; }
+";
+
+#[test]
+fn max_ticks_of_a_growing_table_takes_linear_time() {
+    let dir = scratch("limits-counter", &[("counter.bl", COUNTER)]);
+    let file = dir.join("counter.bl").display().to_string();
+    // The aggregate over the table folds each tick's new row (it was a `reduce`, handed the
+    // whole table again every tick: 8,000 ticks took 8 s in a release build, 16,000 about
+    // four times that).
+    let out = bloomc(&["dump", "plan", &file]);
+    let plan = text(&out.stdout);
+    assert!(plan.contains("r1 c <+: scan c -> fold per group"), "{plan}");
+    let run = |ticks: u64| {
+        let start = std::time::Instant::now();
+        let out = bloomc(&["run", &file, "--max-ticks", &ticks.to_string()]);
+        let took = start.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("{ticks} ticks (stopped at --max-ticks)")),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains(&format!("o({})", ticks - 1)), "the counter reached {}", ticks - 1);
+        took
+    };
+    // Four times the ticks: about four times the time when linear, sixteen when quadratic.
+    // The bound leaves room for a busy machine, and the short run is long enough that
+    // starting the process does not hide the difference.
+    let short = run(500);
+    let long = run(2_000);
+    assert!(long < short * 9, "500 ticks took {short:?}, 2,000 took {long:?}");
 }

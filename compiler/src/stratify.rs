@@ -5,12 +5,12 @@
 //! negated (`notin`) or the rule aggregates. Any nonmonotone edge inside a strongly connected
 //! component makes the module unstratifiable, whatever the order of its rules; the
 //! diagnostic prints one cycle through that edge with every edge labelled. Otherwise strata
-//! are numbered over the condensation so each nonmonotone read comes from a lower stratum.
+//! are numbered over the components (in petgraph's reverse topological order) so each nonmonotone read comes
+//! from a lower stratum.
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{CollectionId, Program, RuleId};
 use bloomc_grammar::ast::MergeOp;
-use petgraph::algo::{condensation, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use std::collections::{HashMap, VecDeque};
@@ -56,7 +56,9 @@ pub fn stratify(program: &mut Program) -> Vec<Diagnostic> {
                 }
             }
         }
-        let sccs = petgraph::algo::tarjan_scc(&graph);
+        // Kosaraju, not Tarjan: petgraph's Tarjan recurses once per node of a path, so a
+        // chain of 300,000 rules overflowed the stack; Kosaraju's searches are iterative.
+        let sccs = petgraph::algo::kosaraju_scc(&graph);
         let mut component = vec![0usize; graph.node_count()];
         for (i, scc) in sccs.iter().enumerate() {
             for n in scc {
@@ -79,22 +81,24 @@ pub fn stratify(program: &mut Program) -> Vec<Diagnostic> {
         if !bad_components.is_empty() {
             continue;
         }
-        // Strata: longest path in the condensation, counting nonmonotone edges.
-        let condensed = condensation(graph.map(|_, c| *c, |_, d| *d), true);
-        let Ok(order) = toposort(&condensed, None) else {
-            continue;
-        };
-        let mut stratum = vec![0u32; condensed.node_count()];
-        for n in order {
-            let here = stratum.get(n.index()).copied().unwrap_or(0);
-            for e in condensed.edges(n) {
-                let next = here + u32::from(e.weight().nonmonotone);
-                if let Some(s) = stratum.get_mut(e.target().index()) {
-                    *s = (*s).max(next);
+        // Strata: longest path over the components, counting nonmonotone edges. Kosaraju
+        // yields them sinks first, so walking them backwards visits every component after
+        // each one that feeds it. (petgraph's `condensation` would do the same, but it
+        // deduplicates edges with `update_edge`, a scan of the source's edges per edge: a
+        // collection read by 50,000 rules took seconds.)
+        let mut stratum = vec![0u32; sccs.len()];
+        for (i, scc) in sccs.iter().enumerate().rev() {
+            let here = stratum.get(i).copied().unwrap_or(0);
+            for &n in scc {
+                for e in graph.edges(n) {
+                    let j = comp(e.target());
+                    if j != i {
+                        if let Some(s) = stratum.get_mut(j) {
+                            *s = (*s).max(here + u32::from(e.weight().nonmonotone));
+                        }
+                    }
                 }
-            }
-            for c in condensed.node_weight(n).into_iter().flatten() {
-                if let Some(coll) = program.collections.get_mut(c.index()) {
+                if let Some(coll) = graph.node_weight(n).and_then(|c| program.collections.get_mut(c.index())) {
                     coll.stratum = here;
                 }
             }

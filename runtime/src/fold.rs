@@ -1,8 +1,9 @@
 //! The fold path for monotone aggregates (see `paths.rs` for when a rule takes it).
 //!
-//! A fold rule groups a table that only accumulates input facts, and all its aggregates are
-//! lattice folds (`count`, integer `sum`, `min`, `max`). Its input only grows, so nothing
-//! needs retracting on the input side: each group keeps one accumulator per aggregate, the
+//! A fold rule (`<=` or `<+`) groups a table that only grows (one that accumulates input
+//! facts, or any table no `<-` deletes from), and all its aggregates are lattice folds
+//! (`count`, integer `sum`, `min`, `max`). Its input only grows, so nothing needs retracting
+//! on the input side: each group keeps one accumulator per aggregate, the
 //! tick's new rows update them, and when a group's result changes the operator emits the
 //! old head row with -1 and the new one with +1, a differential collection like any rule's.
 //! The table is a set, so rows are deduplicated on entry, in the compact [`Packed`]
@@ -12,7 +13,7 @@
 //!
 //! Errors follow the `reduce` path exactly: a binding whose filter or key fails is an error
 //! row once; a group whose aggregate argument fails stays failed (its bindings never leave
-//! an accumulating table); an integer sum is exact and fails only while its total is out of
+//! a table that only grows); an integer sum is exact and fails only while its total is out of
 //! range.
 
 use crate::eval::{eval, truthy, Ctx, EvalError, Flat};
@@ -211,7 +212,7 @@ impl Fold {
     }
 
     /// Folds a located row into its group, which it adds if new. A failed argument fails
-    /// the group for good: its rows never leave an accumulating table.
+    /// the group for good: its rows never leave a table that only grows.
     fn apply(&mut self, p: Pending) {
         let (n, width) = (self.group.aggregates.len(), self.width);
         let (i, new) = self.groups.find_or_insert(p.key, p.hash);
@@ -304,7 +305,7 @@ impl Fold {
 }
 
 impl Fold {
-    /// The fold of rule `r`, which groups one accumulating table (see `paths::is_fold`);
+    /// The fold of rule `r`, which groups one table that only grows (see `paths::is_fold`);
     /// `unique` when no row of that table can arrive twice.
     pub(crate) fn new(p: &Program, r: &Rule, instance: u32, unique: bool) -> Fold {
         let b = &r.body;
@@ -352,8 +353,8 @@ impl Fold {
     }
 }
 
-/// Renders fold rule `r` over `table`: the accumulating table's rows as they arrive (only
-/// insertions; duplicates allowed). Returns the rule's `(ok, row)` output collection, as the
+/// Renders fold rule `r` over `table`: the table's rows as they arrive (only insertions;
+/// duplicates allowed; a retraction, which a table that only grows never has, is ignored). Returns the rule's `(ok, row)` output collection, as the
 /// other aggregation paths produce it.
 pub fn render<'s>(
     p: &Program,

@@ -3,8 +3,12 @@
 //! dataflow agree:
 //! - an *accumulating* table only gathers what input interfaces bring, so it is built
 //!   without a feedback loop;
-//! - a *fold* rule groups an accumulating table with lattice-fold aggregates only, so it
-//!   keeps one accumulator per group and never retracts on its input side (`fold.rs`);
+//! - a *growing* table is any other table that no `<-` rule deletes from: what it holds in
+//!   a tick it holds in every later tick;
+//! - a *fold* rule (`<=` or `<+`) groups an accumulating or growing table with lattice-fold
+//!   aggregates only, so it keeps one accumulator per group and never retracts on its input
+//!   side (`fold.rs`): each tick costs what the tick adds to the table, not what the table
+//!   holds (a `reduce` is handed every row of a changed group again);
 //! - an *insert-only* input is read only by rules into accumulating tables, so the driver
 //!   never retracts its facts and no set is built over them;
 //! - a *fold set* is a scratch or output whose one rule is a fold whose head holds every
@@ -24,6 +28,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, Default)]
 pub struct Paths {
     pub accumulating: BTreeSet<CollectionId>,
+    /// Tables, other than accumulating ones, that nothing deletes from: they only grow.
+    pub growing: BTreeSet<CollectionId>,
     pub folds: BTreeSet<RuleId>,
     /// Accumulating tables read only by fold rules: their rows enter the folds, deduplicated
     /// there, and no differential set of them is built.
@@ -77,12 +83,22 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
             recursive.extend(component.iter().copied());
         }
     }
+    let deleted: BTreeSet<CollectionId> = plan.deletes.iter().filter_map(|&r| p.rule(r)).map(|r| r.target).collect();
+    let growing: BTreeSet<CollectionId> = plan
+        .collections(p, CollectionKind::Table)
+        .into_iter()
+        .filter(|c| !accumulating.contains(c) && !deleted.contains(c))
+        .collect();
+    let foldable: BTreeSet<CollectionId> = accumulating.union(&growing).copied().collect();
+    // `<=` folds outside recursion, and `<+` folds (which end the tick, outside any scope).
     let folds: BTreeSet<RuleId> = plan
         .strata
         .iter()
         .flatten()
         .filter_map(|&r| p.rule(r))
-        .filter(|r| !recursive.contains(&r.target) && is_fold(r, &accumulating))
+        .filter(|r| !recursive.contains(&r.target))
+        .chain(plan.deferred.iter().filter_map(|&r| p.rule(r)))
+        .filter(|r| is_fold(r, &foldable))
         .map(|r| r.id)
         .collect();
     let fold_only = accumulating
@@ -113,6 +129,7 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
     let unique = accumulating.iter().copied().filter(|&t| unique_rows(p, plan, t)).collect();
     Paths {
         accumulating,
+        growing,
         folds,
         fold_only,
         insert_only_inputs,
@@ -199,9 +216,9 @@ pub fn is_fold_aggregate(agg: &Expr) -> bool {
     }
 }
 
-/// A `<=` rule grouping one accumulating table, with no joins or `notin`, whose aggregates
-/// are all folds.
-fn is_fold(r: &Rule, accumulating: &BTreeSet<CollectionId>) -> bool {
+/// A rule grouping one table of `foldable` (accumulating or growing), with no joins or
+/// `notin`, whose aggregates are all folds.
+fn is_fold(r: &Rule, foldable: &BTreeSet<CollectionId>) -> bool {
     let b = &r.body;
     let Some(_) = &b.group_by else { return false };
     let [atom] = b.atoms.as_slice() else { return false };
@@ -209,7 +226,7 @@ fn is_fold(r: &Rule, accumulating: &BTreeSet<CollectionId>) -> bool {
     for e in b.head.iter().chain(b.having.iter()) {
         crate::eval::collect_aggs(e, &mut aggs);
     }
-    accumulating.contains(&atom.collection) && b.antijoins.is_empty() && aggs.iter().all(|a| is_fold_aggregate(a))
+    foldable.contains(&atom.collection) && b.antijoins.is_empty() && aggs.iter().all(|a| is_fold_aggregate(a))
 }
 
 /// Tables that only accumulate what external inputs bring: nothing defers into or deletes
@@ -255,8 +272,10 @@ fn dependency_order(
             }
         }
     }
-    // Tarjan yields components in reverse topological order; members sorted for determinism.
-    let mut sccs: Vec<Vec<CollectionId>> = petgraph::algo::tarjan_scc(&g)
+    // Kosaraju yields components in reverse topological order; members sorted for
+    // determinism. (Not Tarjan: petgraph's recurses once per node of a path, and a chain of
+    // 300,000 rules overflowed the stack.)
+    let mut sccs: Vec<Vec<CollectionId>> = petgraph::algo::kosaraju_scc(&g)
         .into_iter()
         .map(|scc| {
             let mut v: Vec<CollectionId> = scc.into_iter().filter_map(|n| g.node_weight(n).copied()).collect();

@@ -531,7 +531,7 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
         }
     }
     out.push_str(
-        "  aggregates over accumulating tables with count/sum(int)/min/max fold; other counts use the count path; the rest reduce\n",
+        "  aggregates over tables that only grow (no `<-`) with count/sum(int)/min/max fold; other counts use the count path; the rest reduce\n",
     );
     out
 }

@@ -51,9 +51,10 @@ impl Prefold {
             return None;
         }
         let ctx = Ctx { instance: plan.instance, row: 0, seed: 0 };
-        // Each rule of the node with the collection it reads first.
+        // Each `<=` and `<+` rule of the node with the collection it reads first (a `<+`
+        // fold over a prefolded table is prefolded too).
         let rules = || {
-            plan.strata.iter().flatten().filter_map(|&r| {
+            plan.strata.iter().flatten().chain(&plan.deferred).filter_map(|&r| {
                 let rule = p.rule(r)?;
                 Some((r, rule, rule.body.atoms.first()?))
             })

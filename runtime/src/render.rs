@@ -10,6 +10,7 @@
 //! evolve together to their fixpoint. Every collection is `distinct`.
 
 use crate::eval::{aggregate, collect_aggs, counts_only, eval, truthy, Ctx, Flat, Grouped};
+use crate::paths::Paths;
 use crate::plan::NodePlan;
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{Body, ColRef, CollectionId, Expr, Program, Rule, RuleId};
@@ -386,10 +387,26 @@ fn split<'s, T: Timestamp + Lattice>(
     Rendered { rows, errors }
 }
 
-/// Renders a fold rule (see `fold.rs`) over the rows arriving in its accumulating table.
-fn fold_rule<'s>(p: &Program, r: &Rule, table: Coll<'s, u64>, instance: u32, unique: bool) -> Rendered<'s, u64> {
+/// Renders a fold rule (see `fold.rs`) over the rows arriving in its table.
+fn fold_rule<'s>(p: &Program, r: &Rule, table: Coll<'s, u64>, instance: u32, paths: &Paths) -> Rendered<'s, u64> {
+    let unique = r.body.atoms.first().is_some_and(|a| paths.unique.contains(&a.collection));
     let produced = crate::fold::render(p, r, table, instance, unique);
     split(produced, Vec::new(), Value::Int(i64::from(r.id.0)))
+}
+
+/// What a fold rule folds: the rows arriving in its accumulating table (no set of them is
+/// built when only folds read it), or its growing table's contents, whose changes are
+/// insertions only, since nothing deletes from it and each tick carries the last one's.
+fn fold_input<'s>(
+    r: &Rule,
+    arrivals: &BTreeMap<CollectionId, Coll<'s, u64>>,
+    colls: &BTreeMap<CollectionId, Coll<'s, u64>>,
+) -> Result<Coll<'s, u64>, String> {
+    let table = r.body.atoms.first().map(|a| a.collection);
+    table
+        .and_then(|c| arrivals.get(&c).or_else(|| colls.get(&c)))
+        .cloned()
+        .ok_or_else(|| "internal error: a fold reads no rendered table".to_string())
 }
 
 /// The collections a node's dataflow exposes to the driver.
@@ -451,7 +468,7 @@ pub fn node<'s>(
     let module_rules: Vec<RuleId> = plan.strata.iter().flatten().copied().collect();
     let instant = by_target(&module_rules);
     // The rows arriving in each accumulating table (insertions only, duplicates allowed).
-    let mut growing: BTreeMap<CollectionId, Coll<'s, u64>> = BTreeMap::new();
+    let mut arrivals: BTreeMap<CollectionId, Coll<'s, u64>> = BTreeMap::new();
     let mut shared: Shared<'s, u64> = BTreeMap::new();
     for component in paths.order.iter().cloned() {
         if !component.iter().any(|c| paths.recursive.contains(c)) {
@@ -462,14 +479,7 @@ pub fn node<'s>(
                     let out = if let Some(changes) = prefolded.remove(&r) {
                         split(changes, Vec::new(), Value::Int(i64::from(r.0)))
                     } else if paths.folds.contains(&r) {
-                        let table = rule.body.atoms.first().and_then(|a| growing.get(&a.collection)).cloned();
-                        fold_rule(
-                            p,
-                            rule,
-                            table.ok_or("internal error: a fold reads no accumulating table")?,
-                            plan.instance,
-                            rule.body.atoms.first().is_some_and(|a| paths.unique.contains(&a.collection)),
-                        )
+                        fold_rule(p, rule, fold_input(rule, &arrivals, &colls)?, plan.instance, &paths)
                     } else {
                         self::rule(p, rule, &colls, &mut shared, plan.instance)
                             .ok_or("internal error: a rule reads an unrendered collection")?
@@ -491,7 +501,7 @@ pub fn node<'s>(
                     _ => differential_dataflow::collection::concatenate(scope, parts),
                 };
                 if paths.accumulating.contains(&c) {
-                    growing.insert(c, arriving.clone());
+                    arrivals.insert(c, arriving.clone());
                 }
                 // Only folds read it, and they deduplicate: no set is built.
                 if paths.fold_only.contains(&c) {
@@ -550,8 +560,14 @@ pub fn node<'s>(
     for (list, into) in [(&plan.deferred, &mut plus), (&plan.deletes, &mut minus), (&plan.sends, &mut sends)] {
         for &r in list {
             let Some(rule) = p.rule(r) else { continue };
-            let out = self::rule(p, rule, &colls, &mut shared, plan.instance)
-                .ok_or("internal error: a rule reads an unrendered collection")?;
+            let out = if let Some(changes) = prefolded.remove(&r) {
+                split(changes, Vec::new(), Value::Int(i64::from(r.0)))
+            } else if paths.folds.contains(&r) {
+                fold_rule(p, rule, fold_input(rule, &arrivals, &colls)?, plan.instance, &paths)
+            } else {
+                self::rule(p, rule, &colls, &mut shared, plan.instance)
+                    .ok_or("internal error: a rule reads an unrendered collection")?
+            };
             into.entry(rule.target).or_default().push(out.rows);
             errors.push(out.errors);
         }

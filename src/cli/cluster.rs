@@ -115,7 +115,7 @@ pub struct Node {
     /// so and holds their standard input open, so that no node outlives it.
     #[arg(long)]
     watch_stdin: bool,
-    /// Rows of a file feed per tick (as the hub's `--batch`).
+    /// Rows of a file feed per tick (as the hub's `--batch`; 1 to 1,000,000).
     #[arg(long, default_value_t = 1000, value_parser = super::parse_batch)]
     batch: usize,
     #[command(flatten)]

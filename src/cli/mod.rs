@@ -93,11 +93,16 @@ pub(crate) fn parse_workers(s: &str) -> Result<usize, String> {
     }
 }
 
-/// `--batch`: at least 1 row per tick.
+/// `--batch`: 1 to [`MAX_GENERATOR_BATCH`](bloomc_compiler::ir::MAX_GENERATOR_BATCH) rows
+/// per tick, the bound a generator's `batch` has (E0121): a tick is built whole before it is
+/// run, so a larger batch would only make one tick hold more of the file at once.
 pub(crate) fn parse_batch(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("expected a number of rows per tick of at least 1, found `{s}`")),
+    let max = bloomc_compiler::ir::MAX_GENERATOR_BATCH;
+    match s.parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => usize::try_from(n).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "expected a number of rows per tick from 1 to {max} (the bound a generator's batch has), found `{s}`"
+        )),
     }
 }
 

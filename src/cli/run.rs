@@ -27,7 +27,7 @@ pub struct Run {
     /// `--input click=clicks.csv`. Replaces the program's feeds of that input.
     #[arg(long = "input", value_name = "INPUT=PATH", value_parser = super::parse_set)]
     pub(crate) inputs: Vec<(String, String)>,
-    /// Rows of a file input per tick (at least 1).
+    /// Rows of a file input per tick (1 to 1,000,000).
     #[arg(long, default_value_t = 1000, value_parser = super::parse_batch)]
     pub(crate) batch: usize,
     #[command(flatten)]

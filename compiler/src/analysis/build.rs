@@ -16,11 +16,39 @@ fn interfaces(p: &Program, m: ModuleId, kind: CollectionKind) -> Vec<CollectionI
         .unwrap_or_default()
 }
 
-fn convert_gate(p: &Program, inputs: &[CollectionId], g: &RuleGate) -> Gate {
+/// A module's input and output interfaces in declaration order, and each one's position
+/// there, computed once per module: paths, gates, wires and feeds look positions up rather
+/// than scan the module per lookup (quadratic in a module of 10,000 interfaces).
+#[derive(Default)]
+struct Interfaces {
+    inputs: Vec<CollectionId>,
+    outputs: Vec<CollectionId>,
+    input_at: BTreeMap<CollectionId, usize>,
+    output_at: BTreeMap<CollectionId, usize>,
+}
+
+impl Interfaces {
+    fn new(p: &Program, m: ModuleId) -> Interfaces {
+        let inputs = interfaces(p, m, CollectionKind::Input);
+        let outputs = interfaces(p, m, CollectionKind::Output);
+        let at = |v: &[CollectionId]| v.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+        Interfaces { input_at: at(&inputs), output_at: at(&outputs), inputs, outputs }
+    }
+
+    fn position(&self, c: CollectionId, kind: CollectionKind) -> Option<usize> {
+        match kind {
+            CollectionKind::Input => self.input_at.get(&c).copied(),
+            CollectionKind::Output => self.output_at.get(&c).copied(),
+            _ => None,
+        }
+    }
+}
+
+fn convert_gate(p: &Program, inputs: &BTreeMap<CollectionId, usize>, g: &RuleGate) -> Gate {
     let named = |cols: &BTreeSet<(CollectionId, usize)>| -> BTreeSet<(usize, String)> {
         cols.iter()
             .filter_map(|(c, col)| {
-                let i = inputs.iter().position(|x| x == c)?;
+                let i = *inputs.get(c)?;
                 let name = p.collection(*c)?.columns.get(*col)?.name.clone();
                 Some((i, name))
             })
@@ -37,11 +65,9 @@ fn convert_gate(p: &Program, inputs: &[CollectionId], g: &RuleGate) -> Gate {
         .collect()
 }
 
-fn convert(p: &Program, m: ModuleId, mp: &ModulePath) -> Option<Path> {
-    let inputs = interfaces(p, m, CollectionKind::Input);
-    let outputs = interfaces(p, m, CollectionKind::Output);
-    let from = inputs.iter().position(|&c| c == mp.from)?;
-    let to = outputs.iter().position(|&c| c == mp.to)?;
+fn convert(p: &Program, ifaces: &Interfaces, mp: &ModulePath) -> Option<Path> {
+    let from = ifaces.position(mp.from, CollectionKind::Input)?;
+    let to = ifaces.position(mp.to, CollectionKind::Output)?;
     let out_coll = p.collection(mp.to)?;
     let key_map = KeyMap::Lineage(
         mp.key_map
@@ -51,7 +77,7 @@ fn convert(p: &Program, m: ModuleId, mp: &ModulePath) -> Option<Path> {
                 let srcs: BTreeSet<(usize, String)> = srcs
                     .iter()
                     .filter_map(|(c, col)| {
-                        let j = inputs.iter().position(|x| x == c)?;
+                        let j = *ifaces.input_at.get(c)?;
                         Some((j, p.collection(*c)?.columns.get(*col)?.name.clone()))
                     })
                     .collect();
@@ -64,7 +90,7 @@ fn convert(p: &Program, m: ModuleId, mp: &ModulePath) -> Option<Path> {
         from,
         to,
         annotation: Annotation::new(mp.confluent, mp.stateful),
-        gates: mp.gates.iter().map(|g| convert_gate(p, &inputs, g)).collect(),
+        gates: mp.gates.iter().map(|g| convert_gate(p, &ifaces.input_at, g)).collect(),
         key_map,
         sources: mp.sources.iter().filter_map(|&r| p.rule(r).map(|r| r.span)).collect(),
     })
@@ -79,13 +105,16 @@ pub struct SealArg {
 
 /// The component graph, plus the `--seal` arguments that cannot apply.
 pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<SealProblem>) {
+    let ifaces: BTreeMap<ModuleId, Interfaces> = p.modules.iter().map(|m| (m.id, Interfaces::new(p, m.id))).collect();
+    let empty = Interfaces::default();
+    let iface = |m: ModuleId| ifaces.get(&m).unwrap_or(&empty);
     let mut cache: BTreeMap<ModuleId, Vec<Path>> = BTreeMap::new();
     let mut paths_of = |m: ModuleId| -> Vec<Path> {
         cache
             .entry(m)
             .or_insert_with(|| {
                 let f = facts(p, m);
-                module_paths(p, m, &f).iter().filter_map(|mp| convert(p, m, mp)).collect()
+                module_paths(p, m, &f).iter().filter_map(|mp| convert(p, iface(m), mp)).collect()
             })
             .clone()
     };
@@ -109,16 +138,16 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<SealProblem>) {
                 g.components.push(Component {
                     name: grp.name.clone(),
                     replicated: grp.replicated || (self_fed && grp.count > 1),
-                    inputs: names(p, &interfaces(p, grp.module, CollectionKind::Input)),
-                    input_columns: columns(p, &interfaces(p, grp.module, CollectionKind::Input)),
-                    outputs: names(p, &interfaces(p, grp.module, CollectionKind::Output)),
+                    inputs: names(p, &iface(grp.module).inputs),
+                    input_columns: columns(p, &iface(grp.module).inputs),
+                    outputs: names(p, &iface(grp.module).outputs),
                     paths: paths_of(grp.module),
                     span: Some(grp.span),
                 });
             }
             let index = |group: crate::ir::GroupId, c: CollectionId, kind: CollectionKind| -> Option<usize> {
                 let grp = s.groups.get(group.index())?;
-                interfaces(p, grp.module, kind).iter().position(|&x| x == c)
+                iface(grp.module).position(c, kind)
             };
             for w in &s.wires {
                 let (Some(output), Some(input)) = (
@@ -153,7 +182,7 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<SealProblem>) {
         }
         None => {
             for m in &p.modules {
-                let inputs = interfaces(p, m.id, CollectionKind::Input);
+                let inputs = &iface(m.id).inputs;
                 let c = g.components.len();
                 for i in 0..inputs.len() {
                     g.edges.push(Edge { producer: Producer::External, component: c, input: i });
@@ -161,9 +190,9 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<SealProblem>) {
                 g.components.push(Component {
                     name: m.name.clone(),
                     replicated: false,
-                    inputs: names(p, &inputs),
-                    input_columns: columns(p, &inputs),
-                    outputs: names(p, &interfaces(p, m.id, CollectionKind::Output)),
+                    inputs: names(p, inputs),
+                    input_columns: columns(p, inputs),
+                    outputs: names(p, &iface(m.id).outputs),
                     paths: paths_of(m.id),
                     span: Some(m.span),
                 });

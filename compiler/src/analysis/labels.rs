@@ -144,8 +144,9 @@ fn order(g: &Graph) -> Vec<usize> {
             }
         }
     }
-    // Tarjan yields components in reverse topological order.
-    let mut sccs = petgraph::algo::tarjan_scc(&dg);
+    // Kosaraju yields components in reverse topological order. (Not Tarjan: petgraph's
+    // Tarjan recurses once per node of a path, so a long enough chain overflows the stack.)
+    let mut sccs = petgraph::algo::kosaraju_scc(&dg);
     sccs.reverse();
     sccs.into_iter().flatten().filter_map(|n| dg.node_weight(n).copied()).collect()
 }
@@ -166,6 +167,21 @@ pub fn label(g: &Graph) -> Labels {
             v.push(s);
         }
     }
+    // Each output's paths, found once: a component of 10,000 outputs and as many paths
+    // scanned every path per output and sweep.
+    let into: Vec<Vec<Vec<usize>>> = g
+        .components
+        .iter()
+        .map(|comp| {
+            let mut v = vec![Vec::new(); comp.outputs.len()];
+            for (pi, path) in comp.paths.iter().enumerate() {
+                if let Some(list) = v.get_mut(path.to) {
+                    list.push(pi);
+                }
+            }
+            v
+        })
+        .collect();
     let mut outputs: BTreeMap<(usize, usize), Label> = BTreeMap::new();
     let mut results: BTreeMap<(usize, usize), OutputResult> = BTreeMap::new();
     let bound = g.components.iter().map(|c| c.outputs.len()).sum::<usize>() * 8 + 8;
@@ -179,7 +195,8 @@ pub fn label(g: &Graph) -> Labels {
             );
             let Some(comp) = g.components.get(c) else { continue };
             for o in 0..comp.outputs.len() {
-                let Some(mut r) = output(g, c, o, &inputs) else { continue };
+                let paths = into.get(c).and_then(|v| v.get(o)).map_or(&[][..], Vec::as_slice);
+                let Some(mut r) = output(g, (c, o), paths, &inputs) else { continue };
                 let joined = outputs.get(&(c, o)).map_or(r.label.clone(), |old| old.join(&r.label));
                 if outputs.get(&(c, o)) != Some(&joined) {
                     changed = true;
@@ -228,7 +245,13 @@ fn input_labels(
     inputs
 }
 
-fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label>) -> Option<OutputResult> {
+/// The label of component `c`'s output `o`, reached by `paths` (indices into its paths).
+fn output(
+    g: &Graph,
+    (c, o): (usize, usize),
+    paths: &[usize],
+    inputs: &BTreeMap<(usize, usize), Label>,
+) -> Option<OutputResult> {
     let comp = g.components.get(c)?;
     let mut labels: Vec<Label> = Vec::new();
     let mut taint = Vec::new();
@@ -237,7 +260,7 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
     let mut seals_used = Vec::new();
     let mut read_holds = Vec::new();
     let mut hazards = Vec::new();
-    for (pi, path) in comp.paths.iter().enumerate().filter(|(_, p)| p.to == o) {
+    for (pi, path) in paths.iter().filter_map(|&pi| comp.paths.get(pi).map(|p| (pi, p))) {
         let Some(l) = inputs.get(&(c, path.from)) else {
             continue;
         };
@@ -316,10 +339,10 @@ fn output(g: &Graph, c: usize, o: usize, inputs: &BTreeMap<(usize, usize), Label
         };
         let own_compatible =
             matches!(inputs.get(&(c, input)), Some(Label::Seal(k)) if compatible(&path.gates, k, input));
-        let others: Vec<(usize, Option<&Label>)> = comp
-            .paths
+        let others: Vec<(usize, Option<&Label>)> = paths
             .iter()
-            .filter(|p| p.to == o && p.from != input)
+            .filter_map(|&i| comp.paths.get(i))
+            .filter(|p| p.from != input)
             .map(|p| (p.from, inputs.get(&(c, p.from))))
             .filter(|(_, l)| l.is_some())
             .collect();

@@ -6,6 +6,7 @@ use super::labels::{label, Label, Labels};
 use super::model::{Graph, Producer};
 use crate::diagnostic::{Code, Diagnostic};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 pub struct Analysis {
@@ -281,11 +282,18 @@ impl Analysis {
     /// makes an output nondeterministic, a note where a seal keeps it deterministic.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
+        // Each output's order-sensitive paths, found in one pass over the paths rather than
+        // one per output (quadratic in a component of many outputs).
+        let mut sensitive: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+        for (c, comp) in self.graph.components.iter().enumerate() {
+            for (pi, path) in comp.paths.iter().enumerate().filter(|(_, p)| !p.annotation.confluent()) {
+                sensitive.entry((c, path.to)).or_default().push(pi);
+            }
+        }
         for r in &self.labels.outputs {
             let Some(comp) = self.graph.components.get(r.component) else { continue };
-            for (pi, path) in
-                comp.paths.iter().enumerate().filter(|(_, p)| p.to == r.output && !p.annotation.confluent())
-            {
+            let at = sensitive.get(&(r.component, r.output)).map_or(&[][..], Vec::as_slice);
+            for (pi, path) in at.iter().filter_map(|&pi| comp.paths.get(pi).map(|p| (pi, p))) {
                 let Some((&first, rest)) = path.sources.split_first() else { continue };
                 let from = comp.inputs.get(path.from).map_or("?", String::as_str);
                 let to = comp.outputs.get(path.to).map_or("?", String::as_str);

@@ -21,8 +21,8 @@ pub fn diagnostics(p: &Program, module: ModuleId) -> Vec<Diagnostic> {
     let Some(m) = p.module(module) else { return Vec::new() };
     let facts = super::gates::facts(p, module);
     let lin: &Lineage = &facts.lineage;
-    let fresh = fresh(p, &m.rules);
-    let delayed = delayed(p, &m.rules);
+    let fresh = fresh(p, m);
+    let delayed = delayed(p, m);
     let mut out = Vec::new();
     for r in m.rules.iter().filter_map(|&r| p.rule(r)) {
         if own_nonmonotone(p, r) {
