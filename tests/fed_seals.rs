@@ -12,7 +12,7 @@ fn run(args: &[&str]) -> (Vec<String>, String) {
     assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     let facts = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains("counts(") || l.contains("db("))
+        .filter(|l| l.contains("counts(") || l.contains("db(") || l.starts_with("answer("))
         .map(str::to_string)
         .collect();
     (facts, stderr)
@@ -62,4 +62,22 @@ fn explore_agrees_that_the_sealed_feed_is_deterministic() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("c.counts  Async  same in every schedule"), "{stdout}");
+}
+
+#[test]
+fn a_read_protected_by_a_sealed_feed_waits_for_its_partition() {
+    let file = "tests/fed/tally_held_ask.bl";
+    // Each question is about an item whose 4 votes arrive over 4 ticks: held until its
+    // item's last vote, it is answered once, with the final count (unheld, it read nothing).
+    let (answers, _) = run(&["run", file]);
+    assert_eq!(answers, ["answer(0, 0, 4)", "answer(1, 1, 4)"]);
+    let (two, _) = run(&["run", file, "--workers", "2"]);
+    assert_eq!(two, answers);
+    let analyze = bloomc(&["analyze", file]);
+    let text = String::from_utf8_lossy(&analyze.stdout);
+    assert!(text.contains("and hold each `ask` fact per (item) until that partition of `vote` is sealed"), "{text}");
+    let explore = bloomc(&["explore", file, "--schedules", "50"]);
+    let text = String::from_utf8_lossy(&explore.stdout);
+    assert_eq!(explore.status.code(), Some(0), "{text}");
+    assert!(text.contains("t.answer  Async  same in every schedule"), "{text}");
 }

@@ -64,7 +64,12 @@ fn auto_coordination_applies_what_the_analysis_chose() {
     for (query, chosen) in [
         ("THRESH", "coordination auto (none chosen): quiescent"),
         ("POOR", "coordination auto (order at report): quiescent"),
-        ("CAMPAIGN", "coordination auto (seal report.click on (campaign)): quiescent"),
+        // CAMPAIGN's requests name an ad, not a campaign: each waits until every campaign
+        // is sealed, so every answer is final.
+        (
+            "CAMPAIGN",
+            "coordination auto (seal report.click on (campaign), hold report.request until click is sealed): quiescent",
+        ),
     ] {
         let out = bloomc(&["run", "examples/adtrack.bl", "--set", &format!("query={query}")]);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -452,6 +457,12 @@ fn dump_plan_shows_the_coordination_the_rewriter_inserts() {
     let shared = text(&["dump", "plan", "examples/adtrack.bl"]);
     assert!(shared.starts_with("coordination: seal report.click on (campaign): producers adserver[0]"), "{shared}");
     assert!(shared.contains("0 keys have one producer (independent seal)"), "{shared}");
+    assert!(
+        shared.contains(
+            "report[0], report[1], report[2] hold each `request` fact until every partition of `click` is sealed"
+        ),
+        "{shared}"
+    );
     let mastered = text(&["dump", "plan", "examples/adtrack.bl", "--set", "mastered=true"]);
     assert!(mastered.contains("several (shared seal)") && !mastered.contains(", 0 keys have one"), "{mastered}");
     assert!(mastered.contains(" 0 several (shared seal)"), "{mastered}");

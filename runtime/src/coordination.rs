@@ -193,9 +193,8 @@ pub fn seal_feeds(p: &Program, plans: &mut [NodePlan], analysis: Option<&Analysi
     for plan in plans.iter_mut() {
         let group = p.system.iter().flat_map(|s| s.groups.iter()).find(|g| Some(g.id) == plan.group);
         let component = group.map_or_else(|| plan.node_name.clone(), |g| g.name.clone());
-        let collection = |name: &str| {
-            p.module(plan.module)?.collections.iter().copied().find(|&c| p.collection_name(c) == name)
-        };
+        let collection =
+            |name: &str| p.module(plan.module)?.collections.iter().copied().find(|&c| p.collection_name(c) == name);
         let mut reads = Vec::new();
         for choice in a.choices.iter().filter(|x| x.strategy == Strategy::Seal && x.component == component) {
             for (read, sealed, pairs) in &choice.holds {

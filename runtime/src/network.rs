@@ -169,7 +169,8 @@ pub fn answer_latencies(node: &NodeReport, question: &str, answer: &str) -> (Vec
 }
 
 /// What the rewriter inserts for `coordination`, in words (for `bloomc dump plan`): the
-/// sequencers, and per enforced seal its producers, their keys and its consumers.
+/// sequencers, per enforced seal its producers, their keys and its consumers, and the reads
+/// held until their partition is sealed.
 pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<String, String> {
     use std::fmt::Write;
     let Resolved { seal, sequenced, holds } = resolve(p, plans, coordination)?;
@@ -179,31 +180,6 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
     let mut out = String::new();
     if seal.is_empty() && sequenced.is_empty() {
         out.push_str("coordination: none inserted (messages land in the receiver's next tick, in arrival order)\n");
-    }
-    for h in &holds {
-        let first = plans.iter().position(|x| x.group == Some(h.read.group)).unwrap_or(0);
-        let count = plans.iter().filter(|x| x.group == Some(h.read.group)).count();
-        let input = p.collection(h.read.collection);
-        let cols: Vec<&str> =
-            h.columns.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
-        let _ = if cols.is_empty() {
-            writeln!(
-                out,
-                "coordination: {} hold each `{}` fact until every partition of `{}` is sealed (the read does not carry the seal's key)",
-                names(first, count),
-                p.collection_name(h.read.collection),
-                p.collection_name(h.sealed.collection)
-            )
-        } else {
-            writeln!(
-                out,
-                "coordination: {} hold each `{}` fact per ({}) until that partition of `{}` is sealed",
-                names(first, count),
-                p.collection_name(h.read.collection),
-                cols.join(", "),
-                p.collection_name(h.sealed.collection)
-            )
-        };
     }
     for (first, count) in &sequenced {
         let _ = writeln!(
@@ -242,6 +218,31 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
             producers.len() - single,
             consumers,
         );
+    }
+    for h in &holds {
+        let first = plans.iter().position(|x| x.group == Some(h.read.group)).unwrap_or(0);
+        let count = plans.iter().filter(|x| x.group == Some(h.read.group)).count();
+        let input = p.collection(h.read.collection);
+        let cols: Vec<&str> =
+            h.columns.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
+        let _ = if cols.is_empty() {
+            writeln!(
+                out,
+                "coordination: {} hold each `{}` fact until every partition of `{}` is sealed (the read does not carry the seal's key)",
+                names(first, count),
+                p.collection_name(h.read.collection),
+                p.collection_name(h.sealed.collection)
+            )
+        } else {
+            writeln!(
+                out,
+                "coordination: {} hold each `{}` fact per ({}) until that partition of `{}` is sealed",
+                names(first, count),
+                p.collection_name(h.read.collection),
+                cols.join(", "),
+                p.collection_name(h.sealed.collection)
+            )
+        };
     }
     Ok(out)
 }

@@ -64,7 +64,8 @@ pub fn run(p: &Program, plan: &NodePlan, max_ticks: u64) -> Outcome {
         let mut delivered = Vec::new();
         if plan.sealed_feeds.is_empty() {
             for f in &plan.feeds {
-                delivered.extend(f.batch(tick, plan.instance, 0, 1, &mut feed_errors).into_iter().map(|r| (f.input, r)));
+                delivered
+                    .extend(f.batch(tick, plan.instance, 0, 1, &mut feed_errors).into_iter().map(|r| (f.input, r)));
             }
         } else {
             delivered = scheduled.remove(&tick).unwrap_or_default();
