@@ -87,6 +87,7 @@ fn convert(p: &Program, ifaces: &Interfaces, mp: &ModulePath) -> Option<Path> {
     );
     Some(Path {
         own_batch: mp.own_batch,
+        excused: mp.excused,
         from,
         to,
         annotation: Annotation::new(mp.confluent, mp.stateful),

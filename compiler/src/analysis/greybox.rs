@@ -360,6 +360,7 @@ impl GreyBox {
                     Some(Path {
                         // A grey-box annotation says nothing about batching.
                         own_batch: false,
+                        excused: false,
                         from,
                         to,
                         annotation: d.annotation,

@@ -276,7 +276,9 @@ fn output(
             }
             // A compatible seal keeps order-sensitive *state* per partition (no Taint, rule 4).
             // A read (OR) still races with the other inputs; reconciliation decides that.
-            (Label::Seal(k), false) if ann.stateful() && compatible(&path.gates, k, path.from) => {
+            (Label::Seal(k), false)
+                if ann.stateful() && compatible(&path.gates, k, path.from) && !raced(comp, paths, path, inputs, c) =>
+            {
                 seals_used.push((pi, path.from, k.clone()));
                 added.push("Async".into());
                 labels.push(Label::Async);
@@ -407,6 +409,24 @@ fn output(
     }
     let label = labels.iter().skip(1).fold(labels.first().cloned().unwrap_or(Label::Async), |a, b| a.join(b));
     Some(OutputResult { component: c, output: o, label, steps, reconcile, hazards, seals_used, read_holds })
+}
+
+/// Does another input race with `path` through a read charged to this path (its own path
+/// `excused`), without a seal compatible with this path's gates? Then the seal on this
+/// path's own input keeps its state per partition, but which state a partition's facts
+/// meet still depends on when the other input's facts arrive.
+fn raced(
+    comp: &super::model::Component,
+    paths: &[usize],
+    path: &super::model::Path,
+    inputs: &BTreeMap<(usize, usize), Label>,
+    c: usize,
+) -> bool {
+    paths
+        .iter()
+        .filter_map(|&pj| comp.paths.get(pj))
+        .filter(|q| q.from != path.from && q.excused)
+        .any(|q| !matches!(inputs.get(&(c, q.from)), Some(Label::Seal(k)) if compatible(&path.gates, k, q.from)))
 }
 
 /// For a read of input `read` protected by input `sealed`'s seal on `key`: the read's column

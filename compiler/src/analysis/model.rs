@@ -64,6 +64,9 @@ pub struct Path {
     /// The path's order-sensitivity depends on how its own input's facts fall into ticks
     /// (paths.rs): only a compatible seal on that input protects its read.
     pub own_batch: bool,
+    /// A read race on this path is charged to the path of the input that triggers the read
+    /// (paths.rs, `ModulePath::excused`).
+    pub excused: bool,
     pub from: usize,
     pub to: usize,
     pub annotation: Annotation,

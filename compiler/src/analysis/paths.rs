@@ -36,6 +36,10 @@ pub struct ModulePath {
     /// result depends on how the input's facts fall into ticks: only a compatible seal on
     /// the input itself protects it, whatever seals the other inputs carry.
     pub own_batch: bool,
+    /// A read race on this path was charged to the path of the stream that triggers the
+    /// read: that path, if its order-sensitivity is kept as state (OW) and excused by a seal
+    /// on its own input, still races with this input, which must be sealed compatibly too.
+    pub excused: bool,
 }
 
 /// Body-to-target edges of every rule, in both directions, for reachability.
@@ -157,8 +161,10 @@ pub(crate) fn delayed(p: &Program, m: &Module) -> BTreeSet<CollectionId> {
 /// A rule that joins a delayed scratch with another transient collection (or negates one):
 /// which facts meet depends on the ticks they arrive in.
 fn misaligned(p: &Program, delayed: &BTreeSet<CollectionId>, r: &crate::ir::Rule) -> bool {
-    let read: BTreeSet<CollectionId> =
+    let read: Vec<CollectionId> =
         r.body.atoms.iter().map(|a| a.collection).chain(r.body.antijoins.iter().map(|a| a.collection)).collect();
+    // Counted with repeats: a delayed scratch joined with itself may also hold facts of this
+    // tick (`s <= a; s <+ b; from s x, s y`), and which of them meet depends on timing too.
     read.iter().any(|c| delayed.contains(c)) && read.iter().filter(|&&c| transient(p, c)).count() >= 2
 }
 
@@ -227,6 +233,7 @@ fn path(
     // Collections whose order-sensitivity comes from corrupted state (a deletion, or a table
     // written order-sensitively): never exempt as a read race, however it is read later.
     let mut corrupted: BTreeSet<CollectionId> = BTreeSet::new();
+    let mut excused = false;
     // Nonmonotone rules over the input's own fresh facts (see `ModulePath::own_batch`).
     let batched: BTreeSet<RuleId> = on_path
         .iter()
@@ -291,6 +298,7 @@ fn path(
                 && r.op == MergeOp::Instant
             {
                 // A read race triggered by another stream: charged to that stream's path.
+                excused = true;
                 continue;
             }
             if !transient_only || persistent(p, r.target) || r.op != MergeOp::Instant {
@@ -315,6 +323,7 @@ fn path(
         confluent: out_gates.is_empty(),
         stateful,
         own_batch: sources.iter().any(|r| batched.contains(r)),
+        excused,
         sources,
         gates: out_gates.into_keys().collect(),
         key_map,
