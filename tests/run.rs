@@ -354,6 +354,22 @@ fn batches_split_a_file_into_ticks() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Sealed on `id`, each ad's clicks enter together in the tick of its last one: the
+    // facts of one batch, and the warning is gone.
+    let sealed = bloomc(&[
+        "run",
+        dir.join("count.bl").to_str().expect("utf-8"),
+        "--input",
+        &format!("click={}", dir.join("clicks.csv").display()),
+        "--batch",
+        "2",
+        "--seal",
+        "click=id",
+    ]);
+    assert_eq!(sealed.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&sealed.stdout);
+    assert!(stdout.contains("hot(10, 2)") && stdout.contains("hot(11, 3)") && !stdout.contains("hot(11, 2)"), "{stdout}");
+    assert!(!String::from_utf8_lossy(&sealed.stderr).contains("W0100"));
 }
 
 /// Two free loopback ports (bound and released; a race with other programs is unlikely).
