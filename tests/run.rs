@@ -368,7 +368,10 @@ fn batches_split_a_file_into_ticks() {
     ]);
     assert_eq!(sealed.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&sealed.stdout);
-    assert!(stdout.contains("hot(10, 2)") && stdout.contains("hot(11, 3)") && !stdout.contains("hot(11, 2)"), "{stdout}");
+    assert!(
+        stdout.contains("hot(10, 2)") && stdout.contains("hot(11, 3)") && !stdout.contains("hot(11, 2)"),
+        "{stdout}"
+    );
     assert!(!String::from_utf8_lossy(&sealed.stderr).contains("W0100"));
 }
 

@@ -48,25 +48,36 @@ pub(crate) fn sealed_feeds(p: &Program, group: GroupId, feeds: &[Feed]) -> Vec<(
     out
 }
 
-/// Evaluates the feeds of a sealed fed input (as instance `instance` receives them) to learn
-/// the tick of each key's last row.
-pub(crate) fn plan(input: CollectionId, cols: &[usize], instance: u32, feeds: &[Feed]) -> FedSeal {
-    let mut fed = FedSeal { cols: cols.to_vec(), release: BTreeMap::new(), last: BTreeMap::new() };
+/// Evaluates `feeds` (as instance `instance` receives them) to learn the tick of each key's
+/// last row, the key being the row's `cols`. Rows whose fields fail to evaluate are left
+/// out, as the run leaves them out. (A producer of a sealed wire learns its seals so too.)
+pub(crate) fn last_ticks<'f>(
+    feeds: impl Iterator<Item = &'f Feed>,
+    instance: u32,
+    cols: &[usize],
+) -> BTreeMap<Row, u64> {
     let mut last: BTreeMap<Row, u64> = BTreeMap::new();
     let mut errors = 0;
-    for f in feeds.iter().filter(|f| f.input == input) {
+    for f in feeds {
         for t in 0..f.ticks() {
             f.visit(t, instance, (0, 1), &mut errors, &mut |row: &Row| {
-                let at = last.entry(fed.key(row)).or_insert(t);
+                let key: Row = cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
+                let at = last.entry(key).or_insert(t);
                 *at = (*at).max(t);
             });
         }
     }
+    last
+}
+
+/// The plan of a sealed fed input: when each of its keys is complete.
+pub(crate) fn plan(input: CollectionId, cols: &[usize], instance: u32, feeds: &[Feed]) -> FedSeal {
+    let last = last_ticks(feeds.iter().filter(|f| f.input == input), instance, cols);
+    let mut release: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
     for (key, t) in &last {
-        fed.release.entry(*t).or_default().push(key.clone());
+        release.entry(*t).or_default().push(key.clone());
     }
-    fed.last = last;
-    fed
+    FedSeal { cols: cols.to_vec(), release, last }
 }
 
 /// One worker's hold on a sealed fed input: the rows of keys whose last tick is still ahead.

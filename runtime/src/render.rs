@@ -409,6 +409,27 @@ fn fold_input<'s>(
         .ok_or_else(|| "internal error: a fold reads no rendered table".to_string())
 }
 
+/// One rule of a node rendered the way it is computed: folded by the driver (`prefolded`),
+/// folded over the rows arriving in its table, or by its own operators.
+fn render_rule<'s>(
+    p: &Program,
+    plan: &NodePlan,
+    paths: &Paths,
+    rule: &Rule,
+    prefolded: &mut BTreeMap<RuleId, VecCollection<'s, u64, (bool, Row), isize>>,
+    (arrivals, colls): (&BTreeMap<CollectionId, Coll<'s, u64>>, &BTreeMap<CollectionId, Coll<'s, u64>>),
+    shared: &mut Shared<'s, u64>,
+) -> Result<Rendered<'s, u64>, String> {
+    if let Some(changes) = prefolded.remove(&rule.id) {
+        Ok(split(changes, Vec::new(), Value::Int(i64::from(rule.id.0))))
+    } else if paths.folds.contains(&rule.id) {
+        Ok(fold_rule(p, rule, fold_input(rule, arrivals, colls)?, plan.instance, paths))
+    } else {
+        self::rule(p, rule, colls, shared, plan.instance)
+            .ok_or_else(|| "internal error: a rule reads an unrendered collection".to_string())
+    }
+}
+
 /// The collections a node's dataflow exposes to the driver.
 pub struct NodeDataflow<'s> {
     /// Final contents of each output interface per tick: `<=` facts and `<~` sends.
@@ -476,14 +497,7 @@ pub fn node<'s>(
                 let mut parts: Vec<Coll<'s, u64>> = bases.remove(&c).unwrap_or_default();
                 for &r in instant.get(&c).into_iter().flatten() {
                     let Some(rule) = p.rule(r) else { continue };
-                    let out = if let Some(changes) = prefolded.remove(&r) {
-                        split(changes, Vec::new(), Value::Int(i64::from(r.0)))
-                    } else if paths.folds.contains(&r) {
-                        fold_rule(p, rule, fold_input(rule, &arrivals, &colls)?, plan.instance, &paths)
-                    } else {
-                        self::rule(p, rule, &colls, &mut shared, plan.instance)
-                            .ok_or("internal error: a rule reads an unrendered collection")?
-                    };
+                    let out = render_rule(p, plan, &paths, rule, &mut prefolded, (&arrivals, &colls), &mut shared)?;
                     let from_insert_only =
                         rule.body.atoms.iter().all(|a| paths.insert_only_inputs.contains(&a.collection));
                     if paths.accumulating.contains(&c) && !from_insert_only {
@@ -560,14 +574,7 @@ pub fn node<'s>(
     for (list, into) in [(&plan.deferred, &mut plus), (&plan.deletes, &mut minus), (&plan.sends, &mut sends)] {
         for &r in list {
             let Some(rule) = p.rule(r) else { continue };
-            let out = if let Some(changes) = prefolded.remove(&r) {
-                split(changes, Vec::new(), Value::Int(i64::from(r.0)))
-            } else if paths.folds.contains(&r) {
-                fold_rule(p, rule, fold_input(rule, &arrivals, &colls)?, plan.instance, &paths)
-            } else {
-                self::rule(p, rule, &colls, &mut shared, plan.instance)
-                    .ok_or("internal error: a rule reads an unrendered collection")?
-            };
+            let out = render_rule(p, plan, &paths, rule, &mut prefolded, (&arrivals, &colls), &mut shared)?;
             into.entry(rule.target).or_default().push(out.rows);
             errors.push(out.errors);
         }

@@ -237,14 +237,7 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
                 let Some(feed @ crate::plan::Feed { source: Source::Generate { .. }, .. }) = feed else {
                     return Err(why("does not copy a generated feed"));
                 };
-                let mut last: BTreeMap<Row, u64> = BTreeMap::new();
-                let mut errors = 0;
-                for t in 0..feed.ticks() {
-                    for row in feed.batch(t, plan.instance, 0, 1, &mut errors) {
-                        let key: Row = source_cols.iter().filter_map(|&c| row.get(c).cloned()).collect();
-                        last.insert(key, t);
-                    }
-                }
+                let last = crate::fed::last_ticks(std::iter::once(feed), plan.instance, &source_cols);
                 let mut at_tick: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
                 for (key, t) in &last {
                     at_tick.entry(*t).or_default().push(key.clone());

@@ -320,7 +320,7 @@ fn take(
             .keys()
             .filter(|(read, key)| {
                 setup.reads.get(&(i, *read)).is_some_and(|(s, cols)| match cols.is_empty() {
-                    true => complete(setup, done, i, *s) && !n.held.keys().any(|(c, _)| c == s),
+                    true => all_taken(setup, done, i, n, *s),
                     false => n.released.contains(&(*s, key.clone())),
                 })
             })
@@ -380,10 +380,16 @@ fn read_ready(setup: &Setup<'_>, done: &[bool], i: usize, n: &NodeState, (read, 
     let Some((sealed, cols)) = setup.reads.get(&(i, *read)) else { return true };
     if cols.is_empty() {
         // A read without the seal's key waits for every partition.
-        return complete(setup, done, i, *sealed) && !n.held.keys().any(|(c, _)| c == sealed);
+        return all_taken(setup, done, i, n, *sealed);
     }
     let k = (*sealed, key.clone());
     n.released.contains(&k) || (!n.held.contains_key(&k) && complete(setup, done, i, *sealed))
+}
+
+/// Has node `i` taken every partition of sealed input `sealed`: its producers are done and
+/// none of its keys is still held?
+fn all_taken(setup: &Setup<'_>, done: &[bool], i: usize, n: &NodeState, sealed: CollectionId) -> bool {
+    complete(setup, done, i, sealed) && !n.held.keys().any(|(c, _)| *c == sealed)
 }
 
 /// Runs node `i`'s tick on `took` and routes what it emits.
