@@ -13,6 +13,7 @@ pub mod hub;
 pub mod input;
 pub(crate) mod keys;
 pub mod network;
+pub mod order;
 pub mod paths;
 pub mod plan;
 pub(crate) mod prefold;
