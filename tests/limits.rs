@@ -120,7 +120,7 @@ system S { node m: M; feed m.a from generate(rows: 9223372036854775807) { x: row
 /// or the rendering of diagnostics: in a release build it took 3 s to 25 s (rendering
 /// 20,000 warnings about 90 s in debug), and takes under a second now.
 fn check_scales_linearly(name: &str, n: usize, make: fn(usize) -> String) -> String {
-    let mut timed = |n: usize| {
+    let timed = |n: usize| {
         let dir = scratch(&format!("{name}-{n}"), &[("p.bl", &make(n))]);
         let start = std::time::Instant::now();
         let out = bloomc(&["check", &dir.join("p.bl").display().to_string()]);

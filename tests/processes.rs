@@ -1,13 +1,14 @@
 //! Networks across processes: `bloomc run --processes` (one `bloomc node` per instance, the
-//! launcher as hub), `bloomc run --cluster` with nodes started by hand, the hub's refusals
-//! (bad token, unknown node, garbage and oversized frames), a killed node, no loss when
+//! launcher as coordinator, facts sent straight from node to node), `bloomc run --cluster`
+//! with nodes started by hand, the coordinator's and a node's data listener's refusals (bad
+//! token, unknown node, garbage and oversized frames), a killed node, no loss when
 //! connections drop, and the launcher's `--batch` reaching its nodes. Loopback only; each
 //! child is waited for with a time limit (`finish`), though two tests read a child's stderr
 //! line by line before that, which a hung child would block.
 
 mod common;
 
-use bloomc_runtime::wire::{encode, Hello, Welcome, DEFAULT_MAX_FRAME, TOKEN_VAR};
+use bloomc_runtime::wire::{encode, Hello, PeerWelcome, Welcome, DEFAULT_MAX_FRAME, TOKEN_VAR};
 use common::bloomc;
 use common::procs::{finish, scratch, spawn};
 use std::io::{BufRead, Read, Write};
@@ -88,16 +89,24 @@ fn no_message_is_lost_or_doubled_when_connections_drop() {
     let file = dir.join("pipe.bl").display().to_string();
     let (code, expected, err) = finish(spawn(&["run", &file], &[]), Duration::from_secs(60));
     assert_eq!(code, Some(0), "{err}");
-    // Every 3rd request's connection is dropped before its reply is read: the node
-    // reconnects and resends, and the hub answers from its record.
-    let child = spawn(&["run", &file, "--processes"], &[("BLOOMC_DROP_CONNECTION_EVERY", "3")]);
-    let (code, out, err) = finish(child, Duration::from_secs(120));
+    // Every 3rd data frame's connection, and every 3rd control request's, is dropped before
+    // the answer is read: the sender reconnects and sends again what was not acknowledged,
+    // the receiver drops what it already has, and the coordinator answers a resent request
+    // from its record.
+    let json = dir.join("drop.json").display().to_string();
+    let args = ["run", &file, "--processes", "--summary-json", &json];
+    let (code, out, err) = finish(spawn(&args, &[("BLOOMC_DROP_CONNECTION_EVERY", "3")]), Duration::from_secs(120));
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(sorted_lines(&out), sorted_lines(&expected));
     assert!(out.contains("-- sink.all: 300 facts emitted"), "{out}");
     // Each fact crossed the wire exactly once (each source sends its 300).
     assert!(err.contains("sink: ") && err.contains("600 facts in (600 by message)"), "{err}");
-    assert!(err.contains("hub: closed the connection of node"), "no connection was dropped: {err}");
+    assert!(err.contains("fault injection: dropped the connection to node `sink`"), "no connection was dropped: {err}");
+    // No relay: the sink got its frames from the two sources themselves, one per tick of each
+    // (30 ticks of 10 rows), however often a frame was sent again.
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("summary")).expect("JSON");
+    assert_eq!(v["per_node"]["sink"]["frames_from"], serde_json::json!({"src[0]": 30, "src[1]": 30}), "{v}");
+    assert_eq!(v["per_node"]["src[0]"]["frames_from"], serde_json::json!({}), "{v}");
 }
 
 /// A hello for a node of `PIPE` in cluster `lab`, as a node process with `session` sends it.
@@ -106,12 +115,13 @@ fn pipe_hello(token: &str, node: &str, session: u64) -> Hello {
         cluster: "lab".to_string(),
         token: token.to_string(),
         node: node.to_string(),
-        // As the hub digests it: the sources, then the feed options (the defaults here).
+        // As the coordinator digests it: the sources, then the feed options (the defaults here).
         program: bloomc_runtime::wire::digest(
             PIPE.as_bytes(),
             &[("--batch".to_string(), "1000".to_string()), ("--skip-bad-rows".to_string(), "false".to_string())],
         ),
         session,
+        listen: "127.0.0.1:9".to_string(),
     }
 }
 
@@ -122,27 +132,27 @@ fn refused(answer: Vec<u8>) -> String {
     }
 }
 
-/// Starts a hub for `PIPE` with `--cluster` on a free port; returns it, its stderr (past its
+/// Starts a coordinator for `PIPE` with `--cluster` on a free port; returns it, its stderr (past its
 /// first line) and the port.
-fn pipe_hub(name: &str) -> (Child, std::io::BufReader<std::process::ChildStderr>, u16, String, String) {
+fn pipe_coordinator(name: &str) -> (Child, std::io::BufReader<std::process::ChildStderr>, u16, String, String) {
     let dir = scratch(name, &[("pipe.bl", PIPE)]);
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let cluster = dir.join("cluster.toml");
-    std::fs::write(&cluster, format!("cluster = \"lab\"\nhub = \"127.0.0.1:{port}\"\ntoken = \"s3cret\"\n"))
+    std::fs::write(&cluster, format!("cluster = \"lab\"\ncoordinator = \"127.0.0.1:{port}\"\ntoken = \"s3cret\"\n"))
         .expect("write");
     let (file, cluster) = (dir.join("pipe.bl").display().to_string(), cluster.display().to_string());
-    let mut hub = spawn(&["run", &file, "--cluster", &cluster], &[]);
+    let mut coordinator = spawn(&["run", &file, "--cluster", &cluster], &[]);
     // Wait until it listens.
-    let mut hub_err = std::io::BufReader::new(hub.stderr.take().expect("stderr"));
+    let mut coordinator_err = std::io::BufReader::new(coordinator.stderr.take().expect("stderr"));
     let mut line = String::new();
-    hub_err.read_line(&mut line).expect("hub speaks");
+    coordinator_err.read_line(&mut line).expect("the coordinator speaks");
     assert!(line.contains("waiting for 3 nodes"), "{line}");
-    (hub, hub_err, port, file, cluster)
+    (coordinator, coordinator_err, port, file, cluster)
 }
 
 #[test]
 fn a_second_process_for_an_admitted_node_is_refused() {
-    let (mut hub, _err, port, _, _) = pipe_hub("processes-session");
+    let (mut coordinator, _err, port, _, _) = pipe_coordinator("processes-session");
     let body = encode(&pipe_hello("s3cret", "sink", 1), DEFAULT_MAX_FRAME).expect("encode");
     let welcome = bloomc_runtime::wire::decode::<Welcome>(&poke(port, &frame(&body)), DEFAULT_MAX_FRAME);
     assert!(matches!(welcome, Ok(Welcome::Accepted { .. })), "{welcome:?}");
@@ -154,8 +164,8 @@ fn a_second_process_for_an_admitted_node_is_refused() {
     ));
     let other = encode(&pipe_hello("s3cret", "sink", 2), DEFAULT_MAX_FRAME).expect("encode");
     assert!(refused(poke(port, &frame(&other))).contains("node `sink` is already run by another process"));
-    let _ = hub.kill();
-    let _ = hub.wait();
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -164,10 +174,10 @@ fn frame(body: &[u8]) -> Vec<u8> {
     f
 }
 
-/// Sends `bytes` to the hub and returns what it answers before closing (the body of its
+/// Sends `bytes` to a listener and returns what it answers before closing (the body of its
 /// first frame, if any).
 fn poke(port: u16, bytes: &[u8]) -> Vec<u8> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the hub");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let _ = s.write_all(bytes);
     let mut answer = Vec::new();
@@ -176,8 +186,8 @@ fn poke(port: u16, bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn the_hub_refuses_strangers_and_bad_frames_and_runs_nodes_started_by_hand() {
-    let (hub, mut hub_err, port, file, cluster) = pipe_hub("processes-hub");
+fn the_coordinator_refuses_strangers_and_bad_frames_and_runs_nodes_started_by_hand() {
+    let (coordinator, mut coordinator_err, port, file, cluster) = pipe_coordinator("processes-coordinator");
     let hello = |token: &str, node: &str| pipe_hello(token, node, 1);
     let body = encode(&hello("wrong", "sink"), DEFAULT_MAX_FRAME).expect("encode");
     assert_eq!(refused(poke(port, &frame(&body))), "bad token");
@@ -187,7 +197,7 @@ fn the_hub_refuses_strangers_and_bad_frames_and_runs_nodes_started_by_hand() {
     assert!(garbage.contains("malformed frame"), "{garbage}");
     let oversized = refused(poke(port, &(u32::MAX).to_be_bytes()));
     assert!(oversized.contains("bad first frame"), "{oversized}");
-    // The hub still runs: the real nodes, started by hand with the token from the environment.
+    // The coordinator still runs: the real nodes, started by hand with the token from the environment.
     let nodes: Vec<Child> = ["src[0]", "src[1]", "sink"]
         .iter()
         .map(|n| spawn(&["node", &file, "--name", n, "--cluster", &cluster], &[(TOKEN_VAR, "s3cret")]))
@@ -197,13 +207,62 @@ fn the_hub_refuses_strangers_and_bad_frames_and_runs_nodes_started_by_hand() {
         assert_eq!(code, Some(0), "{err}");
     }
     let mut rest = String::new();
-    hub_err.read_to_string(&mut rest).expect("hub stderr");
-    let (code, out, _) = finish(hub, Duration::from_secs(60));
+    coordinator_err.read_to_string(&mut rest).expect("coordinator stderr");
+    let (code, out, _) = finish(coordinator, Duration::from_secs(60));
     assert_eq!(code, Some(0), "{rest}");
     assert!(out.contains("-- sink.all: 300 facts emitted"), "{out}");
     for why in ["bad token", "unknown node `mallory`", "malformed frame", "bad first frame"] {
         assert!(rest.contains("refused a connection from 127.0.0.1") && rest.contains(why), "{why}: {rest}");
     }
+}
+
+#[test]
+fn a_nodes_data_listener_refuses_strangers_and_takes_its_peers() {
+    let dir = scratch("processes-data", &[("pipe.bl", PIPE)]);
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (port, data) = (free(), free());
+    let cluster = dir.join("cluster.toml");
+    let text = format!(
+        "cluster = \"lab\"\ncoordinator = \"127.0.0.1:{port}\"\ntoken = \"s3cret\"\n[nodes]\n\"sink\" = \"127.0.0.1:{data}\"\n"
+    );
+    std::fs::write(&cluster, text).expect("write");
+    let (file, cluster) = (dir.join("pipe.bl").display().to_string(), cluster.display().to_string());
+    let mut coordinator = spawn(&["run", &file, "--cluster", &cluster], &[]);
+    let mut line = String::new();
+    let mut coordinator_err = std::io::BufReader::new(coordinator.stderr.take().expect("stderr"));
+    coordinator_err.read_line(&mut line).expect("the coordinator speaks");
+    let mut sink = spawn(&["node", &file, "--name", "sink", "--cluster", &cluster], &[(TOKEN_VAR, "s3cret")]);
+    let mut sink_err = std::io::BufReader::new(sink.stderr.take().expect("stderr"));
+    line.clear();
+    sink_err.read_line(&mut line).expect("the sink speaks");
+    assert!(line.contains(&format!("node sink: listening for data on 127.0.0.1:{data}")), "{line}");
+    // The sink's own listener checks a peer as the coordinator checks a node.
+    let hello = |token: &str, node: &str| encode(&pipe_hello(token, node, 1), DEFAULT_MAX_FRAME).expect("encode");
+    let peer_refused = |answer: Vec<u8>| match bloomc_runtime::wire::decode::<PeerWelcome>(&answer, DEFAULT_MAX_FRAME) {
+        Ok(PeerWelcome::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(peer_refused(poke(data, &frame(&hello("wrong", "src[0]")))), "bad token");
+    assert!(peer_refused(poke(data, &frame(&hello("s3cret", "mallory")))).contains("unknown node `mallory`"));
+    assert!(peer_refused(poke(data, &frame(b"\xff\xff\xff\xff\xff garbage"))).contains("malformed frame"));
+    let nodes: Vec<Child> = ["src[0]", "src[1]"]
+        .iter()
+        .map(|n| spawn(&["node", &file, "--name", n, "--cluster", &cluster], &[(TOKEN_VAR, "s3cret")]))
+        .collect();
+    for node in nodes {
+        let (code, _, err) = finish(node, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let mut rest = String::new();
+    sink_err.read_to_string(&mut rest).expect("sink stderr");
+    let (code, _, _) = finish(sink, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{rest}");
+    for why in ["bad token", "unknown node `mallory`", "malformed frame"] {
+        assert!(rest.contains("node sink: refused a connection from 127.0.0.1") && rest.contains(why), "{why}: {rest}");
+    }
+    let (code, out, _) = finish(coordinator, Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("-- sink.all: 300 facts emitted"), "{out}");
 }
 
 #[test]
@@ -232,7 +291,7 @@ fn a_killed_node_is_named_and_fails_the_run() {
     assert_eq!(code, Some(2), "{rest}");
     assert!(rest.contains("node `src` exited (signal: 9"), "{rest}");
     // The surviving node heard why the run ended, said so, and failed.
-    assert!(rest.contains("[sink] error: the hub stopped the run: node `src` exited (signal: 9"), "{rest}");
+    assert!(rest.contains("[sink] error: the coordinator stopped the run: node `src` exited (signal: 9"), "{rest}");
 }
 
 #[test]
@@ -243,7 +302,8 @@ fn cluster_files_and_node_names_are_checked() {
     let out = bloomc(&["node", &file, "--name", "sink", "--cluster", &bad]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(dir.join("ok.toml"), "cluster = \"x\"\nhub = \"127.0.0.1:9\"\ntoken = \"t\"\n").expect("write");
+    std::fs::write(dir.join("ok.toml"), "cluster = \"x\"\ncoordinator = \"127.0.0.1:9\"\ntoken = \"t\"\n")
+        .expect("write");
     let ok = dir.join("ok.toml").display().to_string();
     let out = bloomc(&["node", &file, "--name", "nobody", "--cluster", &ok]);
     assert_eq!(out.status.code(), Some(2));

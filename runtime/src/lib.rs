@@ -4,20 +4,22 @@
 //! All differential-generic code stays in this crate (`render`), behind the non-generic
 //! [`run::run`], so the compiler and the CLI build fast.
 
+pub mod admission;
+pub mod control;
 pub mod coordination;
+pub mod coordinator;
 pub mod eval;
 mod fed;
 pub mod fold;
 pub(crate) mod groups;
-pub mod hub;
 pub mod input;
 pub(crate) mod keys;
+pub mod mesh;
 pub mod network;
 pub mod order;
 pub mod paths;
 pub mod plan;
 pub(crate) mod prefold;
-pub mod remote;
 pub mod render;
 pub mod run;
 mod seal;

@@ -53,6 +53,13 @@ pub struct NodeReport {
     pub held: u64,
     /// Per released seal key, the seconds from its first fact's arrival to its release.
     pub seal_waits: Vec<f64>,
+    /// Across processes: facts that reached this node after it stopped (`--max-ticks`).
+    #[serde(default)]
+    pub undelivered: u64,
+    /// Across processes: the nodes this node received data frames from, each over its own
+    /// connection, and how many (a node receives facts only from the node that sent them).
+    #[serde(default)]
+    pub frames_from: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default)]

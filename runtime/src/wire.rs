@@ -1,16 +1,23 @@
-//! The frames of a network run across processes. A node process (`remote.rs`) talks to the
-//! hub (`hub.rs`) over one TCP connection of length-delimited frames: a 4-byte big-endian
-//! length, then a bincode body. Frames longer than the limit are refused before they are
-//! read, and a body that does not decode closes the connection.
+//! The frames of a network run across processes, over TCP connections of length-delimited
+//! frames: a 4-byte big-endian length, then a bincode body. Frames longer than the limit are
+//! refused before they are read, and a body that does not decode closes the connection.
 //!
-//! The first frame is the node's [`Hello`]: the cluster's name, the shared token, the node's
-//! name and the digest of the program it compiled. The hub answers with a [`Welcome`]. Then
-//! every frame is one [`Request`] and its [`Reply`]. Requests are numbered; the hub keeps its
-//! last reply to each node, so a request resent after a reconnect is answered again rather
-//! than done twice: no message the hub accepted is lost or duplicated.
+//! Two kinds of connection, each opened with a [`Hello`] (the cluster's name, the shared
+//! token, the node's name, the digest of the program it compiled, its session):
+//! - **control**: a node process and the coordinator (`coordinator.rs`). The coordinator
+//!   answers with a [`Welcome`]; then every frame is one numbered [`Request`] and its
+//!   [`Reply`]. The coordinator keeps its last reply to each node, so a request resent after
+//!   a reconnect is answered again rather than done twice. No request carries facts
+//!   for another node (a node's final report carries its own outputs).
+//! - **data**: one node process to another (`mesh/`). The receiver answers the hello with a
+//!   [`PeerWelcome`] (the last frame it has from that sender); then the sender sends
+//!   numbered [`DataFrame`]s straight to the node they are for, and the receiver
+//!   acknowledges them ([`Ack`]). A frame not acknowledged is sent again after a reconnect;
+//!   the receiver drops a frame it already has, so none is lost or doubled.
 
 use crate::network::{Coordination, NodeReport};
-use crate::transport::{Inbox, Payload};
+use crate::order::BatchId;
+use crate::transport::Payload;
 use bincode::Options;
 use bloomc_compiler::ir::CollectionId;
 use serde::de::DeserializeOwned;
@@ -43,6 +50,9 @@ pub struct Hello {
     /// node: a reconnection carries the same one, while a second process for the node (or
     /// the node restarted) would run its feed again, and is refused.
     pub session: u64,
+    /// Where the node listens for data from its peers (`host:port`); empty in a data
+    /// connection's hello.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,14 +74,16 @@ pub struct Request {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Call {
-    Take {
-        settled: bool,
-    },
-    Send(Vec<(usize, CollectionId, Payload)>),
-    Wait,
-    Stop {
-        taken: u64,
-    },
+    /// Every node's data address, once every node has said hello (`Reply::Peers`), or
+    /// `Reply::NotYet`.
+    Peers,
+    /// The position of a batch in a sequenced group's order (the embedded ordering service).
+    Position { group: String, batch: BatchId },
+    /// The node is idle: its counters, for the detection of the end of the run
+    /// (`coordinator.rs`), and the last round it heard of.
+    Idle(Counters),
+    /// The node is busy: is the run still on?
+    Ping,
     /// The node finished: its report.
     Done(Box<NodeReport>),
     /// The node failed: why.
@@ -80,14 +92,56 @@ pub enum Call {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Reply {
-    Taken(Inbox, bool),
-    Sent,
-    Waited(bool),
-    Stopped,
+    Peers(Vec<String>),
+    NotYet,
+    Position(u64),
+    /// The run is over (every node idle, nothing in flight), or not yet: the round the
+    /// coordinator is collecting now.
+    Idle {
+        over: bool,
+        round: u64,
+    },
     Ack,
     /// The run was stopped (another node failed): why.
     Abort(String),
 }
+
+/// What an idle node tells the coordinator (see `coordinator.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Data frames this node has sent and received (each once, however often resent).
+    pub sent: u64,
+    pub received: u64,
+    /// Ticks run so far: a node that ran one since its last report was not idle throughout.
+    pub ticks: u64,
+    /// The latest round of the coordinator's this node heard of before it read these
+    /// counters.
+    pub round: u64,
+}
+
+/// The receiver's answer to a data connection's hello.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum PeerWelcome {
+    /// The number of the last frame it has from this sender (0: none).
+    Accepted {
+        have: u64,
+    },
+    Refused(String),
+}
+
+/// Facts (and seal punctuations) from one node to another: what one of the sender's ticks
+/// sends to this receiver, numbered per (sender, receiver) from 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataFrame {
+    pub seq: u64,
+    pub messages: Vec<(CollectionId, Payload)>,
+    /// For a receiver in a sequenced group: the batch's position in the group's order.
+    pub position: Option<u64>,
+}
+
+/// The receiver has every frame up to this number.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Ack(pub u64);
 
 /// The frame codec with a size limit.
 pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
@@ -118,8 +172,8 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], max_frame: usize) -> Result<T, S
     options(max_frame).deserialize(body).map_err(|e| format!("malformed frame ({} bytes): {e}", body.len()))
 }
 
-/// A digest of a program's sources and of options given as (name, value) pairs, so the hub
-/// refuses a node that compiled or would feed something else.
+/// A digest of a program's sources and of options given as (name, value) pairs, so the
+/// coordinator and the nodes refuse a node that compiled or would feed something else.
 pub fn digest(source: &[u8], options: &[(String, String)]) -> u64 {
     use differential_dataflow::hashable::Hashable;
     (source, options).hashed()

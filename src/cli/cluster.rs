@@ -1,14 +1,18 @@
 //! A network run across processes: the cluster file, `bloomc node`, and the launcher that
-//! `bloomc run --processes` is. The launcher is the hub (`bloomc_runtime::hub`): it starts one
-//! `bloomc node` process per node instance, forwards their output prefixed with the node's
-//! name, watches their exit, and stops them all when the run is over or one of them died.
+//! `bloomc run --processes` is. The launcher is the coordinator
+//! (`bloomc_runtime::coordinator`: admission, addresses, ordering, the end of the run; no
+//! facts pass through it): it starts one `bloomc node` process per node instance, forwards
+//! their output prefixed with the node's name, watches their exit, and stops them all when the
+//! run is over or one of them died.
 //!
 //! The cluster file (TOML):
 //! ```toml
 //! cluster = "adtrack-lab"          # every node must present this name
-//! hub = "10.0.0.1:7400"            # where the hub listens and the nodes connect
+//! coordinator = "10.0.0.1:7400"    # where the coordinator listens and the nodes connect
 //! token = "..."                    # shared secret; BLOOMC_CLUSTER_TOKEN overrides it
 //! max_frame = 67108864             # optional: the largest frame, in bytes
+//! [nodes]                          # optional: where each node listens for data
+//! "adserver[0]" = "10.0.0.2:7401"  # (default: a free port on loopback)
 //! ```
 //!
 //! The launcher writes no file: it hands its nodes the cluster (the address the system chose,
@@ -20,8 +24,8 @@
 
 use super::run::{read_inputs, Inputs, Run};
 use super::ProgramArgs;
-use bloomc_compiler::ir::Program;
-use bloomc_runtime::hub::{serve, Exited, HubConfig, Log};
+use bloomc_runtime::admission::Log;
+use bloomc_runtime::coordinator::{serve, CoordinatorConfig, Exited};
 use bloomc_runtime::network::{NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::NodePlan;
 use bloomc_runtime::wire::{digest, Hello, DEFAULT_MAX_FRAME, MAX_FRAME_RANGE, TOKEN_VAR};
@@ -36,11 +40,15 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     pub cluster: String,
-    pub hub: String,
+    pub coordinator: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_frame: Option<usize>,
+    /// Where each node listens for data from the others, by name; a node not listed listens
+    /// on a free port of loopback.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub nodes: std::collections::BTreeMap<String, String>,
 }
 
 /// The environment variable through which the launcher gives its nodes the cluster (the text
@@ -83,8 +91,7 @@ impl ClusterFile {
     }
 }
 
-/// The digest the hub and every node compare: the program file's bytes and `--set` values.
-/// What the hub and its nodes must agree on: every source the compiler read (the program,
+/// What the coordinator and its nodes must agree on: every source the compiler read (the program,
 /// the standard-library modules it uses, the `--set` values) and the options that shape the
 /// feeds' ticks. Taken from the compilation, so the program file is read once.
 pub(crate) fn program_digest(c: &bloomc_compiler::Compilation, batch: usize, skip_bad_rows: bool) -> u64 {
@@ -106,7 +113,7 @@ pub struct Node {
     /// lists them).
     #[arg(long)]
     name: String,
-    /// The cluster file: the hub's address, the cluster's name and token. Without it, the
+    /// The cluster file: the coordinator's address, the cluster's name and token. Without it, the
     /// cluster file's text is taken from the environment variable BLOOMC_CLUSTER (which is
     /// how the launcher of `bloomc run --processes` passes it).
     #[arg(long = "cluster", value_name = "CLUSTER.toml")]
@@ -115,12 +122,12 @@ pub struct Node {
     /// so and holds their standard input open, so that no node outlives it.
     #[arg(long)]
     watch_stdin: bool,
-    /// Rows of a file feed per tick (as the hub's `--batch`; 1 to 1,000,000).
+    /// Rows of a file feed per tick (as the coordinator's `--batch`; 1 to 1,000,000).
     #[arg(long, default_value_t = 1000, value_parser = super::parse_batch)]
     batch: usize,
     #[command(flatten)]
     limits: super::InputLimits,
-    /// Skip malformed rows of file feeds (as the hub's `--skip-bad-rows`).
+    /// Skip malformed rows of file feeds (as the coordinator's `--skip-bad-rows`).
     #[arg(long)]
     skip_bad_rows: bool,
 }
@@ -159,8 +166,10 @@ impl Node {
             node: self.name.clone(),
             program,
             session: u64::from_le_bytes(random::<8>()?),
+            listen: String::new(),
         };
-        bloomc_runtime::remote::node_process(p, plans, &cluster.hub, hello, cluster.max_frame())?;
+        let listen = cluster.nodes.get(&self.name).map_or("127.0.0.1:0", String::as_str);
+        bloomc_runtime::mesh::node_process(p, plans, &cluster.coordinator, hello, cluster.max_frame(), listen)?;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -193,11 +202,10 @@ fn random<const N: usize>() -> Result<[u8; N], String> {
     Ok(bytes)
 }
 
-/// Runs the network as the hub: with `--processes` it starts and supervises one node
-/// process per instance; with only `--cluster` it waits for the nodes to connect.
-pub fn run_hub(
+/// Coordinates the network: with `--processes` it starts and supervises one node process
+/// per instance; with only `--cluster` it waits for the nodes to connect.
+pub fn run_coordinator(
     run: &Run,
-    p: &Program,
     plans: &[NodePlan],
     options: &NetworkOptions,
     digest: u64,
@@ -207,30 +215,40 @@ pub fn run_hub(
         // Loopback, a port the system chooses, a fresh name and token.
         None => ClusterFile {
             cluster: format!("bloomc-{}", std::process::id()),
-            hub: "127.0.0.1:0".to_string(),
+            coordinator: "127.0.0.1:0".to_string(),
             token: Some(fresh_token()?),
             max_frame: None,
+            nodes: Default::default(),
         },
     };
-    let listener = std::net::TcpListener::bind(&cluster.hub)
-        .map_err(|e| format!("the hub cannot listen on {}: {e}", cluster.hub))?;
-    let address = listener.local_addr().map_err(|e| format!("hub: {e}"))?;
-    let config = hub_config(&cluster, cluster.token()?, digest);
+    for name in cluster.nodes.keys() {
+        if !plans.iter().any(|x| x.node_name == *name) {
+            let names: Vec<&str> = plans.iter().map(|x| x.node_name.as_str()).collect();
+            return Err(format!(
+                "the cluster file lists node `{name}`, which the program does not have; its nodes are {}",
+                names.join(", ")
+            ));
+        }
+    }
+    let listener = std::net::TcpListener::bind(&cluster.coordinator)
+        .map_err(|e| format!("the coordinator cannot listen on {}: {e}", cluster.coordinator))?;
+    let address = listener.local_addr().map_err(|e| format!("coordinator: {e}"))?;
+    let config = coordinator_config(&cluster, cluster.token()?, digest);
     if run.processes {
         let given = match &run.cluster_file {
             Some(path) => Given::File(path.clone()),
             None => {
                 // The nodes learn the address the system chose from their environment; the
                 // token travels there too, separately.
-                let file = ClusterFile { hub: address.to_string(), token: None, ..cluster };
+                let file = ClusterFile { coordinator: address.to_string(), token: None, ..cluster };
                 Given::Env(toml::to_string(&file).map_err(|e| format!("cannot describe the cluster: {e}"))?)
             }
         };
-        return launch(run, p, plans, options, &given, config, listener);
+        return launch(run, plans, options, &given, config, listener);
     }
-    eprintln!("hub: listening on {address}; waiting for {} nodes", plans.len());
+    eprintln!("coordinator: listening on {address}; waiting for {} nodes", plans.len());
     let (_tx, exits) = std::sync::mpsc::channel();
-    serve(listener, config, plans, p, options, exits, log())
+    serve(listener, config, plans, options, exits, log())
 }
 
 /// How the launcher tells its nodes the cluster: the user's cluster file, or the text of one
@@ -240,8 +258,8 @@ enum Given {
     Env(String),
 }
 
-fn hub_config(cluster: &ClusterFile, token: String, program: u64) -> HubConfig {
-    HubConfig {
+fn coordinator_config(cluster: &ClusterFile, token: String, program: u64) -> CoordinatorConfig {
+    CoordinatorConfig {
         cluster: cluster.cluster.clone(),
         token,
         max_frame: cluster.max_frame(),
@@ -255,14 +273,13 @@ fn log() -> Log {
 }
 
 /// Starts one `bloomc node` process per node instance (told the cluster as `given`) and
-/// serves them as the hub.
+/// coordinates them.
 fn launch(
     run: &Run,
-    p: &Program,
     plans: &[NodePlan],
     options: &NetworkOptions,
     given: &Given,
-    config: HubConfig,
+    config: CoordinatorConfig,
     listener: std::net::TcpListener,
 ) -> Result<NetworkResult, String> {
     let token = config.token.clone();
@@ -312,7 +329,7 @@ fn launch(
         forwarders.extend(forward(&plan.node_name, child.stderr.take()));
         children.push((plan.node_name.clone(), child));
     }
-    // The supervisor: reports each node's exit to the hub, and stops them all at the end.
+    // The supervisor: reports each node's exit to the coordinator, and stops them all at the end.
     let (tx, exits) = std::sync::mpsc::channel();
     // 0 while the run goes on, 1 once it finished, 2 once it failed.
     let over = Arc::new(AtomicU8::new(0));
@@ -344,7 +361,7 @@ fn launch(
             stop_all(&mut children);
         })
     };
-    let result = serve(listener, config, plans, p, options, exits, log());
+    let result = serve(listener, config, plans, options, exits, log());
     over.store(if result.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
     let _ = supervisor.join();
     // Every node has exited: what they last wrote is shown before the launcher's verdict.

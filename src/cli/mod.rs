@@ -148,7 +148,7 @@ enum Command {
     /// Run the program under many schedules in a deterministic simulator and check every
     /// output's label against what the schedules did (exit 3 when a label does not hold).
     Explore(explore::Explore),
-    /// Run one node of a network in this process, connected to the hub a cluster file names.
+    /// Run one node of a network in this process, joining the coordinator a cluster file names.
     Node(cluster::Node),
 }
 

@@ -71,8 +71,9 @@ pub fn run_network(
     };
     let label = describe(p, &coordination);
     let options = NetworkOptions { max_ticks: run.max_ticks, coordination: coordination.clone() };
-    let result = if run.processes || run.cluster_file.is_some() {
-        super::cluster::run_hub(run, p, &plans, &options, digest)?
+    let across = run.processes || run.cluster_file.is_some();
+    let result = if across {
+        super::cluster::run_coordinator(run, &plans, &options, digest)?
     } else {
         network(p, &plans, &options)?
     };
@@ -131,6 +132,7 @@ pub fn run_network(
                 messages_in: node.messages_in,
                 messages_out: node.messages_out,
                 outputs: names.clone(),
+                frames_from: across.then_some(&node.frames_from),
             })
             .collect();
         let strategy = match &coordination {

@@ -59,10 +59,10 @@ pub struct Run {
     #[arg(last = true, value_name = "TIMELY_FLAGS")]
     pub(crate) cluster: Vec<String>,
     /// Run a network with one OS process per node instance (`bloomc node`), on loopback,
-    /// supervised by this process, which is the hub their messages pass through.
+    /// supervised by this process, the coordinator (nodes send facts straight to each other).
     #[arg(long)]
     pub(crate) processes: bool,
-    /// Be the hub of the cluster this file describes (see `bloomc node`): with
+    /// Be the coordinator of the cluster this file describes (see `bloomc node`): with
     /// `--processes`, start the nodes here; without, wait for them to connect.
     #[arg(long = "cluster", value_name = "CLUSTER.toml")]
     pub(crate) cluster_file: Option<std::path::PathBuf>,
@@ -251,6 +251,7 @@ impl Run {
                 messages_in: 0,
                 messages_out: 0,
                 outputs,
+                frames_from: None,
             };
             super::summary::write(path, p, "none", &[node], result.elapsed_s, result.quiescent, Default::default())?;
         }

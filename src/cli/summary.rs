@@ -24,6 +24,8 @@ pub struct NodeSummary<'a> {
     pub messages_in: u64,
     pub messages_out: u64,
     pub outputs: Vec<String>,
+    /// Across processes: the nodes it received data frames from, with how many.
+    pub frames_from: Option<&'a std::collections::BTreeMap<String, u64>>,
 }
 
 /// What a network run measured over time: the records processed after every tick of every
@@ -76,6 +78,7 @@ pub fn write(
                 "eval_errors": n.result.eval_errors,
                 "rejected_keys": n.result.rejected.values().map(|r| r.facts).sum::<u64>(),
                 "outputs": outputs,
+                "frames_from": n.frames_from,
             }),
         );
     }

@@ -1,13 +1,14 @@
-//! What the hub of a run across processes holds for connections it has not admitted: a
-//! first frame of at most `wire::HELLO_LIMIT` bytes, at most `hub::PENDING_LIMIT` connections
-//! waiting for their hello, refusals logged at a bounded rate, and a failed `accept` (out of
-//! file descriptors) retried rather than ending the hub's listening. Also the cluster file's
+//! What the coordinator of a run across processes holds for connections it has not admitted:
+//! a first frame of at most `wire::HELLO_LIMIT` bytes, at most `admission::PENDING_LIMIT`
+//! connections waiting for their hello, refusals logged at a bounded rate, and a failed
+//! `accept` (out of file descriptors) retried rather than ending the coordinator's listening
+//! (every node's data listener shares these limits: `runtime/src/admission.rs`). Also the cluster file's
 //! checked values (`max_frame`, an empty `token`) and a refusal that does not name the
 //! cluster. Loopback only; every process is waited for with a time limit.
 
 mod common;
 
-use bloomc_runtime::hub::PENDING_LIMIT;
+use bloomc_runtime::admission::PENDING_LIMIT;
 use bloomc_runtime::wire::{decode, encode, Hello, Welcome, DEFAULT_MAX_FRAME, HELLO_LIMIT, TOKEN_VAR};
 use common::procs::{finish, scratch, spawn};
 use std::io::{BufRead, Read, Write};
@@ -38,7 +39,7 @@ fn hub(name: &str, files: Option<u32>) -> Hub {
     let dir = scratch(name, &[("pipe.bl", PIPE)]);
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let cluster = dir.join("cluster.toml");
-    std::fs::write(&cluster, format!("cluster = \"lab\"\nhub = \"127.0.0.1:{port}\"\ntoken = \"s3cret\"\n"))
+    std::fs::write(&cluster, format!("cluster = \"lab\"\ncoordinator = \"127.0.0.1:{port}\"\ntoken = \"s3cret\"\n"))
         .expect("write");
     let (file, cluster) = (dir.join("pipe.bl").display().to_string(), cluster.display().to_string());
     let limit = files.map_or(String::new(), |n| format!("ulimit -n {n} && "));
@@ -104,14 +105,21 @@ fn refused(answer: &[u8]) -> String {
 
 #[test]
 fn a_stranger_gets_a_small_first_frame_and_a_bounded_queue() {
-    let hub = hub("hub-limits-pending", None);
+    let hub = hub("coordinator-limits-pending", None);
     // A first frame announced at 1 MiB (well under `max_frame`) is refused before it is read.
     let mut big = (1u32 << 20).to_be_bytes().to_vec();
     big.extend_from_slice(&[0; 1024]);
     let why = refused(&poke(hub.port, &big));
     assert!(why.contains(&format!("a hello has at most {HELLO_LIMIT} bytes")), "{why}");
     // A hello naming another cluster is refused without naming this one.
-    let hello = Hello { cluster: "other".into(), token: "x".into(), node: "sink".into(), program: 0, session: 1 };
+    let hello = Hello {
+        cluster: "other".into(),
+        token: "x".into(),
+        node: "sink".into(),
+        program: 0,
+        session: 1,
+        listen: String::new(),
+    };
     let mut frame = Vec::new();
     let body = encode(&hello, DEFAULT_MAX_FRAME).expect("encode");
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -135,20 +143,20 @@ fn a_stranger_gets_a_small_first_frame_and_a_bounded_queue() {
 }
 
 #[test]
-fn the_hub_keeps_listening_after_accept_fails() {
+fn the_coordinator_keeps_listening_after_accept_fails() {
     // With 32 file descriptors, connections that say nothing use up the rest, and `accept`
     // fails (EMFILE); once they close, the nodes are accepted and the run completes.
-    let hub = hub("hub-limits-accept", Some(32));
+    let hub = hub("coordinator-limits-accept", Some(32));
     let idle: Vec<TcpStream> = (0..40).map(|_| connect(hub.port)).collect();
     std::thread::sleep(Duration::from_millis(500));
     drop(idle);
     let (log, _) = hub.run_nodes();
-    assert!(log.contains("hub: cannot accept a connection") && log.contains("trying again in"), "{log}");
+    assert!(log.contains("coordinator: cannot accept a connection") && log.contains("trying again in"), "{log}");
 }
 
 #[test]
 fn cluster_files_with_an_unusable_max_frame_or_an_empty_token_are_refused() {
-    let dir = scratch("hub-limits-files", &[("pipe.bl", PIPE)]);
+    let dir = scratch("coordinator-limits-files", &[("pipe.bl", PIPE)]);
     let file = dir.join("pipe.bl").display().to_string();
     let cases = [
         ("max_frame = 18446744073709551615", "out of range: give a number of bytes from 4096 to 1073741824"),
@@ -157,7 +165,7 @@ fn cluster_files_with_an_unusable_max_frame_or_an_empty_token_are_refused() {
     ];
     for (i, (line, why)) in cases.iter().enumerate() {
         let path = dir.join(format!("c{i}.toml"));
-        std::fs::write(&path, format!("cluster = \"x\"\nhub = \"127.0.0.1:9\"\n{line}\n")).expect("write");
+        std::fs::write(&path, format!("cluster = \"x\"\ncoordinator = \"127.0.0.1:9\"\n{line}\n")).expect("write");
         let path = path.display().to_string();
         for args in [vec!["node", &file, "--name", "sink", "--cluster", &path], vec!["run", &file, "--cluster", &path]]
         {

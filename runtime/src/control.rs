@@ -1,25 +1,25 @@
-//! A node in its own process: it reaches the hub's network over TCP (`wire.rs`, `hub.rs`).
+//! A node process's control connection to the coordinator (`wire.rs`, `coordinator.rs`).
 //!
 //! Each call is one numbered request and its reply. When the connection fails, the node
-//! reconnects (with its hello again) and resends the same request; the hub answers a resent
-//! request from its record instead of doing it twice, so nothing the hub accepted is lost or
-//! applied twice. The node gives up when a request keeps failing for `patience`.
+//! reconnects (with its hello again) and resends the same request; the coordinator answers a
+//! resent request from its record instead of doing it twice, so nothing is lost or applied
+//! twice. The node gives up when a request keeps failing for `patience`. No call carries
+//! facts: those go straight to the node they are for (`mesh/`).
 //!
 //! Fault injection for tests: with `BLOOMC_DROP_CONNECTION_EVERY=N` in the environment, the
 //! node drops its connection after sending every N-th request, before reading the reply.
 
-use crate::network::{run_node, NetworkOptions};
-use crate::plan::NodePlan;
-use crate::transport::{Inbox, Payload, Transport};
+use crate::network::NetworkOptions;
+use crate::order::{BatchId, OrderService};
 use crate::wire::{codec, decode, encode, Call, Hello, Reply, Request, Welcome};
-use bloomc_compiler::ir::{CollectionId, Program};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// The environment variable of the fault injection (see the module's header).
+/// The environment variable of the fault injection (see the module's header; the data
+/// connections honour it too, `mesh/outbound.rs`).
 pub const DROP_EVERY_VAR: &str = "BLOOMC_DROP_CONNECTION_EVERY";
 
 type Conn = Framed<TcpStream, LengthDelimitedCodec>;
@@ -31,7 +31,7 @@ struct State {
 }
 
 pub struct Remote {
-    hub: String,
+    coordinator: String,
     hello: Hello,
     max_frame: usize,
     patience: Duration,
@@ -39,16 +39,16 @@ pub struct Remote {
     state: Mutex<State>,
 }
 
-/// Why a connection attempt failed: the hub refused (final) or could not be reached.
+/// Why a connection attempt failed: the coordinator refused (final) or could not be reached.
 enum Failure {
     Refused(String),
     Unreachable(String),
 }
 
 impl Remote {
-    /// Connects to the hub; returns the node's number and the run's options.
+    /// Connects to the coordinator; returns the node's number and the run's options.
     pub fn connect(
-        hub: &str,
+        coordinator: &str,
         hello: Hello,
         max_frame: usize,
         patience: Duration,
@@ -59,7 +59,7 @@ impl Remote {
             .map_err(|e| format!("cannot start the node's runtime: {e}"))?;
         let drop_every = std::env::var(DROP_EVERY_VAR).ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0);
         let remote = Remote {
-            hub: hub.to_string(),
+            coordinator: coordinator.to_string(),
             hello,
             max_frame,
             patience,
@@ -71,9 +71,11 @@ impl Remote {
         let (conn, welcome) = loop {
             match remote.handshake(&state.rt) {
                 Ok(x) => break x,
-                Err(Failure::Refused(r)) => return Err(format!("the hub at {hub} refused this node: {r}")),
+                Err(Failure::Refused(r)) => {
+                    return Err(format!("the coordinator at {coordinator} refused this node: {r}"))
+                }
                 Err(Failure::Unreachable(e)) if Instant::now() > deadline => {
-                    return Err(format!("cannot reach the hub at {hub} within {patience:?}: {e}"))
+                    return Err(format!("cannot reach the coordinator at {coordinator} within {patience:?}: {e}"))
                 }
                 Err(Failure::Unreachable(_)) => std::thread::sleep(Duration::from_millis(100)),
             }
@@ -91,7 +93,7 @@ impl Remote {
     fn handshake(&self, rt: &tokio::runtime::Runtime) -> Result<(Conn, (usize, NetworkOptions)), Failure> {
         let max = self.max_frame;
         rt.block_on(async {
-            let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&self.hub))
+            let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&self.coordinator))
                 .await
                 .map_err(|_| Failure::Unreachable("connection timed out".to_string()))?
                 .map_err(|e| Failure::Unreachable(e.to_string()))?;
@@ -101,7 +103,7 @@ impl Remote {
             let body = match tokio::time::timeout(Duration::from_secs(10), conn.next()).await {
                 Ok(Some(Ok(body))) => body,
                 Ok(Some(Err(e))) => return Err(Failure::Unreachable(e.to_string())),
-                _ => return Err(Failure::Unreachable("no welcome from the hub".to_string())),
+                _ => return Err(Failure::Unreachable("no welcome from the coordinator".to_string())),
             };
             match decode::<Welcome>(&body, max).map_err(Failure::Refused)? {
                 Welcome::Accepted { me, coordination, max_ticks } => {
@@ -113,7 +115,7 @@ impl Remote {
     }
 
     /// One request and its reply, resent over a new connection until it is answered.
-    fn call(&self, call: Call) -> Result<Reply, String> {
+    pub(crate) fn call(&self, call: Call) -> Result<Reply, String> {
         let mut state = self.lock();
         state.seq += 1;
         let seq = state.seq;
@@ -121,14 +123,14 @@ impl Remote {
         let inject = self.drop_every.is_some_and(|n| seq.is_multiple_of(n));
         let mut attempt = 0u32;
         // Since when this request has been failing: every failure, of a connection or of the
-        // request over a new one (a hub that keeps closing it), counts against the patience,
+        // request over a new one (a coordinator that keeps closing it), counts against the patience,
         // and every retry but the first waits a little.
         let mut failing_since: Option<Instant> = None;
         let mut failed = |e: String| -> Result<(), String> {
             match failing_since {
                 None => failing_since = Some(Instant::now()),
                 Some(since) if since.elapsed() > self.patience => {
-                    return Err(format!("lost the hub at {} for {:?}: {e}", self.hub, self.patience));
+                    return Err(format!("lost the coordinator at {} for {:?}: {e}", self.coordinator, self.patience));
                 }
                 Some(_) => std::thread::sleep(Duration::from_millis(100)),
             }
@@ -139,7 +141,9 @@ impl Remote {
             if state.conn.is_none() {
                 match self.handshake(&state.rt) {
                     Ok((conn, _)) => state.conn = Some(conn),
-                    Err(Failure::Refused(r)) => return Err(format!("the hub refused this node on reconnect: {r}")),
+                    Err(Failure::Refused(r)) => {
+                        return Err(format!("the coordinator refused this node on reconnect: {r}"))
+                    }
                     Err(Failure::Unreachable(e)) => {
                         failed(e)?;
                         continue;
@@ -157,11 +161,11 @@ impl Remote {
                 match c.next().await {
                     Some(Ok(body)) => decode(&body, max),
                     Some(Err(e)) => Err(e.to_string()),
-                    None => Err("the hub closed the connection".to_string()),
+                    None => Err("the coordinator closed the connection".to_string()),
                 }
             });
             match answer {
-                Ok(Reply::Abort(reason)) => return Err(format!("the hub stopped the run: {reason}")),
+                Ok(Reply::Abort(reason)) => return Err(format!("the coordinator stopped the run: {reason}")),
                 Ok(reply) => return Ok(reply),
                 Err(e) => {
                     *conn = None;
@@ -172,60 +176,19 @@ impl Remote {
     }
 }
 
-fn unexpected(reply: &Reply) -> String {
-    format!("unexpected reply from the hub: {reply:?}")
+/// An answer the coordinator should not have given to `call`.
+pub(crate) fn unexpected(reply: &Reply) -> String {
+    format!("unexpected reply from the coordinator: {reply:?}")
 }
 
-impl Transport for Remote {
-    fn take(&self, _me: usize, settled: bool) -> Result<(Inbox, bool), String> {
-        match self.call(Call::Take { settled })? {
-            Reply::Taken(inbox, batch) => Ok((inbox, batch)),
-            r => Err(unexpected(&r)),
-        }
-    }
-    fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) -> Result<(), String> {
-        match self.call(Call::Send(messages))? {
-            Reply::Sent => Ok(()),
-            r => Err(unexpected(&r)),
-        }
-    }
-    fn wait(&self, _me: usize) -> Result<bool, String> {
-        match self.call(Call::Wait)? {
-            Reply::Waited(done) => Ok(done),
-            r => Err(unexpected(&r)),
-        }
-    }
-    fn stop(&self, _me: usize, taken: u64) -> Result<(), String> {
-        match self.call(Call::Stop { taken })? {
-            Reply::Stopped => Ok(()),
-            r => Err(unexpected(&r)),
-        }
-    }
-}
+/// The embedded ordering service, reached over the control connection.
+pub(crate) struct Embedded(pub(crate) Arc<Remote>);
 
-/// Runs the node `hello.node` of `plans` in this process, connected to the hub at `hub`, and sends the
-/// hub its report.
-pub fn node_process(p: Program, plans: Vec<NodePlan>, hub: &str, hello: Hello, max_frame: usize) -> Result<(), String> {
-    let name = hello.node.clone();
-    let local = plans.iter().position(|x| x.node_name == name);
-    let Some(local) = local else {
-        let names: Vec<&str> = plans.iter().map(|x| x.node_name.as_str()).collect();
-        return Err(format!("the program has no node `{name}`; its nodes are {}", names.join(", ")));
-    };
-    let (remote, me, options) = Remote::connect(hub, hello, max_frame, Duration::from_secs(30))?;
-    if me != local {
-        return Err(format!("the hub numbers node `{name}` {me}, and this program numbers it {local}"));
-    }
-    let remote = Arc::new(remote);
-    match run_node(p, plans, me, remote.clone(), &options) {
-        Ok(report) => match remote.call(Call::Done(Box::new(report)))? {
-            Reply::Ack => Ok(()),
+impl OrderService for Embedded {
+    fn position(&mut self, group: &str, batch: BatchId) -> Result<u64, String> {
+        match self.0.call(Call::Position { group: group.to_string(), batch })? {
+            Reply::Position(n) => Ok(n),
             r => Err(unexpected(&r)),
-        },
-        Err(e) => {
-            // The hub learns why (unless it is the hub that is gone).
-            let _ = remote.call(Call::Failed(e.clone()));
-            Err(e)
         }
     }
 }

@@ -1,0 +1,382 @@
+//! A node in its own process, and its data plane: it sends facts straight to the node they
+//! are for, over TCP (`outbound.rs`), and receives them on its own listener (`inbound.rs`).
+//! No process relays facts for another. The coordinator (`coordinator.rs`, reached over the
+//! control connection of `control.rs`) only admits nodes, tells them each other's addresses,
+//! orders the batches of sequenced groups (the embedded ordering service) and detects the
+//! end of the run from the counters idle nodes report.
+//!
+//! Delivery. Each tick, a node hands the messages of the tick to [`Mesh::send`], which makes
+//! one numbered [`DataFrame`] per receiving node. A receiver in a sequenced group (`order`)
+//! gets one frame per batch, tagged with the batch's position in the group's order, which the
+//! producer asked the ordering service for; every replica of the group gets a frame for every
+//! batch, empty or not, and takes the batches in position order, one per settled tick, so the
+//! replicas take the same batches in the same order. Other receivers put a frame's messages
+//! in their inbox, taken at the start of their next tick, as in one process.
+
+mod inbound;
+mod outbound;
+
+use crate::control::{unexpected, Embedded, Remote};
+use crate::network::{run_node, NetworkOptions};
+use crate::order::{BatchId, OrderService};
+use crate::plan::NodePlan;
+use crate::transport::{Inbox, Payload, Transport};
+use crate::wire::{encode, Call, Counters, DataFrame, Hello, Reply};
+use bloomc_compiler::ir::{CollectionId, Program};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a node keeps trying to reach a peer, or waits for every node's address.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// What the node's listener and its main thread share.
+#[derive(Default)]
+pub(crate) struct Local {
+    inbox: Inbox,
+    /// Batches of this node's sequenced group that arrived, by position.
+    batches: BTreeMap<u64, Inbox>,
+    /// The position of the next batch to take.
+    next: u64,
+    /// Data frames sent and received (each counted once), ticks taken: the counters of the
+    /// end-of-run detection.
+    sent: u64,
+    received: u64,
+    takes: u64,
+    /// Per sender: the last frame number it has, and the session that sent them.
+    have: Vec<u64>,
+    sessions: Vec<Option<u64>>,
+    frames_from: Vec<u64>,
+    /// The node stopped (`--max-ticks`): what reaches it now is counted, not delivered.
+    stopped: bool,
+    undelivered: u64,
+    /// A peer this node could not reach for its whole patience.
+    failure: Option<String>,
+    /// The coordinator's round this node heard of last, and whether the run is over.
+    round: u64,
+    over: bool,
+}
+
+impl Local {
+    fn has_work(&self) -> bool {
+        !self.stopped && (!self.inbox.is_empty() || self.batches.contains_key(&self.next))
+    }
+}
+
+pub(crate) struct Shared {
+    local: Mutex<Local>,
+    wake: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A peer could not be reached: the node fails at its next call.
+    pub(crate) fn fail(&self, reason: String) {
+        let mut l = self.lock();
+        l.failure.get_or_insert(reason);
+        self.wake.notify_all();
+    }
+
+    /// Frame `frame` from node `from`: applied once, whatever the number of times it
+    /// arrives. Returns the last frame number this node has from `from`, or `None` when the
+    /// frame skips a number (a broken sender).
+    pub(crate) fn deliver(&self, from: usize, frame: DataFrame) -> Option<u64> {
+        let mut l = self.lock();
+        let have = l.have.get(from).copied()?;
+        if frame.seq <= have {
+            return Some(have);
+        }
+        if frame.seq != have + 1 {
+            return None;
+        }
+        if let Some(h) = l.have.get_mut(from) {
+            *h = frame.seq;
+        }
+        if let Some(n) = l.frames_from.get_mut(from) {
+            *n += 1;
+        }
+        l.received += 1;
+        if l.stopped {
+            l.undelivered += frame.messages.iter().map(|(_, m)| m.facts()).sum::<u64>();
+        } else if let Some(at) = frame.position {
+            l.batches.insert(at, frame.messages);
+        } else {
+            l.inbox.extend(frame.messages);
+        }
+        self.wake.notify_all();
+        Some(frame.seq)
+    }
+}
+
+/// A replicated group whose batches are ordered: its first node, instance count and name.
+struct Sequenced {
+    first: usize,
+    count: usize,
+    name: String,
+}
+
+/// This node's side of the network: the [`Transport`] its node loop runs over.
+pub(crate) struct Mesh {
+    me: usize,
+    shared: Arc<Shared>,
+    control: Arc<Remote>,
+    order: Mutex<Box<dyn OrderService>>,
+    sequenced: Vec<Sequenced>,
+    /// Per receiving node: the frames to send it, and the number of the last one.
+    outbound: Vec<outbound::Queue>,
+    max_frame: usize,
+    batches: Mutex<u64>,
+    last_ping: Mutex<Instant>,
+}
+
+impl Mesh {
+    fn counters(&self) -> Result<Counters, String> {
+        let l = self.shared.lock();
+        if let Some(f) = &l.failure {
+            return Err(f.clone());
+        }
+        Ok(Counters { sent: l.sent, received: l.received, ticks: l.takes, round: l.round })
+    }
+
+    /// Asks the coordinator whether the run goes on, at most every 100 ms: a busy node
+    /// learns so that another node failed.
+    fn ping(&self) -> Result<(), String> {
+        let mut last = self.last_ping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() < Duration::from_millis(100) {
+            return Ok(());
+        }
+        *last = Instant::now();
+        match self.control.call(Call::Ping)? {
+            Reply::Ack => Ok(()),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// Waits, idle, until the run is over: for a node that stopped (`--max-ticks`), which
+    /// must go on counting what reaches it until the end.
+    fn finish(&self) -> Result<(), String> {
+        while !self.shared.lock().over {
+            self.wait(self.me)?;
+        }
+        Ok(())
+    }
+}
+
+impl Transport for Mesh {
+    fn take(&self, _me: usize, settled: bool) -> Result<(Inbox, bool), String> {
+        self.ping()?;
+        let mut l = self.shared.lock();
+        if let Some(f) = &l.failure {
+            return Err(f.clone());
+        }
+        let mut out = std::mem::take(&mut l.inbox);
+        let mut batch = false;
+        if settled {
+            let next = l.next;
+            if let Some(messages) = l.batches.remove(&next) {
+                out.extend(messages);
+                l.next += 1;
+                batch = true;
+            }
+        }
+        if batch || !out.is_empty() {
+            l.takes += 1;
+        }
+        Ok((out, batch))
+    }
+
+    fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) -> Result<(), String> {
+        let mut by_dest: BTreeMap<usize, Inbox> = BTreeMap::new();
+        for (to, input, payload) in messages {
+            by_dest.entry(to).or_default().push((input, payload));
+        }
+        let mut frames: Vec<(usize, Inbox, Option<u64>)> = Vec::new();
+        for g in &self.sequenced {
+            let range = g.first..g.first + g.count;
+            if !by_dest.keys().any(|to| range.contains(to)) {
+                continue;
+            }
+            let seq = {
+                let mut b = self.batches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                *b += 1;
+                *b
+            };
+            let batch = BatchId { producer: self.me as u32, seq };
+            let at = self.order.lock().unwrap_or_else(std::sync::PoisonError::into_inner).position(&g.name, batch)?;
+            for to in range {
+                frames.push((to, by_dest.remove(&to).unwrap_or_default(), Some(at)));
+            }
+        }
+        frames.extend(by_dest.into_iter().map(|(to, m)| (to, m, None)));
+        for (to, messages, position) in frames {
+            let q = self.outbound.get(to).ok_or("internal error: a message to no node")?;
+            let seq = q.next();
+            let body = encode(&DataFrame { seq, messages, position }, self.max_frame)?;
+            q.push(seq, body)?;
+            self.shared.lock().sent += 1;
+        }
+        Ok(())
+    }
+
+    fn wait(&self, _me: usize) -> Result<bool, String> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if self.shared.lock().has_work() {
+                return Ok(false);
+            }
+            let counters = self.counters()?;
+            let (over, round) = match self.control.call(Call::Idle(counters))? {
+                Reply::Idle { over, round } => (over, round),
+                r => return Err(unexpected(&r)),
+            };
+            let mut l = self.shared.lock();
+            l.round = round;
+            if over {
+                l.over = true;
+                return Ok(true);
+            }
+            // Woken early by a frame that arrives.
+            let (l, _) = self.shared.wake.wait_timeout(l, pause).unwrap_or_else(std::sync::PoisonError::into_inner);
+            drop(l);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&self, _me: usize, taken: u64) -> Result<(), String> {
+        let mut l = self.shared.lock();
+        l.stopped = true;
+        let inbox: u64 = std::mem::take(&mut l.inbox).iter().map(|(_, m)| m.facts()).sum();
+        let batches: u64 = std::mem::take(&mut l.batches).values().flatten().map(|(_, m)| m.facts()).sum();
+        l.undelivered += taken + inbox + batches;
+        Ok(())
+    }
+}
+
+/// The replicated groups this run sequences, with their names.
+fn sequenced(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<Vec<Sequenced>, String> {
+    let resolved = crate::network::resolve(p, plans, &options.coordination)?;
+    let name = |first: usize| -> String {
+        let group = plans.get(first).and_then(|x| x.group);
+        p.system
+            .iter()
+            .flat_map(|s| s.groups.iter())
+            .find(|g| Some(g.id) == group)
+            .map_or_else(String::new, |g| g.name.clone())
+    };
+    Ok(resolved.sequenced.iter().map(|&(first, count)| Sequenced { first, count, name: name(first) }).collect())
+}
+
+/// Runs the node `hello.node` of `plans` in this process: listens for data on `listen`,
+/// joins the coordinator at `coordinator`, runs, and sends the coordinator its report.
+pub fn node_process(
+    p: Program,
+    plans: Vec<NodePlan>,
+    coordinator: &str,
+    mut hello: Hello,
+    max_frame: usize,
+    listen: &str,
+) -> Result<(), String> {
+    let name = hello.node.clone();
+    let Some(local) = plans.iter().position(|x| x.node_name == name) else {
+        let names: Vec<&str> = plans.iter().map(|x| x.node_name.as_str()).collect();
+        return Err(format!("the program has no node `{name}`; its nodes are {}", names.join(", ")));
+    };
+    let listener =
+        std::net::TcpListener::bind(listen).map_err(|e| format!("node `{name}` cannot listen on {listen}: {e}"))?;
+    hello.listen = listener.local_addr().map_err(|e| format!("node `{name}`: {e}"))?.to_string();
+    eprintln!("node {name}: listening for data on {}", hello.listen);
+    let (remote, me, options) = Remote::connect(coordinator, hello.clone(), max_frame, PATIENCE)?;
+    if me != local {
+        return Err(format!("the coordinator numbers node `{name}` {me}, and this program numbers it {local}"));
+    }
+    let control = Arc::new(remote);
+    let result = (|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the node's runtime: {e}"))?;
+        let n = plans.len();
+        let shared = Arc::new(Shared {
+            local: Mutex::new(Local {
+                have: vec![0; n],
+                sessions: vec![None; n],
+                frames_from: vec![0; n],
+                ..Local::default()
+            }),
+            wake: Condvar::new(),
+        });
+        let names: Vec<String> = plans.iter().map(|x| x.node_name.clone()).collect();
+        let inbound = inbound::Inbound {
+            hello: hello.clone(),
+            names: names.clone(),
+            max_frame,
+            shared: shared.clone(),
+            gate: Arc::new(crate::admission::Gate::new(format!("node {name}"), Arc::new(|l| eprintln!("{l}")))),
+        };
+        inbound.start(&rt, listener)?;
+        let peers = peers(&control)?;
+        let mut out_hello = hello.clone();
+        out_hello.listen = String::new();
+        let outbound = peers
+            .iter()
+            .enumerate()
+            .map(|(to, addr)| {
+                outbound::Queue::new(
+                    rt.handle(),
+                    names.get(to).cloned().unwrap_or_default(),
+                    addr.clone(),
+                    out_hello.clone(),
+                    max_frame,
+                    shared.clone(),
+                )
+            })
+            .collect();
+        let mesh = Arc::new(Mesh {
+            me,
+            shared: shared.clone(),
+            control: control.clone(),
+            order: Mutex::new(Box::new(Embedded(control.clone()))),
+            sequenced: sequenced(&p, &plans, &options)?,
+            outbound,
+            max_frame,
+            batches: Mutex::new(0),
+            last_ping: Mutex::new(Instant::now()),
+        });
+        let mut report = run_node(p, plans, me, mesh.clone(), &options)?;
+        mesh.finish()?;
+        let l = shared.lock();
+        report.undelivered = l.undelivered;
+        report.frames_from =
+            names.iter().zip(&l.frames_from).filter(|(_, n)| **n > 0).map(|(s, n)| (s.clone(), *n)).collect();
+        drop(l);
+        Ok::<_, String>(report)
+    })();
+    match result {
+        Ok(report) => match control.call(Call::Done(Box::new(report)))? {
+            Reply::Ack => Ok(()),
+            r => Err(unexpected(&r)),
+        },
+        Err(e) => {
+            // The coordinator learns why (unless it is the coordinator that is gone).
+            let _ = control.call(Call::Failed(e.clone()));
+            Err(e)
+        }
+    }
+}
+
+/// Every node's data address, once every node has joined.
+fn peers(control: &Remote) -> Result<Vec<String>, String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match control.call(Call::Peers)? {
+            Reply::Peers(all) => return Ok(all),
+            Reply::NotYet if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Reply::NotYet => return Err(format!("not every node joined the run within {PATIENCE:?}")),
+            r => return Err(unexpected(&r)),
+        }
+    }
+}

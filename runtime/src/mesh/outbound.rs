@@ -1,0 +1,157 @@
+//! Sending to one peer: a queue of numbered frames and the task that delivers them over one
+//! TCP connection at a time. A frame stays queued until the peer acknowledges it; after a
+//! reconnect the peer says which frames it has, and the rest are sent again (the peer drops
+//! a frame it already has), so no frame is lost or applied twice. A peer that cannot be
+//! reached for `PATIENCE` fails the node.
+//!
+//! Fault injection for tests: with `BLOOMC_DROP_CONNECTION_EVERY=N` in the environment, the
+//! sender drops its connection after sending every N-th frame, before reading its
+//! acknowledgement.
+
+use super::{Shared, PATIENCE};
+use crate::admission::{Conn, HELLO_TIME};
+use crate::control::DROP_EVERY_VAR;
+use crate::wire::{codec, decode, encode, Ack, Hello, PeerWelcome};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio_util::codec::Framed;
+
+pub(super) struct Queue {
+    seq: AtomicU64,
+    tx: UnboundedSender<(u64, Bytes)>,
+    peer: String,
+}
+
+impl Queue {
+    pub fn new(
+        rt: &tokio::runtime::Handle,
+        peer: String,
+        addr: String,
+        hello: Hello,
+        max: usize,
+        shared: Arc<Shared>,
+    ) -> Queue {
+        let (tx, rx) = unbounded_channel();
+        let drop_every = std::env::var(DROP_EVERY_VAR).ok().and_then(|v| v.parse().ok()).filter(|n: &u64| *n > 0);
+        rt.spawn(deliver(Link { peer: peer.clone(), addr, hello, max, shared, drop_every }, rx));
+        Queue { seq: AtomicU64::new(0), tx, peer }
+    }
+
+    /// The number of the next frame.
+    pub fn next(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn push(&self, seq: u64, body: Bytes) -> Result<(), String> {
+        self.tx.send((seq, body)).map_err(|_| format!("stopped sending to node `{}`", self.peer))
+    }
+}
+
+struct Link {
+    peer: String,
+    addr: String,
+    hello: Hello,
+    max: usize,
+    shared: Arc<Shared>,
+    drop_every: Option<u64>,
+}
+
+impl Link {
+    /// Connects and says hello; returns the connection and the last frame the peer has.
+    async fn connect(&self) -> Result<(Conn, u64), (bool, String)> {
+        let stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| (false, "connection timed out".to_string()))?
+            .map_err(|e| (false, e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = Framed::new(stream, codec(self.max));
+        let hello = encode(&self.hello, self.max).map_err(|e| (true, e))?;
+        conn.send(hello).await.map_err(|e| (false, e.to_string()))?;
+        let body = match tokio::time::timeout(HELLO_TIME, conn.next()).await {
+            Ok(Some(Ok(body))) => body,
+            Ok(Some(Err(e))) => return Err((false, e.to_string())),
+            _ => return Err((false, "no answer to its hello".to_string())),
+        };
+        match decode::<PeerWelcome>(&body, self.max).map_err(|e| (false, e))? {
+            PeerWelcome::Accepted { have } => Ok((conn, have)),
+            PeerWelcome::Refused(r) => Err((true, format!("node `{}` refused this node: {r}", self.peer))),
+        }
+    }
+}
+
+/// Delivers the frames `rx` brings, in order, until the node ends.
+async fn deliver(link: Link, mut rx: UnboundedReceiver<(u64, Bytes)>) {
+    let mut unacked: VecDeque<(u64, Bytes)> = VecDeque::new();
+    let mut failing_since: Option<Instant> = None;
+    let mut injected = 0u64;
+    let mut closed = false;
+    loop {
+        if closed && unacked.is_empty() {
+            return;
+        }
+        if let Some(since) = failing_since {
+            if since.elapsed() > PATIENCE {
+                link.shared.fail(format!("cannot reach node `{}` at {} for {PATIENCE:?}", link.peer, link.addr));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut conn = match link.connect().await {
+            Ok((conn, have)) => {
+                while unacked.front().is_some_and(|(s, _)| *s <= have) {
+                    unacked.pop_front();
+                }
+                conn
+            }
+            Err((true, e)) => {
+                link.shared.fail(e);
+                return;
+            }
+            Err((false, _)) => {
+                failing_since.get_or_insert_with(Instant::now);
+                continue;
+            }
+        };
+        let mut ok = true;
+        for (_, body) in &unacked {
+            if conn.send(body.clone()).await.is_err() {
+                ok = false;
+                break;
+            }
+        }
+        while ok {
+            tokio::select! {
+                next = rx.recv(), if !closed => match next {
+                    Some((seq, body)) => {
+                        unacked.push_back((seq, body.clone()));
+                        ok = conn.send(body).await.is_ok();
+                        if link.drop_every.is_some_and(|n| seq.is_multiple_of(n)) && seq > injected {
+                            injected = seq;
+                            ok = false;
+                            eprintln!("fault injection: dropped the connection to node `{}` after frame {seq}", link.peer);
+                        }
+                    }
+                    None => closed = true,
+                },
+                answer = conn.next() => match answer.map(|b| b.map_err(|e| e.to_string()).and_then(|b| decode::<Ack>(&b, link.max))) {
+                    Some(Ok(Ack(have))) => {
+                        while unacked.front().is_some_and(|(s, _)| *s <= have) {
+                            unacked.pop_front();
+                        }
+                        failing_since = None;
+                    }
+                    _ => ok = false,
+                },
+            }
+            if closed && unacked.is_empty() {
+                return;
+            }
+        }
+        failing_since.get_or_insert_with(Instant::now);
+    }
+}
