@@ -12,6 +12,11 @@
 //! time from an analyst's question to its first answer; it writes `docs/experiment/records.csv` and one plot per
 //! ad-server count, `docs/experiment/records_5.svg` and `records_10.svg`, and prints a table.
 //! Run with `cargo bench --bench experiment` (`-- --clicks N` sets the clicks per ad server).
+//! With `-- --processes [--link-delay-ms D]` it runs the experiment with every node its own
+//! process instead (`experiment/processes.rs`).
+
+#[path = "experiment/processes.rs"]
+mod processes;
 
 use bloomc_compiler::{compile_with, Options};
 use bloomc_runtime::network::{
@@ -80,13 +85,19 @@ fn waits_and_answers(r: &NetworkResult) -> (Vec<f64>, Vec<f64>) {
 }
 
 fn plot(runs: &[Run], adservers: u32, file: &Path) -> Result<(), String> {
-    let mine: Vec<&Run> = runs.iter().filter(|r| r.adservers == adservers).collect();
-    let t_max = mine.iter().map(|r| r.elapsed_s).fold(0.0f64, f64::max).max(0.001);
-    let y_max = mine.iter().flat_map(|r| r.records.iter().map(|(_, n)| *n)).max().unwrap_or(1).max(1);
+    let series: Vec<(String, Vec<(f64, u64)>)> =
+        runs.iter().filter(|r| r.adservers == adservers).map(|r| (r.strategy.to_string(), r.records.clone())).collect();
+    plot_series(&series, &format!("CAMPAIGN, {adservers} ad servers, 3 replicas"), file)
+}
+
+/// Records processed over time, one line per (name, series).
+fn plot_series(series: &[(String, Vec<(f64, u64)>)], title: &str, file: &Path) -> Result<(), String> {
+    let t_max = series.iter().flat_map(|(_, s)| s.iter().map(|(t, _)| *t)).fold(0.0f64, f64::max).max(0.001);
+    let y_max = series.iter().flat_map(|(_, s)| s.iter().map(|(_, n)| *n)).max().unwrap_or(1).max(1);
     let root = SVGBackend::new(file, (720, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("CAMPAIGN, {adservers} ad servers, 3 replicas"), ("sans-serif", 20))
+        .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -98,12 +109,12 @@ fn plot(runs: &[Run], adservers: u32, file: &Path) -> Result<(), String> {
         .y_desc("records processed by the replicas")
         .draw()
         .map_err(|e| e.to_string())?;
-    for (k, r) in mine.iter().enumerate() {
+    for (k, (name, s)) in series.iter().enumerate() {
         let color = Palette99::pick(k).to_rgba();
         chart
-            .draw_series(LineSeries::new(r.records.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
             .map_err(|e| e.to_string())?
-            .label(r.strategy)
+            .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     chart.configure_series_labels().border_style(BLACK).draw().map_err(|e| e.to_string())?;
@@ -129,6 +140,16 @@ fn main() -> Result<(), String> {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000_000);
+    if args.iter().any(|a| a == "--processes") {
+        let link_delay_ms = args
+            .iter()
+            .position(|a| a == "--link-delay-ms")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let setup = processes::Setup { clicks, rate, link_delay_ms };
+        return processes::main(&setup, |series, title, file| plot_series(series, title, file));
+    }
     let mut runs = Vec::new();
     for adservers in [5u32, 10] {
         let strategies = [

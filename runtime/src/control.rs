@@ -181,12 +181,19 @@ pub(crate) fn unexpected(reply: &Reply) -> String {
     format!("unexpected reply from the coordinator: {reply:?}")
 }
 
-/// The embedded ordering service, reached over the control connection.
-pub(crate) struct Embedded(pub(crate) Arc<Remote>);
+/// The embedded ordering service, reached over the control connection; `delay` is added to
+/// every request (a model of a slower network, `--link-delay-ms`).
+pub(crate) struct Embedded {
+    pub(crate) control: Arc<Remote>,
+    pub(crate) delay: Duration,
+}
 
 impl OrderService for Embedded {
     fn position(&mut self, group: &str, batch: BatchId) -> Result<u64, String> {
-        match self.0.call(Call::Position { group: group.to_string(), batch })? {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        match self.control.call(Call::Position { group: group.to_string(), batch })? {
             Reply::Position(n) => Ok(n),
             r => Err(unexpected(&r)),
         }

@@ -26,6 +26,7 @@ use super::run::{read_inputs, Inputs, Run};
 use super::ProgramArgs;
 use bloomc_runtime::admission::Log;
 use bloomc_runtime::coordinator::{serve, CoordinatorConfig, Exited};
+use bloomc_runtime::mesh::NodeOptions;
 use bloomc_runtime::network::{NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::NodePlan;
 use bloomc_runtime::wire::{digest, Hello, DEFAULT_MAX_FRAME, MAX_FRAME_RANGE, TOKEN_VAR};
@@ -130,6 +131,10 @@ pub struct Node {
     /// Skip malformed rows of file feeds (as the coordinator's `--skip-bad-rows`).
     #[arg(long)]
     skip_bad_rows: bool,
+    /// Delay every data frame this node sends by this many milliseconds, and every request
+    /// to the ordering service by twice as many (0 to 10,000): a model of a slower network.
+    #[arg(long, value_name = "MS", value_parser = super::parse_link_delay)]
+    link_delay_ms: Option<u64>,
 }
 
 impl Node {
@@ -168,8 +173,13 @@ impl Node {
             session: u64::from_le_bytes(random::<8>()?),
             listen: String::new(),
         };
-        let listen = cluster.nodes.get(&self.name).map_or("127.0.0.1:0", String::as_str);
-        bloomc_runtime::mesh::node_process(p, plans, &cluster.coordinator, hello, cluster.max_frame(), listen)?;
+        let node = NodeOptions {
+            coordinator: cluster.coordinator.clone(),
+            listen: cluster.nodes.get(&self.name).cloned().unwrap_or_else(|| "127.0.0.1:0".to_string()),
+            max_frame: cluster.max_frame(),
+            link_delay: Duration::from_millis(self.link_delay_ms.unwrap_or(0)),
+        };
+        bloomc_runtime::mesh::node_process(p, plans, hello, &node)?;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -313,6 +323,9 @@ fn launch(
         cmd.arg("--max-field-bytes").arg(run.limits.max_field_bytes.to_string());
         if run.skip_bad_rows {
             cmd.arg("--skip-bad-rows");
+        }
+        if let Some(ms) = run.link_delay_ms {
+            cmd.arg("--link-delay-ms").arg(ms.to_string());
         }
         // The node's standard input stays open as long as this process lives (the `Child`
         // holds it), so the node stops when it ends, killed or not (`--watch-stdin`).

@@ -106,6 +106,14 @@ pub(crate) fn parse_batch(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `--link-delay-ms`: 0 to 10,000 milliseconds.
+pub(crate) fn parse_link_delay(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n <= 10_000 => Ok(n),
+        _ => Err(format!("expected a number of milliseconds from 0 to 10000, found `{s}`")),
+    }
+}
+
 /// How much an input file and one of its fields may hold.
 #[derive(clap::Args, Clone, Copy)]
 pub struct InputLimits {

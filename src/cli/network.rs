@@ -72,6 +72,9 @@ pub fn run_network(
     let label = describe(p, &coordination);
     let options = NetworkOptions { max_ticks: run.max_ticks, coordination: coordination.clone() };
     let across = run.processes || run.cluster_file.is_some();
+    if run.link_delay_ms.is_some() && !run.processes {
+        return Err("`--link-delay-ms` is applied by node processes that the launcher starts: add `--processes` (nodes started by hand take it themselves)".to_string());
+    }
     let result = if across {
         super::cluster::run_coordinator(run, &plans, &options, digest)?
     } else {
@@ -144,7 +147,14 @@ pub fn run_network(
         let waits = sealing.then_some(waits.as_slice());
         let answers = latency.as_ref().map(|(l, u)| (l.as_slice(), *u));
         let over_time = bloomc_runtime::network::records_over_time(&result.nodes);
-        let measured = super::summary::Measured { over_time: Some(&over_time), seal: waits, answers };
+        let mut by_group = std::collections::BTreeMap::new();
+        for n in &result.nodes {
+            by_group.entry(n.group.clone()).or_insert_with(|| {
+                bloomc_runtime::network::records_over_time(result.nodes.iter().filter(|m| m.group == n.group))
+            });
+        }
+        let measured =
+            super::summary::Measured { over_time: Some(&over_time), by_group: Some(&by_group), seal: waits, answers };
         super::summary::write(path, p, &strategy, &nodes, result.elapsed_s, result.quiescent, measured)?;
     }
     if sealing {

@@ -66,6 +66,11 @@ pub struct Run {
     /// `--processes`, start the nodes here; without, wait for them to connect.
     #[arg(long = "cluster", value_name = "CLUSTER.toml")]
     pub(crate) cluster_file: Option<std::path::PathBuf>,
+    /// With `--processes`: every node delays each data frame it sends by this many
+    /// milliseconds, and each request to the ordering service by twice as many (0 to
+    /// 10,000), a model of a datacenter network for experiments.
+    #[arg(long, value_name = "MS", value_parser = super::parse_link_delay)]
+    pub(crate) link_delay_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -185,9 +190,9 @@ impl Run {
             return Err("`--latency` measures answers between the nodes of a network; this program runs on one node"
                 .to_string());
         }
-        if self.processes || self.cluster_file.is_some() {
+        if self.processes || self.cluster_file.is_some() || self.link_delay_ms.is_some() {
             return Err(
-                "`--processes` and `--cluster` run a network's nodes as processes; this program runs on one node (span it with timely's flags after `--`)".to_string()
+                "`--processes`, `--cluster` and `--link-delay-ms` run a network's nodes as processes; this program runs on one node (span it with timely's flags after `--`)".to_string()
             );
         }
         if !matches!(self.coordination, CoordinationArg::None | CoordinationArg::Auto) {

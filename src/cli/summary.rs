@@ -2,7 +2,8 @@
 //! and experiments. Fields:
 //! `strategy` (`none`, `order`, `seal`, or `auto: ` and what the analysis chose), `query` (the program's `query` parameter, or null),
 //! `records_processed` (facts in over all nodes), `records_per_s`, `records_over_time` (in a
-//! network: `[seconds, records so far]` after every node's tick), `elapsed_s`, `quiescent`, `answers` (facts
+//! network: `[seconds, records so far]` after every node's tick), `records_over_time_by_group`
+//! (the same per node group, by name), `elapsed_s`, `quiescent`, `answers` (facts
 //! emitted on the outputs no wire carries, except `disagreement`), `replica_disagreements`
 //! (the final facts of outputs named `disagreement`, such as adtrack's analyst keeps; null
 //! when the program has none), `seal_wait_ms` (with seals enforced: over the released seal
@@ -10,7 +11,8 @@
 //! `keys`, `mean`, `p50`, `p95` and `max`; null without seals), `answer_latency_ms` (with
 //! `--latency Q=A`: the same statistics over the questions answered, `keys` counting them,
 //! and `unanswered`; null without), and `per_node` (ticks, facts in, messages in and out,
-//! evaluation errors, and facts per printed output).
+//! evaluation errors, facts per printed output, and across processes `frames_from`: the
+//! nodes it received data frames from, with how many; null otherwise).
 
 use bloomc_compiler::ir::{Program, Value};
 use bloomc_runtime::run::RunResult;
@@ -34,6 +36,7 @@ pub struct NodeSummary<'a> {
 #[derive(Default)]
 pub struct Measured<'a> {
     pub over_time: Option<&'a [(f64, u64)]>,
+    pub by_group: Option<&'a std::collections::BTreeMap<String, Vec<(f64, u64)>>>,
     pub seal: Option<&'a [f64]>,
     pub answers: Option<(&'a [f64], u64)>,
 }
@@ -47,7 +50,7 @@ pub fn write(
     quiescent: bool,
     measured: Measured<'_>,
 ) -> Result<(), String> {
-    let Measured { over_time, seal: seal_waits, answers: latency } = measured;
+    let Measured { over_time, by_group, seal: seal_waits, answers: latency } = measured;
     let query = p.params.iter().find(|x| x.name == "query").map(|x| match &x.value {
         Value::Str(s) => json!(s),
         Value::Int(i) => json!(i),
@@ -89,6 +92,7 @@ pub fn write(
         "records_processed": records,
         "records_per_s": if elapsed_s > 0.0 { records as f64 / elapsed_s } else { 0.0 },
         "records_over_time": over_time,
+        "records_over_time_by_group": by_group,
         "elapsed_s": elapsed_s,
         "quiescent": quiescent,
         "answers": answers,

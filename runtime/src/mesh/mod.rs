@@ -269,16 +269,23 @@ fn sequenced(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Resul
     Ok(resolved.sequenced.iter().map(|&(first, count)| Sequenced { first, count, name: name(first) }).collect())
 }
 
-/// Runs the node `hello.node` of `plans` in this process: listens for data on `listen`,
-/// joins the coordinator at `coordinator`, runs, and sends the coordinator its report.
-pub fn node_process(
-    p: Program,
-    plans: Vec<NodePlan>,
-    coordinator: &str,
-    mut hello: Hello,
-    max_frame: usize,
-    listen: &str,
-) -> Result<(), String> {
+/// How a node process reaches the others.
+pub struct NodeOptions {
+    /// The coordinator's address.
+    pub coordinator: String,
+    /// Where to listen for data (`host:port`; port 0 for a free one).
+    pub listen: String,
+    pub max_frame: usize,
+    /// A delay this node adds to every data frame it sends, and twice over to every request
+    /// to the ordering service (a round trip): a model of a slower network for experiments.
+    pub link_delay: Duration,
+}
+
+/// Runs the node `hello.node` of `plans` in this process: listens for data, joins the
+/// coordinator, runs, and sends the coordinator its report.
+pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &NodeOptions) -> Result<(), String> {
+    let NodeOptions { coordinator, listen, max_frame, link_delay } = node;
+    let (max_frame, link_delay) = (*max_frame, *link_delay);
     let name = hello.node.clone();
     let Some(local) = plans.iter().position(|x| x.node_name == name) else {
         let names: Vec<&str> = plans.iter().map(|x| x.node_name.as_str()).collect();
@@ -325,21 +332,23 @@ pub fn node_process(
             .iter()
             .enumerate()
             .map(|(to, addr)| {
-                outbound::Queue::new(
-                    rt.handle(),
-                    names.get(to).cloned().unwrap_or_default(),
-                    addr.clone(),
-                    out_hello.clone(),
-                    max_frame,
-                    shared.clone(),
-                )
+                let link = outbound::Link {
+                    peer: names.get(to).cloned().unwrap_or_default(),
+                    addr: addr.clone(),
+                    hello: out_hello.clone(),
+                    max: max_frame,
+                    shared: shared.clone(),
+                    drop_every: None,
+                    delay: link_delay,
+                };
+                outbound::Queue::new(rt.handle(), link)
             })
             .collect();
         let mesh = Arc::new(Mesh {
             me,
             shared: shared.clone(),
             control: control.clone(),
-            order: Mutex::new(Box::new(Embedded(control.clone()))),
+            order: Mutex::new(Box::new(Embedded { control: control.clone(), delay: link_delay * 2 })),
             sequenced: sequenced(&p, &plans, &options)?,
             outbound,
             max_frame,

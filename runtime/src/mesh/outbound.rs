@@ -4,6 +4,9 @@
 //! a frame it already has), so no frame is lost or applied twice. A peer that cannot be
 //! reached for `PATIENCE` fails the node.
 //!
+//! With a link delay, each frame leaves no sooner than that long after it was queued (frames
+//! stay in order, and the delays of successive frames overlap, as on a slow link).
+//!
 //! Fault injection for tests: with `BLOOMC_DROP_CONNECTION_EVERY=N` in the environment, the
 //! sender drops its connection after sending every N-th frame, before reading its
 //! acknowledgement.
@@ -23,22 +26,17 @@ use tokio_util::codec::Framed;
 
 pub(super) struct Queue {
     seq: AtomicU64,
-    tx: UnboundedSender<(u64, Bytes)>,
+    tx: UnboundedSender<(u64, Bytes, Instant)>,
     peer: String,
 }
 
 impl Queue {
-    pub fn new(
-        rt: &tokio::runtime::Handle,
-        peer: String,
-        addr: String,
-        hello: Hello,
-        max: usize,
-        shared: Arc<Shared>,
-    ) -> Queue {
+    /// The queue to `link`'s peer (the fault injection is read from the environment).
+    pub fn new(rt: &tokio::runtime::Handle, mut link: Link) -> Queue {
         let (tx, rx) = unbounded_channel();
-        let drop_every = std::env::var(DROP_EVERY_VAR).ok().and_then(|v| v.parse().ok()).filter(|n: &u64| *n > 0);
-        rt.spawn(deliver(Link { peer: peer.clone(), addr, hello, max, shared, drop_every }, rx));
+        link.drop_every = std::env::var(DROP_EVERY_VAR).ok().and_then(|v| v.parse().ok()).filter(|n: &u64| *n > 0);
+        let peer = link.peer.clone();
+        rt.spawn(deliver(link, rx));
         Queue { seq: AtomicU64::new(0), tx, peer }
     }
 
@@ -48,17 +46,18 @@ impl Queue {
     }
 
     pub fn push(&self, seq: u64, body: Bytes) -> Result<(), String> {
-        self.tx.send((seq, body)).map_err(|_| format!("stopped sending to node `{}`", self.peer))
+        self.tx.send((seq, body, Instant::now())).map_err(|_| format!("stopped sending to node `{}`", self.peer))
     }
 }
 
-struct Link {
-    peer: String,
-    addr: String,
-    hello: Hello,
-    max: usize,
-    shared: Arc<Shared>,
-    drop_every: Option<u64>,
+pub(super) struct Link {
+    pub peer: String,
+    pub addr: String,
+    pub hello: Hello,
+    pub max: usize,
+    pub shared: Arc<Shared>,
+    pub drop_every: Option<u64>,
+    pub delay: Duration,
 }
 
 impl Link {
@@ -85,7 +84,7 @@ impl Link {
 }
 
 /// Delivers the frames `rx` brings, in order, until the node ends.
-async fn deliver(link: Link, mut rx: UnboundedReceiver<(u64, Bytes)>) {
+async fn deliver(link: Link, mut rx: UnboundedReceiver<(u64, Bytes, Instant)>) {
     let mut unacked: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut failing_since: Option<Instant> = None;
     let mut injected = 0u64;
@@ -127,7 +126,10 @@ async fn deliver(link: Link, mut rx: UnboundedReceiver<(u64, Bytes)>) {
         while ok {
             tokio::select! {
                 next = rx.recv(), if !closed => match next {
-                    Some((seq, body)) => {
+                    Some((seq, body, queued)) => {
+                        if !link.delay.is_zero() {
+                            tokio::time::sleep_until((queued + link.delay).into()).await;
+                        }
                         unacked.push_back((seq, body.clone()));
                         ok = conn.send(body).await.is_ok();
                         if link.drop_every.is_some_and(|n| seq.is_multiple_of(n)) && seq > injected {
