@@ -118,11 +118,12 @@ fn a_restarted_client_gets_the_same_positions() {
     assert_eq!(position(&mut order, "g", batch(3, 15)), 15);
 }
 
-#[test]
-fn a_server_crash_mid_stream_leaves_no_gap_or_duplicate() {
-    let Some(mut server) = zk_server::server() else { return };
+/// Crashes the server (SIGKILL) while one producer is mid-stream, keeps it down for `down`,
+/// starts it again on the same port and data directory, and checks the producer's positions
+/// and a fresh client's view. Answers the number of sessions the producer opened.
+fn crash_mid_stream(root: &'static str, down: Duration) -> Option<u64> {
+    let mut server = zk_server::server()?;
     let addr = server.addr();
-    let root = "/bloomc/test/server-restart";
     let n = 120u64;
     let done = Arc::new(AtomicU64::new(0));
     let producer = {
@@ -134,23 +135,24 @@ fn a_server_crash_mid_stream_leaves_no_gap_or_duplicate() {
                 got.push(position(&mut order, "g", batch(0, s)));
                 done.store(s + 1, Ordering::SeqCst);
             }
-            got
+            (got, order.sessions_opened())
         })
     };
-    // Crash the server (SIGKILL) while the producer is mid-stream, keep it down a moment, and
-    // start it again on the same port and data directory.
     let deadline = Instant::now() + TIMEOUT;
     while done.load(Ordering::SeqCst) < n / 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));
     }
     let at_crash = done.load(Ordering::SeqCst);
     server.stop();
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(down);
     if let Err(e) = server.start_again() {
         panic!("restart: {e}");
     }
-    let got = producer.join().unwrap_or_else(|_| panic!("the producer thread failed"));
-    eprintln!("server crashed after {at_crash} of {n} positions; the client carried on");
+    let (got, sessions) = producer.join().unwrap_or_else(|_| panic!("the producer thread failed"));
+    eprintln!(
+        "server crashed after {at_crash} of {n} positions, down {down:?}; the client carried on \
+         with {sessions} session(s)"
+    );
     assert!(at_crash < n, "the crash came mid-stream");
     assert_eq!(got, (0..n).collect::<Vec<_>>());
     // A fresh client after the restart sees the same order.
@@ -159,6 +161,22 @@ fn a_server_crash_mid_stream_leaves_no_gap_or_duplicate() {
         assert_eq!(position(&mut order, "g", batch(0, s)), s);
     }
     assert_eq!(position(&mut order, "g", batch(1, 0)), n);
+    Some(sessions)
+}
+
+#[test]
+fn a_server_crash_mid_stream_leaves_no_gap_or_duplicate() {
+    // Down briefly: the client reconnects, most likely on the same session.
+    crash_mid_stream("/bloomc/test/server-restart", Duration::from_millis(700));
+}
+
+#[test]
+fn a_session_that_expires_during_an_outage_is_replaced() {
+    // Down longer than the longest session the test server grants (20 ticks of 200 ms, and
+    // the client gives up on it after 7/5 of that): the client opens a new session.
+    if let Some(sessions) = crash_mid_stream("/bloomc/test/session-expiry", Duration::from_secs(7)) {
+        assert!(sessions >= 2, "the expired session was replaced: {sessions} session(s)");
+    }
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub struct ZkOrder {
     ready: HashSet<String>,
     /// Positions learned so far, by group and batch.
     known: HashMap<(String, BatchId), u64>,
+    /// Sessions opened so far (more than one after a session expired or closed).
+    sessions: u64,
 }
 
 /// Why one attempt failed, and what to do about it.
@@ -163,6 +165,7 @@ impl ZkOrder {
             client: None,
             ready: HashSet::new(),
             known: HashMap::new(),
+            sessions: 0,
         };
         let root = order.root.clone();
         order.with_retries(&format!("creating {root}"), |this| this.mkdir(&root))?;
@@ -177,6 +180,12 @@ impl ZkOrder {
     /// The root znode of this run's orders.
     pub fn root(&self) -> &str {
         &self.root
+    }
+
+    /// How many ZooKeeper sessions this client has opened: 1, plus one for each session
+    /// that expired or closed and was replaced.
+    pub fn sessions_opened(&self) -> u64 {
+        self.sessions
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the timeout runs out, reconnecting
@@ -244,6 +253,7 @@ impl ZkOrder {
             .map_err(|_| "connecting: timed out".to_string())?
             .map_err(|e| format!("connecting: {e}"))?;
         self.client = Some(client);
+        self.sessions += 1;
         Ok(())
     }
 
