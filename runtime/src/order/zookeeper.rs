@@ -31,6 +31,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 use zookeeper_client as zk;
 
+/// How many learned positions a client keeps before it forgets them all (a producer asks
+/// again only after a failure, so the cache need not grow with the run).
+const KNOWN_AT_MOST: usize = 1 << 16;
+
 /// The ordering service served by a ZooKeeper ensemble. See the module documentation.
 pub struct ZkOrder {
     runtime: tokio::runtime::Runtime,
@@ -383,6 +387,10 @@ impl OrderService for ZkOrder {
         }
         let what = format!("position of batch {}/{} in group {group}", batch.producer, batch.seq);
         let pos = self.with_retries(&what, |this| this.attempt(group, batch))?;
+        if self.known.len() >= KNOWN_AT_MOST {
+            // Forgetting is safe: a batch asked again is found by its id znode.
+            self.known.clear();
+        }
         self.known.insert(key, pos);
         Ok(pos)
     }
