@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod zookeeper;
+
 /// A batch, named by its producer: the producer's node number and a number the producer
 /// never gives another batch of its own (its tick count, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
