@@ -17,6 +17,9 @@
 
 #[path = "experiment/processes.rs"]
 mod processes;
+#[path = "../runtime/tests/zk_server/mod.rs"]
+#[allow(dead_code)]
+mod zk_server;
 
 use bloomc_compiler::{compile_with, Options};
 use bloomc_runtime::network::{

@@ -2,7 +2,9 @@
 //! Every run is `bloomc run examples/adtrack.bl --processes` (every node its own process,
 //! facts sent straight from node to node), with the CAMPAIGN query, 3 reporting replicas and
 //! 5 or 10 ad servers, under `none`, `order` (the replicas sequenced by the embedded ordering
-//! service), `seal`, and `independent seal` with its own `none, mastered` baseline; with
+//! service, and by Apache ZooKeeper: a server this program starts on a loopback port, when
+//! Debian's `zookeeper` package is installed), `seal`, and `independent seal` with its own
+//! `none, mastered` baseline; with
 //! `--link-delay-ms D` every node delays each data frame it sends by D ms and each request to
 //! the ordering service by 2D (a model of a datacenter network). It reads each run's
 //! `--summary-json`, writes `docs/experiment/processes.csv` and `processes_5.svg`,
@@ -31,7 +33,17 @@ pub struct Setup {
     pub link_delay_ms: u64,
 }
 
-fn run_one(setup: &Setup, adservers: u32, mastered: bool, coordination: &str, json: &Path) -> Result<(), String> {
+/// How a strategy runs: its `--coordination`, whether ad servers master their campaigns, and
+/// its ordering service (`--order-service`), if any.
+struct Strategy {
+    name: &'static str,
+    mastered: bool,
+    coordination: &'static str,
+    service: Option<String>,
+}
+
+fn run_one(setup: &Setup, adservers: u32, s: &Strategy, json: &Path) -> Result<(), String> {
+    let (mastered, coordination) = (s.mastered, s.coordination);
     let sets = [
         "query=CAMPAIGN".to_string(),
         format!("adservers={adservers}"),
@@ -46,6 +58,9 @@ fn run_one(setup: &Setup, adservers: u32, mastered: bool, coordination: &str, js
     }
     cmd.args(["--coordination", coordination, "--max-ticks", "1000000", "--summary-json"]).arg(json);
     cmd.args(["--link-delay-ms", &setup.link_delay_ms.to_string()]);
+    if let Some(service) = &s.service {
+        cmd.args(["--order-service", service]);
+    }
     let out = cmd.output().map_err(|e| format!("cannot start bloomc: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -55,17 +70,12 @@ fn run_one(setup: &Setup, adservers: u32, mastered: bool, coordination: &str, js
     Ok(())
 }
 
-fn measure(
-    setup: &Setup,
-    strategy: &str,
-    adservers: u32,
-    mastered: bool,
-    coordination: &str,
-) -> Result<Measured, String> {
+fn measure(setup: &Setup, adservers: u32, s: &Strategy) -> Result<Measured, String> {
+    let strategy = s.name;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("experiment-processes");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let json = dir.join(format!("{adservers}-{}.json", strategy.replace([' ', ',', '(', ')'], "_")));
-    run_one(setup, adservers, mastered, coordination, &json)?;
+    run_one(setup, adservers, s, &json)?;
     let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
     let pairs = |x: &serde_json::Value| -> Vec<(f64, u64)> {
@@ -87,20 +97,32 @@ pub fn main(
     setup: &Setup,
     plot: impl Fn(&[(String, Vec<(f64, u64)>)], &str, &Path) -> Result<(), String>,
 ) -> Result<(), String> {
-    let strategies = [
-        ("none", false, "none"),
-        ("order (embedded)", false, "order"),
-        ("seal", false, "seal"),
-        ("none, mastered", true, "none"),
-        ("independent seal", true, "seal"),
+    let zk = if Path::new("/usr/share/java/zookeeper.jar").is_file() {
+        super::zk_server::server()
+    } else {
+        eprintln!("ZooKeeper is not installed (apt-get install zookeeper): the order (zookeeper) runs are left out");
+        None
+    };
+    let strategy =
+        |name, mastered, coordination, service: Option<String>| Strategy { name, mastered, coordination, service };
+    let mut strategies = vec![
+        strategy("none", false, "none", None),
+        strategy("order (embedded)", false, "order", Some("embedded".to_string())),
     ];
+    if let Some(zk) = &zk {
+        strategies.push(strategy("order (zookeeper)", false, "order", Some(format!("zookeeper://{}", zk.addr()))));
+    }
+    strategies.push(strategy("seal", false, "seal", None));
+    strategies.push(strategy("none, mastered", true, "none", None));
+    strategies.push(strategy("independent seal", true, "seal", None));
     let mut runs = Vec::new();
     for adservers in [5u32, 10] {
-        for (strategy, mastered, coordination) in strategies {
-            eprintln!("running {strategy} at {adservers} ad servers, one process per node ...");
-            runs.push(measure(setup, strategy, adservers, mastered, coordination)?);
+        for s in &strategies {
+            eprintln!("running {} at {adservers} ad servers, one process per node ...", s.name);
+            runs.push(measure(setup, adservers, s)?);
         }
     }
+    drop(zk);
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/experiment");
     std::fs::create_dir_all(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
     let mut csv = String::from("strategy,adservers,seconds,records\n");

@@ -45,14 +45,25 @@ enum Failure {
     Unreachable(String),
 }
 
+/// What the coordinator told a node it admitted.
+pub struct Joined {
+    /// The node's number in the plan.
+    pub me: usize,
+    pub options: NetworkOptions,
+    /// The ordering service: `None` for the embedded one, else ZooKeeper's `host:port`.
+    pub zookeeper: Option<String>,
+    /// The run's random name.
+    pub run: u64,
+}
+
 impl Remote {
-    /// Connects to the coordinator; returns the node's number and the run's options.
+    /// Connects to the coordinator; returns what it said of the node and the run.
     pub fn connect(
         coordinator: &str,
         hello: Hello,
         max_frame: usize,
         patience: Duration,
-    ) -> Result<(Remote, usize, NetworkOptions), String> {
+    ) -> Result<(Remote, Joined), String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -82,15 +93,14 @@ impl Remote {
         };
         state.conn = Some(conn);
         drop(state);
-        let (me, options) = welcome;
-        Ok((remote, me, options))
+        Ok((remote, welcome))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn handshake(&self, rt: &tokio::runtime::Runtime) -> Result<(Conn, (usize, NetworkOptions)), Failure> {
+    fn handshake(&self, rt: &tokio::runtime::Runtime) -> Result<(Conn, Joined), Failure> {
         let max = self.max_frame;
         rt.block_on(async {
             let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&self.coordinator))
@@ -106,8 +116,8 @@ impl Remote {
                 _ => return Err(Failure::Unreachable("no welcome from the coordinator".to_string())),
             };
             match decode::<Welcome>(&body, max).map_err(Failure::Refused)? {
-                Welcome::Accepted { me, coordination, max_ticks } => {
-                    Ok((conn, (me, NetworkOptions { max_ticks, coordination })))
+                Welcome::Accepted { me, coordination, max_ticks, zookeeper, run } => {
+                    Ok((conn, Joined { me, options: NetworkOptions { max_ticks, coordination }, zookeeper, run }))
                 }
                 Welcome::Refused(r) => Err(Failure::Refused(r)),
             }
@@ -181,19 +191,12 @@ pub(crate) fn unexpected(reply: &Reply) -> String {
     format!("unexpected reply from the coordinator: {reply:?}")
 }
 
-/// The embedded ordering service, reached over the control connection; `delay` is added to
-/// every request (a model of a slower network, `--link-delay-ms`).
-pub(crate) struct Embedded {
-    pub(crate) control: Arc<Remote>,
-    pub(crate) delay: Duration,
-}
+/// The embedded ordering service, reached over the control connection.
+pub(crate) struct Embedded(pub(crate) Arc<Remote>);
 
 impl OrderService for Embedded {
     fn position(&mut self, group: &str, batch: BatchId) -> Result<u64, String> {
-        if !self.delay.is_zero() {
-            std::thread::sleep(self.delay);
-        }
-        match self.control.call(Call::Position { group: group.to_string(), batch })? {
+        match self.0.call(Call::Position { group: group.to_string(), batch })? {
             Reply::Position(n) => Ok(n),
             r => Err(unexpected(&r)),
         }

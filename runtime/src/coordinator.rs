@@ -44,6 +44,10 @@ pub struct CoordinatorConfig {
     pub program: u64,
     /// How long a node that lost its connection may take to reconnect.
     pub grace: Duration,
+    /// The ordering service: `None` for the embedded one, else ZooKeeper at `host:port`.
+    pub zookeeper: Option<String>,
+    /// A random number naming this run (its order's root in ZooKeeper).
+    pub run: u64,
 }
 
 /// What the launcher saw happen to a node process.
@@ -256,6 +260,8 @@ impl Coordinator {
                     me,
                     coordination: self.options.coordination.clone(),
                     max_ticks: self.options.max_ticks,
+                    zookeeper: self.config.zookeeper.clone(),
+                    run: self.config.run,
                 };
                 let generation = lock(&self.slots).get(me).map_or(0, |s| s.generation);
                 let sent = match encode(&welcome, max) {

@@ -254,6 +254,12 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
     Ok(out)
 }
 
+/// Whether `coordination` sequences any replicated group of the network (so that it asks an
+/// ordering service).
+pub fn sequences_any(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<bool, String> {
+    Ok(!resolve(p, plans, coordination)?.sequenced.is_empty())
+}
+
 /// Runs every node of `plans` (from `plan::plan_network`) until the network is quiescent.
 pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
     let start = Instant::now();

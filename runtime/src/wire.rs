@@ -62,6 +62,11 @@ pub enum Welcome {
         me: usize,
         coordination: Coordination,
         max_ticks: u64,
+        /// The ordering service every node uses: `None` for the embedded one (requests to
+        /// the coordinator), else a ZooKeeper server's `host:port`.
+        zookeeper: Option<String>,
+        /// A random number naming this run, so that its order in ZooKeeper is its own.
+        run: u64,
     },
     Refused(String),
 }

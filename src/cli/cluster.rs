@@ -46,6 +46,10 @@ pub struct ClusterFile {
     pub token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_frame: Option<usize>,
+    /// The ordering service (`embedded` or `zookeeper://HOST:PORT`); `--order-service`
+    /// overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_service: Option<String>,
     /// Where each node listens for data from the others, by name; a node not listed listens
     /// on a free port of loopback.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -72,6 +76,9 @@ impl ClusterFile {
                 MAX_FRAME_RANGE.start(),
                 MAX_FRAME_RANGE.end()
             ));
+        }
+        if let Some(service) = &file.order_service {
+            super::parse_order_service(service).map_err(|e| format!("{origin}: `order_service`: {e}"))?;
         }
         if file.token.as_deref() == Some("") {
             return Err(format!("{origin}: `token` is empty: give a secret, or leave it out and set {TOKEN_VAR}"));
@@ -228,6 +235,7 @@ pub fn run_coordinator(
             coordinator: "127.0.0.1:0".to_string(),
             token: Some(fresh_token()?),
             max_frame: None,
+            order_service: None,
             nodes: Default::default(),
         },
     };
@@ -243,7 +251,17 @@ pub fn run_coordinator(
     let listener = std::net::TcpListener::bind(&cluster.coordinator)
         .map_err(|e| format!("the coordinator cannot listen on {}: {e}", cluster.coordinator))?;
     let address = listener.local_addr().map_err(|e| format!("coordinator: {e}"))?;
-    let config = coordinator_config(&cluster, cluster.token()?, digest);
+    let service = match (&run.order_service, &cluster.order_service) {
+        (Some(s), _) => s.clone(),
+        (None, Some(text)) => super::parse_order_service(text)?,
+        (None, None) => super::OrderServiceArg::Embedded,
+    };
+    let zookeeper = match service {
+        super::OrderServiceArg::Embedded => None,
+        super::OrderServiceArg::ZooKeeper(addr) => Some(addr),
+    };
+    let mut config = coordinator_config(&cluster, cluster.token()?, digest)?;
+    config.zookeeper = zookeeper;
     if run.processes {
         let given = match &run.cluster_file {
             Some(path) => Given::File(path.clone()),
@@ -268,14 +286,16 @@ enum Given {
     Env(String),
 }
 
-fn coordinator_config(cluster: &ClusterFile, token: String, program: u64) -> CoordinatorConfig {
-    CoordinatorConfig {
+fn coordinator_config(cluster: &ClusterFile, token: String, program: u64) -> Result<CoordinatorConfig, String> {
+    Ok(CoordinatorConfig {
         cluster: cluster.cluster.clone(),
         token,
         max_frame: cluster.max_frame(),
         program,
         grace: Duration::from_secs(10),
-    }
+        zookeeper: None,
+        run: u64::from_le_bytes(random::<8>()?),
+    })
 }
 
 fn log() -> Log {

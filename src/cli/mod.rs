@@ -114,6 +114,27 @@ pub(crate) fn parse_link_delay(s: &str) -> Result<u64, String> {
     }
 }
 
+/// An ordering service, as `--order-service` or a cluster file's `order_service` names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderServiceArg {
+    Embedded,
+    /// ZooKeeper's `host:port`.
+    ZooKeeper(String),
+}
+
+/// `embedded` or `zookeeper://HOST:PORT`.
+pub(crate) fn parse_order_service(s: &str) -> Result<OrderServiceArg, String> {
+    if s == "embedded" {
+        return Ok(OrderServiceArg::Embedded);
+    }
+    match s.strip_prefix("zookeeper://") {
+        Some(addr) if addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) => {
+            Ok(OrderServiceArg::ZooKeeper(addr.to_string()))
+        }
+        _ => Err(format!("expected `embedded` or `zookeeper://HOST:PORT`, found `{s}`")),
+    }
+}
+
 /// How much an input file and one of its fields may hold.
 #[derive(clap::Args, Clone, Copy)]
 pub struct InputLimits {

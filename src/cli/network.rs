@@ -72,6 +72,21 @@ pub fn run_network(
     let label = describe(p, &coordination);
     let options = NetworkOptions { max_ticks: run.max_ticks, coordination: coordination.clone() };
     let across = run.processes || run.cluster_file.is_some();
+    if let Some(service) = &run.order_service {
+        if !across {
+            return Err("`--order-service` orders the replicated groups of a run across processes: add `--processes` (in one process the transport sequences them)".to_string());
+        }
+        if !bloomc_runtime::network::sequences_any(p, &plans, &coordination)? {
+            return Err(format!(
+                "`--order-service {}` has nothing to order: this run sequences no replicated group (coordination {})",
+                match service {
+                    super::OrderServiceArg::Embedded => "embedded".to_string(),
+                    super::OrderServiceArg::ZooKeeper(a) => format!("zookeeper://{a}"),
+                },
+                describe(p, &coordination)
+            ));
+        }
+    }
     if run.link_delay_ms.is_some() && !run.processes {
         return Err("`--link-delay-ms` is applied by node processes that the launcher starts: add `--processes` (nodes started by hand take it themselves)".to_string());
     }

@@ -71,6 +71,11 @@ pub struct Run {
     /// 10,000), a model of a datacenter network for experiments.
     #[arg(long, value_name = "MS", value_parser = super::parse_link_delay)]
     pub(crate) link_delay_ms: Option<u64>,
+    /// Across processes, the ordering service of sequenced replicated groups: `embedded`
+    /// (the coordinator; the default) or `zookeeper://HOST:PORT` (Apache ZooKeeper). Also
+    /// `order_service` in the cluster file.
+    #[arg(long, value_name = "SERVICE", value_parser = super::parse_order_service)]
+    pub(crate) order_service: Option<super::OrderServiceArg>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -190,9 +195,10 @@ impl Run {
             return Err("`--latency` measures answers between the nodes of a network; this program runs on one node"
                 .to_string());
         }
-        if self.processes || self.cluster_file.is_some() || self.link_delay_ms.is_some() {
+        if self.processes || self.cluster_file.is_some() || self.link_delay_ms.is_some() || self.order_service.is_some()
+        {
             return Err(
-                "`--processes`, `--cluster` and `--link-delay-ms` run a network's nodes as processes; this program runs on one node (span it with timely's flags after `--`)".to_string()
+                "`--processes`, `--cluster`, `--link-delay-ms` and `--order-service` run a network's nodes as processes; this program runs on one node (span it with timely's flags after `--`)".to_string()
             );
         }
         if !matches!(self.coordination, CoordinationArg::None | CoordinationArg::Auto) {

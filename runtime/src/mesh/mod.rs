@@ -16,7 +16,7 @@
 mod inbound;
 mod outbound;
 
-use crate::control::{unexpected, Embedded, Remote};
+use crate::control::{unexpected, Embedded, Joined, Remote};
 use crate::network::{run_node, NetworkOptions};
 use crate::order::{BatchId, OrderService};
 use crate::plan::NodePlan;
@@ -295,7 +295,8 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
         std::net::TcpListener::bind(listen).map_err(|e| format!("node `{name}` cannot listen on {listen}: {e}"))?;
     hello.listen = listener.local_addr().map_err(|e| format!("node `{name}`: {e}"))?.to_string();
     eprintln!("node {name}: listening for data on {}", hello.listen);
-    let (remote, me, options) = Remote::connect(coordinator, hello.clone(), max_frame, PATIENCE)?;
+    let (remote, joined) = Remote::connect(coordinator, hello.clone(), max_frame, PATIENCE)?;
+    let Joined { me, options, zookeeper, run } = joined;
     if me != local {
         return Err(format!("the coordinator numbers node `{name}` {me}, and this program numbers it {local}"));
     }
@@ -348,7 +349,10 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
             me,
             shared: shared.clone(),
             control: control.clone(),
-            order: Mutex::new(Box::new(Embedded { control: control.clone(), delay: link_delay * 2 })),
+            order: Mutex::new(Box::new(Delayed {
+                inner: ordering(&control, zookeeper.as_deref(), run)?,
+                delay: link_delay * 2,
+            })),
             sequenced: sequenced(&p, &plans, &options)?,
             outbound,
             max_frame,
@@ -374,6 +378,34 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
             let _ = control.call(Call::Failed(e.clone()));
             Err(e)
         }
+    }
+}
+
+/// The run's ordering service: the embedded one, or ZooKeeper at `zookeeper`, where the run's
+/// order lives under `/bloomc/run-RUN` (a random number the coordinator chose).
+fn ordering(control: &Arc<Remote>, zookeeper: Option<&str>, run: u64) -> Result<Box<dyn OrderService>, String> {
+    Ok(match zookeeper {
+        None => Box::new(Embedded(control.clone())),
+        Some(addr) => {
+            let root = format!("/bloomc/run-{run:016x}");
+            Box::new(crate::order::zookeeper::ZkOrder::connect(addr, &root, PATIENCE)?)
+        }
+    })
+}
+
+/// An ordering service behind a slower network: `delay` before each request
+/// (`--link-delay-ms`, twice over: a round trip).
+struct Delayed {
+    inner: Box<dyn OrderService>,
+    delay: Duration,
+}
+
+impl OrderService for Delayed {
+    fn position(&mut self, group: &str, batch: BatchId) -> Result<u64, String> {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        self.inner.position(group, batch)
     }
 }
 
