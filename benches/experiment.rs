@@ -151,7 +151,7 @@ fn main() -> Result<(), String> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         let setup = processes::Setup { clicks, rate, link_delay_ms };
-        return processes::main(&setup, |series, title, file| plot_series(series, title, file));
+        return processes::main(&setup, plot_series);
     }
     let mut runs = Vec::new();
     for adservers in [5u32, 10] {

@@ -48,6 +48,9 @@ pub struct CoordinatorConfig {
     pub zookeeper: Option<String>,
     /// A random number naming this run (its order's root in ZooKeeper).
     pub run: u64,
+    /// Whether a node may come back with a new process (`--restart`): its previous process
+    /// is gone (its connection closed) and it recovers from its journal.
+    pub restarts: bool,
 }
 
 /// What the launcher saw happen to a node process.
@@ -57,6 +60,8 @@ pub struct Exited {
     /// The exit status in words (`exit status: 1`, `signal: 9 (SIGKILL)`).
     pub status: String,
     pub success: bool,
+    /// The launcher is starting the node again (`--restart`).
+    pub restarting: bool,
 }
 
 struct Slot {
@@ -183,10 +188,15 @@ impl Coordinator {
         // A node that finished may still reconnect, to hear the answer to its report.
         if let Some(s) = slots.get_mut(me) {
             if s.session.is_some_and(|x| x != hello.session) {
-                return Err(format!(
-                    "node `{}` is already run by another process (a node cannot be restarted or run twice in one run)",
-                    hello.node
-                ));
+                if !self.config.restarts || s.open {
+                    return Err(format!(
+                        "node `{}` is already run by another process (a node may come back only with `--restart`, once its process is gone)",
+                        hello.node
+                    ));
+                }
+                // The node's new process: its requests are numbered afresh.
+                s.last = None;
+                self.gate.say(format!("node `{}` came back with a new process", hello.node));
             }
             s.session = Some(hello.session);
             s.listen = Some(hello.listen.clone());
@@ -382,7 +392,14 @@ pub fn serve(
             every.tick().await;
             while let Ok(exit) = exits.try_recv() {
                 let reported = lock(&coordinator.slots).iter().any(|s| s.name == exit.node && s.report.is_some());
-                if !exit.success || !reported {
+                if exit.restarting && !reported {
+                    // Gone for now: it has `grace` to come back.
+                    if let Some(s) = lock(&coordinator.slots).iter_mut().find(|s| s.name == exit.node) {
+                        s.open = false;
+                        s.generation += 1;
+                        s.lost_at = Some(Instant::now());
+                    }
+                } else if !exit.success || !reported {
                     coordinator.fail(format!("node `{}` exited ({}) before the run finished", exit.node, exit.status));
                 }
             }

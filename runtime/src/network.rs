@@ -390,7 +390,7 @@ fn node(
     let mut errors: BTreeSet<Row> = BTreeSet::new();
     let (mut tick, mut changed, mut stopped_early) = (0u64, false, false);
     loop {
-        let (mut inbound, batch) = net.take(me, !changed)?;
+        let (mut inbound, batch) = net.take(me, tick, !changed)?;
         if !(tick < feed_ticks || !inbound.is_empty() || batch || changed) {
             if net.wait(me)? {
                 break;

@@ -48,8 +48,9 @@ pub type Inbox = Vec<(CollectionId, Payload)>;
 /// node in its own process reaches the hub's `Net` over TCP (`remote.rs`). Each call fails
 /// only when the network is gone (the hub stopped the run, or cannot be reached).
 pub trait Transport {
-    /// See [`Net::take`].
-    fn take(&self, me: usize, settled: bool) -> Result<(Inbox, bool), String>;
+    /// See [`Net::take`]; `tick` is the tick the node is about to run if it takes anything
+    /// (a node in its own process journals what each tick took, to replay it after a crash).
+    fn take(&self, me: usize, tick: u64, settled: bool) -> Result<(Inbox, bool), String>;
     /// See [`Net::send`].
     fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) -> Result<(), String>;
     /// See [`Net::wait`].
@@ -59,7 +60,7 @@ pub trait Transport {
 }
 
 impl Transport for Net {
-    fn take(&self, me: usize, settled: bool) -> Result<(Inbox, bool), String> {
+    fn take(&self, me: usize, _tick: u64, settled: bool) -> Result<(Inbox, bool), String> {
         Ok(Net::take(self, me, settled))
     }
     fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) -> Result<(), String> {

@@ -25,15 +25,14 @@
 use super::run::{read_inputs, Inputs, Run};
 use super::ProgramArgs;
 use bloomc_runtime::admission::Log;
-use bloomc_runtime::coordinator::{serve, CoordinatorConfig, Exited};
+use bloomc_runtime::coordinator::{serve, CoordinatorConfig};
 use bloomc_runtime::mesh::NodeOptions;
 use bloomc_runtime::network::{NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::NodePlan;
 use bloomc_runtime::wire::{digest, Hello, DEFAULT_MAX_FRAME, MAX_FRAME_RANGE, TOKEN_VAR};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,6 +141,11 @@ pub struct Node {
     /// to the ordering service by twice as many (0 to 10,000): a model of a slower network.
     #[arg(long, value_name = "MS", value_parser = super::parse_link_delay)]
     link_delay_ms: Option<u64>,
+    /// Keep a journal in this directory (it should be private to you): what the node
+    /// received and what each tick took. Started again with the same journal after a
+    /// crash, the node recovers by replay (the coordinator must run with `--restart`).
+    #[arg(long, value_name = "DIR")]
+    journal: Option<PathBuf>,
 }
 
 impl Node {
@@ -185,6 +189,7 @@ impl Node {
             listen: cluster.nodes.get(&self.name).cloned().unwrap_or_else(|| "127.0.0.1:0".to_string()),
             max_frame: cluster.max_frame(),
             link_delay: Duration::from_millis(self.link_delay_ms.unwrap_or(0)),
+            journal: self.journal.clone(),
         };
         bloomc_runtime::mesh::node_process(p, plans, hello, &node)?;
         Ok(ExitCode::SUCCESS)
@@ -262,6 +267,7 @@ pub fn run_coordinator(
     };
     let mut config = coordinator_config(&cluster, cluster.token()?, digest)?;
     config.zookeeper = zookeeper;
+    config.restarts = run.restart;
     if run.processes {
         let given = match &run.cluster_file {
             Some(path) => Given::File(path.clone()),
@@ -272,7 +278,7 @@ pub fn run_coordinator(
                 Given::Env(toml::to_string(&file).map_err(|e| format!("cannot describe the cluster: {e}"))?)
             }
         };
-        return launch(run, plans, options, &given, config, listener);
+        return super::launcher::launch(run, plans, options, &given, config, listener);
     }
     eprintln!("coordinator: listening on {address}; waiting for {} nodes", plans.len());
     let (_tx, exits) = std::sync::mpsc::channel();
@@ -281,7 +287,7 @@ pub fn run_coordinator(
 
 /// How the launcher tells its nodes the cluster: the user's cluster file, or the text of one
 /// in the environment.
-enum Given {
+pub(crate) enum Given {
     File(PathBuf),
     Env(String),
 }
@@ -295,123 +301,10 @@ fn coordinator_config(cluster: &ClusterFile, token: String, program: u64) -> Res
         grace: Duration::from_secs(10),
         zookeeper: None,
         run: u64::from_le_bytes(random::<8>()?),
+        restarts: false,
     })
 }
 
-fn log() -> Log {
+pub(crate) fn log() -> Log {
     Arc::new(|line: String| eprintln!("{line}"))
-}
-
-/// Starts one `bloomc node` process per node instance (told the cluster as `given`) and
-/// coordinates them.
-fn launch(
-    run: &Run,
-    plans: &[NodePlan],
-    options: &NetworkOptions,
-    given: &Given,
-    config: CoordinatorConfig,
-    listener: std::net::TcpListener,
-) -> Result<NetworkResult, String> {
-    let token = config.token.clone();
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's executable: {e}"))?;
-    let mut children: Vec<(String, Child)> = Vec::new();
-    let mut forwarders = Vec::new();
-    let stop_all = |children: &mut Vec<(String, Child)>| {
-        for (_, c) in children.iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    };
-    for plan in plans {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node").arg(&run.program.file).args(["--name", &plan.node_name, "--watch-stdin"]);
-        match given {
-            Given::File(path) => cmd.arg("--cluster").arg(path),
-            Given::Env(text) => cmd.env(CLUSTER_VAR, text),
-        };
-        for (k, v) in &run.program.set {
-            cmd.arg("--set").arg(format!("{k}={v}"));
-        }
-        for (stream, cols) in &run.program.seal {
-            cmd.arg("--seal").arg(format!("{stream}={}", cols.join(",")));
-        }
-        if run.program.allow.contains(&super::Allow::Nondeterminism) {
-            cmd.args(["--allow", "nondeterminism"]);
-        }
-        cmd.arg("--batch").arg(run.batch.to_string());
-        cmd.arg("--max-input-bytes").arg(run.limits.max_input_bytes.to_string());
-        cmd.arg("--max-field-bytes").arg(run.limits.max_field_bytes.to_string());
-        if run.skip_bad_rows {
-            cmd.arg("--skip-bad-rows");
-        }
-        if let Some(ms) = run.link_delay_ms {
-            cmd.arg("--link-delay-ms").arg(ms.to_string());
-        }
-        // The node's standard input stays open as long as this process lives (the `Child`
-        // holds it), so the node stops when it ends, killed or not (`--watch-stdin`).
-        cmd.env(TOKEN_VAR, &token).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                stop_all(&mut children);
-                return Err(format!("cannot start node `{}`: {e}", plan.node_name));
-            }
-        };
-        eprintln!("started node {} (pid {})", plan.node_name, child.id());
-        forwarders.extend(forward(&plan.node_name, child.stdout.take()));
-        forwarders.extend(forward(&plan.node_name, child.stderr.take()));
-        children.push((plan.node_name.clone(), child));
-    }
-    // The supervisor: reports each node's exit to the coordinator, and stops them all at the end.
-    let (tx, exits) = std::sync::mpsc::channel();
-    // 0 while the run goes on, 1 once it finished, 2 once it failed.
-    let over = Arc::new(AtomicU8::new(0));
-    let supervisor = {
-        let over = over.clone();
-        std::thread::spawn(move || {
-            while over.load(Ordering::SeqCst) == 0 {
-                children.retain_mut(|(name, child)| match child.try_wait() {
-                    Ok(Some(status)) => {
-                        let _ = tx.send(Exited {
-                            node: name.clone(),
-                            status: status.to_string(),
-                            success: status.success(),
-                        });
-                        false
-                    }
-                    _ => true,
-                });
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            // The nodes exit by themselves, after a finished run once they heard the answer to
-            // their report, after a failed one once they heard why (and printed it, which the
-            // forwarding shows): give them a moment.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !children.is_empty() && std::time::Instant::now() < deadline {
-                children.retain_mut(|(_, c)| !matches!(c.try_wait(), Ok(Some(_))));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            stop_all(&mut children);
-        })
-    };
-    let result = serve(listener, config, plans, options, exits, log());
-    over.store(if result.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
-    let _ = supervisor.join();
-    // Every node has exited: what they last wrote is shown before the launcher's verdict.
-    for f in forwarders {
-        let _ = f.join();
-    }
-    result
-}
-
-/// Copies a node's output to this process's standard error, each line prefixed by its name.
-/// The thread ends when the node's end of the pipe closes.
-fn forward<R: std::io::Read + Send + 'static>(name: &str, from: Option<R>) -> Option<std::thread::JoinHandle<()>> {
-    let from = from?;
-    let name = name.to_string();
-    Some(std::thread::spawn(move || {
-        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
-            eprintln!("[{name}] {line}");
-        }
-    }))
 }

@@ -7,6 +7,7 @@ mod common;
 mod dump;
 mod explore;
 mod graph;
+mod launcher;
 mod network;
 mod run;
 mod summary;

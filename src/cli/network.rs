@@ -87,6 +87,12 @@ pub fn run_network(
             ));
         }
     }
+    if run.restart && !across {
+        return Err(
+            "`--restart` brings back the node processes of a run across processes: add `--processes` (or `--cluster`)"
+                .to_string(),
+        );
+    }
     if run.link_delay_ms.is_some() && !run.processes {
         return Err("`--link-delay-ms` is applied by node processes that the launcher starts: add `--processes` (nodes started by hand take it themselves)".to_string());
     }

@@ -76,6 +76,13 @@ pub struct Run {
     /// `order_service` in the cluster file.
     #[arg(long, value_name = "SERVICE", value_parser = super::parse_order_service)]
     pub(crate) order_service: Option<super::OrderServiceArg>,
+    /// Across processes: a node whose process dies before the run is over comes back. With
+    /// `--processes` the launcher starts it again (at most 10 times a node), each node keeping
+    /// a journal in a private directory it makes, and the node recovers by replay; with only
+    /// `--cluster`, the coordinator admits a node's new process once the old one is gone
+    /// (start it with the same `bloomc node --journal DIR`).
+    #[arg(long)]
+    pub(crate) restart: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

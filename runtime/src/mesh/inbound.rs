@@ -56,8 +56,10 @@ impl Inbound {
         };
         let mut l = self.shared.lock();
         let Some(session) = l.sessions.get_mut(from) else { return Err("internal error: no such sender".to_string()) };
+        // A new session is the node's process restarted (the coordinator admits one process
+        // per node at a time): its frames go on from the numbers this node already has.
         if session.is_some_and(|s| s != h.session) {
-            return Err(format!("node `{}` is already run by another process", h.node));
+            self.gate.say(format!("node `{}` came back with a new process (restarted)", h.node));
         }
         *session = Some(h.session);
         Ok(from)

@@ -14,6 +14,8 @@
 //! in their inbox, taken at the start of their next tick, as in one process.
 
 mod inbound;
+mod journal;
+mod local;
 mod outbound;
 
 use crate::control::{unexpected, Embedded, Joined, Remote};
@@ -23,93 +25,13 @@ use crate::plan::NodePlan;
 use crate::transport::{Inbox, Payload, Transport};
 use crate::wire::{encode, Call, Counters, DataFrame, Hello, Reply};
 use bloomc_compiler::ir::{CollectionId, Program};
+use local::Shared;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a node keeps trying to reach a peer, or waits for every node's address.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// What the node's listener and its main thread share.
-#[derive(Default)]
-pub(crate) struct Local {
-    inbox: Inbox,
-    /// Batches of this node's sequenced group that arrived, by position.
-    batches: BTreeMap<u64, Inbox>,
-    /// The position of the next batch to take.
-    next: u64,
-    /// Data frames sent and received (each counted once), ticks taken: the counters of the
-    /// end-of-run detection.
-    sent: u64,
-    received: u64,
-    takes: u64,
-    /// Per sender: the last frame number it has, and the session that sent them.
-    have: Vec<u64>,
-    sessions: Vec<Option<u64>>,
-    frames_from: Vec<u64>,
-    /// The node stopped (`--max-ticks`): what reaches it now is counted, not delivered.
-    stopped: bool,
-    undelivered: u64,
-    /// A peer this node could not reach for its whole patience.
-    failure: Option<String>,
-    /// The coordinator's round this node heard of last, and whether the run is over.
-    round: u64,
-    over: bool,
-}
-
-impl Local {
-    fn has_work(&self) -> bool {
-        !self.stopped && (!self.inbox.is_empty() || self.batches.contains_key(&self.next))
-    }
-}
-
-pub(crate) struct Shared {
-    local: Mutex<Local>,
-    wake: Condvar,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Local> {
-        self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A peer could not be reached: the node fails at its next call.
-    pub(crate) fn fail(&self, reason: String) {
-        let mut l = self.lock();
-        l.failure.get_or_insert(reason);
-        self.wake.notify_all();
-    }
-
-    /// Frame `frame` from node `from`: applied once, whatever the number of times it
-    /// arrives. Returns the last frame number this node has from `from`, or `None` when the
-    /// frame skips a number (a broken sender).
-    pub(crate) fn deliver(&self, from: usize, frame: DataFrame) -> Option<u64> {
-        let mut l = self.lock();
-        let have = l.have.get(from).copied()?;
-        if frame.seq <= have {
-            return Some(have);
-        }
-        if frame.seq != have + 1 {
-            return None;
-        }
-        if let Some(h) = l.have.get_mut(from) {
-            *h = frame.seq;
-        }
-        if let Some(n) = l.frames_from.get_mut(from) {
-            *n += 1;
-        }
-        l.received += 1;
-        if l.stopped {
-            l.undelivered += frame.messages.iter().map(|(_, m)| m.facts()).sum::<u64>();
-        } else if let Some(at) = frame.position {
-            l.batches.insert(at, frame.messages);
-        } else {
-            l.inbox.extend(frame.messages);
-        }
-        self.wake.notify_all();
-        Some(frame.seq)
-    }
-}
 
 /// A replicated group whose batches are ordered: its first node, instance count and name.
 struct Sequenced {
@@ -166,26 +88,9 @@ impl Mesh {
 }
 
 impl Transport for Mesh {
-    fn take(&self, _me: usize, settled: bool) -> Result<(Inbox, bool), String> {
+    fn take(&self, _me: usize, tick: u64, settled: bool) -> Result<(Inbox, bool), String> {
         self.ping()?;
-        let mut l = self.shared.lock();
-        if let Some(f) = &l.failure {
-            return Err(f.clone());
-        }
-        let mut out = std::mem::take(&mut l.inbox);
-        let mut batch = false;
-        if settled {
-            let next = l.next;
-            if let Some(messages) = l.batches.remove(&next) {
-                out.extend(messages);
-                l.next += 1;
-                batch = true;
-            }
-        }
-        if batch || !out.is_empty() {
-            l.takes += 1;
-        }
-        Ok((out, batch))
+        self.shared.take(tick, settled)
     }
 
     fn send(&self, messages: Vec<(usize, CollectionId, Payload)>) -> Result<(), String> {
@@ -246,11 +151,7 @@ impl Transport for Mesh {
     }
 
     fn stop(&self, _me: usize, taken: u64) -> Result<(), String> {
-        let mut l = self.shared.lock();
-        l.stopped = true;
-        let inbox: u64 = std::mem::take(&mut l.inbox).iter().map(|(_, m)| m.facts()).sum();
-        let batches: u64 = std::mem::take(&mut l.batches).values().flatten().map(|(_, m)| m.facts()).sum();
-        l.undelivered += taken + inbox + batches;
+        self.shared.stop(taken);
         Ok(())
     }
 }
@@ -279,21 +180,36 @@ pub struct NodeOptions {
     /// A delay this node adds to every data frame it sends, and twice over to every request
     /// to the ordering service (a round trip): a model of a slower network for experiments.
     pub link_delay: Duration,
+    /// The directory of the node's journal (`journal.rs`): with one, a node restarted after
+    /// a crash recovers by replay. It should be private to the user running the nodes.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// Runs the node `hello.node` of `plans` in this process: listens for data, joins the
 /// coordinator, runs, and sends the coordinator its report.
 pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &NodeOptions) -> Result<(), String> {
-    let NodeOptions { coordinator, listen, max_frame, link_delay } = node;
+    let NodeOptions { coordinator, listen, max_frame, link_delay, journal } = node;
     let (max_frame, link_delay) = (*max_frame, *link_delay);
     let name = hello.node.clone();
     let Some(local) = plans.iter().position(|x| x.node_name == name) else {
         let names: Vec<&str> = plans.iter().map(|x| x.node_name.as_str()).collect();
         return Err(format!("the program has no node `{name}`; its nodes are {}", names.join(", ")));
     };
+    let mut journal = journal.as_deref().map(|dir| journal::Journal::open(dir, &name)).transpose()?;
+    // A restarted node listens where its previous process did, so its peers find it.
+    let listen = journal.as_ref().and_then(|(_, r)| r.listen.clone()).unwrap_or_else(|| listen.clone());
     let listener =
-        std::net::TcpListener::bind(listen).map_err(|e| format!("node `{name}` cannot listen on {listen}: {e}"))?;
+        std::net::TcpListener::bind(&listen).map_err(|e| format!("node `{name}` cannot listen on {listen}: {e}"))?;
     hello.listen = listener.local_addr().map_err(|e| format!("node `{name}`: {e}"))?.to_string();
+    match journal.as_mut() {
+        Some((_, r)) if !r.took.is_empty() || !r.frames.is_empty() => eprintln!(
+            "node {name}: recovering from its journal: {} ticks to replay, {} frames received",
+            r.took.len(),
+            r.frames.len()
+        ),
+        Some((j, r)) if r.listen.is_none() => j.listen(&hello.listen)?,
+        _ => {}
+    }
     eprintln!("node {name}: listening for data on {}", hello.listen);
     let (remote, joined) = Remote::connect(coordinator, hello.clone(), max_frame, PATIENCE)?;
     let Joined { me, options, zookeeper, run } = joined;
@@ -307,16 +223,7 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the node's runtime: {e}"))?;
-        let n = plans.len();
-        let shared = Arc::new(Shared {
-            local: Mutex::new(Local {
-                have: vec![0; n],
-                sessions: vec![None; n],
-                frames_from: vec![0; n],
-                ..Local::default()
-            }),
-            wake: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(plans.len(), journal.take()));
         let names: Vec<String> = plans.iter().map(|x| x.node_name.clone()).collect();
         let inbound = inbound::Inbound {
             hello: hello.clone(),

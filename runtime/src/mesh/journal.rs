@@ -1,0 +1,162 @@
+//! A node's journal: what it must not forget when its process dies. Every data frame it
+//! receives is written here before it is acknowledged, and so is, before each tick runs,
+//! which frames the tick took. A node restarted with the same journal replays its ticks with
+//! exactly the inputs they had (its feeds are a function of the tick), so it rebuilds its
+//! state and sends again the same frames with the same numbers, which its peers already have
+//! and drop; frames it had received but not taken are taken afresh. Its first record is the
+//! address it listens on, which the restarted process binds again, so its peers find it.
+//!
+//! The file is a sequence of length-prefixed bincode records, appended and flushed to the
+//! operating system before the record's effect is visible to anyone (so it outlives the
+//! process, `kill -9` included; not the machine: nothing is synced to disk). It is created
+//! with mode 0600 in the directory the launcher made private. A record cut short by a crash
+//! in the middle of a write ends the journal: it is dropped, and the file truncated there.
+
+use crate::wire::DataFrame;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Serialize, Deserialize)]
+enum Record {
+    Listen(String),
+    Frame { from: usize, frame: DataFrame },
+    Took { tick: u64, frames: Vec<(usize, u64)>, batch: Option<u64> },
+}
+
+/// Per tick that took anything: the frames it took, in order, and the batch position.
+pub(crate) type Took = BTreeMap<u64, (Vec<(usize, u64)>, Option<u64>)>;
+
+/// What a journal held when the node started.
+#[derive(Default)]
+pub(crate) struct Recovered {
+    pub listen: Option<String>,
+    /// Every frame received, by (sender, number).
+    pub frames: HashMap<(usize, u64), DataFrame>,
+    pub took: Took,
+}
+
+pub(crate) struct Journal {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+/// The largest record a journal reads back (a frame is at most `max_frame`; 1 GiB bounds
+/// what a corrupted length can make it allocate).
+const RECORD_LIMIT: u64 = 1 << 30;
+
+impl Journal {
+    /// Opens (or creates) node `node`'s journal in `dir`; returns it and what it held.
+    pub fn open(dir: &Path, node: &str) -> Result<(Journal, Recovered), String> {
+        let name: String = node.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let path = dir.join(format!("{name}.journal"));
+        let shown = path.display().to_string();
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(|e| format!("cannot open the journal `{shown}`: {e}"))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| format!("cannot read the journal `{shown}`: {e}"))?;
+        let (recovered, good) = read(&bytes);
+        if good < bytes.len() {
+            file.set_len(good as u64).map_err(|e| format!("cannot truncate the journal `{shown}`: {e}"))?;
+        }
+        Ok((Journal { file, path }, recovered))
+    }
+
+    fn append(&mut self, record: &Record) -> Result<(), String> {
+        let body = bincode::serialize(record).map_err(|e| format!("cannot encode a journal record: {e}"))?;
+        let mut bytes = (body.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        self.file
+            .write_all(&bytes)
+            .and_then(|()| self.file.flush())
+            .map_err(|e| format!("cannot write the journal `{}`: {e}", self.path.display()))
+    }
+
+    pub fn listen(&mut self, addr: &str) -> Result<(), String> {
+        self.append(&Record::Listen(addr.to_string()))
+    }
+
+    pub fn frame(&mut self, from: usize, frame: &DataFrame) -> Result<(), String> {
+        // Serialized by reference: the record's shape, without cloning the frame.
+        #[derive(Serialize)]
+        enum RecordRef<'a> {
+            #[allow(dead_code)]
+            Listen(&'a str),
+            Frame {
+                from: usize,
+                frame: &'a DataFrame,
+            },
+        }
+        let body = bincode::serialize(&RecordRef::Frame { from, frame })
+            .map_err(|e| format!("cannot encode a journal record: {e}"))?;
+        let mut bytes = (body.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        self.file
+            .write_all(&bytes)
+            .and_then(|()| self.file.flush())
+            .map_err(|e| format!("cannot write the journal `{}`: {e}", self.path.display()))
+    }
+
+    pub fn took(&mut self, tick: u64, frames: Vec<(usize, u64)>, batch: Option<u64>) -> Result<(), String> {
+        self.append(&Record::Took { tick, frames, batch })
+    }
+}
+
+/// The records of a journal's bytes, and how many bytes hold whole records.
+fn read(bytes: &[u8]) -> (Recovered, usize) {
+    let mut r = Recovered::default();
+    let mut at = 0usize;
+    loop {
+        let Some(len) = bytes.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes) else {
+            return (r, at);
+        };
+        if len > RECORD_LIMIT {
+            return (r, at);
+        }
+        let Some(body) = bytes.get(at + 8..at + 8 + len as usize) else { return (r, at) };
+        let Ok(record) = bincode::deserialize::<Record>(body) else { return (r, at) };
+        match record {
+            Record::Listen(a) => r.listen = Some(a),
+            Record::Frame { from, frame } => {
+                r.frames.insert((from, frame.seq), frame);
+            }
+            Record::Took { tick, frames, batch } => {
+                r.took.insert(tick, (frames, batch));
+            }
+        }
+        at += 8 + len as usize;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Journal;
+    use crate::wire::DataFrame;
+
+    #[test]
+    fn a_journal_gives_back_its_records_and_drops_a_torn_one() {
+        let tmp = tempfile::tempdir().expect("a private temporary directory");
+        let dir = tmp.path().to_path_buf();
+        let (mut j, r) = Journal::open(&dir, "report[1]").expect("open");
+        assert!(r.listen.is_none() && r.frames.is_empty());
+        j.listen("127.0.0.1:9").expect("write");
+        j.frame(2, &DataFrame { seq: 1, messages: vec![], position: Some(0) }).expect("write");
+        j.took(0, vec![(2, 1)], Some(0)).expect("write");
+        drop(j);
+        // A crash in the middle of a record: half a length prefix.
+        let path = dir.join("report_1_.journal");
+        let mut bytes = std::fs::read(&path).expect("read");
+        let whole = bytes.len();
+        bytes.extend_from_slice(&[9, 0, 0]);
+        std::fs::write(&path, bytes).expect("write");
+        let (_, r) = Journal::open(&dir, "report[1]").expect("open");
+        assert_eq!(r.listen.as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(r.frames.get(&(2, 1)).map(|f| f.position), Some(Some(0)));
+        assert_eq!(r.took.get(&0), Some(&(vec![(2, 1)], Some(0))));
+        assert_eq!(std::fs::metadata(&path).map(|m| m.len() as usize).ok(), Some(whole));
+    }
+}
