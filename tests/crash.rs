@@ -3,7 +3,9 @@
 //! servers, reporting replicas, caches, the analyst); the launcher starts each again, it
 //! recovers from its journal by replay, its peers send it what it did not acknowledge, and
 //! the run ends with exactly the facts of an uninterrupted run, and 0 replica disagreements
-//! under seal and order. Loopback only; every process is waited for with a time limit.
+//! under seal and order. The kill times are drawn from a seed (printed with every failure;
+//! `BLOOMC_CRASH_SEED=N` runs it again). Loopback only; every process is waited for with a
+//! time limit.
 
 mod common;
 
@@ -59,6 +61,28 @@ fn run_with_kills(args: &[&str], kills: &[(&str, Duration)]) -> (Option<i32>, St
     (code, drained.join().unwrap_or_default(), err, hit)
 }
 
+/// The run's seed: `BLOOMC_CRASH_SEED`, or the clock's.
+fn seed() -> u64 {
+    std::env::var("BLOOMC_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
+/// Kill times: the first near `from`, each next 500 to 1,100 ms later (a xorshift of `seed`).
+fn times(seed: u64, from: u64, n: usize) -> Vec<Duration> {
+    let mut x = seed | 1;
+    let mut t = from;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t += 500 + x % 600;
+            Duration::from_millis(t - 500)
+        })
+        .collect()
+}
+
 fn sorted(text: &str) -> Vec<&str> {
     let mut v: Vec<&str> = text.lines().collect();
     v.sort_unstable();
@@ -72,22 +96,28 @@ fn killed_nodes_of_every_kind_come_back_and_the_run_gives_the_uninterrupted_fact
     let base = ["run", "examples/adtrack.bl", "--set", "query=CAMPAIGN", "--set", "clicks=8000"];
     let (code, expected, err) = finish(spawn(&base, &[]), Duration::from_secs(120));
     assert_eq!(code, Some(0), "{err}");
-    let at = Duration::from_millis;
-    let plans: [&[(&str, Duration)]; 2] = [
-        &[("report[1]", at(1200)), ("adserver[3]", at(2000)), ("cache[0]", at(2600)), ("report[1]", at(3400))],
-        &[("analyst", at(1000)), ("report[0]", at(1800)), ("adserver[0]", at(2500)), ("cache[1]", at(3100))],
-    ];
-    for kills in plans {
+    let seed = seed();
+    let plans =
+        [["report[1]", "adserver[3]", "cache[0]", "report[1]"], ["analyst", "report[0]", "adserver[0]", "cache[1]"]];
+    for (i, nodes) in plans.iter().enumerate() {
+        let at = times(seed.wrapping_add(i as u64), 1000, nodes.len());
+        let kills: Vec<(&str, Duration)> = nodes.iter().copied().zip(at).collect();
+        let kills = &kills;
         let mut args = base.to_vec();
         args.extend(["--processes", "--restart"]);
         let (code, out, err, hit) = run_with_kills(&args, kills);
-        assert_eq!(code, Some(0), "{kills:?}: {err}");
+        eprintln!("seed {seed}: killed {hit} of {kills:?}");
+        assert_eq!(code, Some(0), "seed {seed}, {kills:?}: {err}");
         // Most kills land in the run (a node that finished its part may exit first only
         // if the run is nearly over).
-        assert!(hit >= 2, "only {hit} of the kills hit a running node: {err}");
+        assert!(hit >= 2, "seed {seed}: only {hit} of the kills hit a running node: {err}");
         assert!(err.matches("\nrestarted node ").count() >= hit, "{err}");
         assert!(err.contains("recovering from its journal"), "{err}");
-        assert_eq!(sorted(&out), sorted(&expected), "{kills:?}: the facts differ from an uninterrupted run");
+        assert_eq!(
+            sorted(&out),
+            sorted(&expected),
+            "seed {seed}, {kills:?}: the facts differ from an uninterrupted run"
+        );
         assert!(out.contains("-- analyst.disagreement: 0 facts emitted"), "{out}");
     }
 }
@@ -106,11 +136,13 @@ fn ordered_replicas_that_crash_still_agree() {
         "--processes",
         "--restart",
     ];
-    let at = Duration::from_millis;
-    let kills = [("report[2]", at(1200)), ("adserver[1]", at(1900)), ("report[0]", at(2600))];
+    let seed = seed();
+    let at = times(seed, 1000, 3);
+    let kills: Vec<(&str, Duration)> = ["report[2]", "adserver[1]", "report[0]"].into_iter().zip(at).collect();
     let (code, out, err, hit) = run_with_kills(&args, &kills);
+    eprintln!("seed {seed}: killed {hit} of {kills:?}");
     assert_eq!(code, Some(0), "{err}");
-    assert!(hit >= 2, "only {hit} of the kills hit a running node: {err}");
+    assert!(hit >= 2, "seed {seed}: only {hit} of the kills hit a running node: {err}");
     assert!(out.contains("-- analyst.disagreement: 0 facts emitted"), "{out}");
     // Every replica took every batch, once: the same ticks and facts in at each.
     let facts = |r: &str| -> Option<String> {
