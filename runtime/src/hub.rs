@@ -253,11 +253,7 @@ impl Hub {
         framed.codec_mut().set_max_frame_length(max);
         let (me, generation) = match admitted {
             Ok((me, _)) => {
-                let welcome = Welcome::Accepted {
-                    me,
-                    coordination: self.options.coordination.clone(),
-                    max_ticks: self.options.max_ticks,
-                };
+                let welcome = Welcome::Accepted { me, max_ticks: self.options.max_ticks };
                 let generation = lock(&self.slots).get(me).map_or(0, |s| s.generation);
                 let sent = match encode(&welcome, max) {
                     Ok(b) => framed.send(b).await.is_ok(),
@@ -370,7 +366,7 @@ pub fn serve(
     log: Log,
 ) -> Result<NetworkResult, String> {
     let start = Instant::now();
-    let resolved = crate::network::resolve(p, plans, &options.coordination)?;
+    let resolved = crate::network::resolve(p, plans);
     let net = Arc::new(Net::new(plans.len(), &resolved.sequenced));
     let slots = plans
         .iter()

@@ -10,8 +10,8 @@
 //! loopback wire on one node.
 
 pub(crate) use crate::coordination::resolve;
+pub use crate::coordination::ReadHold;
 use crate::coordination::Resolved;
-pub use crate::coordination::{auto, Coordination, ReadHold};
 use crate::plan::NodePlan;
 use crate::run::{build, log_changes, Changes, RunResult};
 use crate::seal::{Hold, Punctuations, ReadWait};
@@ -28,7 +28,6 @@ use std::time::Instant;
 pub struct NetworkOptions {
     /// A bound on every node's ticks, so a network that never settles still ends.
     pub max_ticks: u64,
-    pub coordination: Coordination,
 }
 
 /// What one node instance did.
@@ -168,12 +167,12 @@ pub fn answer_latencies(node: &NodeReport, question: &str, answer: &str) -> (Vec
     (latencies, unanswered)
 }
 
-/// What the rewriter inserts for `coordination`, in words (for `bloomc dump plan`): the
+/// The program's coordination operators, in words (for `bloomc dump plan`): the
 /// sequencers, per enforced seal its producers, their keys and its consumers, and the reads
 /// held until their partition is sealed.
-pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<String, String> {
+pub fn describe_coordination(p: &Program, plans: &[NodePlan]) -> Result<String, String> {
     use std::fmt::Write;
-    let Resolved { seal, sequenced, holds } = resolve(p, plans, coordination)?;
+    let Resolved { seal, sequenced, holds } = resolve(p, plans);
     let names = |first: usize, count: usize| -> String {
         plans.iter().skip(first).take(count).map(|x| x.node_name.as_str()).collect::<Vec<_>>().join(", ")
     };
@@ -251,7 +250,7 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
 pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
     let start = Instant::now();
     let n = plans.len();
-    let Resolved { seal, sequenced, holds } = resolve(p, plans, &options.coordination)?;
+    let Resolved { seal, sequenced, holds } = resolve(p, plans);
     let net = Arc::new(Net::new(n, &sequenced));
     let mut seal_plan = crate::seal::plan(p, plans, &seal)?;
     let routes = Arc::new(routes(p, plans));
@@ -302,7 +301,7 @@ pub fn run_node(
     options: &NetworkOptions,
 ) -> Result<NodeReport, String> {
     let start = Instant::now();
-    let Resolved { seal, holds, .. } = resolve(&p, &plans, &options.coordination)?;
+    let Resolved { seal, holds, .. } = resolve(&p, &plans);
     let mut seal_plan = crate::seal::plan(&p, &plans, &seal)?;
     let routes = routes(&p, &plans);
     let plan = plans.get(me).cloned().ok_or("internal error: no such node")?;

@@ -104,9 +104,7 @@ impl Remote {
                 _ => return Err(Failure::Unreachable("no welcome from the hub".to_string())),
             };
             match decode::<Welcome>(&body, max).map_err(Failure::Refused)? {
-                Welcome::Accepted { me, coordination, max_ticks } => {
-                    Ok((conn, (me, NetworkOptions { max_ticks, coordination })))
-                }
+                Welcome::Accepted { me, max_ticks } => Ok((conn, (me, NetworkOptions { max_ticks }))),
                 Welcome::Refused(r) => Err(Failure::Refused(r)),
             }
         })

@@ -1,7 +1,7 @@
-//! Seals enforced at run time (`--coordination seal`): for every `G.I sealed on (cols)` of
-//! the system, the producers of `I` punctuate, and every instance of `G` holds the facts of
-//! `I` per seal key until every producer of that key has sealed it, then releases the key's
-//! facts in one tick.
+//! Seals enforced at run time: for every `hold G.I until sealed on (cols)` of the system,
+//! the producers that `punctuate` the wires into `I` announce and seal their keys, and every
+//! instance of `G` holds the facts of `I` per seal key until every producer of that key has
+//! sealed it, then releases the key's facts in one tick.
 //!
 //! Producers. A producer group must copy a generated feed onto the wired output: one `<=`
 //! rule `O <= from X ...` whose sealed columns are plain columns of `X`, and `X` fed by a
@@ -205,11 +205,11 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
         let (Some(&to_first), to_count) = (consumers.first(), consumers.len()) else { continue };
         let stream = format!("{}.{}", name_of(seal.stream.group), p.collection_name(seal.stream.collection));
         let mut producers = BTreeSet::new();
-        for w in s.wires.iter().filter(|w| w.to == seal.stream) {
+        for w in s.coordination.punctuations.iter().filter(|w| w.to == seal.stream) {
             let output = w.from.collection;
             let why = |reason: &str| {
                 format!(
-                    "`--coordination seal`: cannot enforce the seal on `{stream}`: producer `{}.{}` {reason}",
+                    "cannot enforce the seal on `{stream}`: producer `{}.{}` {reason}",
                     name_of(w.from.group),
                     p.collection_name(output)
                 )

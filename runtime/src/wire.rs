@@ -9,7 +9,7 @@
 //! last reply to each node, so a request resent after a reconnect is answered again rather
 //! than done twice: no message the hub accepted is lost or duplicated.
 
-use crate::network::{Coordination, NodeReport};
+use crate::network::NodeReport;
 use crate::transport::{Inbox, Payload};
 use bincode::Options;
 use bloomc_compiler::ir::CollectionId;
@@ -47,10 +47,10 @@ pub struct Hello {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Welcome {
-    /// The node's number in the plan, and how the run coordinates.
+    /// The node's number in the plan, and its bound on ticks (the coordination is in the
+    /// program the node rewrote, which the digest covers).
     Accepted {
         me: usize,
-        coordination: Coordination,
         max_ticks: u64,
     },
     Refused(String),

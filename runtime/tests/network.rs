@@ -1,9 +1,10 @@
-//! Networks of nodes in one process: with `Coordination::Order`, every replica of a
+//! Networks of nodes in one process, rewritten for a coordination: with `Strategy::Order`, every replica of a
 //! replicated group processes the same batches in the same order, so replicas agree tick by
 //! tick even on a nonmonotone query; without it, they still reach the same final state.
 
 use bloomc_compiler::compile;
-use bloomc_runtime::network::{network, Coordination, NetworkOptions, NetworkResult};
+use bloomc_compiler::rewrite::{rewrite, Strategy as Coordination};
+use bloomc_runtime::network::{network, NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::plan_network;
 use bloomc_runtime::value::Row;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,9 +35,9 @@ system S {
 fn run_program(src: &str, coordination: Coordination) -> NetworkResult {
     let c = compile("network.bl", src.as_bytes(), &[]);
     assert!(!c.has_errors(), "the test program compiles");
-    let p = c.program.expect("IR");
+    let p = rewrite(c.program.as_ref().expect("IR"), c.analysis.as_ref(), coordination).expect("rewrites");
     let plans = plan_network(&p, &[]).expect("plans");
-    network(&p, &plans, &NetworkOptions { max_ticks: 10_000, coordination }).expect("runs")
+    network(&p, &plans, &NetworkOptions { max_ticks: 10_000 }).expect("runs")
 }
 
 fn run(coordination: Coordination) -> NetworkResult {

@@ -18,7 +18,7 @@
 //! node's standard input open and starts it with `--watch-stdin`, so a node stops when its
 //! launcher is gone, however the launcher ended (`kill -9` included).
 
-use super::run::{read_inputs, Inputs, Run};
+use super::run::{read_inputs, CoordinationArg, Inputs, Run};
 use super::ProgramArgs;
 use bloomc_compiler::ir::Program;
 use bloomc_runtime::hub::{serve, Exited, HubConfig, Log};
@@ -87,14 +87,24 @@ impl ClusterFile {
 /// What the hub and its nodes must agree on: every source the compiler read (the program,
 /// the standard-library modules it uses, the `--set` values) and the options that shape the
 /// feeds' ticks. Taken from the compilation, so the program file is read once.
-pub(crate) fn program_digest(c: &bloomc_compiler::Compilation, batch: usize, skip_bad_rows: bool) -> u64 {
+/// The `--coordination` is part of it: each node rewrites the program itself, as the hub did.
+pub(crate) fn program_digest(
+    c: &bloomc_compiler::Compilation,
+    batch: usize,
+    skip_bad_rows: bool,
+    coordination: CoordinationArg,
+) -> u64 {
     let text: String = c.sources.files().map(|(_, f)| f.text.as_str()).collect();
-    digest(text.as_bytes(), &feed_options(batch, skip_bad_rows))
+    digest(text.as_bytes(), &options(batch, skip_bad_rows, coordination))
 }
 
-/// The feed options as the digest takes them.
-fn feed_options(batch: usize, skip_bad_rows: bool) -> [(String, String); 2] {
-    [("--batch".to_string(), batch.to_string()), ("--skip-bad-rows".to_string(), skip_bad_rows.to_string())]
+/// The feed options and the coordination as the digest takes them.
+fn options(batch: usize, skip_bad_rows: bool, coordination: CoordinationArg) -> [(String, String); 3] {
+    [
+        ("--batch".to_string(), batch.to_string()),
+        ("--skip-bad-rows".to_string(), skip_bad_rows.to_string()),
+        ("--coordination".to_string(), super::network::strategy(coordination).as_str().to_string()),
+    ]
 }
 
 /// `bloomc node FILE --name NODE --cluster cluster.toml`
@@ -123,6 +133,10 @@ pub struct Node {
     /// Skip malformed rows of file feeds (as the hub's `--skip-bad-rows`).
     #[arg(long)]
     skip_bad_rows: bool,
+    /// The coordination to rewrite the program for, as the hub's `--coordination` (the hub
+    /// refuses a node that rewrote for another).
+    #[arg(long, value_enum, default_value_t = CoordinationArg::Auto)]
+    coordination: CoordinationArg,
 }
 
 impl Node {
@@ -141,8 +155,9 @@ impl Node {
         };
         let c = super::common::load(&self.program)?;
         let (errors, _) = super::common::report(&c, self.program.text_format()?, false);
-        let program = program_digest(&c, self.batch, self.skip_bad_rows);
-        let Some(p) = c.program.filter(|_| errors == 0) else { return Ok(ExitCode::from(1)) };
+        let program = program_digest(&c, self.batch, self.skip_bad_rows, self.coordination);
+        let Some(p) = c.program.as_ref().filter(|_| errors == 0) else { return Ok(ExitCode::from(1)) };
+        let (_, p) = super::network::rewritten(p, c.analysis.as_ref(), self.coordination)?;
         let inputs = Inputs {
             program: &self.program,
             inputs: &[],
@@ -292,6 +307,7 @@ fn launch(
             cmd.args(["--allow", "nondeterminism"]);
         }
         cmd.arg("--batch").arg(run.batch.to_string());
+        cmd.arg("--coordination").arg(super::network::strategy(run.coordination).as_str());
         cmd.arg("--max-input-bytes").arg(run.limits.max_input_bytes.to_string());
         cmd.arg("--max-field-bytes").arg(run.limits.max_field_bytes.to_string());
         if run.skip_bad_rows {
