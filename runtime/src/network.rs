@@ -193,11 +193,17 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan]) -> Result<String, 
         let col_names: Vec<&str> =
             cols.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
         let mut producers: BTreeMap<Row, usize> = BTreeMap::new();
-        let mut who = Vec::new();
+        let (mut who, mut at_end) = (Vec::new(), Vec::new());
         let mut consumers = String::new();
         for (me, list) in punctuations.iter().enumerate() {
             for pu in list.iter().filter(|pu| pu.input == end.collection) {
-                who.push(plans.get(me).map_or("?", |x| x.node_name.as_str()));
+                let name = plans.get(me).map_or("?", |x| x.node_name.as_str());
+                if pu.at_end.is_some() {
+                    at_end.push(name);
+                    consumers = names(pu.to_first, pu.to_count);
+                    continue;
+                }
+                who.push(name);
                 consumers = names(pu.to_first, pu.to_count);
                 for k in &pu.announce {
                     *producers.entry(k.clone()).or_default() += 1;
@@ -206,15 +212,30 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan]) -> Result<String, 
         }
         who.dedup();
         let single = producers.values().filter(|n| **n == 1).count();
+        let ahead = if who.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "producers {} announce their keys and seal each after the tick of its last fact; {} keys have one producer (independent seal), {} several (shared seal); ",
+                who.join(", "),
+                single,
+                producers.len() - single
+            )
+        };
+        let ending = if at_end.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "producers {} punctuate at the end of their stream (once their feeds are done and they settled, they announce and seal every key they sent); ",
+                at_end.join(", ")
+            )
+        };
         let _ = writeln!(
             out,
-            "coordination: seal {}.{} on ({}): producers {} announce their keys and seal each after the tick of its last fact; {} keys have one producer (independent seal), {} several (shared seal); {} hold each key's facts until all its producers sealed it, then release them in one tick",
+            "coordination: seal {}.{} on ({}): {ahead}{ending}{} hold each key's facts until all its producers sealed it, then release them in one tick",
             p.system.iter().flat_map(|s| s.groups.iter()).find(|g| g.id == end.group).map_or("?", |g| g.name.as_str()),
             p.collection_name(end.collection),
             col_names.join(", "),
-            who.join(", "),
-            single,
-            producers.len() - single,
             consumers,
         );
     }
@@ -378,6 +399,13 @@ fn node(
     loop {
         let (mut inbound, batch) = net.take(me, !changed)?;
         if !(tick < feed_ticks || !inbound.is_empty() || batch || changed) {
+            // Done (feeds over, settled, nothing arriving): an end-of-stream producer
+            // announces and seals every key it sent, once.
+            let ends: Vec<_> = seals.punctuations.iter_mut().flat_map(|pu| pu.end_of_stream(me)).collect();
+            if !ends.is_empty() {
+                net.send(ends)?;
+                continue;
+            }
             if net.wait(me)? {
                 break;
             }
@@ -437,7 +465,7 @@ fn node(
         // a producer's announcement comes before its first facts, its seals after them.
         let mut messages = Vec::new();
         if tick == 0 {
-            for pu in &seals.punctuations {
+            for pu in seals.punctuations.iter().filter(|pu| pu.at_end.is_none()) {
                 for to in pu.to_first..pu.to_first + pu.to_count {
                     let announce = Payload::Announce { producer: me, keys: pu.announce.clone() };
                     messages.push((to, pu.input, announce));
@@ -466,6 +494,11 @@ fn node(
                 }
                 for (d, rows) in by_dest {
                     report.messages_out += rows.len() as u64;
+                    for pu in seals.punctuations.iter_mut().filter(|pu| pu.input == route.input) {
+                        if let (Some(end), true) = (pu.at_end.as_mut(), pu.to_first == route.first) {
+                            end.sending(&rows);
+                        }
+                    }
                     messages.push((route.first + d, route.input, Payload::Facts(rows)));
                 }
             }
