@@ -234,3 +234,23 @@ fn rewrite_refuses_what_it_cannot_print() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("prints source text"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_rewritten_text_runs_across_processes_as_written() {
+    // Every node process rewrites the program for the `--coordination` the launcher gives
+    // it (`none` here): the order the text carries sequences the replicas.
+    let out = bloomc(&["rewrite", "examples/adtrack.bl", "--set", "query=POOR"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let path = scratch("poor_processes.bl");
+    std::fs::write(&path, &out.stdout).expect("write");
+    let file = path.display().to_string();
+    let mut args = vec!["run", file.as_str(), "--processes", "--coordination", "none"];
+    let small = sets(&ADTRACK_RUN);
+    args.extend(small.iter().map(String::as_str));
+    let run = bloomc(&args);
+    let err = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("started node ").count(), 11, "{err}");
+    assert!(err.contains("coordination none inserted (the program's own: order at report): quiescent"), "{err}");
+    assert_eq!(disagreements(&text(&run.stdout)), 0, "replicas disagreed behind the written order");
+}
