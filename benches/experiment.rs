@@ -21,10 +21,9 @@ mod processes;
 #[allow(dead_code)]
 mod zk_server;
 
+use bloomc_compiler::rewrite::Strategy as Coordination;
 use bloomc_compiler::{compile_with, Options};
-use bloomc_runtime::network::{
-    answer_latencies, network, records_over_time, Coordination, NetworkOptions, NetworkResult,
-};
+use bloomc_runtime::network::{answer_latencies, network, records_over_time, NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::plan_network;
 use plotters::prelude::*;
 use std::fmt::Write;
@@ -64,9 +63,10 @@ fn run(
     let options =
         Options { overrides: sets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), ..Options::default() };
     let c = compile_with("examples/adtrack.bl", &bytes, &options);
-    let p = c.program.ok_or("adtrack does not compile")?;
+    let p = c.program.as_ref().ok_or("adtrack does not compile")?;
+    let p = bloomc_compiler::rewrite::rewrite(p, c.analysis.as_ref(), coordination)?;
     let plans = plan_network(&p, &[])?;
-    network(&p, &plans, &NetworkOptions { max_ticks: 1_000_000, coordination })
+    network(&p, &plans, &NetworkOptions { max_ticks: 1_000_000 })
 }
 
 /// The replicas' records processed over time.

@@ -33,9 +33,9 @@ struct Hub {
     cluster: String,
 }
 
-/// Starts a hub for `PIPE` with `--cluster` on a free port, with at most `files` open file
+/// Starts a coordinator for `PIPE` with `--cluster` on a free port, with at most `files` open file
 /// descriptors when given; returns once it listens.
-fn hub(name: &str, files: Option<u32>) -> Hub {
+fn coordinator(name: &str, files: Option<u32>) -> Hub {
     let dir = scratch(name, &[("pipe.bl", PIPE)]);
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let cluster = dir.join("cluster.toml");
@@ -55,13 +55,13 @@ fn hub(name: &str, files: Option<u32>) -> Hub {
         .expect("sh starts");
     let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
-    err.read_line(&mut line).expect("hub speaks");
+    err.read_line(&mut line).expect("the coordinator speaks");
     assert!(line.contains("waiting for 3 nodes"), "{line}");
     Hub { child, err, port, file, cluster }
 }
 
 impl Hub {
-    /// Runs the three nodes by hand; returns the hub's stderr (past its first line) and
+    /// Runs the three nodes by hand; returns the coordinator's stderr (past its first line) and
     /// stdout once the run is over.
     fn run_nodes(mut self) -> (String, String) {
         let nodes: Vec<Child> = ["src[0]", "src[1]", "sink"]
@@ -73,7 +73,7 @@ impl Hub {
             assert_eq!(code, Some(0), "{err}");
         }
         let mut rest = String::new();
-        self.err.read_to_string(&mut rest).expect("hub stderr");
+        self.err.read_to_string(&mut rest).expect("coordinator stderr");
         let (code, out, _) = finish(self.child, Duration::from_secs(60));
         assert_eq!(code, Some(0), "{rest}");
         assert!(out.contains("-- sink.all: 300 facts emitted"), "{out}");
@@ -82,7 +82,7 @@ impl Hub {
 }
 
 fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the hub");
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the coordinator");
     s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     s
 }
@@ -105,7 +105,7 @@ fn refused(answer: &[u8]) -> String {
 
 #[test]
 fn a_stranger_gets_a_small_first_frame_and_a_bounded_queue() {
-    let hub = hub("coordinator-limits-pending", None);
+    let hub = coordinator("coordinator-limits-pending", None);
     // A first frame announced at 1 MiB (well under `max_frame`) is refused before it is read.
     let mut big = (1u32 << 20).to_be_bytes().to_vec();
     big.extend_from_slice(&[0; 1024]);
@@ -146,7 +146,7 @@ fn a_stranger_gets_a_small_first_frame_and_a_bounded_queue() {
 fn the_coordinator_keeps_listening_after_accept_fails() {
     // With 32 file descriptors, connections that say nothing use up the rest, and `accept`
     // fails (EMFILE); once they close, the nodes are accepted and the run completes.
-    let hub = hub("coordinator-limits-accept", Some(32));
+    let hub = coordinator("coordinator-limits-accept", Some(32));
     let idle: Vec<TcpStream> = (0..40).map(|_| connect(hub.port)).collect();
     std::thread::sleep(Duration::from_millis(500));
     drop(idle);

@@ -115,10 +115,15 @@ fn pipe_hello(token: &str, node: &str, session: u64) -> Hello {
         cluster: "lab".to_string(),
         token: token.to_string(),
         node: node.to_string(),
-        // As the coordinator digests it: the sources, then the feed options (the defaults here).
+        // As the coordinator digests it: the sources, then the feed options and the
+        // coordination the program is rewritten for (the defaults here).
         program: bloomc_runtime::wire::digest(
             PIPE.as_bytes(),
-            &[("--batch".to_string(), "1000".to_string()), ("--skip-bad-rows".to_string(), "false".to_string())],
+            &[
+                ("--batch".to_string(), "1000".to_string()),
+                ("--skip-bad-rows".to_string(), "false".to_string()),
+                ("--coordination".to_string(), "auto".to_string()),
+            ],
         ),
         session,
         listen: "127.0.0.1:9".to_string(),

@@ -51,6 +51,7 @@ pub enum Code {
     UnknownAttribute,
     UnknownStream,
     BadKey,
+    BadCoordination,
     GreyBoxSyntax,
     GreyBoxShape,
     GreyBoxLabel,
@@ -63,6 +64,7 @@ pub enum Code {
     TransientJoin,
     SealedPath,
     PartialRead,
+    OrderedPath,
 }
 
 impl Code {
@@ -101,6 +103,7 @@ impl Code {
         Code::UnknownAttribute,
         Code::UnknownStream,
         Code::BadKey,
+        Code::BadCoordination,
         Code::GreyBoxSyntax,
         Code::GreyBoxShape,
         Code::GreyBoxLabel,
@@ -113,6 +116,7 @@ impl Code {
         Code::TransientJoin,
         Code::SealedPath,
         Code::PartialRead,
+        Code::OrderedPath,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +155,7 @@ impl Code {
             Code::UnknownAttribute => "E0123",
             Code::UnknownStream => "E0124",
             Code::BadKey => "E0125",
+            Code::BadCoordination => "E0126",
             Code::GreyBoxSyntax => "E0300",
             Code::GreyBoxShape => "E0301",
             Code::GreyBoxLabel => "E0302",
@@ -163,6 +168,7 @@ impl Code {
             Code::TransientJoin => "W0101",
             Code::SealedPath => "N0100",
             Code::PartialRead => "N0101",
+            Code::OrderedPath => "N0102",
         }
     }
 

@@ -379,6 +379,56 @@ pub struct System {
     pub wires: Vec<Wire>,
     pub feeds: Vec<Feed>,
     pub seals: Vec<Seal>,
+    /// The coordination operators (`order`, `punctuate`, `hold`), written in the program or
+    /// inserted by the rewriter (`crate::rewrite`): the only coordination a run applies.
+    pub coordination: Coordination,
+    pub span: Span,
+}
+
+/// The explicit coordination operators of a system.
+#[derive(Debug, Clone, Default)]
+pub struct Coordination {
+    pub orders: Vec<Order>,
+    pub punctuations: Vec<Punctuate>,
+    pub holds: Vec<Hold>,
+}
+
+impl Coordination {
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty() && self.punctuations.is_empty() && self.holds.is_empty()
+    }
+}
+
+/// `order G;`: every instance of replicated group `G` takes the same batches of input in the
+/// same order (a sequencing stage on each of its inputs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub group: GroupId,
+    pub span: Span,
+}
+
+/// `punctuate P.O on (cols) -> G.I;`: every instance of `P` announces the seal keys it will
+/// send on the wire `P.O -> G.I` before sending anything, and seals each key after the tick
+/// of its last fact. `columns` are columns of the stream (`G.I`'s schema).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Punctuate {
+    pub from: Endpoint,
+    pub to: Endpoint,
+    pub columns: Vec<usize>,
+    pub span: Span,
+}
+
+/// `hold G.I until sealed on (cols);` (`until` is `None`): each instance of `G` holds the
+/// facts of `I` per key until every producer that announced the key sealed it (one producer:
+/// the independent seal; several: their vote), then releases the key's facts in one tick.
+/// `hold G.R on (cols) until G.S sealed;`: each fact of read `R` waits until its key's
+/// partition of held input `S` is complete (`columns` are `R`'s, in the order of `S`'s hold
+/// columns); with no columns it waits until every partition of `S` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub stream: Endpoint,
+    pub columns: Vec<usize>,
+    pub until: Option<Endpoint>,
     pub span: Span,
 }
 

@@ -10,6 +10,7 @@ pub mod dump;
 pub mod ir;
 pub mod render;
 pub mod resolve;
+pub mod rewrite;
 pub mod source;
 pub mod stdlib;
 pub mod stratify;

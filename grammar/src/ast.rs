@@ -298,6 +298,13 @@ pub enum SystemItem {
     Wire(WireDecl),
     Feed(FeedDecl),
     Seal(SealDecl),
+    /// `order report;`
+    Order(OrderDecl),
+    /// `punctuate adserver.click on (campaign) -> report.click;`
+    Punctuate(PunctuateDecl),
+    /// `hold report.click until sealed on (campaign);` or
+    /// `hold report.request [on (id)] until report.click sealed;`
+    Hold(HoldDecl),
     /// `when seal { ... }`: system items that exist only when the constant condition holds.
     When(SystemWhen),
     Error(Span),
@@ -352,6 +359,35 @@ pub struct WireDecl {
 pub struct SealDecl {
     pub stream: Endpoint,
     pub columns: Vec<Ident>,
+    pub span: Span,
+}
+
+/// `order report;`: a sequencing stage on every input of a replicated group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderDecl {
+    pub group: Ident,
+    pub span: Span,
+}
+
+/// `punctuate adserver.click on (campaign) -> report.click;`: the producer end of a wire
+/// announces its seal keys and seals each after its last fact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PunctuateDecl {
+    pub from: Endpoint,
+    pub to: Endpoint,
+    pub columns: Vec<Ident>,
+    pub span: Span,
+}
+
+/// `hold report.click until sealed on (campaign);` (`until` is `None`: the input's facts
+/// wait per key until their producers sealed it) or `hold report.request on (id) until
+/// report.click sealed;` (a read waits for a sealed input's partition; no columns: for all
+/// of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldDecl {
+    pub stream: Endpoint,
+    pub columns: Vec<Ident>,
+    pub until: Option<Endpoint>,
     pub span: Span,
 }
 

@@ -83,6 +83,14 @@ pub enum Tok<'input> {
     Sealed,
     #[token("feed")]
     Feed,
+    #[token("order")]
+    Order,
+    #[token("punctuate")]
+    Punctuate,
+    #[token("hold")]
+    Hold,
+    #[token("until")]
+    Until,
     #[token("file")]
     File,
     #[token("generate")]
@@ -201,6 +209,10 @@ impl Tok<'_> {
             Tok::Any => "any",
             Tok::Reply => "reply",
             Tok::Sealed => "sealed",
+            Tok::Order => "order",
+            Tok::Punctuate => "punctuate",
+            Tok::Hold => "hold",
+            Tok::Until => "until",
             Tok::Feed => "feed",
             Tok::File => "file",
             Tok::Generate => "generate",

@@ -116,8 +116,8 @@ impl Remote {
                 _ => return Err(Failure::Unreachable("no welcome from the coordinator".to_string())),
             };
             match decode::<Welcome>(&body, max).map_err(Failure::Refused)? {
-                Welcome::Accepted { me, coordination, max_ticks, zookeeper, run } => {
-                    Ok((conn, Joined { me, options: NetworkOptions { max_ticks, coordination }, zookeeper, run }))
+                Welcome::Accepted { me, max_ticks, zookeeper, run } => {
+                    Ok((conn, Joined { me, options: NetworkOptions { max_ticks }, zookeeper, run }))
                 }
                 Welcome::Refused(r) => Err(Failure::Refused(r)),
             }

@@ -1,6 +1,7 @@
-//! The coordination of a network run: what `--coordination` asks for, what the analysis
-//! chose (`auto`), and the seals, holds and sequencers that it comes to (`resolve`), for
-//! the runtime and for the explorer's simulator alike.
+//! The coordination of a network run: the seals, holds and sequencers that the program's
+//! explicit operators (`order`, `punctuate`, `hold`; see `bloomc_compiler::rewrite`) come
+//! to (`resolve`), for the runtime and for the explorer's simulator alike; and the seals on
+//! fed inputs that the analysis assumed (`seal_feeds`), which the feeds keep.
 
 use crate::plan::NodePlan;
 use bloomc_compiler::analysis::coordination::Strategy;
@@ -24,119 +25,36 @@ pub struct ReadHold {
     pub columns: Vec<usize>,
 }
 
-/// The coordination a network run adds between nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum Coordination {
-    /// None: messages land in the receiver's next tick, in whatever order they arrive.
-    #[default]
-    None,
-    /// A sequencer in front of every replicated group: each replica processes the same
-    /// batches of input in the same order (see `transport.rs`).
-    Order,
-    /// Every declared seal enforced: producers punctuate, consumers hold each seal key's
-    /// facts until all its producers have sealed it (see `seal.rs`).
-    Seal,
-    /// Chosen per group (what the analysis chose): the replicated groups to sequence, the
-    /// seals to enforce, as (sealed input, seal columns), and the reads to hold until the
-    /// partition of their key is sealed.
-    Chosen { order: BTreeSet<GroupId>, seal: Vec<(Endpoint, Vec<usize>)>, holds: Vec<ReadHold> },
-}
-
-/// `--coordination auto`: what the analysis chose, per group. A seal chosen at a group is
-/// enforced on each of its wired inputs whose seal the analysis relies on (the producers
-/// must copy a generated feed), and each read it protects is held: per key until that
-/// partition is sealed when it carries the seal's key, else until every partition is; an
-/// order chosen at a replicated group sequences it (a group of one instance already takes
-/// its deliveries one at a time, in arrival order).
-pub fn auto(p: &Program, analysis: Option<&Analysis>) -> Coordination {
-    let none = Coordination::Chosen { order: BTreeSet::new(), seal: Vec::new(), holds: Vec::new() };
-    let Some(s) = &p.system else { return none };
-    let (mut order, mut seal, mut holds) = (BTreeSet::new(), Vec::new(), Vec::new());
-    for choice in analysis.map(|a| a.choices.as_slice()).unwrap_or_default() {
-        let Some(g) = s.groups.iter().find(|g| g.name == choice.component) else { continue };
-        let input = |name: &str| -> Option<Endpoint> {
-            let m = p.module(g.module)?;
-            let c = m.collections.iter().copied().find(|&c| p.collection_name(c) == name)?;
-            Some(Endpoint { group: g.id, collection: c })
-        };
-        let columns = |end: Endpoint, names: &mut dyn Iterator<Item = &String>| -> Option<Vec<usize>> {
-            let coll = p.collection(end.collection)?;
-            names.map(|k| coll.column_index(k)).collect::<Option<Vec<usize>>>().filter(|c| !c.is_empty())
-        };
-        match choice.strategy {
-            Strategy::Seal => {
-                let wired: BTreeSet<Endpoint> = s.wires.iter().map(|w| w.to).filter(|e| e.group == g.id).collect();
-                for end in choice.sealed.iter().filter_map(|n| input(n)).filter(|e| wired.contains(e)) {
-                    if let Some(cols) = columns(end, &mut choice.key.iter()) {
-                        if !seal.contains(&(end, cols.clone())) {
-                            seal.push((end, cols));
-                        }
-                    }
-                }
-                for (read, sealed, pairs) in &choice.holds {
-                    let (Some(read), Some(sealed)) = (input(read), input(sealed)) else { continue };
-                    // The read's columns in the order of the seal's key columns.
-                    let ordered: Option<Vec<&String>> =
-                        choice.key.iter().map(|k| pairs.iter().find(|(sk, _)| sk == k).map(|(_, rc)| rc)).collect();
-                    let enforced = seal.iter().any(|(e, _)| *e == sealed);
-                    // No pairs: the read waits for the whole sealed input (no columns).
-                    let cols = match ordered {
-                        _ if pairs.is_empty() => Some(Vec::new()),
-                        Some(ordered) => columns(read, &mut ordered.into_iter()),
-                        None => None,
-                    };
-                    if let (Some(cols), true) = (cols, enforced) {
-                        let h = ReadHold { read, sealed, columns: cols };
-                        if !holds.contains(&h) {
-                            holds.push(h);
-                        }
-                    }
-                }
-            }
-            Strategy::Order if g.replicated => {
-                order.insert(g.id);
-            }
-            Strategy::Order => {}
-        }
-    }
-    Coordination::Chosen { order, seal, holds }
-}
-
-/// The coordination of a run made concrete: the seals to enforce, as (sealed input, seal
-/// columns), and the replicated groups to sequence, as (first plan, instances).
+/// The coordination of a run, read from the program's explicit operators (written, or
+/// inserted by `bloomc_compiler::rewrite`): the seals to enforce, as (held input, seal
+/// columns), the replicated groups to sequence, as (first plan, instances), and the reads
+/// held until their partition is sealed. Nothing else decides a run's coordination.
 pub(crate) struct Resolved {
     pub(crate) seal: Vec<(Endpoint, Vec<usize>)>,
     pub(crate) sequenced: Vec<(usize, usize)>,
     pub(crate) holds: Vec<ReadHold>,
 }
 
-pub(crate) fn resolve(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<Resolved, String> {
-    let groups: Vec<&bloomc_compiler::ir::NodeGroup> = p.system.iter().flat_map(|s| s.groups.iter()).collect();
-    let sealed: Vec<(Endpoint, Vec<usize>)> =
-        p.system.iter().flat_map(|s| s.seals.iter()).map(|x| (x.stream, x.columns.clone())).collect();
-    let (order, seal, holds): (BTreeSet<GroupId>, Vec<SealAt>, Vec<ReadHold>) = match coordination {
-        Coordination::None => (BTreeSet::new(), Vec::new(), Vec::new()),
-        Coordination::Order => {
-            let replicated: BTreeSet<GroupId> = groups.iter().filter(|g| g.replicated).map(|g| g.id).collect();
-            if replicated.is_empty() {
-                return Err("`--coordination order` sequences replicated groups, and this system has none".to_string());
-            }
-            (replicated, Vec::new(), Vec::new())
-        }
-        Coordination::Seal => {
-            if sealed.is_empty() {
-                return Err("`--coordination seal`: the system declares no seal".to_string());
-            }
-            (BTreeSet::new(), sealed, Vec::new())
-        }
-        Coordination::Chosen { order, seal, holds } => (order.clone(), seal.clone(), holds.clone()),
+pub(crate) fn resolve(p: &Program, plans: &[NodePlan]) -> Resolved {
+    let Some(s) = &p.system else {
+        return Resolved { seal: Vec::new(), sequenced: Vec::new(), holds: Vec::new() };
     };
-    let sequenced: Vec<(usize, usize)> = groups
+    let ops = &s.coordination;
+    let seal: Vec<SealAt> =
+        ops.holds.iter().filter(|h| h.until.is_none()).map(|h| (h.stream, h.columns.clone())).collect();
+    let holds = ops
+        .holds
+        .iter()
+        .filter_map(|h| Some(ReadHold { read: h.stream, sealed: h.until?, columns: h.columns.clone() }))
+        .collect();
+    let order: BTreeSet<GroupId> = ops.orders.iter().map(|o| o.group).collect();
+    let sequenced: Vec<(usize, usize)> = s
+        .groups
         .iter()
         .filter(|g| g.replicated && order.contains(&g.id))
         .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
         .collect();
-    Ok(Resolved { seal, sequenced, holds })
+    Resolved { seal, sequenced, holds }
 }
 
 /// The seals the analysis assumes on inputs fed from outside the system (every producer of

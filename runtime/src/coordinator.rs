@@ -268,7 +268,6 @@ impl Coordinator {
             Ok(me) => {
                 let welcome = Welcome::Accepted {
                     me,
-                    coordination: self.options.coordination.clone(),
                     max_ticks: self.options.max_ticks,
                     zookeeper: self.config.zookeeper.clone(),
                     run: self.config.run,

@@ -10,8 +10,8 @@
 //! loopback wire on one node.
 
 pub(crate) use crate::coordination::resolve;
+pub use crate::coordination::ReadHold;
 use crate::coordination::Resolved;
-pub use crate::coordination::{auto, Coordination, ReadHold};
 use crate::plan::NodePlan;
 use crate::run::{build, log_changes, Changes, RunResult};
 use crate::seal::{Hold, Punctuations, ReadWait};
@@ -28,7 +28,6 @@ use std::time::Instant;
 pub struct NetworkOptions {
     /// A bound on every node's ticks, so a network that never settles still ends.
     pub max_ticks: u64,
-    pub coordination: Coordination,
 }
 
 /// What one node instance did.
@@ -175,12 +174,12 @@ pub fn answer_latencies(node: &NodeReport, question: &str, answer: &str) -> (Vec
     (latencies, unanswered)
 }
 
-/// What the rewriter inserts for `coordination`, in words (for `bloomc dump plan`): the
+/// The program's coordination operators, in words (for `bloomc dump plan`): the
 /// sequencers, per enforced seal its producers, their keys and its consumers, and the reads
 /// held until their partition is sealed.
-pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<String, String> {
+pub fn describe_coordination(p: &Program, plans: &[NodePlan]) -> Result<String, String> {
     use std::fmt::Write;
-    let Resolved { seal, sequenced, holds } = resolve(p, plans, coordination)?;
+    let Resolved { seal, sequenced, holds } = resolve(p, plans);
     let names = |first: usize, count: usize| -> String {
         plans.iter().skip(first).take(count).map(|x| x.node_name.as_str()).collect::<Vec<_>>().join(", ")
     };
@@ -201,11 +200,17 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
         let col_names: Vec<&str> =
             cols.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
         let mut producers: BTreeMap<Row, usize> = BTreeMap::new();
-        let mut who = Vec::new();
+        let (mut who, mut at_end) = (Vec::new(), Vec::new());
         let mut consumers = String::new();
         for (me, list) in punctuations.iter().enumerate() {
             for pu in list.iter().filter(|pu| pu.input == end.collection) {
-                who.push(plans.get(me).map_or("?", |x| x.node_name.as_str()));
+                let name = plans.get(me).map_or("?", |x| x.node_name.as_str());
+                if pu.at_end.is_some() {
+                    at_end.push(name);
+                    consumers = names(pu.to_first, pu.to_count);
+                    continue;
+                }
+                who.push(name);
                 consumers = names(pu.to_first, pu.to_count);
                 for k in &pu.announce {
                     *producers.entry(k.clone()).or_default() += 1;
@@ -214,15 +219,30 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
         }
         who.dedup();
         let single = producers.values().filter(|n| **n == 1).count();
+        let ahead = if who.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "producers {} announce their keys and seal each after the tick of its last fact; {} keys have one producer (independent seal), {} several (shared seal); ",
+                who.join(", "),
+                single,
+                producers.len() - single
+            )
+        };
+        let ending = if at_end.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "producers {} punctuate at the end of their stream (once their feeds are done and they settled, they announce and seal every key they sent); ",
+                at_end.join(", ")
+            )
+        };
         let _ = writeln!(
             out,
-            "coordination: seal {}.{} on ({}): producers {} announce their keys and seal each after the tick of its last fact; {} keys have one producer (independent seal), {} several (shared seal); {} hold each key's facts until all its producers sealed it, then release them in one tick",
+            "coordination: seal {}.{} on ({}): {ahead}{ending}{} hold each key's facts until all its producers sealed it, then release them in one tick",
             p.system.iter().flat_map(|s| s.groups.iter()).find(|g| g.id == end.group).map_or("?", |g| g.name.as_str()),
             p.collection_name(end.collection),
             col_names.join(", "),
-            who.join(", "),
-            single,
-            producers.len() - single,
             consumers,
         );
     }
@@ -254,17 +274,17 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan], coordination: &Coo
     Ok(out)
 }
 
-/// Whether `coordination` sequences any replicated group of the network (so that it asks an
-/// ordering service).
-pub fn sequences_any(p: &Program, plans: &[NodePlan], coordination: &Coordination) -> Result<bool, String> {
-    Ok(!resolve(p, plans, coordination)?.sequenced.is_empty())
+/// Whether the (rewritten) program sequences any replicated group of the network (so that
+/// it asks an ordering service).
+pub fn sequences_any(p: &Program, plans: &[NodePlan]) -> Result<bool, String> {
+    Ok(!resolve(p, plans).sequenced.is_empty())
 }
 
 /// Runs every node of `plans` (from `plan::plan_network`) until the network is quiescent.
 pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
     let start = Instant::now();
     let n = plans.len();
-    let Resolved { seal, sequenced, holds } = resolve(p, plans, &options.coordination)?;
+    let Resolved { seal, sequenced, holds } = resolve(p, plans);
     let net = Arc::new(Net::new(n, &sequenced));
     let mut seal_plan = crate::seal::plan(p, plans, &seal)?;
     let routes = Arc::new(routes(p, plans));
@@ -315,7 +335,7 @@ pub fn run_node(
     options: &NetworkOptions,
 ) -> Result<NodeReport, String> {
     let start = Instant::now();
-    let Resolved { seal, holds, .. } = resolve(&p, &plans, &options.coordination)?;
+    let Resolved { seal, holds, .. } = resolve(&p, &plans);
     let mut seal_plan = crate::seal::plan(&p, &plans, &seal)?;
     let routes = routes(&p, &plans);
     let plan = plans.get(me).cloned().ok_or("internal error: no such node")?;
@@ -392,6 +412,13 @@ fn node(
     loop {
         let (mut inbound, batch) = net.take(me, tick, !changed)?;
         if !(tick < feed_ticks || !inbound.is_empty() || batch || changed) {
+            // Done (feeds over, settled, nothing arriving): an end-of-stream producer
+            // announces and seals every key it sent, once.
+            let ends: Vec<_> = seals.punctuations.iter_mut().flat_map(|pu| pu.end_of_stream(me)).collect();
+            if !ends.is_empty() {
+                net.send(ends)?;
+                continue;
+            }
             if net.wait(me)? {
                 break;
             }
@@ -451,7 +478,7 @@ fn node(
         // a producer's announcement comes before its first facts, its seals after them.
         let mut messages = Vec::new();
         if tick == 0 {
-            for pu in &seals.punctuations {
+            for pu in seals.punctuations.iter().filter(|pu| pu.at_end.is_none()) {
                 for to in pu.to_first..pu.to_first + pu.to_count {
                     let announce = Payload::Announce { producer: me, keys: pu.announce.clone() };
                     messages.push((to, pu.input, announce));
@@ -480,6 +507,11 @@ fn node(
                 }
                 for (d, rows) in by_dest {
                     report.messages_out += rows.len() as u64;
+                    for pu in seals.punctuations.iter_mut().filter(|pu| pu.input == route.input) {
+                        if let (Some(end), true) = (pu.at_end.as_mut(), pu.to_first == route.first) {
+                            end.sending(&rows);
+                        }
+                    }
                     messages.push((route.first + d, route.input, Payload::Facts(rows)));
                 }
             }

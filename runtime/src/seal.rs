@@ -1,14 +1,18 @@
-//! Seals enforced at run time (`--coordination seal`): for every `G.I sealed on (cols)` of
-//! the system, the producers of `I` punctuate, and every instance of `G` holds the facts of
-//! `I` per seal key until every producer of that key has sealed it, then releases the key's
-//! facts in one tick.
+//! Seals enforced at run time: for every `hold G.I until sealed on (cols)` of the system,
+//! the producers that `punctuate` the wires into `I` announce and seal their keys, and every
+//! instance of `G` holds the facts of `I` per seal key until every producer of that key has
+//! sealed it, then releases the key's facts in one tick.
 //!
-//! Producers. A producer group must copy a generated feed onto the wired output: one `<=`
-//! rule `O <= from X ...` whose sealed columns are plain columns of `X`, and `X` fed by a
-//! generator. Before the run, the producer evaluates its feed and learns which seal keys it
-//! will send and the last tick of each (rows its filters drop count too, so the promise is
-//! conservative, never early). It announces its keys before it sends anything, and after
-//! the tick holding a key's last row it seals that key. A key one producer alone sends needs
+//! Producers. A producer that copies a generated feed onto the wired output (one `<=` rule
+//! `O <= from X ...` whose sealed columns are plain columns of `X`, and `X` fed by a
+//! generator) punctuates each key as soon as it is done: before the run, it evaluates its
+//! feed and learns which seal keys it will send and the last tick of each (rows its filters
+//! drop count too, so the promise is conservative, never early). It announces its keys
+//! before it sends anything, and after the tick holding a key's last row it seals that key.
+//! Any other producer whose group no wire reaches (its inputs are fed, so finite) punctuates
+//! at the end of its stream: once its feeds are done and a tick changed nothing, it can send
+//! nothing more, so it announces every key it sent and seals them all. A producer that
+//! receives messages cannot tell when it is done, and is refused. A key one producer alone sends needs
 //! only that producer's seal (the paper's independent seal); a key every producer sends
 //! needs all of them.
 //!
@@ -32,6 +36,44 @@ pub(crate) struct Punctuations {
     pub announce: Vec<Row>,
     /// The keys to seal after each tick.
     pub at_tick: BTreeMap<u64, Vec<Row>>,
+    /// End-of-stream punctuation: nothing announced ahead; the seal columns of the rows sent
+    /// are collected in `sent`, then announced and sealed once the producer is done.
+    pub at_end: Option<EndOfStream>,
+}
+
+/// What an end-of-stream producer collects: its seal columns (positions in the wire's
+/// stream), the keys it sent, and whether it has punctuated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EndOfStream {
+    pub cols: Vec<usize>,
+    pub sent: BTreeSet<Row>,
+    pub done: bool,
+}
+
+impl Punctuations {
+    /// For an end-of-stream producer not yet done: its announcement of every key it sent,
+    /// then their seals, to every consumer instance; marks it done.
+    pub(crate) fn end_of_stream(&mut self, me: usize) -> Vec<(usize, CollectionId, crate::transport::Payload)> {
+        use crate::transport::Payload;
+        let Some(end) = self.at_end.as_mut().filter(|e| !e.done) else { return Vec::new() };
+        end.done = true;
+        let keys: Vec<Row> = end.sent.iter().cloned().collect();
+        let mut out = Vec::new();
+        for to in self.to_first..self.to_first + self.to_count {
+            out.push((to, self.input, Payload::Announce { producer: me, keys: keys.clone() }));
+            out.push((to, self.input, Payload::Seal { producer: me, keys: keys.clone() }));
+        }
+        out
+    }
+}
+
+impl EndOfStream {
+    /// Notes the keys of rows sent on the wire.
+    pub(crate) fn sending(&mut self, rows: &[Row]) {
+        for row in rows {
+            self.sent.insert(self.cols.iter().filter_map(|&c| row.get(c).cloned()).collect());
+        }
+    }
 }
 
 /// One consumer node's hold on one sealed input.
@@ -205,16 +247,37 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
         let (Some(&to_first), to_count) = (consumers.first(), consumers.len()) else { continue };
         let stream = format!("{}.{}", name_of(seal.stream.group), p.collection_name(seal.stream.collection));
         let mut producers = BTreeSet::new();
-        for w in s.wires.iter().filter(|w| w.to == seal.stream) {
+        for w in s.coordination.punctuations.iter().filter(|w| w.to == seal.stream) {
             let output = w.from.collection;
+            let group = s.groups.iter().find(|g| g.id == w.from.group).ok_or("unknown group")?;
+            // A group no wire reaches has only finite, fed inputs: it can punctuate at the end
+            // of its stream whatever its rules compute.
+            let closed = !s.wires.iter().any(|x| x.to.group == w.from.group);
+            let copy = copies_a_generated_feed(p, plans, &nodes_of(w.from.group), w.from.collection, &seal.columns);
+            let end = || Punctuations {
+                to_first,
+                to_count,
+                input: seal.stream.collection,
+                announce: Vec::new(),
+                at_tick: BTreeMap::new(),
+                at_end: Some(EndOfStream { cols: seal.columns.clone(), ..EndOfStream::default() }),
+            };
+            if closed && !copy {
+                for node in nodes_of(w.from.group) {
+                    if let Some(v) = out.get_mut(node) {
+                        v.push(end());
+                    }
+                    producers.insert(node);
+                }
+                continue;
+            }
             let why = |reason: &str| {
                 format!(
-                    "`--coordination seal`: cannot enforce the seal on `{stream}`: producer `{}.{}` {reason}",
+                    "cannot enforce the seal on `{stream}`: producer `{}.{}` {reason} (and receives messages, so it cannot punctuate at the end of its stream)",
                     name_of(w.from.group),
                     p.collection_name(output)
                 )
             };
-            let group = s.groups.iter().find(|g| g.id == w.from.group).ok_or("unknown group")?;
             let module = p.module(group.module).ok_or("unknown module")?;
             let rules: Vec<_> = module.rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.target == output).collect();
             let [rule] = rules.as_slice() else {
@@ -249,6 +312,7 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
                         input: seal.stream.collection,
                         announce: last.keys().cloned().collect(),
                         at_tick,
+                        at_end: None,
                     });
                 }
                 producers.insert(node);
@@ -264,4 +328,30 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
         }
     }
     Ok((out, holds))
+}
+
+/// Whether every node of the producer group copies a generated feed onto `output`, keeping
+/// the seal columns (the producers that punctuate each key as soon as it is done).
+fn copies_a_generated_feed(
+    p: &Program,
+    plans: &[NodePlan],
+    nodes: &[usize],
+    output: CollectionId,
+    cols: &[usize],
+) -> bool {
+    let Some(group) = nodes.first().and_then(|&n| plans.get(n)) else { return false };
+    let Some(module) = p.module(group.module) else { return false };
+    let rules: Vec<_> = module.rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.target == output).collect();
+    let [rule] = rules.as_slice() else { return false };
+    let [atom] = rule.body.atoms.as_slice() else { return false };
+    if rule.op != MergeOp::Instant || rule.body.group_by.is_some() || !rule.body.antijoins.is_empty() {
+        return false;
+    }
+    let plain = cols
+        .iter()
+        .all(|&c| matches!(rule.body.head.get(c).map(|e| &e.kind), Some(ExprKind::Col(col)) if col.atom == 0));
+    plain
+        && nodes.iter().filter_map(|&n| plans.get(n)).all(|plan| {
+            plan.feeds.iter().any(|f| f.input == atom.collection && matches!(f.source, Source::Generate { .. }))
+        })
 }

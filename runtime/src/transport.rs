@@ -45,8 +45,8 @@ impl Payload {
 pub type Inbox = Vec<(CollectionId, Payload)>;
 
 /// What a node needs of the network: the in-process [`Net`] provides it directly, and a
-/// node in its own process reaches the hub's `Net` over TCP (`remote.rs`). Each call fails
-/// only when the network is gone (the hub stopped the run, or cannot be reached).
+/// node in its own process has its own over TCP (`mesh::Mesh`). Each call fails
+/// only when the network is gone (the coordinator stopped the run, or cannot be reached).
 pub trait Transport {
     /// See [`Net::take`]; `tick` is the tick the node is about to run if it takes anything
     /// (a node in its own process journals what each tick took, to replay it after a crash).

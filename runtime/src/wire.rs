@@ -15,7 +15,7 @@
 //!   acknowledges them ([`Ack`]). A frame not acknowledged is sent again after a reconnect;
 //!   the receiver drops a frame it already has, so none is lost or doubled.
 
-use crate::network::{Coordination, NodeReport};
+use crate::network::NodeReport;
 use crate::order::BatchId;
 use crate::transport::Payload;
 use bincode::Options;
@@ -28,11 +28,11 @@ use tokio_util::codec::LengthDelimitedCodec;
 pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
 /// The range `max_frame` may take: a frame must hold a node's inbox, and the codec's length
-/// prefix has 4 bytes, but a hub should not promise to buffer more than 1 GiB per connection.
+/// prefix has 4 bytes, but a listener should not promise to buffer more than 1 GiB per connection.
 pub const MAX_FRAME_RANGE: std::ops::RangeInclusive<usize> = 4096..=(1 << 30);
 
-/// The largest first frame the hub reads from a connection: a hello is a few hundred bytes,
-/// so a stranger cannot make the hub buffer `max_frame` bytes before it was admitted.
+/// The largest first frame a listener reads from a connection: a hello is a few hundred bytes,
+/// so a stranger cannot make it buffer `max_frame` bytes before it was admitted.
 pub const HELLO_LIMIT: usize = 4096;
 
 /// The environment variable that holds the cluster's shared token.
@@ -46,7 +46,7 @@ pub struct Hello {
     pub node: String,
     /// The digest of the program the node compiled (see [`digest`]).
     pub program: u64,
-    /// Chosen at random by the node process when it starts. The hub admits one session per
+    /// Chosen at random by the node process when it starts. The coordinator admits one session per
     /// node: a reconnection carries the same one, while a second process for the node (or
     /// the node restarted) would run its feed again, and is refused.
     pub session: u64,
@@ -57,10 +57,10 @@ pub struct Hello {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Welcome {
-    /// The node's number in the plan, and how the run coordinates.
+    /// The node's number in the plan, and its bound on ticks (the coordination is in the
+    /// program the node rewrote, which the digest covers).
     Accepted {
         me: usize,
-        coordination: Coordination,
         max_ticks: u64,
         /// The ordering service every node uses: `None` for the embedded one (requests to
         /// the coordinator), else a ZooKeeper server's `host:port`.

@@ -1,9 +1,10 @@
-//! Networks of nodes in one process: with `Coordination::Order`, every replica of a
+//! Networks of nodes in one process, rewritten for a coordination: with `Strategy::Order`, every replica of a
 //! replicated group processes the same batches in the same order, so replicas agree tick by
 //! tick even on a nonmonotone query; without it, they still reach the same final state.
 
 use bloomc_compiler::compile;
-use bloomc_runtime::network::{network, Coordination, NetworkOptions, NetworkResult};
+use bloomc_compiler::rewrite::{rewrite, Strategy as Coordination};
+use bloomc_runtime::network::{network, NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::plan_network;
 use bloomc_runtime::value::Row;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,9 +35,9 @@ system S {
 fn run_program(src: &str, coordination: Coordination) -> NetworkResult {
     let c = compile("network.bl", src.as_bytes(), &[]);
     assert!(!c.has_errors(), "the test program compiles");
-    let p = c.program.expect("IR");
+    let p = rewrite(c.program.as_ref().expect("IR"), c.analysis.as_ref(), coordination).expect("rewrites");
     let plans = plan_network(&p, &[]).expect("plans");
-    network(&p, &plans, &NetworkOptions { max_ticks: 10_000, coordination }).expect("runs")
+    network(&p, &plans, &NetworkOptions { max_ticks: 10_000 }).expect("runs")
 }
 
 fn run(coordination: Coordination) -> NetworkResult {
@@ -131,4 +132,62 @@ fn a_sealed_input_releases_each_key_once_complete() {
     let loose = run_sealed(Coordination::None);
     let counter = loose.nodes.iter().find(|n| n.group == "counter").expect("a counter");
     assert!(counter.result.all_facts("count").len() > 6, "unsealed counts should pass through intermediate values");
+}
+
+/// Producers that count their feed's rows per key (not a copy of it: each key's count
+/// grows over three ticks) broadcast the counts to a consumer that keeps the largest it
+/// has seen per key. The producers are paced, so the consumer ticks between their batches.
+const COUNTED: &str = "module Tally {
+  input gen(k: int, v: int);
+  output total(k: int, n: int);
+  table all(k: int, v: int);
+  all <= gen;
+  total <= from all a group by a.k select a.k, count(*) as n;
+}
+module Best {
+  input total(k: int, n: int);
+  output best(k: int, n: int);
+  table seen(k: int, n: int);
+  seen <= total;
+  best <= from seen s group by s.k select s.k, max(s.n) as n;
+}
+system S {
+  node tally: Tally * 2;
+  node best: Best;
+  feed tally.gen from generate(rows: 40, seed: 3, batch: 4, rate: 200) { k: row() / 10, v: row() };
+  tally.total -> best.total broadcast;
+  best.total sealed on (k);
+}";
+
+#[test]
+fn a_producer_that_is_no_copy_punctuates_at_the_end_of_its_stream() {
+    let r = run_program(COUNTED, Coordination::Seal);
+    assert!(r.quiescent);
+    let best = r.nodes.iter().find(|n| n.group == "best").expect("the consumer");
+    // Four keys of ten rows per producer: every maximum ever emitted is the final 10.
+    let facts = best.result.all_facts("best");
+    assert_eq!(facts.len(), 4, "{facts:?}");
+    assert!(facts.iter().all(|f| f.get(1) == Some(&bloomc_runtime::value::Value::Int(10))), "{facts:?}");
+    assert_eq!((best.partitions_released, best.late, best.held), (4, 0, 0));
+    // Without the seal, the maximum grows with the counts.
+    let loose = run_program(COUNTED, Coordination::None);
+    let best = loose.nodes.iter().find(|n| n.group == "best").expect("the consumer");
+    assert!(best.result.all_facts("best").len() > 4, "unsealed maxima should pass through intermediate counts");
+}
+
+#[test]
+fn a_producer_that_receives_messages_and_is_no_copy_cannot_punctuate() {
+    let relayed = COUNTED
+        .replace("node tally: Tally * 2;", "node tally: Tally * 2;\n  node source: Source;")
+        .replace("feed tally.gen from", "source.out -> tally.gen broadcast;\n  feed source.gen from")
+        .replace(
+            "module Best {",
+            "module Source {\n  input gen(k: int, v: int);\n  output out(k: int, v: int);\n  out <= gen;\n}\nmodule Best {",
+        );
+    let c = compile("network.bl", relayed.as_bytes(), &[]);
+    assert!(!c.has_errors(), "the test program compiles");
+    let p = rewrite(c.program.as_ref().expect("IR"), c.analysis.as_ref(), Coordination::Seal).expect("rewrites");
+    let plans = plan_network(&p, &[]).expect("plans");
+    let err = network(&p, &plans, &NetworkOptions { max_ticks: 10_000 }).expect_err("refused");
+    assert!(err.contains("cannot punctuate at the end of its stream"), "{err}");
 }

@@ -10,7 +10,7 @@ mod programs;
 
 use bloomc_compiler::analysis::labels::Label;
 use bloomc_compiler::compile;
-use bloomc_runtime::network::auto;
+use bloomc_compiler::rewrite::{rewrite, Strategy};
 use bloomc_runtime::sim::explore::{explore, unsound, Options};
 use std::fmt::Write;
 
@@ -43,8 +43,11 @@ fn check_observing(src: &str, schedules: u64, seed: u64, counts: &mut Counts) ->
         counts.skipped += 1;
         return Vec::new();
     };
-    let coordination = auto(p, Some(a));
-    let Ok(setup) = bloomc_runtime::sim::setup(p, plans, &coordination, Some(a), 40) else {
+    let Ok(rewritten) = rewrite(p, Some(a), Strategy::Auto) else {
+        counts.skipped += 1;
+        return Vec::new();
+    };
+    let Ok(setup) = bloomc_runtime::sim::setup(&rewritten, plans, Some(a), 40) else {
         counts.skipped += 1;
         return Vec::new();
     };
@@ -171,11 +174,12 @@ fn example(file: &str, sets: &[(&str, &str)]) -> (Observations, Observations) {
     let (Some(p), Some(a)) = (c.program.as_ref(), c.analysis.as_ref()) else { panic!("{file} compiles") };
     let labels: Vec<(String, Label)> = a.streams().into_iter().map(|(n, l, _)| (n, l)).collect();
     let mut runs = Vec::new();
-    for coordination in [auto(p, Some(a)), bloomc_runtime::network::Coordination::None] {
+    for strategy in [Strategy::Auto, Strategy::None] {
+        let rewritten = rewrite(p, Some(a), strategy).expect("rewrites");
         let plans = bloomc_runtime::plan::plan_network(p, &[]).expect("plans");
-        let setup = bloomc_runtime::sim::setup(p, plans, &coordination, Some(a), 64).expect("setup");
+        let setup = bloomc_runtime::sim::setup(&rewritten, plans, Some(a), 64).expect("setup");
         let e = explore(&setup, &Options { schedules: 40, seed: 3, exhaustive: None });
-        if coordination != bloomc_runtime::network::Coordination::None {
+        if strategy != Strategy::None {
             assert!(unsound(&labels, &e).is_empty(), "{file} {sets:?}: an unsound label");
             assert!(e.disagreements.is_empty(), "{file} {sets:?}: replicas disagree behind their sequencer");
         }

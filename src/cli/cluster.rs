@@ -22,7 +22,7 @@
 //! node's standard input open and starts it with `--watch-stdin`, so a node stops when its
 //! launcher is gone, however the launcher ended (`kill -9` included).
 
-use super::run::{read_inputs, Inputs, Run};
+use super::run::{read_inputs, CoordinationArg, Inputs, Run};
 use super::ProgramArgs;
 use bloomc_runtime::admission::Log;
 use bloomc_runtime::coordinator::{serve, CoordinatorConfig};
@@ -101,14 +101,24 @@ impl ClusterFile {
 /// What the coordinator and its nodes must agree on: every source the compiler read (the program,
 /// the standard-library modules it uses, the `--set` values) and the options that shape the
 /// feeds' ticks. Taken from the compilation, so the program file is read once.
-pub(crate) fn program_digest(c: &bloomc_compiler::Compilation, batch: usize, skip_bad_rows: bool) -> u64 {
+/// The `--coordination` is part of it: each node rewrites the program itself.
+pub(crate) fn program_digest(
+    c: &bloomc_compiler::Compilation,
+    batch: usize,
+    skip_bad_rows: bool,
+    coordination: CoordinationArg,
+) -> u64 {
     let text: String = c.sources.files().map(|(_, f)| f.text.as_str()).collect();
-    digest(text.as_bytes(), &feed_options(batch, skip_bad_rows))
+    digest(text.as_bytes(), &options(batch, skip_bad_rows, coordination))
 }
 
-/// The feed options as the digest takes them.
-fn feed_options(batch: usize, skip_bad_rows: bool) -> [(String, String); 2] {
-    [("--batch".to_string(), batch.to_string()), ("--skip-bad-rows".to_string(), skip_bad_rows.to_string())]
+/// The feed options and the coordination as the digest takes them.
+fn options(batch: usize, skip_bad_rows: bool, coordination: CoordinationArg) -> [(String, String); 3] {
+    [
+        ("--batch".to_string(), batch.to_string()),
+        ("--skip-bad-rows".to_string(), skip_bad_rows.to_string()),
+        ("--coordination".to_string(), super::network::strategy(coordination).as_str().to_string()),
+    ]
 }
 
 /// `bloomc node FILE --name NODE --cluster cluster.toml`
@@ -146,6 +156,10 @@ pub struct Node {
     /// crash, the node recovers by replay (the coordinator must run with `--restart`).
     #[arg(long, value_name = "DIR")]
     journal: Option<PathBuf>,
+    /// The coordination to rewrite the program for, as the coordinator's `--coordination`
+    /// (the coordinator refuses a node that rewrote for another).
+    #[arg(long, value_enum, default_value_t = CoordinationArg::Auto)]
+    coordination: CoordinationArg,
 }
 
 impl Node {
@@ -164,8 +178,9 @@ impl Node {
         };
         let c = super::common::load(&self.program)?;
         let (errors, _) = super::common::report(&c, self.program.text_format()?, false);
-        let program = program_digest(&c, self.batch, self.skip_bad_rows);
-        let Some(p) = c.program.filter(|_| errors == 0) else { return Ok(ExitCode::from(1)) };
+        let program = program_digest(&c, self.batch, self.skip_bad_rows, self.coordination);
+        let Some(p) = c.program.as_ref().filter(|_| errors == 0) else { return Ok(ExitCode::from(1)) };
+        let (_, p) = super::network::rewritten(p, c.analysis.as_ref(), self.coordination)?;
         let inputs = Inputs {
             program: &self.program,
             inputs: &[],

@@ -1,6 +1,7 @@
 //! `bloomc dump ast|ir FILE`: print one compiler stage, for review and snapshot tests.
 
 use super::common::{emit, load, report};
+use super::run::CoordinationArg;
 use super::ProgramArgs;
 use clap::ValueEnum;
 use std::process::ExitCode;
@@ -41,10 +42,11 @@ impl Dump {
                 if let Some(p) = &c.program {
                     // File feeds are described from the program; they are read only by `run`.
                     if super::network::is_network(p) {
-                        // The coordination `bloomc run` inserts by default (`--coordination auto`).
+                        // The program `bloomc run` runs by default: rewritten for `--coordination auto`.
+                        let (_, rewritten) = super::network::rewritten(p, c.analysis.as_ref(), CoordinationArg::Auto)?;
+                        let p = &rewritten;
                         let plans = bloomc_runtime::plan::network_without_files(p)?;
-                        let chosen = bloomc_runtime::network::auto(p, c.analysis.as_ref());
-                        emit(&bloomc_runtime::network::describe_coordination(p, &plans, &chosen)?);
+                        emit(&bloomc_runtime::network::describe_coordination(p, &plans)?);
                         for plan in &plans {
                             emit(&bloomc_runtime::plan::describe(p, plan));
                         }

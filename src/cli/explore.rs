@@ -9,7 +9,6 @@ use super::run::{read_inputs, CoordinationArg, Inputs};
 use super::ProgramArgs;
 use bloomc_compiler::analysis::labels::Label;
 use bloomc_compiler::ir::Program;
-use bloomc_runtime::network::{auto, Coordination};
 use bloomc_runtime::sim::explore::{explore, replay, Exploration, Observed, Options, ScheduleId};
 use bloomc_runtime::sim::world::{Outcome, Setup};
 use bloomc_runtime::value::show;
@@ -76,13 +75,10 @@ impl Explore {
             Some(_) => bloomc_runtime::plan::plan_network(p, &files)?,
             None => vec![bloomc_runtime::plan::plan(p, &files)?],
         };
-        let chosen = match self.coordination {
-            CoordinationArg::Auto => auto(p, c.analysis.as_ref()),
-            CoordinationArg::None => Coordination::None,
-            CoordinationArg::Order => Coordination::Order,
-            CoordinationArg::Seal => Coordination::Seal,
-        };
-        let setup = bloomc_runtime::sim::setup(p, plans.clone(), &chosen, c.analysis.as_ref(), self.max_ticks)?;
+        let original = p;
+        let (inserted, rewritten) = super::network::rewritten(p, c.analysis.as_ref(), self.coordination)?;
+        let p = &rewritten;
+        let setup = bloomc_runtime::sim::setup(p, plans.clone(), c.analysis.as_ref(), self.max_ticks)?;
         if let Some(id) = &self.replay {
             let id: ScheduleId = id.parse()?;
             let o = replay(&setup, &id, true);
@@ -95,18 +91,24 @@ impl Explore {
             exhaustive: self.exhaustive.then_some(self.max_schedules),
         };
         let with = explore(&setup, &options);
-        let chose_something = !matches!(&chosen, Coordination::Chosen { order, seal, .. } if order.is_empty() && seal.is_empty())
-            && chosen != Coordination::None;
+        // Explored without what the rewriter inserted too (the program as written).
+        let chose_something = !inserted.orders.is_empty() || !inserted.holds.is_empty();
         let without = if chose_something {
-            let bare = bloomc_runtime::sim::setup(p, plans, &Coordination::None, c.analysis.as_ref(), self.max_ticks)?;
+            let bare = bloomc_runtime::sim::setup(original, plans, c.analysis.as_ref(), self.max_ticks)?;
             Some(explore(&bare, &options))
         } else {
             None
         };
         let labels: Vec<(String, Label)> =
             c.analysis.as_ref().map(|a| a.streams().into_iter().map(|(n, l, _)| (n, l)).collect()).unwrap_or_default();
-        let (text, unsound) =
-            summary(&setup, &with, without.as_ref(), &labels, &options, &super::network::describe(p, &chosen));
+        let (text, unsound) = summary(
+            &setup,
+            &with,
+            without.as_ref(),
+            &labels,
+            &options,
+            &super::network::describe(original, self.coordination, &inserted),
+        );
         emit(&text);
         Ok(if unsound > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
     }

@@ -60,6 +60,7 @@ pub fn launch(
             cmd.args(["--allow", "nondeterminism"]);
         }
         cmd.arg("--batch").arg(run.batch.to_string());
+        cmd.arg("--coordination").arg(super::network::strategy(run.coordination).as_str());
         cmd.arg("--max-input-bytes").arg(run.limits.max_input_bytes.to_string());
         cmd.arg("--max-field-bytes").arg(run.limits.max_field_bytes.to_string());
         if run.skip_bad_rows {

@@ -9,6 +9,7 @@ mod explore;
 mod graph;
 mod launcher;
 mod network;
+mod rewrite;
 mod run;
 mod summary;
 
@@ -172,6 +173,9 @@ enum Command {
     Analyze(analyze::Analyze),
     /// Render the labelled component graph as SVG.
     Graph(graph::Graph),
+    /// Print the program with its coordination made explicit: the `order`, `punctuate` and
+    /// `hold` items `--coordination` inserts (what `run` runs).
+    Rewrite(rewrite::Rewrite),
     /// Run a program on timely/differential dataflow and print its outputs: one node, or a
     /// network of nodes (in this process, or with `--processes` one process per node).
     Run(run::Run),
@@ -189,6 +193,7 @@ impl Cli {
             Command::Dump(d) => d.run(),
             Command::Analyze(a) => a.run(),
             Command::Graph(g) => g.run(),
+            Command::Rewrite(r) => r.run(),
             Command::Run(r) => r.run(),
             Command::Explore(e) => e.run(),
             Command::Node(n) => n.run(),

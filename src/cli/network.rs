@@ -4,53 +4,83 @@
 
 use super::run::{CoordinationArg, Run};
 use bloomc_compiler::analysis::report::Analysis;
+use bloomc_compiler::ir::Coordination;
 use bloomc_compiler::ir::{CollectionId, GroupId, Program};
+use bloomc_compiler::rewrite::Strategy;
 use bloomc_grammar::ast::CollectionKind;
-use bloomc_runtime::network::{auto, network, Coordination, NetworkOptions};
+use bloomc_runtime::network::{network, NetworkOptions};
 use bloomc_runtime::value::Row;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-/// The coordination in words, for the summary line.
-pub(crate) fn describe(p: &Program, c: &Coordination) -> String {
+/// The program a run executes: `p` rewritten for `--coordination` (the operators it
+/// inserted, and the rewritten program).
+pub(crate) fn rewritten(
+    p: &Program,
+    analysis: Option<&Analysis>,
+    arg: CoordinationArg,
+) -> Result<(Coordination, Program), String> {
+    let inserted = bloomc_compiler::rewrite::operators(p, analysis, strategy(arg))?;
+    Ok((inserted.clone(), bloomc_compiler::rewrite::apply(p, inserted)))
+}
+
+pub(crate) fn strategy(arg: CoordinationArg) -> Strategy {
+    match arg {
+        CoordinationArg::Auto => Strategy::Auto,
+        CoordinationArg::None => Strategy::None,
+        CoordinationArg::Order => Strategy::Order,
+        CoordinationArg::Seal => Strategy::Seal,
+    }
+}
+
+/// The coordination in words, for the summary line: what `arg` inserted into `p` (the
+/// program as written), and what `p` had already.
+pub(crate) fn describe(p: &Program, arg: CoordinationArg, inserted: &Coordination) -> String {
+    let own = p.system.as_ref().map(|s| s.coordination.clone()).unwrap_or_default();
+    match arg {
+        CoordinationArg::None if own.is_empty() => "none".to_string(),
+        CoordinationArg::None => format!("none inserted (the program's own: {})", parts(p, &own)),
+        CoordinationArg::Order => "order (replicated groups sequenced)".to_string(),
+        CoordinationArg::Seal => "seal (declared seals enforced)".to_string(),
+        CoordinationArg::Auto if inserted.orders.is_empty() && inserted.holds.is_empty() => {
+            "auto (none chosen)".to_string()
+        }
+        CoordinationArg::Auto => format!("auto ({})", parts(p, inserted)),
+    }
+}
+
+/// The operators in words: seals, read holds, orders.
+fn parts(p: &Program, ops: &Coordination) -> String {
     let name = |g: &GroupId| {
         p.system.iter().flat_map(|s| s.groups.iter()).find(|x| x.id == *g).map_or("?".to_string(), |x| x.name.clone())
     };
-    match c {
-        Coordination::None => "none".to_string(),
-        Coordination::Order => "order (replicated groups sequenced)".to_string(),
-        Coordination::Seal => "seal (declared seals enforced)".to_string(),
-        Coordination::Chosen { order, seal, .. } if order.is_empty() && seal.is_empty() => {
-            "auto (none chosen)".to_string()
-        }
-        Coordination::Chosen { order, seal, holds } => {
-            let cols = |end: &bloomc_compiler::ir::Endpoint, cols: &[usize]| -> String {
-                let input = p.collection(end.collection);
-                let names: Vec<&str> = cols
-                    .iter()
-                    .filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str()))
-                    .collect();
-                format!("{}.{} on ({})", name(&end.group), p.collection_name(end.collection), names.join(", "))
-            };
-            let mut parts: Vec<String> = seal.iter().map(|(end, c)| format!("seal {}", cols(end, c))).collect();
-            parts.extend(holds.iter().map(|h| match h.columns.as_slice() {
-                [] => format!(
-                    "hold {}.{} until {} is sealed",
-                    name(&h.read.group),
-                    p.collection_name(h.read.collection),
-                    p.collection_name(h.sealed.collection)
-                ),
-                c => format!("hold {}", cols(&h.read, c)),
-            }));
-            parts.extend(order.iter().map(|g| format!("order at {}", name(g))));
-            format!("auto ({})", parts.join(", "))
-        }
-    }
+    let cols = |end: &bloomc_compiler::ir::Endpoint, cols: &[usize]| -> String {
+        let input = p.collection(end.collection);
+        let names: Vec<&str> =
+            cols.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
+        format!("{}.{} on ({})", name(&end.group), p.collection_name(end.collection), names.join(", "))
+    };
+    let seals = ops.holds.iter().filter(|h| h.until.is_none()).map(|h| format!("seal {}", cols(&h.stream, &h.columns)));
+    let mut parts: Vec<String> = seals.collect();
+    parts.extend(ops.holds.iter().filter_map(|h| {
+        let sealed = h.until?;
+        Some(match h.columns.as_slice() {
+            [] => format!(
+                "hold {}.{} until {} is sealed",
+                name(&h.stream.group),
+                p.collection_name(h.stream.collection),
+                p.collection_name(sealed.collection)
+            ),
+            c => format!("hold {}", cols(&h.stream, c)),
+        })
+    }));
+    parts.extend(ops.orders.iter().map(|o| format!("order at {}", name(&o.group))));
+    parts.join(", ")
 }
 
 /// Whether the program's system runs as a network (more than one node instance).
 pub fn is_network(p: &Program) -> bool {
-    p.system.as_ref().is_some_and(|s| s.groups.len() > 1 || s.groups.iter().any(|g| g.count > 1))
+    bloomc_compiler::rewrite::is_network(p)
 }
 
 pub fn run_network(
@@ -61,29 +91,24 @@ pub fn run_network(
     skipped: usize,
     digest: u64,
 ) -> Result<ExitCode, String> {
+    let (inserted, rewritten) = rewritten(p, analysis, run.coordination)?;
+    let label = describe(p, run.coordination, &inserted);
+    let p = &rewritten;
     let mut plans = bloomc_runtime::plan::plan_network(p, files)?;
     bloomc_runtime::coordination::seal_feeds(p, &mut plans, analysis);
-    let coordination = match run.coordination {
-        CoordinationArg::Auto => auto(p, analysis),
-        CoordinationArg::None => Coordination::None,
-        CoordinationArg::Order => Coordination::Order,
-        CoordinationArg::Seal => Coordination::Seal,
-    };
-    let label = describe(p, &coordination);
-    let options = NetworkOptions { max_ticks: run.max_ticks, coordination: coordination.clone() };
+    let options = NetworkOptions { max_ticks: run.max_ticks };
     let across = run.processes || run.cluster_file.is_some();
     if let Some(service) = &run.order_service {
         if !across {
             return Err("`--order-service` orders the replicated groups of a run across processes: add `--processes` (in one process the transport sequences them)".to_string());
         }
-        if !bloomc_runtime::network::sequences_any(p, &plans, &coordination)? {
+        if !bloomc_runtime::network::sequences_any(p, &plans)? {
             return Err(format!(
-                "`--order-service {}` has nothing to order: this run sequences no replicated group (coordination {})",
+                "`--order-service {}` has nothing to order: this run sequences no replicated group (coordination {label})",
                 match service {
                     super::OrderServiceArg::Embedded => "embedded".to_string(),
                     super::OrderServiceArg::ZooKeeper(a) => format!("zookeeper://{a}"),
                 },
-                describe(p, &coordination)
             ));
         }
     }
@@ -119,11 +144,8 @@ pub fn run_network(
             super::run::print_output(&format!("{}.{name}", node.name), &node.result, name, run.per_tick);
         }
     }
-    let sealing = match &coordination {
-        Coordination::Seal => true,
-        Coordination::Chosen { seal, .. } => !seal.is_empty(),
-        _ => false,
-    };
+    let sealing = p.system.as_ref().is_some_and(|s| s.coordination.holds.iter().any(|h| h.until.is_none()))
+        || run.coordination == CoordinationArg::Seal;
     let waits: Vec<f64> = result.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
     // `--latency QUESTION=ANSWER`: over the nodes that have both outputs.
     let latency = match &run.latency {
@@ -159,11 +181,9 @@ pub fn run_network(
                 frames_from: across.then_some(&node.frames_from),
             })
             .collect();
-        let strategy = match &coordination {
-            Coordination::None => "none".to_string(),
-            Coordination::Order => "order".to_string(),
-            Coordination::Seal => "seal".to_string(),
-            Coordination::Chosen { .. } => format!("auto: {label}"),
+        let strategy = match run.coordination {
+            CoordinationArg::Auto => format!("auto: {label}"),
+            arg => strategy(arg).as_str().to_string(),
         };
         let waits = sealing.then_some(waits.as_slice());
         let answers = latency.as_ref().map(|(l, u)| (l.as_slice(), *u));

@@ -38,12 +38,14 @@ pub struct Run {
     /// Write an output's facts to a CSV file instead of standard output: `--output response=out.csv`.
     #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
     pub(crate) outputs: Vec<(String, String)>,
-    /// Coordination between the nodes of a network: `auto` (what the analysis chose: seals
-    /// where it chose a declared seal, order at replicated groups where it chose order);
-    /// `none`; `order` (a sequencer in front of
-    /// every replicated group, so every replica processes the same batches in the same
-    /// order); or `seal` (every declared seal enforced: producers punctuate, consumers hold
-    /// each seal key's facts until all its producers have sealed it).
+    /// Coordination between the nodes of a network, which the rewriter inserts into the
+    /// program before it runs (`bloomc rewrite` prints the result): `auto` (what the analysis
+    /// chose: seals where it chose a declared seal, order at replicated groups where it chose
+    /// order); `none` (the program runs as written, with only its own `order`, `punctuate`
+    /// and `hold` items); `order` (a sequencer in front of every replicated group, so every
+    /// replica processes the same batches in the same order); or `seal` (every seal enforced:
+    /// producers punctuate, consumers hold each seal key's facts until all its producers have
+    /// sealed it).
     #[arg(long, value_enum, default_value_t = CoordinationArg::Auto)]
     pub(crate) coordination: CoordinationArg,
     /// Measure the latency of answers in a network: `--latency request=result` pairs each
@@ -195,7 +197,7 @@ impl Run {
                 ));
             }
             let (files, skipped) = read_inputs(&self.inputs(), p)?;
-            let digest = super::cluster::program_digest(&c, self.batch, self.skip_bad_rows);
+            let digest = super::cluster::program_digest(&c, self.batch, self.skip_bad_rows, self.coordination);
             return super::network::run_network(&self, p, c.analysis.as_ref(), &files, skipped, digest);
         }
         if self.latency.is_some() {
@@ -211,6 +213,12 @@ impl Run {
         if !matches!(self.coordination, CoordinationArg::None | CoordinationArg::Auto) {
             return Err(
                 "`--coordination` applies to networks (several nodes); this program runs on one node".to_string()
+            );
+        }
+        if p.system.as_ref().is_some_and(|s| !s.coordination.is_empty()) {
+            return Err(
+                "`order`, `punctuate` and `hold` coordinate the nodes of a network; this program runs on one node"
+                    .to_string(),
             );
         }
         let (files, skipped) = read_inputs(&self.inputs(), p)?;

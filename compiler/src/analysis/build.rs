@@ -180,6 +180,17 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<SealProblem>) {
                     .collect();
                 g.seals.push(SealDecl { component: seal.stream.group.index(), input, key });
             }
+            g.ordered = s.coordination.orders.iter().map(|o| o.group.index()).collect();
+            g.held = s
+                .coordination
+                .holds
+                .iter()
+                .filter(|h| h.until.is_none())
+                .filter_map(|h| {
+                    let input = index(h.stream.group, h.stream.collection, CollectionKind::Input)?;
+                    Some((h.stream.group.index(), input))
+                })
+                .collect();
         }
         None => {
             for m in &p.modules {

@@ -37,6 +37,9 @@ pub struct Choice {
     pub sealed: Vec<String>,
     /// For `seal`: reads to hold until their key's partition is sealed.
     pub holds: Vec<HeldRead>,
+    /// The program already has this coordination as explicit operators (`order G;`, or a
+    /// `hold .. until sealed` on every sealed input): a rewritten program.
+    pub present: bool,
 }
 
 /// A read to hold: (read input, sealed input, (seal column, read column) per seal column).
@@ -68,6 +71,7 @@ pub fn choose(g: &Graph, labels: &Labels) -> Vec<Choice> {
                     reason,
                     would_seal: Vec::new(),
                     sealed: vec![stream.clone()],
+                    present: g.held.contains(&(r.component, *input)),
                     holds: r
                         .read_holds
                         .iter()
@@ -119,6 +123,7 @@ pub fn choose(g: &Graph, labels: &Labels) -> Vec<Choice> {
                     would_seal: would,
                     sealed: Vec::new(),
                     holds: Vec::new(),
+                    present: g.ordered.contains(&r.component),
                 },
             );
         }
@@ -138,6 +143,7 @@ fn push(out: &mut Vec<Choice>, c: Choice) {
                     x.would_seal.push(w);
                 }
             }
+            x.present &= c.present;
             for s in c.sealed {
                 if !x.sealed.contains(&s) {
                     x.sealed.push(s);

@@ -148,6 +148,10 @@ pub struct Graph {
     pub components: Vec<Component>,
     pub edges: Vec<Edge>,
     pub seals: Vec<SealDecl>,
+    /// Components whose inputs an explicit `order` sequences (white box only).
+    pub ordered: Vec<usize>,
+    /// (component, input) pairs an explicit `hold .. until sealed` holds per seal key.
+    pub held: Vec<(usize, usize)>,
 }
 
 impl Graph {

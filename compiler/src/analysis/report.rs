@@ -96,6 +96,7 @@ impl Analysis {
                     "key": c.key,
                     "reason": c.reason,
                     "would_seal": c.would_seal.iter().map(|(s, k)| json!({"stream": s, "key": k})).collect::<Vec<_>>(),
+                    "present": c.present,
                 })
             })
             .collect();
@@ -118,10 +119,11 @@ impl Analysis {
                 Strategy::Seal => {
                     let _ = writeln!(
                         out,
-                        "coordination: seal at `{}` on ({}): {}",
+                        "coordination: seal at `{}` on ({}): {}{}",
                         c.component,
                         c.key.join(", "),
-                        c.reason
+                        c.reason,
+                        if c.present { " (present: the program holds it)" } else { "" }
                     );
                     for (read, sealed, pairs) in &c.holds {
                         let _ = match pairs.as_slice() {
@@ -141,7 +143,13 @@ impl Analysis {
                     }
                     Ok(())
                 }
-                Strategy::Order => writeln!(out, "coordination: order deliveries to `{}`: {}", c.component, c.reason),
+                Strategy::Order => writeln!(
+                    out,
+                    "coordination: order deliveries to `{}`: {}{}",
+                    c.component,
+                    c.reason,
+                    if c.present { format!(" (present: `order {};`)", c.component) } else { String::new() }
+                ),
             };
         }
         out
@@ -299,7 +307,23 @@ impl Analysis {
                 let to = comp.outputs.get(path.to).map_or("?", String::as_str);
                 let hazard = r.hazards.iter().find(|(i, _)| *i == pi);
                 let sealed = r.seals_used.iter().find(|(i, _, _)| *i == pi);
-                let mut d = if let Some((_, why)) = hazard {
+                let mut d = if let (Some((_, why)), true) = (hazard, self.graph.ordered.contains(&r.component)) {
+                    Diagnostic::new(
+                        Code::OrderedPath,
+                        format!(
+                            "path `{from}` -> `{to}` of `{}` is {}, made consistent across replicas by `order {};`",
+                            comp.name,
+                            path.describe(),
+                            comp.name
+                        ),
+                        first,
+                        format!("order-sensitive: {}", path.describe()),
+                    )
+                    .with_note(format!(
+                        "{why}; every replica of `{}` takes the same batches of input in the same order",
+                        comp.name
+                    ))
+                } else if let Some((_, why)) = hazard {
                     let mut d = Diagnostic::new(
                         Code::Nondeterministic,
                         format!("`{}.{to}` is {}: path `{from}` -> `{to}` is {}", comp.name, r.label, path.describe()),

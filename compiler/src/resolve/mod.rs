@@ -5,6 +5,7 @@
 //! `when` blocks are decided here, like `#[cfg]`: the items of a false branch are parsed but
 //! not resolved, and are absent from the IR.
 
+mod coordination;
 mod expr;
 mod query;
 mod system;

@@ -10,11 +10,14 @@ use bloomc_grammar::ast::{self, CollectionKind};
 use std::collections::HashSet;
 
 #[derive(Default)]
-struct Items<'a> {
+pub(super) struct Items<'a> {
     nodes: Vec<&'a ast::NodeDecl>,
     wires: Vec<&'a ast::WireDecl>,
     feeds: Vec<&'a ast::FeedDecl>,
     seals: Vec<&'a ast::SealDecl>,
+    pub(super) orders: Vec<&'a ast::OrderDecl>,
+    pub(super) punctuations: Vec<&'a ast::PunctuateDecl>,
+    pub(super) holds: Vec<&'a ast::HoldDecl>,
 }
 
 impl Resolver<'_> {
@@ -25,6 +28,9 @@ impl Resolver<'_> {
                 ast::SystemItem::Wire(w) => out.wires.push(w),
                 ast::SystemItem::Feed(f) => out.feeds.push(f),
                 ast::SystemItem::Seal(s) => out.seals.push(s),
+                ast::SystemItem::Order(o) => out.orders.push(o),
+                ast::SystemItem::Punctuate(p) => out.punctuations.push(p),
+                ast::SystemItem::Hold(h) => out.holds.push(h),
                 ast::SystemItem::When(w) => {
                     if self.condition(&w.cond) == Some(true) {
                         self.flatten(&w.items, out);
@@ -221,11 +227,21 @@ impl Resolver<'_> {
                 }
             }
         }
+        let coordination = self.coordination(&items, &groups, &wires);
         let allow_nondeterminism = self.attributes(&s.attrs);
-        Some(System { name: s.name.name.clone(), allow_nondeterminism, groups, wires, feeds, seals, span: s.name.span })
+        Some(System {
+            name: s.name.name.clone(),
+            allow_nondeterminism,
+            groups,
+            wires,
+            feeds,
+            seals,
+            coordination,
+            span: s.name.span,
+        })
     }
 
-    fn endpoint(
+    pub(super) fn endpoint(
         &mut self,
         groups: &[NodeGroup],
         e: &ast::Endpoint,
@@ -272,7 +288,7 @@ impl Resolver<'_> {
         Some((Endpoint { group: group.id, collection: id }, c))
     }
 
-    fn stream_columns(&mut self, c: &Collection, cols: &[ast::Ident]) -> Option<Vec<usize>> {
+    pub(super) fn stream_columns(&mut self, c: &Collection, cols: &[ast::Ident]) -> Option<Vec<usize>> {
         let mut out = Vec::new();
         for col in cols {
             match c.column_index(&col.name) {
@@ -462,7 +478,7 @@ pub(super) fn article(kind: CollectionKind) -> &'static str {
     }
 }
 
-fn describe(e: &ast::Endpoint) -> String {
+pub(super) fn describe(e: &ast::Endpoint) -> String {
     format!("{}.{}", e.group.name, e.interface.name)
 }
 

@@ -19,7 +19,7 @@ mod local;
 mod outbound;
 
 use crate::control::{unexpected, Embedded, Joined, Remote};
-use crate::network::{run_node, NetworkOptions};
+use crate::network::run_node;
 use crate::order::{BatchId, OrderService};
 use crate::plan::NodePlan;
 use crate::transport::{Inbox, Payload, Transport};
@@ -157,8 +157,8 @@ impl Transport for Mesh {
 }
 
 /// The replicated groups this run sequences, with their names.
-fn sequenced(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<Vec<Sequenced>, String> {
-    let resolved = crate::network::resolve(p, plans, &options.coordination)?;
+fn sequenced(p: &Program, plans: &[NodePlan]) -> Vec<Sequenced> {
+    let resolved = crate::network::resolve(p, plans);
     let name = |first: usize| -> String {
         let group = plans.get(first).and_then(|x| x.group);
         p.system
@@ -167,7 +167,7 @@ fn sequenced(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Resul
             .find(|g| Some(g.id) == group)
             .map_or_else(String::new, |g| g.name.clone())
     };
-    Ok(resolved.sequenced.iter().map(|&(first, count)| Sequenced { first, count, name: name(first) }).collect())
+    resolved.sequenced.iter().map(|&(first, count)| Sequenced { first, count, name: name(first) }).collect()
 }
 
 /// How a node process reaches the others.
@@ -260,7 +260,7 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
                 inner: ordering(&control, zookeeper.as_deref(), run)?,
                 delay: link_delay * 2,
             })),
-            sequenced: sequenced(&p, &plans, &options)?,
+            sequenced: sequenced(&p, &plans),
             outbound,
             max_frame,
             batches: Mutex::new(0),

@@ -14,7 +14,7 @@ mod sequencer;
 pub mod world;
 
 use crate::coordination::external_seals;
-use crate::network::{resolve, Coordination};
+use crate::network::resolve;
 use crate::network::{routes, Route};
 use crate::plan::NodePlan;
 use crate::value::Row;
@@ -22,17 +22,17 @@ use bloomc_compiler::analysis::report::Analysis;
 use bloomc_compiler::ir::{CollectionId, Program};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The simulated shape of a program run with `coordination`: the seals and sequencers it
-/// enforces between nodes, and the seals the analysis assumed on inputs fed from outside
-/// (a punctuated external stream: each key's facts arrive together).
+/// The simulated shape of a program run: the seals and sequencers its coordination
+/// operators enforce between nodes (a rewritten program: `bloomc_compiler::rewrite`), and
+/// the seals the analysis assumed on inputs fed from outside (a punctuated external stream:
+/// each key's facts arrive together).
 pub fn setup<'p>(
     p: &'p Program,
     plans: Vec<NodePlan>,
-    coordination: &Coordination,
     analysis: Option<&Analysis>,
     max_ticks: u64,
 ) -> Result<Setup<'p>, String> {
-    let resolved = resolve(p, &plans, coordination)?;
+    let resolved = resolve(p, &plans);
     let mut seals: Vec<(usize, CollectionId, Vec<usize>)> = Vec::new();
     for (end, cols) in &resolved.seal {
         for (i, _) in plans.iter().enumerate().filter(|(_, n)| n.group == Some(end.group)) {
