@@ -136,11 +136,13 @@ fn round_trip(file: &str, rewrite_sets: &[(&str, &str)], run_sets: &[(&str, &str
         assert_eq!(released(&o_err), released(&a_err), "{what}: seal keys released differ");
         // A deterministic stream may still miss facts in one run where it reads state that
         // is still growing (N0101, the caches' answers in adtrack): never a wrong one. So the
-        // two runs' facts must agree in one of three attempts.
+        // two runs' facts must agree in one of five attempts, or, on a loaded machine where
+        // each run may miss some, the facts seen over the attempts must be the same.
         let streams = deterministic(file, &config);
         let shown = o_err.contains(" nodes, coordination ").then_some(&streams);
         let mut last = (Vec::new(), Vec::new());
-        let agree = (0..3).any(|attempt| {
+        let (mut seen_o, mut seen_a) = (BTreeSet::new(), BTreeSet::new());
+        let agree = (0..5).any(|attempt| {
             let (o, a) = if attempt == 0 {
                 (facts(&o_out, shown), facts(&a_out, shown))
             } else {
@@ -149,7 +151,10 @@ fn round_trip(file: &str, rewrite_sets: &[(&str, &str)], run_sets: &[(&str, &str
                 (facts(&text(&o.stdout), shown), facts(&text(&a.stdout), shown))
             };
             last = (o.difference(&a).take(5).cloned().collect(), a.difference(&o).take(5).cloned().collect());
-            o == a
+            let same = o == a;
+            seen_o.extend(o);
+            seen_a.extend(a);
+            same || (attempt > 0 && seen_o == seen_a)
         });
         assert!(
             agree,
