@@ -173,6 +173,19 @@ fn a_second_process_for_an_admitted_node_is_refused() {
     let _ = coordinator.wait();
 }
 
+/// Starts `nodes` of `file` by hand with `cluster` and the test's token, and waits for each
+/// to succeed.
+fn run_by_hand(file: &str, cluster: &str, nodes: &[&str]) {
+    let children: Vec<Child> = nodes
+        .iter()
+        .map(|n| spawn(&["node", file, "--name", n, "--cluster", cluster], &[(TOKEN_VAR, "s3cret")]))
+        .collect();
+    for child in children {
+        let (code, _, err) = finish(child, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{err}");
+    }
+}
+
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut f = (body.len() as u32).to_be_bytes().to_vec();
     f.extend_from_slice(body);
@@ -203,14 +216,7 @@ fn the_coordinator_refuses_strangers_and_bad_frames_and_runs_nodes_started_by_ha
     let oversized = refused(poke(port, &(u32::MAX).to_be_bytes()));
     assert!(oversized.contains("bad first frame"), "{oversized}");
     // The coordinator still runs: the real nodes, started by hand with the token from the environment.
-    let nodes: Vec<Child> = ["src[0]", "src[1]", "sink"]
-        .iter()
-        .map(|n| spawn(&["node", &file, "--name", n, "--cluster", &cluster], &[(TOKEN_VAR, "s3cret")]))
-        .collect();
-    for node in nodes {
-        let (code, _, err) = finish(node, Duration::from_secs(60));
-        assert_eq!(code, Some(0), "{err}");
-    }
+    run_by_hand(&file, &cluster, &["src[0]", "src[1]", "sink"]);
     let mut rest = String::new();
     coordinator_err.read_to_string(&mut rest).expect("coordinator stderr");
     let (code, out, _) = finish(coordinator, Duration::from_secs(60));
@@ -250,14 +256,7 @@ fn a_nodes_data_listener_refuses_strangers_and_takes_its_peers() {
     assert_eq!(peer_refused(poke(data, &frame(&hello("wrong", "src[0]")))), "bad token");
     assert!(peer_refused(poke(data, &frame(&hello("s3cret", "mallory")))).contains("unknown node `mallory`"));
     assert!(peer_refused(poke(data, &frame(b"\xff\xff\xff\xff\xff garbage"))).contains("malformed frame"));
-    let nodes: Vec<Child> = ["src[0]", "src[1]"]
-        .iter()
-        .map(|n| spawn(&["node", &file, "--name", n, "--cluster", &cluster], &[(TOKEN_VAR, "s3cret")]))
-        .collect();
-    for node in nodes {
-        let (code, _, err) = finish(node, Duration::from_secs(60));
-        assert_eq!(code, Some(0), "{err}");
-    }
+    run_by_hand(&file, &cluster, &["src[0]", "src[1]"]);
     let mut rest = String::new();
     sink_err.read_to_string(&mut rest).expect("sink stderr");
     let (code, _, _) = finish(sink, Duration::from_secs(60));

@@ -14,14 +14,16 @@
 
 use crate::wire::DataFrame;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+/// A record; borrowed when written (a frame is not copied to be journaled), owned when read.
 #[derive(Serialize, Deserialize)]
-enum Record {
-    Listen(String),
-    Frame { from: usize, frame: DataFrame },
+enum Record<'a> {
+    Listen(Cow<'a, str>),
+    Frame { from: usize, frame: Cow<'a, DataFrame> },
     Took { tick: u64, frames: Vec<(usize, u64)>, batch: Option<u64> },
 }
 
@@ -66,7 +68,7 @@ impl Journal {
         Ok((Journal { file, path }, recovered))
     }
 
-    fn append(&mut self, record: &Record) -> Result<(), String> {
+    fn append(&mut self, record: &Record<'_>) -> Result<(), String> {
         let body = bincode::serialize(record).map_err(|e| format!("cannot encode a journal record: {e}"))?;
         let mut bytes = (body.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(&body);
@@ -77,28 +79,11 @@ impl Journal {
     }
 
     pub fn listen(&mut self, addr: &str) -> Result<(), String> {
-        self.append(&Record::Listen(addr.to_string()))
+        self.append(&Record::Listen(Cow::Borrowed(addr)))
     }
 
     pub fn frame(&mut self, from: usize, frame: &DataFrame) -> Result<(), String> {
-        // Serialized by reference: the record's shape, without cloning the frame.
-        #[derive(Serialize)]
-        enum RecordRef<'a> {
-            #[allow(dead_code)]
-            Listen(&'a str),
-            Frame {
-                from: usize,
-                frame: &'a DataFrame,
-            },
-        }
-        let body = bincode::serialize(&RecordRef::Frame { from, frame })
-            .map_err(|e| format!("cannot encode a journal record: {e}"))?;
-        let mut bytes = (body.len() as u64).to_le_bytes().to_vec();
-        bytes.extend_from_slice(&body);
-        self.file
-            .write_all(&bytes)
-            .and_then(|()| self.file.flush())
-            .map_err(|e| format!("cannot write the journal `{}`: {e}", self.path.display()))
+        self.append(&Record::Frame { from, frame: Cow::Borrowed(frame) })
     }
 
     pub fn took(&mut self, tick: u64, frames: Vec<(usize, u64)>, batch: Option<u64>) -> Result<(), String> {
@@ -120,8 +105,9 @@ fn read(bytes: &[u8]) -> (Recovered, usize) {
         let Some(body) = bytes.get(at + 8..at + 8 + len as usize) else { return (r, at) };
         let Ok(record) = bincode::deserialize::<Record>(body) else { return (r, at) };
         match record {
-            Record::Listen(a) => r.listen = Some(a),
+            Record::Listen(a) => r.listen = Some(a.into_owned()),
             Record::Frame { from, frame } => {
+                let frame = frame.into_owned();
                 r.frames.insert((from, frame.seq), frame);
             }
             Record::Took { tick, frames, batch } => {

@@ -116,13 +116,14 @@ impl Transport for Mesh {
             }
         }
         frames.extend(by_dest.into_iter().map(|(to, m)| (to, m, None)));
+        let count = frames.len() as u64;
         for (to, messages, position) in frames {
             let q = self.outbound.get(to).ok_or("internal error: a message to no node")?;
             let seq = q.next();
             let body = encode(&DataFrame { seq, messages, position }, self.max_frame)?;
             q.push(seq, body)?;
-            self.shared.lock().sent += 1;
         }
+        self.shared.lock().sent += count;
         Ok(())
     }
 
