@@ -18,15 +18,11 @@ impl Resolver<'_> {
             let Some(g) = self.group(groups, &o.group) else { continue };
             if let Some(first) = out.orders.iter().find(|x| x.group == g.id) {
                 let first = first.span;
-                self.report(
-                    Diagnostic::new(
-                        Code::Duplicate,
-                        format!("`order {}` is written twice", g.name),
-                        o.span,
-                        "again here",
-                    )
-                    .with_label(first, "first written here")
-                    .with_help("remove one of the two"),
+                self.twice(
+                    format!("`order {}` is written twice", g.name),
+                    (o.span, "again here"),
+                    (first, "first written here"),
+                    "remove one of the two",
                 );
                 continue;
             }
@@ -54,15 +50,11 @@ impl Resolver<'_> {
             };
             if let Some(first) = out.holds.iter().find(|x| x.stream == stream && x.until == until) {
                 let first = first.span;
-                self.report(
-                    Diagnostic::new(
-                        Code::Duplicate,
-                        format!("`{}` is held twice", describe(&h.stream)),
-                        h.span,
-                        "held again here",
-                    )
-                    .with_label(first, "first held here")
-                    .with_help("a stream has one hold; list all its columns in one `hold`"),
+                self.twice(
+                    format!("`{}` is held twice", describe(&h.stream)),
+                    (h.span, "held again here"),
+                    (first, "first held here"),
+                    "a stream has one hold; list all its columns in one `hold`",
                 );
                 continue;
             }
@@ -86,15 +78,11 @@ impl Resolver<'_> {
             }
             if let Some(first) = out.punctuations.iter().find(|x| x.from == from && x.to == to) {
                 let first = first.span;
-                self.report(
-                    Diagnostic::new(
-                        Code::Duplicate,
-                        format!("wire `{wire}` is punctuated twice"),
-                        pd.span,
-                        "again here",
-                    )
-                    .with_label(first, "first punctuated here")
-                    .with_help("a wire has one punctuation; list all its columns in one `punctuate`"),
+                self.twice(
+                    format!("wire `{wire}` is punctuated twice"),
+                    (pd.span, "again here"),
+                    (first, "first punctuated here"),
+                    "a wire has one punctuation; list all its columns in one `punctuate`",
                 );
                 continue;
             }
@@ -183,6 +171,13 @@ impl Resolver<'_> {
         for (message, span, label, help) in problems {
             self.bad(message, span, label, &help);
         }
+    }
+
+    /// An operator written twice: `again` and `first` are each a span with its label.
+    fn twice(&mut self, message: String, again: (Span, &str), first: (Span, &str), help: &str) {
+        self.report(
+            Diagnostic::new(Code::Duplicate, message, again.0, again.1).with_label(first.0, first.1).with_help(help),
+        );
     }
 
     fn bad(&mut self, message: String, span: Span, label: &str, help: &str) {
