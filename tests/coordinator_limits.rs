@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::PIPE;
+
 use bloomc_runtime::admission::PENDING_LIMIT;
 use bloomc_runtime::wire::{decode, encode, Hello, Welcome, DEFAULT_MAX_FRAME, HELLO_LIMIT, TOKEN_VAR};
 use common::procs::{finish, scratch, spawn};
@@ -15,15 +17,6 @@ use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
-
-const PIPE: &str = "module Src { input feed_in(n: int); output out(n: int); out <= feed_in; }
-module Sink { input got(n: int); table seen(n: int); output all(n: int); seen <= got; all <= seen; }
-system S {
-  node src: Src * 2;
-  node sink: Sink;
-  feed src.feed_in from generate(rows: 300, seed: 1, batch: 10) { n: row() };
-  src.out -> sink.got any;
-}";
 
 struct Hub {
     child: Child,

@@ -5,20 +5,12 @@
 
 mod common;
 
+use common::PIPE;
+
 use common::procs::{finish, scratch};
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Two sources forward a feed to a sink: 300 facts, a run of a second or two.
-const PIPE: &str = "module Src { input feed_in(n: int); output out(n: int); out <= feed_in; }
-module Sink { input got(n: int); table seen(n: int); output all(n: int); seen <= got; all <= seen; }
-system S {
-  node src: Src * 2;
-  node sink: Sink;
-  feed src.feed_in from generate(rows: 300, seed: 1, batch: 10) { n: row() };
-  src.out -> sink.got any;
-}";
 
 /// A source that never runs out within the test's patience.
 const ENDLESS: &str = "module Src { input feed_in(n: int); output out(n: int); out <= feed_in; }

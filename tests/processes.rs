@@ -8,24 +8,14 @@
 
 mod common;
 
+use common::PIPE;
+
 use bloomc_runtime::wire::{encode, Hello, PeerWelcome, Welcome, DEFAULT_MAX_FRAME, TOKEN_VAR};
 use common::bloomc;
 use common::procs::{finish, scratch, spawn};
 use std::io::{BufRead, Read, Write};
 use std::process::{Child, Command};
 use std::time::Duration;
-
-/// Two sources forward the same feed to one sink that keeps everything. Its table is a set,
-/// so its output (300 facts) is the same whatever the timing; a lost or doubled message
-/// shows in the sink's count of facts in by message, which must be exactly 600.
-const PIPE: &str = "module Src { input feed_in(n: int); output out(n: int); out <= feed_in; }
-module Sink { input got(n: int); table seen(n: int); output all(n: int); seen <= got; all <= seen; }
-system S {
-  node src: Src * 2;
-  node sink: Sink;
-  feed src.feed_in from generate(rows: 300, seed: 1, batch: 10) { n: row() };
-  src.out -> sink.got any;
-}";
 
 /// A source that never runs out (within the test's patience), for the killed-node test.
 const ENDLESS: &str = "module Src { input feed_in(n: int); output out(n: int); out <= feed_in; }
