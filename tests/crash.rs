@@ -3,11 +3,14 @@
 //! servers, reporting replicas, caches, the analyst); the launcher starts each again, it
 //! recovers from its journal by replay, its peers send it what it did not acknowledge, and
 //! the run ends with exactly the facts of an uninterrupted run, and 0 replica disagreements
-//! under seal and order. The kill times are drawn from a seed (printed with every failure;
+//! under seal and order, whether the embedded ordering service (`bloomc sequencer`, killed
+//! too) or ZooKeeper orders the batches. The kill times are drawn from a seed (printed with every failure;
 //! `BLOOMC_CRASH_SEED=N` runs it again). Loopback only; every process is waited for with a
 //! time limit.
 
 mod common;
+#[path = "../runtime/tests/zk_server/mod.rs"]
+mod zk_server;
 
 use common::procs::{finish, spawn};
 use std::io::{BufRead, Read};
@@ -15,8 +18,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A run of `args` whose nodes named in `kills` are killed `after` their first start, in
-/// order; returns (exit code, stdout, stderr, how many kills hit a live node process).
+/// A run of `args` whose nodes named in `kills` (or `sequencer`, the embedded ordering
+/// service) are killed `after` their first start, in order; returns (exit code, stdout, stderr, how many kills hit a live node process).
 fn run_with_kills(args: &[&str], kills: &[(&str, Duration)]) -> (Option<i32>, String, String, usize) {
     let mut child = spawn(args, &[]);
     let lines: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -35,12 +38,13 @@ fn run_with_kills(args: &[&str], kills: &[(&str, Duration)]) -> (Option<i32>, St
         let _ = out.read_to_string(&mut text);
         text
     });
-    // The node's latest process, from the launcher's own lines (not the nodes' forwarded ones).
+    // The process's latest pid, from the launcher's own lines (not the nodes' forwarded ones).
     let pid = |node: &str| -> Option<String> {
+        let what = if node == "sequencer" { node.to_string() } else { format!("node {node}") };
         let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
         lines.iter().rev().find_map(|l| {
-            let rest = l.strip_prefix("started node ").or_else(|| l.strip_prefix("restarted node "))?;
-            let pid = rest.strip_prefix(node)?.strip_prefix(" (pid ")?.strip_suffix(')')?;
+            let rest = l.strip_prefix("started ").or_else(|| l.strip_prefix("restarted "))?;
+            let pid = rest.strip_prefix(what.as_str())?.strip_prefix(" (pid ")?.strip_suffix(')')?;
             Some(pid.to_string())
         })
     };
@@ -122,8 +126,9 @@ fn killed_nodes_of_every_kind_come_back_and_the_run_gives_the_uninterrupted_fact
     }
 }
 
-#[test]
-fn ordered_replicas_that_crash_still_agree() {
+/// POOR (order-sensitive) ordered by `service` across processes, with `kills`: the replicas
+/// must agree and take the same batches.
+fn ordered_with_kills(service: &str, victims: &[&str]) {
     let args = [
         "run",
         "examples/adtrack.bl",
@@ -133,16 +138,18 @@ fn ordered_replicas_that_crash_still_agree() {
         "clicks=8000",
         "--coordination",
         "order",
+        "--order-service",
+        service,
         "--processes",
         "--restart",
     ];
     let seed = seed();
-    let at = times(seed, 1000, 3);
-    let kills: Vec<(&str, Duration)> = ["report[2]", "adserver[1]", "report[0]"].into_iter().zip(at).collect();
+    let at = times(seed, 1000, victims.len());
+    let kills: Vec<(&str, Duration)> = victims.iter().copied().zip(at).collect();
     let (code, out, err, hit) = run_with_kills(&args, &kills);
     eprintln!("seed {seed}: killed {hit} of {kills:?}");
-    assert_eq!(code, Some(0), "{err}");
-    assert!(hit >= 2, "seed {seed}: only {hit} of the kills hit a running node: {err}");
+    assert_eq!(code, Some(0), "seed {seed}, {kills:?}: {err}");
+    assert!(hit >= 2, "seed {seed}: only {hit} of the kills hit a running process: {err}");
     assert!(out.contains("-- analyst.disagreement: 0 facts emitted"), "{out}");
     // Every replica took every batch, once: the same ticks and facts in at each.
     let facts = |r: &str| -> Option<String> {
@@ -151,8 +158,19 @@ fn ordered_replicas_that_crash_still_agree() {
     };
     let first = facts("report[0]");
     assert!(first.is_some(), "{err}");
-    assert_eq!(facts("report[1]"), first, "{err}");
-    assert_eq!(facts("report[2]"), first, "{err}");
+    assert_eq!(facts("report[1]"), first, "seed {seed}, {kills:?}: {err}");
+    assert_eq!(facts("report[2]"), first, "seed {seed}, {kills:?}: {err}");
+}
+
+#[test]
+fn ordered_replicas_and_the_sequencer_that_crash_still_agree() {
+    ordered_with_kills("embedded", &["report[2]", "sequencer", "adserver[1]", "sequencer", "report[0]"]);
+}
+
+#[test]
+fn replicas_ordered_by_zookeeper_that_crash_still_agree() {
+    let Some(zk) = zk_server::server() else { return };
+    ordered_with_kills(&format!("zookeeper://{}", zk.addr()), &["report[1]", "adserver[2]", "report[0]"]);
 }
 
 #[test]

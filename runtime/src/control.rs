@@ -1,4 +1,6 @@
-//! A node process's control connection to the coordinator (`wire.rs`, `coordinator.rs`).
+//! A node process's control connection to the coordinator (`wire.rs`, `coordinator.rs`),
+//! and its connection to the embedded ordering service (`order/sequencer.rs`), which works
+//! the same way.
 //!
 //! Each call is one numbered request and its reply. When the connection fails, the node
 //! reconnects (with its hello again) and resends the same request; the coordinator answers a
@@ -11,9 +13,9 @@
 
 use crate::network::NetworkOptions;
 use crate::order::{BatchId, OrderService};
-use crate::wire::{codec, decode, encode, Call, Hello, Reply, Request, Welcome};
+use crate::wire::{codec, decode, encode, Call, Hello, OrderAt, Reply, Request, Welcome};
 use futures_util::{SinkExt, StreamExt};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -31,6 +33,8 @@ struct State {
 }
 
 pub struct Remote {
+    /// Who serves the connection, for messages: `coordinator` or `ordering service`.
+    who: &'static str,
     coordinator: String,
     hello: Hello,
     max_frame: usize,
@@ -50,8 +54,8 @@ pub struct Joined {
     /// The node's number in the plan.
     pub me: usize,
     pub options: NetworkOptions,
-    /// The ordering service: `None` for the embedded one, else ZooKeeper's `host:port`.
-    pub zookeeper: Option<String>,
+    /// Where the run's ordering service is.
+    pub order: OrderAt,
     /// The run's random name.
     pub run: u64,
 }
@@ -64,12 +68,35 @@ impl Remote {
         max_frame: usize,
         patience: Duration,
     ) -> Result<(Remote, Joined), String> {
+        let (remote, joined) = Self::open("coordinator", coordinator, hello, max_frame, patience)?;
+        let joined = joined.ok_or_else(|| format!("{coordinator} is an ordering service, not the coordinator"))?;
+        Ok((remote, joined))
+    }
+
+    /// Connects to the embedded ordering service at `addr`.
+    pub fn sequencer(addr: &str, hello: Hello, max_frame: usize, patience: Duration) -> Result<Remote, String> {
+        match Self::open("ordering service", addr, hello, max_frame, patience)? {
+            (remote, None) => Ok(remote),
+            (_, Some(_)) => Err(format!("{addr} is the coordinator, not the ordering service")),
+        }
+    }
+
+    /// Connects to `who` at `addr`: what it said of the node and the run, if it is the
+    /// coordinator.
+    fn open(
+        who: &'static str,
+        coordinator: &str,
+        hello: Hello,
+        max_frame: usize,
+        patience: Duration,
+    ) -> Result<(Remote, Option<Joined>), String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the node's runtime: {e}"))?;
         let drop_every = std::env::var(DROP_EVERY_VAR).ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0);
         let remote = Remote {
+            who,
             coordinator: coordinator.to_string(),
             hello,
             max_frame,
@@ -83,10 +110,10 @@ impl Remote {
             match remote.handshake(&state.rt) {
                 Ok(x) => break x,
                 Err(Failure::Refused(r)) => {
-                    return Err(format!("the coordinator at {coordinator} refused this node: {r}"))
+                    return Err(format!("the {who} at {coordinator} refused this node: {r}"))
                 }
                 Err(Failure::Unreachable(e)) if Instant::now() > deadline => {
-                    return Err(format!("cannot reach the coordinator at {coordinator} within {patience:?}: {e}"))
+                    return Err(format!("cannot reach the {who} at {coordinator} within {patience:?}: {e}"))
                 }
                 Err(Failure::Unreachable(_)) => std::thread::sleep(Duration::from_millis(100)),
             }
@@ -100,7 +127,7 @@ impl Remote {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn handshake(&self, rt: &tokio::runtime::Runtime) -> Result<(Conn, Joined), Failure> {
+    fn handshake(&self, rt: &tokio::runtime::Runtime) -> Result<(Conn, Option<Joined>), Failure> {
         let max = self.max_frame;
         rt.block_on(async {
             let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&self.coordinator))
@@ -113,12 +140,13 @@ impl Remote {
             let body = match tokio::time::timeout(Duration::from_secs(10), conn.next()).await {
                 Ok(Some(Ok(body))) => body,
                 Ok(Some(Err(e))) => return Err(Failure::Unreachable(e.to_string())),
-                _ => return Err(Failure::Unreachable("no welcome from the coordinator".to_string())),
+                _ => return Err(Failure::Unreachable(format!("no welcome from the {}", self.who))),
             };
             match decode::<Welcome>(&body, max).map_err(Failure::Refused)? {
-                Welcome::Accepted { me, max_ticks, zookeeper, run } => {
-                    Ok((conn, Joined { me, options: NetworkOptions { max_ticks }, zookeeper, run }))
+                Welcome::Accepted { me, max_ticks, order, run } => {
+                    Ok((conn, Some(Joined { me, options: NetworkOptions { max_ticks }, order, run })))
                 }
+                Welcome::Sequencing => Ok((conn, None)),
                 Welcome::Refused(r) => Err(Failure::Refused(r)),
             }
         })
@@ -140,7 +168,7 @@ impl Remote {
             match failing_since {
                 None => failing_since = Some(Instant::now()),
                 Some(since) if since.elapsed() > self.patience => {
-                    return Err(format!("lost the coordinator at {} for {:?}: {e}", self.coordinator, self.patience));
+                    return Err(format!("lost the {} at {} for {:?}: {e}", self.who, self.coordinator, self.patience));
                 }
                 Some(_) => std::thread::sleep(Duration::from_millis(100)),
             }
@@ -152,7 +180,7 @@ impl Remote {
                 match self.handshake(&state.rt) {
                     Ok((conn, _)) => state.conn = Some(conn),
                     Err(Failure::Refused(r)) => {
-                        return Err(format!("the coordinator refused this node on reconnect: {r}"))
+                        return Err(format!("the {} refused this node on reconnect: {r}", self.who))
                     }
                     Err(Failure::Unreachable(e)) => {
                         failed(e)?;
@@ -171,11 +199,11 @@ impl Remote {
                 match c.next().await {
                     Some(Ok(body)) => decode(&body, max),
                     Some(Err(e)) => Err(e.to_string()),
-                    None => Err("the coordinator closed the connection".to_string()),
+                    None => Err(format!("the {} closed the connection", self.who)),
                 }
             });
             match answer {
-                Ok(Reply::Abort(reason)) => return Err(format!("the coordinator stopped the run: {reason}")),
+                Ok(Reply::Abort(reason)) => return Err(format!("the {} stopped the run: {reason}", self.who)),
                 Ok(reply) => return Ok(reply),
                 Err(e) => {
                     *conn = None;
@@ -191,14 +219,14 @@ pub(crate) fn unexpected(reply: &Reply) -> String {
     format!("unexpected reply from the coordinator: {reply:?}")
 }
 
-/// The embedded ordering service, reached over the control connection.
-pub(crate) struct Embedded(pub(crate) Arc<Remote>);
+/// The embedded ordering service, reached over its own connection.
+pub(crate) struct Embedded(pub(crate) Remote);
 
 impl OrderService for Embedded {
     fn position(&mut self, group: &str, batch: BatchId) -> Result<u64, String> {
         match self.0.call(Call::Position { group: group.to_string(), batch })? {
             Reply::Position(n) => Ok(n),
-            r => Err(unexpected(&r)),
+            r => Err(format!("unexpected reply from the ordering service: {r:?}")),
         }
     }
 }

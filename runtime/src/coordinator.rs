@@ -1,6 +1,6 @@
 //! The coordinator of a network run across processes: the control plane. It admits each
 //! node process (cluster, token, program digest, one session per node), tells every node the
-//! others' data addresses, serves the embedded ordering service, detects the end of the run,
+//! others' data addresses and where the ordering service is, detects the end of the run,
 //! collects the nodes' reports and stops the run when a node fails. It never sees a fact:
 //! nodes send facts straight to each other (`mesh/`), and no control request carries any.
 //!
@@ -26,12 +26,10 @@
 
 use crate::admission::{accept, hello, Gate, Log};
 use crate::network::{NetworkOptions, NetworkResult, NodeReport};
-use crate::order::BatchId;
 use crate::plan::NodePlan;
-use crate::wire::{decode, encode, Call, Counters, Hello, Reply, Request, Welcome};
+use crate::wire::{decode, encode, Call, Counters, Hello, OrderAt, Reply, Request, Welcome};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -44,8 +42,8 @@ pub struct CoordinatorConfig {
     pub program: u64,
     /// How long a node that lost its connection may take to reconnect.
     pub grace: Duration,
-    /// The ordering service: `None` for the embedded one, else ZooKeeper at `host:port`.
-    pub zookeeper: Option<String>,
+    /// Where the nodes find the ordering service.
+    pub order: OrderAt,
     /// A random number naming this run (its order's root in ZooKeeper).
     pub run: u64,
     /// Whether a node may come back with a new process (`--restart`): its previous process
@@ -53,9 +51,14 @@ pub struct CoordinatorConfig {
     pub restarts: bool,
 }
 
-/// What the launcher saw happen to a node process.
+/// The name under which the launcher reports the embedded ordering service's process
+/// (`bloomc sequencer`) in [`Exited`]: no node has it (a node's name has no parentheses).
+pub const SEQUENCER: &str = "(sequencer)";
+
+/// What the launcher saw happen to a node process, or to the sequencer's.
 #[derive(Debug, Clone)]
 pub struct Exited {
+    /// The node, or [`SEQUENCER`].
     pub node: String,
     /// The exit status in words (`exit status: 1`, `signal: 9 (SIGKILL)`).
     pub status: String,
@@ -119,28 +122,11 @@ impl Rounds {
     }
 }
 
-/// The embedded ordering service: per group, the next position and every batch's position.
-#[derive(Default)]
-struct Orders {
-    groups: HashMap<String, (u64, HashMap<BatchId, u64>)>,
-}
-
-impl Orders {
-    fn position(&mut self, group: String, batch: BatchId) -> u64 {
-        let (next, given) = self.groups.entry(group).or_default();
-        *given.entry(batch).or_insert_with(|| {
-            *next += 1;
-            *next - 1
-        })
-    }
-}
-
 struct Coordinator {
     config: CoordinatorConfig,
     options: NetworkOptions,
     slots: Mutex<Vec<Slot>>,
     rounds: Mutex<Rounds>,
-    orders: Mutex<Orders>,
     failure: Mutex<Option<String>>,
     gate: Arc<Gate>,
 }
@@ -232,7 +218,8 @@ impl Coordinator {
                     None => Reply::NotYet,
                 }
             }
-            Call::Position { group, batch } => Reply::Position(lock(&self.orders).position(group, batch)),
+            // Positions come from the ordering service, which the welcome named.
+            Call::Position { .. } => Reply::Abort("the coordinator gives no positions: ask the ordering service".to_string()),
             Call::Idle(counters) => {
                 let (over, round) = lock(&self.rounds).idle(me, counters);
                 Reply::Idle { over, round }
@@ -269,7 +256,7 @@ impl Coordinator {
                 let welcome = Welcome::Accepted {
                     me,
                     max_ticks: self.options.max_ticks,
-                    zookeeper: self.config.zookeeper.clone(),
+                    order: self.config.order.clone(),
                     run: self.config.run,
                 };
                 let generation = lock(&self.slots).get(me).map_or(0, |s| s.generation);
@@ -370,7 +357,6 @@ pub fn serve(
         options: options.clone(),
         slots: Mutex::new(slots),
         rounds: Mutex::new(Rounds { current: vec![None; plans.len()], ..Rounds::default() }),
-        orders: Mutex::new(Orders::default()),
         failure: Mutex::new(None),
         gate: Arc::new(Gate::new("coordinator".to_string(), log)),
     });
@@ -398,6 +384,11 @@ pub fn serve(
                         s.generation += 1;
                         s.lost_at = Some(Instant::now());
                     }
+                } else if exit.node == SEQUENCER {
+                    coordinator.fail(format!(
+                        "the ordering service (bloomc sequencer) exited ({}) before the run finished",
+                        exit.status
+                    ));
                 } else if !exit.success || !reported {
                     coordinator.fail(format!("node `{}` exited ({}) before the run finished", exit.node, exit.status));
                 }

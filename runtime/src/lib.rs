@@ -19,6 +19,7 @@ pub mod network;
 pub mod order;
 pub mod paths;
 pub mod plan;
+mod records;
 pub(crate) mod prefold;
 pub mod render;
 pub mod run;

@@ -9,6 +9,10 @@
 //!   [`Reply`]. The coordinator keeps its last reply to each node, so a request resent after
 //!   a reconnect is answered again rather than done twice. No request carries facts
 //!   for another node (a node's final report carries its own outputs).
+//! - **ordering**: a node process and the embedded ordering service (`order/sequencer.rs`),
+//!   which answers the hello with [`Welcome::Sequencing`], then each [`Call::Position`]
+//!   request with its [`Reply::Position`]. A request resent after a reconnect gets the same
+//!   answer: a batch keeps its position.
 //! - **data**: one node process to another (`mesh/`). The receiver answers the hello with a
 //!   [`PeerWelcome`] (the last frame it has from that sender); then the sender sends
 //!   numbered [`DataFrame`]s straight to the node they are for, and the receiver
@@ -62,13 +66,26 @@ pub enum Welcome {
     Accepted {
         me: usize,
         max_ticks: u64,
-        /// The ordering service every node uses: `None` for the embedded one (requests to
-        /// the coordinator), else a ZooKeeper server's `host:port`.
-        zookeeper: Option<String>,
+        /// The ordering service every node uses.
+        order: OrderAt,
         /// A random number naming this run, so that its order in ZooKeeper is its own.
         run: u64,
     },
+    /// The embedded ordering service admitted the connection (`order/sequencer.rs`): every
+    /// request on it is a [`Call::Position`].
+    Sequencing,
     Refused(String),
+}
+
+/// Where the nodes of a run find its ordering service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderAt {
+    /// The run orders no group's batches, so it has no ordering service.
+    None,
+    /// The embedded one, a `bloomc sequencer` process listening at `host:port`.
+    Sequencer(String),
+    /// Apache ZooKeeper at `host:port`.
+    ZooKeeper(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,7 +99,8 @@ pub enum Call {
     /// Every node's data address, once every node has said hello (`Reply::Peers`), or
     /// `Reply::NotYet`.
     Peers,
-    /// The position of a batch in a sequenced group's order (the embedded ordering service).
+    /// The position of a batch in a sequenced group's order: the one call the embedded
+    /// ordering service answers (`order/sequencer.rs`), and one the coordinator refuses.
     Position { group: String, batch: BatchId },
     /// The node is idle: its counters, for the detection of the end of the run
     /// (`coordinator.rs`), and the last round it heard of.

@@ -11,6 +11,9 @@
 //! coordinator = "10.0.0.1:7400"    # where the coordinator listens and the nodes connect
 //! token = "..."                    # shared secret; BLOOMC_CLUSTER_TOKEN overrides it
 //! max_frame = 67108864             # optional: the largest frame, in bytes
+//! order_service = "embedded"       # optional: or "zookeeper://HOST:PORT"
+//! sequencer = "10.0.0.1:7399"      # optional: where the embedded ordering service listens
+//!                                  # (default: a free port on the coordinator's address)
 //! [nodes]                          # optional: where each node listens for data
 //! "adserver[0]" = "10.0.0.2:7401"  # (default: a free port on loopback)
 //! ```
@@ -29,7 +32,7 @@ use bloomc_runtime::coordinator::{serve, CoordinatorConfig};
 use bloomc_runtime::mesh::NodeOptions;
 use bloomc_runtime::network::{NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::NodePlan;
-use bloomc_runtime::wire::{digest, Hello, DEFAULT_MAX_FRAME, MAX_FRAME_RANGE, TOKEN_VAR};
+use bloomc_runtime::wire::{digest, Hello, OrderAt, DEFAULT_MAX_FRAME, MAX_FRAME_RANGE, TOKEN_VAR};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +52,10 @@ pub struct ClusterFile {
     /// overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_service: Option<String>,
+    /// Where the embedded ordering service (`bloomc sequencer`, started by the coordinator)
+    /// listens: an address every node can reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
     /// Where each node listens for data from the others, by name; a node not listed listens
     /// on a free port of loopback.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -67,7 +74,7 @@ impl ClusterFile {
     }
 
     /// Parses and checks the text of a cluster file; `origin` names it in errors.
-    fn parse(text: &str, origin: &str) -> Result<ClusterFile, String> {
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<ClusterFile, String> {
         let file: ClusterFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
         if let Some(n) = file.max_frame.filter(|n| !MAX_FRAME_RANGE.contains(n)) {
             return Err(format!(
@@ -87,13 +94,13 @@ impl ClusterFile {
 
     /// The shared token: `BLOOMC_CLUSTER_TOKEN`, else the file's. An empty variable counts
     /// as unset; an empty token is refused by `parse`.
-    fn token(&self) -> Result<String, String> {
+    pub(crate) fn token(&self) -> Result<String, String> {
         std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()).or_else(|| self.token.clone()).ok_or_else(|| {
             format!("the cluster has no token: set `token` in the cluster file or the environment variable {TOKEN_VAR}")
         })
     }
 
-    fn max_frame(&self) -> usize {
+    pub(crate) fn max_frame(&self) -> usize {
         self.max_frame.unwrap_or(DEFAULT_MAX_FRAME)
     }
 }
@@ -212,7 +219,7 @@ impl Node {
 }
 
 /// Stops this process once standard input reaches its end (its launcher is gone).
-fn watch_stdin() {
+pub(crate) fn watch_stdin() {
     std::thread::spawn(|| {
         // `copy` retries interrupted reads and returns at the end of input or on an error;
         // either way the launcher no longer holds the other end.
@@ -240,12 +247,15 @@ fn random<const N: usize>() -> Result<[u8; N], String> {
 }
 
 /// Coordinates the network: with `--processes` it starts and supervises one node process
-/// per instance; with only `--cluster` it waits for the nodes to connect.
+/// per instance; with only `--cluster` it waits for the nodes to connect. When the run
+/// orders a group's batches (`ordered`) with the embedded ordering service, it starts and
+/// supervises `bloomc sequencer` too.
 pub fn run_coordinator(
     run: &Run,
     plans: &[NodePlan],
     options: &NetworkOptions,
     digest: u64,
+    ordered: bool,
 ) -> Result<NetworkResult, String> {
     let cluster = match &run.cluster_file {
         Some(path) => ClusterFile::read(path)?,
@@ -256,6 +266,7 @@ pub fn run_coordinator(
             token: Some(fresh_token()?),
             max_frame: None,
             order_service: None,
+            sequencer: None,
             nodes: Default::default(),
         },
     };
@@ -276,14 +287,27 @@ pub fn run_coordinator(
         (None, Some(text)) => super::parse_order_service(text)?,
         (None, None) => super::OrderServiceArg::Embedded,
     };
-    let zookeeper = match service {
-        super::OrderServiceArg::Embedded => None,
-        super::OrderServiceArg::ZooKeeper(addr) => Some(addr),
-    };
     let mut config = coordinator_config(&cluster, cluster.token()?, digest)?;
-    config.zookeeper = zookeeper;
     config.restarts = run.restart;
-    if run.processes {
+    // Where the sequencer listens, if the run needs one; the launcher tells the nodes the
+    // address it bound.
+    let sequencer = match (service, ordered) {
+        (_, false) => None,
+        (super::OrderServiceArg::ZooKeeper(addr), true) => {
+            config.order = OrderAt::ZooKeeper(addr);
+            None
+        }
+        (super::OrderServiceArg::Embedded, true) => Some(match &cluster.sequencer {
+            Some(a) => a.clone(),
+            None if address.ip().is_unspecified() => {
+                return Err(format!(
+                    "the coordinator listens on {address}, an address nodes cannot connect to: give `sequencer = \"HOST:PORT\"` in the cluster file, where the nodes can reach the ordering service"
+                ))
+            }
+            None => format!("{}:0", address.ip()),
+        }),
+    };
+    if run.processes || sequencer.is_some() {
         let given = match &run.cluster_file {
             Some(path) => Given::File(path.clone()),
             None => {
@@ -293,7 +317,11 @@ pub fn run_coordinator(
                 Given::Env(toml::to_string(&file).map_err(|e| format!("cannot describe the cluster: {e}"))?)
             }
         };
-        return super::launcher::launch(run, plans, options, &given, config, listener);
+        let start = super::launcher::Start { nodes: run.processes, sequencer };
+        if !run.processes {
+            eprintln!("coordinator: listening on {address}; waiting for {} nodes", plans.len());
+        }
+        return super::launcher::launch(run, plans, options, &given, config, listener, start);
     }
     eprintln!("coordinator: listening on {address}; waiting for {} nodes", plans.len());
     let (_tx, exits) = std::sync::mpsc::channel();
@@ -314,7 +342,7 @@ fn coordinator_config(cluster: &ClusterFile, token: String, program: u64) -> Res
         max_frame: cluster.max_frame(),
         program,
         grace: Duration::from_secs(10),
-        zookeeper: None,
+        order: OrderAt::None,
         run: u64::from_le_bytes(random::<8>()?),
         restarts: false,
     })

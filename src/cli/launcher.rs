@@ -1,17 +1,22 @@
 //! The launcher of `bloomc run --processes`: it starts one `bloomc node` process per node
-//! instance, forwards their output prefixed with the node's name, watches their exit, and
-//! stops them all when the run is over or one of them died, while this process coordinates
-//! the run (`bloomc_runtime::coordinator`). With `--restart`, a node that dies before the run
-//! is over is started again (at most [`RESTARTS`] times a node), with the same journal
-//! directory, and recovers by replay; the journals live in a directory made for the run,
-//! private (0700) and with an unpredictable name, removed when the launcher ends.
+//! instance, and `bloomc sequencer` (the embedded ordering service) when the run orders a
+//! group's batches, forwards their output prefixed with the node's name, watches their exit,
+//! and stops them all when the run is over or one of them died, while this process
+//! coordinates the run (`bloomc_runtime::coordinator`). A coordinator of nodes started by
+//! hand (`--cluster` without `--processes`) starts only the sequencer, the same way.
+//!
+//! With `--restart`, a process that dies before the run is over is started again (at most
+//! [`RESTARTS`] times each), with the same journal directory, and recovers by replay: a node
+//! its state and what it received, the sequencer every position it gave and the address it
+//! listened on. The journals live in a directory made for the run, private (0700) and with an
+//! unpredictable name, removed when the launcher ends.
 
 use super::cluster::{log, Given, CLUSTER_VAR};
 use super::run::Run;
-use bloomc_runtime::coordinator::{serve, CoordinatorConfig, Exited};
+use bloomc_runtime::coordinator::{serve, CoordinatorConfig, Exited, SEQUENCER};
 use bloomc_runtime::network::{NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::NodePlan;
-use bloomc_runtime::wire::TOKEN_VAR;
+use bloomc_runtime::wire::{OrderAt, TOKEN_VAR};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -22,15 +27,23 @@ use std::time::Duration;
 /// How many times `--restart` starts one node again.
 pub const RESTARTS: u32 = 10;
 
-/// Starts one `bloomc node` process per node instance (told the cluster as `given`) and
-/// coordinates them.
+/// What the launcher starts.
+pub struct Start {
+    /// One `bloomc node` process per node instance.
+    pub nodes: bool,
+    /// `bloomc sequencer`, listening here (`host:port`, port 0 for a free one).
+    pub sequencer: Option<String>,
+}
+
+/// Starts the processes `what` names (told the cluster as `given`) and coordinates the run.
 pub fn launch(
     run: &Run,
     plans: &[NodePlan],
     options: &NetworkOptions,
     given: &Given,
-    config: CoordinatorConfig,
+    mut config: CoordinatorConfig,
     listener: std::net::TcpListener,
+    what: Start,
 ) -> Result<NetworkResult, String> {
     let token = config.token.clone();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's executable: {e}"))?;
@@ -43,13 +56,26 @@ pub fn launch(
         ),
         false => None,
     };
-    let command = |name: &str| -> Command {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node").arg(&run.program.file).args(["--name", name, "--watch-stdin"]);
+    let told = |cmd: &mut Command| {
         match given {
             Given::File(path) => cmd.arg("--cluster").arg(path),
             Given::Env(text) => cmd.env(CLUSTER_VAR, text),
         };
+        if let Some(dir) = &journals {
+            cmd.arg("--journal").arg(dir.path());
+        }
+        // The process's standard input stays open as long as this process lives (the `Child`
+        // holds it), so it stops when this one ends, killed or not (`--watch-stdin`).
+        cmd.env(TOKEN_VAR, &token).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    };
+    let command = |name: &str| -> Command {
+        let mut cmd = Command::new(&exe);
+        if name == SEQUENCER {
+            cmd.args(["sequencer", "--watch-stdin", "--listen"]).arg(what.sequencer.as_deref().unwrap_or_default());
+            told(&mut cmd);
+            return cmd;
+        }
+        cmd.arg("node").arg(&run.program.file).args(["--name", name, "--watch-stdin"]);
         for (k, v) in &run.program.set {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
@@ -69,25 +95,40 @@ pub fn launch(
         if let Some(ms) = run.link_delay_ms {
             cmd.arg("--link-delay-ms").arg(ms.to_string());
         }
-        if let Some(dir) = &journals {
-            cmd.arg("--journal").arg(dir.path());
-        }
-        // The node's standard input stays open as long as this process lives (the `Child`
-        // holds it), so the node stops when it ends, killed or not (`--watch-stdin`).
-        cmd.env(TOKEN_VAR, &token).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        told(&mut cmd);
         cmd
     };
     let forwarders: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::new(Mutex::new(Vec::new()));
     let start = |name: &str, again: bool| -> Result<Child, String> {
-        let mut child = command(name).spawn().map_err(|e| format!("cannot start node `{name}`: {e}"))?;
-        eprintln!("{} node {name} (pid {})", if again { "restarted" } else { "started" }, child.id());
+        let what = if name == SEQUENCER { "sequencer".to_string() } else { format!("node {name}") };
+        let mut child = command(name).spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
+        eprintln!("{} {what} (pid {})", if again { "restarted" } else { "started" }, child.id());
+        let shown = if name == SEQUENCER { "sequencer" } else { name };
         let mut f = forwarders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f.extend(forward(name, child.stdout.take()));
-        f.extend(forward(name, child.stderr.take()));
+        // A sequencer's first line says where it listens: read by `bound` first.
+        if name != SEQUENCER || again {
+            f.extend(forward(shown, child.stdout.take()));
+        }
+        f.extend(forward(shown, child.stderr.take()));
         Ok(child)
     };
     let mut children: Vec<(String, Child, u32)> = Vec::new();
-    for plan in plans {
+    if what.sequencer.is_some() {
+        let mut child = start(SEQUENCER, false)?;
+        match bound(&mut child) {
+            Ok((addr, rest)) => {
+                config.order = OrderAt::Sequencer(addr);
+                forwarders.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(rest);
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
+        children.push((SEQUENCER.to_string(), child, 0));
+    }
+    for plan in plans.iter().filter(|_| what.nodes) {
         match start(&plan.node_name, false) {
             Ok(child) => children.push((plan.node_name.clone(), child, 0)),
             Err(e) => {
@@ -109,7 +150,8 @@ pub fn launch(
                     Ok(Some(status)) => {
                         let restarting = run.restart && !status.success() && *restarts < RESTARTS;
                         if restarting {
-                            eprintln!("node {name} exited ({status}) before the run finished: starting it again");
+                            let what = if name == SEQUENCER { "sequencer".to_string() } else { format!("node {name}") };
+                            eprintln!("{what} exited ({status}) before the run finished: starting it again");
                             again.push((name.clone(), *restarts + 1));
                         }
                         let _ = tx.send(Exited {
@@ -130,6 +172,15 @@ pub fn launch(
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // The sequencer serves until it is stopped: it is no longer needed.
+            children.retain_mut(|(name, child, _)| {
+                let sequencer = name == SEQUENCER;
+                if sequencer {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                !sequencer
+            });
             // The nodes exit by themselves, after a finished run once they heard the answer to
             // their report, after a failed one once they heard why (and printed it, which the
             // forwarding shows): give them a moment.
@@ -156,6 +207,34 @@ fn stop_all(children: &mut [(String, Child, u32)]) {
     for (_, c, _) in children.iter_mut() {
         let _ = c.kill();
         let _ = c.wait();
+    }
+}
+
+/// The address a just started sequencer listens on: the first line of its standard output
+/// (`sequencer: listening on ADDR`), read within 30 seconds. Its standard output is then
+/// forwarded like the rest.
+fn bound(child: &mut Child) -> Result<(String, JoinHandle<()>), String> {
+    let out = child.stdout.take().ok_or("the sequencer has no standard output")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(out);
+        let mut first = String::new();
+        let read = lines.read_line(&mut first).map(|_| first);
+        let _ = tx.send((read, lines));
+    });
+    let (first, rest) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| "the sequencer did not say where it listens within 30 s".to_string())?;
+    let first = first.map_err(|e| format!("cannot read the sequencer's output: {e}"))?;
+    let rest = std::thread::spawn(move || {
+        for line in rest.lines().map_while(Result::ok) {
+            eprintln!("[sequencer] {line}");
+        }
+    });
+    match first.trim().strip_prefix("sequencer: listening on ") {
+        Some(addr) => Ok((addr.to_string(), rest)),
+        None if first.is_empty() => Err("the sequencer exited before it listened (its errors are above)".to_string()),
+        None => Err(format!("the sequencer said `{}` where it should say where it listens", first.trim())),
     }
 }
 

@@ -11,6 +11,7 @@ mod launcher;
 mod network;
 mod rewrite;
 mod run;
+mod sequencer;
 mod summary;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -184,6 +185,9 @@ enum Command {
     Explore(explore::Explore),
     /// Run one node of a network in this process, joining the coordinator a cluster file names.
     Node(cluster::Node),
+    /// Serve the embedded ordering service of a run across processes (the coordinator starts
+    /// it when the run orders batches; not meant to be started by hand).
+    Sequencer(sequencer::Sequencer),
 }
 
 impl Cli {
@@ -197,6 +201,7 @@ impl Cli {
             Command::Run(r) => r.run(),
             Command::Explore(e) => e.run(),
             Command::Node(n) => n.run(),
+            Command::Sequencer(s) => s.run(),
         }
     }
 }

@@ -122,7 +122,8 @@ pub fn run_network(
         return Err("`--link-delay-ms` is applied by node processes that the launcher starts: add `--processes` (nodes started by hand take it themselves)".to_string());
     }
     let result = if across {
-        super::cluster::run_coordinator(run, &plans, &options, digest)?
+        let ordered = bloomc_runtime::network::sequences_any(p, &plans)?;
+        super::cluster::run_coordinator(run, &plans, &options, digest, ordered)?
     } else {
         network(p, &plans, &options)?
     };

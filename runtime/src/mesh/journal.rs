@@ -6,18 +6,15 @@
 //! and drop; frames it had received but not taken are taken afresh. Its first record is the
 //! address it listens on, which the restarted process binds again, so its peers find it.
 //!
-//! The file is a sequence of length-prefixed bincode records, appended and flushed to the
-//! operating system before the record's effect is visible to anyone (so it outlives the
-//! process, `kill -9` included; not the machine: nothing is synced to disk). It is created
-//! with mode 0600 in the directory the launcher made private. A record cut short by a crash
-//! in the middle of a write ends the journal: it is dropped, and the file truncated there.
+//! The records go to a [`RecordFile`] (`records.rs`): each is synced to disk before the
+//! record's effect is visible to anyone, and a record cut short by a crash ends the journal.
 
+use crate::records::{file_name, RecordFile};
 use crate::wire::DataFrame;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A record; borrowed when written (a frame is not copied to be journaled), owned when read.
 #[derive(Serialize, Deserialize)]
@@ -39,43 +36,30 @@ pub(crate) struct Recovered {
     pub took: Took,
 }
 
-pub(crate) struct Journal {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-/// The largest record a journal reads back (a frame is at most `max_frame`; 1 GiB bounds
-/// what a corrupted length can make it allocate).
-const RECORD_LIMIT: u64 = 1 << 30;
+pub(crate) struct Journal(RecordFile);
 
 impl Journal {
     /// Opens (or creates) node `node`'s journal in `dir`; returns it and what it held.
     pub fn open(dir: &Path, node: &str) -> Result<(Journal, Recovered), String> {
-        let name: String = node.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        let path = dir.join(format!("{name}.journal"));
-        let shown = path.display().to_string();
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).append(true).create(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(|e| format!("cannot open the journal `{shown}`: {e}"))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| format!("cannot read the journal `{shown}`: {e}"))?;
-        let (recovered, good) = read(&bytes);
-        if good < bytes.len() {
-            file.set_len(good as u64).map_err(|e| format!("cannot truncate the journal `{shown}`: {e}"))?;
+        let (file, records) = RecordFile::open::<Record<'static>>(&dir.join(file_name(node, "journal")))?;
+        let mut r = Recovered::default();
+        for record in records {
+            match record {
+                Record::Listen(a) => r.listen = Some(a.into_owned()),
+                Record::Frame { from, frame } => {
+                    let frame = frame.into_owned();
+                    r.frames.insert((from, frame.seq), frame);
+                }
+                Record::Took { tick, frames, batch } => {
+                    r.took.insert(tick, (frames, batch));
+                }
+            }
         }
-        Ok((Journal { file, path }, recovered))
+        Ok((Journal(file), r))
     }
 
     fn append(&mut self, record: &Record<'_>) -> Result<(), String> {
-        let body = bincode::serialize(record).map_err(|e| format!("cannot encode a journal record: {e}"))?;
-        let mut bytes = (body.len() as u64).to_le_bytes().to_vec();
-        bytes.extend_from_slice(&body);
-        self.file
-            .write_all(&bytes)
-            .and_then(|()| self.file.flush())
-            .map_err(|e| format!("cannot write the journal `{}`: {e}", self.path.display()))
+        self.0.append(record)
     }
 
     pub fn listen(&mut self, addr: &str) -> Result<(), String> {
@@ -88,33 +72,6 @@ impl Journal {
 
     pub fn took(&mut self, tick: u64, frames: Vec<(usize, u64)>, batch: Option<u64>) -> Result<(), String> {
         self.append(&Record::Took { tick, frames, batch })
-    }
-}
-
-/// The records of a journal's bytes, and how many bytes hold whole records.
-fn read(bytes: &[u8]) -> (Recovered, usize) {
-    let mut r = Recovered::default();
-    let mut at = 0usize;
-    loop {
-        let Some(len) = bytes.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes) else {
-            return (r, at);
-        };
-        if len > RECORD_LIMIT {
-            return (r, at);
-        }
-        let Some(body) = bytes.get(at + 8..at + 8 + len as usize) else { return (r, at) };
-        let Ok(record) = bincode::deserialize::<Record>(body) else { return (r, at) };
-        match record {
-            Record::Listen(a) => r.listen = Some(a.into_owned()),
-            Record::Frame { from, frame } => {
-                let frame = frame.into_owned();
-                r.frames.insert((from, frame.seq), frame);
-            }
-            Record::Took { tick, frames, batch } => {
-                r.took.insert(tick, (frames, batch));
-            }
-        }
-        at += 8 + len as usize;
     }
 }
 

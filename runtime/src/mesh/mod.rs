@@ -1,9 +1,9 @@
 //! A node in its own process, and its data plane: it sends facts straight to the node they
 //! are for, over TCP (`outbound.rs`), and receives them on its own listener (`inbound.rs`).
 //! No process relays facts for another. The coordinator (`coordinator.rs`, reached over the
-//! control connection of `control.rs`) only admits nodes, tells them each other's addresses,
-//! orders the batches of sequenced groups (the embedded ordering service) and detects the
-//! end of the run from the counters idle nodes report.
+//! control connection of `control.rs`) only admits nodes, tells them each other's addresses
+//! and the ordering service's (which orders the batches of sequenced groups: `order/`), and
+//! detects the end of the run from the counters idle nodes report.
 //!
 //! Delivery. Each tick, a node hands the messages of the tick to [`Mesh::send`], which makes
 //! one numbered [`DataFrame`] per receiving node. A receiver in a sequenced group (`order`)
@@ -23,7 +23,7 @@ use crate::network::run_node;
 use crate::order::{BatchId, OrderService};
 use crate::plan::NodePlan;
 use crate::transport::{Inbox, Payload, Transport};
-use crate::wire::{encode, Call, Counters, DataFrame, Hello, Reply};
+use crate::wire::{encode, Call, Counters, DataFrame, Hello, OrderAt, Reply};
 use bloomc_compiler::ir::{CollectionId, Program};
 use local::Shared;
 use std::collections::BTreeMap;
@@ -213,7 +213,7 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
     }
     eprintln!("node {name}: listening for data on {}", hello.listen);
     let (remote, joined) = Remote::connect(coordinator, hello.clone(), max_frame, PATIENCE)?;
-    let Joined { me, options, zookeeper, run } = joined;
+    let Joined { me, options, order, run } = joined;
     if me != local {
         return Err(format!("the coordinator numbers node `{name}` {me}, and this program numbers it {local}"));
     }
@@ -253,15 +253,17 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
                 outbound::Queue::new(rt.handle(), link)
             })
             .collect();
+        let sequenced = sequenced(&p, &plans);
+        let order: Box<dyn OrderService> = match sequenced.is_empty() {
+            true => Box::new(Unordered),
+            false => ordering(&order, run, &hello, max_frame)?,
+        };
         let mesh = Arc::new(Mesh {
             me,
             shared: shared.clone(),
             control: control.clone(),
-            order: Mutex::new(Box::new(Delayed {
-                inner: ordering(&control, zookeeper.as_deref(), run)?,
-                delay: link_delay * 2,
-            })),
-            sequenced: sequenced(&p, &plans),
+            order: Mutex::new(Box::new(Delayed { inner: order, delay: link_delay * 2 })),
+            sequenced,
             outbound,
             max_frame,
             batches: Mutex::new(0),
@@ -289,16 +291,31 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
     }
 }
 
-/// The run's ordering service: the embedded one, or ZooKeeper at `zookeeper`, where the run's
-/// order lives under `/bloomc/run-RUN` (a random number the coordinator chose).
-fn ordering(control: &Arc<Remote>, zookeeper: Option<&str>, run: u64) -> Result<Box<dyn OrderService>, String> {
-    Ok(match zookeeper {
-        None => Box::new(Embedded(control.clone())),
-        Some(addr) => {
+/// The run's ordering service: the embedded one at `addr` (`order/sequencer.rs`), or
+/// ZooKeeper at `addr`, where the run's order lives under `/bloomc/run-RUN` (a random number
+/// the coordinator chose).
+fn ordering(at: &OrderAt, run: u64, hello: &Hello, max_frame: usize) -> Result<Box<dyn OrderService>, String> {
+    Ok(match at {
+        OrderAt::None => return Err("this node orders batches, and the coordinator named no ordering service".to_string()),
+        OrderAt::Sequencer(addr) => {
+            let mut hello = hello.clone();
+            hello.listen = String::new();
+            Box::new(Embedded(Remote::sequencer(addr, hello, max_frame, PATIENCE)?))
+        }
+        OrderAt::ZooKeeper(addr) => {
             let root = format!("/bloomc/run-{run:016x}");
             Box::new(crate::order::zookeeper::ZkOrder::connect(addr, &root, PATIENCE)?)
         }
     })
+}
+
+/// The ordering service of a node that sends no batch to a sequenced group: never asked.
+struct Unordered;
+
+impl OrderService for Unordered {
+    fn position(&mut self, group: &str, _: BatchId) -> Result<u64, String> {
+        Err(format!("this node was told it orders no batches, yet it sends one to `{group}`"))
+    }
 }
 
 /// An ordering service behind a slower network: `delay` before each request

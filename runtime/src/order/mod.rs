@@ -7,11 +7,12 @@
 //! the batch (possibly empty) tagged with that position. Each replica takes the batches in
 //! position order, so every replica processes the same batches in the same order.
 //!
-//! Backends: `embedded` (a sequencer served by bloomc itself) and `zookeeper` (Apache
+//! Backends: `embedded` (`bloomc sequencer`, a process of its own: `sequencer.rs`) and `zookeeper` (Apache
 //! ZooKeeper, the Blazes paper's choice).
 
 use serde::{Deserialize, Serialize};
 
+pub mod sequencer;
 pub mod zookeeper;
 
 /// A batch, named by its producer: the producer's node number and a number the producer
