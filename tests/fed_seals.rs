@@ -54,6 +54,15 @@ fn a_network_stores_only_final_counts_from_a_sealed_feed() {
     let plan = bloomc(&["dump", "plan", file]);
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(text.contains("feed w sealed on (batch): each key's rows are delivered together"), "{text}");
+    // Without the declaration the store keeps whatever count came first; `--seal` gives the
+    // network the seal for one run (the rewritten program declares it).
+    let source = std::fs::read_to_string(file).expect("read").replace("  c.w sealed on (batch);", "");
+    let dir = common::procs::scratch("fed-network-seal-flag", &[("unsealed.bl", &source)]);
+    let path = dir.join("unsealed.bl").display().to_string();
+    let (loose, _) = run(&["run", &path]);
+    assert!(!loose.iter().all(|l| l.ends_with(", 10)")), "{loose:?}");
+    let (flag, _) = run(&["run", &path, "--seal", "c.w=batch"]);
+    assert_eq!(flag, db);
 }
 
 #[test]
@@ -80,4 +89,28 @@ fn a_read_protected_by_a_sealed_feed_waits_for_its_partition() {
     let text = String::from_utf8_lossy(&explore.stdout);
     assert_eq!(explore.status.code(), Some(0), "{text}");
     assert!(text.contains("t.answer  Async  same in every schedule"), "{text}");
+}
+
+#[test]
+fn a_networks_read_held_by_a_sealed_feed_is_a_hold_item_of_the_rewritten_program() {
+    let file = "tests/fed/tally_held_ask_network.bl";
+    let rewritten = bloomc(&["rewrite", file]);
+    let text = String::from_utf8_lossy(&rewritten.stdout).into_owned();
+    assert!(text.contains("hold t.ask on (item) until t.vote sealed;"), "{text}");
+    let answers = |args: &[&str]| -> Vec<String> {
+        let out = bloomc(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains(".answer(")).map(str::to_string).collect()
+    };
+    let held = answers(&["run", file]);
+    let want = ["t[0].answer(0, 0, 4)", "t[0].answer(1, 1, 4)", "t[1].answer(0, 0, 4)", "t[1].answer(1, 1, 4)"];
+    assert_eq!(held, want);
+    // Without the hold (nothing inserted), the questions read the first tick's counts.
+    assert_ne!(answers(&["run", file, "--coordination", "none"]), want);
+    // The rewritten text runs with the hold it states.
+    let dir = common::procs::scratch("fed-rewritten", &[("rewritten.bl", &text)]);
+    let path = dir.join("rewritten.bl").display().to_string();
+    assert_eq!(answers(&["run", &path, "--coordination", "none"]), want);
+    let check = bloomc(&["check", &path]);
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stderr));
 }

@@ -333,3 +333,43 @@ system S {{ node src: Src; node sink: Sink; feed src.feed_in from file \"{csv}\"
         assert_eq!(v["per_node"]["src"]["ticks"].as_u64(), Some(4), "{extra:?}: {v}");
     }
 }
+
+/// A source relays its feed to two tallies, which count per key and send the counts to a
+/// consumer sealed on the key: the tallies receive messages and compute their output.
+const RELAYED: &str = "module Source { input gen(k: int, v: int); output out(k: int, v: int); out <= gen; }
+module Tally {
+  input gen(k: int, v: int);
+  output total(k: int, n: int);
+  table all(k: int, v: int);
+  all <= gen;
+  total <= from all a group by a.k select a.k, count(*) as n;
+}
+module Best {
+  input total(k: int, n: int);
+  output best(k: int, n: int);
+  table seen(k: int, n: int);
+  seen <= total;
+  best <= from seen s group by s.k select s.k, max(s.n) as n;
+}
+system S {
+  node source: Source;
+  node tally: Tally * 2;
+  node best: Best;
+  feed source.gen from generate(rows: 40, seed: 3, batch: 4, rate: 200) { k: row() / 10, v: row() };
+  source.out -> tally.gen broadcast;
+  tally.total -> best.total broadcast;
+  best.total sealed on (k);
+}";
+
+#[test]
+fn a_producer_that_receives_messages_punctuates_across_processes_once_its_senders_ended() {
+    let dir = scratch("processes-relayed", &[("relayed.bl", RELAYED)]);
+    let file = dir.join("relayed.bl").display().to_string();
+    let (code, out, err) =
+        finish(spawn(&["run", &file, "--processes", "--coordination", "seal"], &[]), Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{err}");
+    // Every maximum the consumer ever emitted is the final count: it took each key whole.
+    let facts: Vec<&str> = out.lines().filter(|l| l.starts_with("best.best(")).collect();
+    assert_eq!(facts, ["best.best(0, 10)", "best.best(1, 10)", "best.best(2, 10)", "best.best(3, 10)"], "{out}");
+    assert!(err.contains("4 seal keys released, 0 facts late") && err.contains("0 facts still held"), "{err}");
+}

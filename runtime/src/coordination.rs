@@ -1,7 +1,9 @@
 //! The coordination of a network run: the seals, holds and sequencers that the program's
 //! explicit operators (`order`, `punctuate`, `hold`; see `bloomc_compiler::rewrite`) come
-//! to (`resolve`), for the runtime and for the explorer's simulator alike; and the seals on
-//! fed inputs that the analysis assumed (`seal_feeds`), which the feeds keep.
+//! to (`resolve`), for the runtime and for the explorer's simulator alike; and, for a run on
+//! one node (which has no operators: they coordinate nodes), the seals on fed inputs that
+//! the analysis assumed (`seal_feeds`), which the feeds keep. A network's sealed feeds and
+//! the reads they protect are the program's declarations and `hold` items (`plan.rs`).
 
 use crate::plan::NodePlan;
 use bloomc_compiler::analysis::coordination::Strategy;
@@ -91,10 +93,12 @@ pub fn external_seals(p: &Program, plans: &[NodePlan], a: &Analysis) -> Vec<(usi
     out
 }
 
-/// Sets each plan's `sealed_feeds` to the seals the analysis assumes on its fed inputs, so
-/// that `bloomc run` delivers each key's rows together as the analysis (and `explore`)
-/// assumed: with `--seal` (which replaces a declared seal of the same stream) and for a
-/// program without a system too.
+/// For a run on one node: sets each plan's `sealed_feeds` to the seals the analysis assumes
+/// on its fed inputs, so that `bloomc run` delivers each key's rows together as the analysis
+/// (and `explore`) assumed: with `--seal` (which replaces a declared seal of the same
+/// stream) and for a program without a system too. (A network's come from its rewritten
+/// program: `bloomc_compiler::rewrite::with_seals` declares the `--seal` seals and inserts
+/// the read holds.)
 ///
 /// A read the analysis protects with such a seal is held too (`fed_reads`): each of its
 /// facts waits until its partition of the feed is complete (or every partition, when it

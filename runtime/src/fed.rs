@@ -48,6 +48,24 @@ pub(crate) fn sealed_feeds(p: &Program, group: GroupId, feeds: &[Feed]) -> Vec<(
     out
 }
 
+/// The reads of group `group` held until their partition of a sealed feed of
+/// `sealed_feeds` is complete: the program's `hold G.R [on (..)] until G.S sealed` items
+/// whose `G.S` is such a feed, as (read, sealed input, the read's key columns).
+pub(crate) fn fed_reads(
+    p: &Program,
+    group: GroupId,
+    sealed_feeds: &[(CollectionId, Vec<usize>)],
+) -> Vec<(CollectionId, CollectionId, Vec<usize>)> {
+    let holds = p.system.iter().flat_map(|s| s.coordination.holds.iter());
+    holds
+        .filter(|h| h.stream.group == group)
+        .filter_map(|h| {
+            let sealed = h.until.filter(|u| u.group == group && sealed_feeds.iter().any(|(c, _)| *c == u.collection))?;
+            Some((h.stream.collection, sealed.collection, h.columns.clone()))
+        })
+        .collect()
+}
+
 /// Evaluates `feeds` (as instance `instance` receives them) to learn the tick of each key's
 /// last row, the key being the row's `cols`. Rows whose fields fail to evaluate are left
 /// out, as the run leaves them out. (A producer of a sealed wire learns its seals so too.)

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod control;
 pub mod coordination;
 pub mod coordinator;
+mod ends;
 pub mod eval;
 mod fed;
 pub mod fold;

@@ -194,7 +194,7 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan]) -> Result<String, 
             names(*first, *count)
         );
     }
-    let (punctuations, _) = crate::seal::plan(p, plans, &seal)?;
+    let punctuations = crate::seal::plan(p, plans, &seal)?.punctuations;
     for (end, cols) in &seal {
         let input = p.collection(end.collection);
         let col_names: Vec<&str> =
@@ -233,7 +233,7 @@ pub fn describe_coordination(p: &Program, plans: &[NodePlan]) -> Result<String, 
             String::new()
         } else {
             format!(
-                "producers {} punctuate at the end of their stream (once their feeds are done and they settled, they announce and seal every key they sent); ",
+                "producers {} punctuate at the end of their stream (once their feeds are done, every node that sends to them has ended and they settled, they announce and seal every key they sent); ",
                 at_end.join(", ")
             )
         };
@@ -351,9 +351,10 @@ pub fn run_node(
 fn share(
     plans: &[NodePlan],
     me: usize,
-    (punctuations, holds): &mut crate::seal::SealPlan,
+    plan: &mut crate::seal::SealPlan,
     reads: &[ReadHold],
 ) -> (usize, Seals) {
+    let crate::seal::SealPlan { punctuations, holds, ends } = plan;
     let group = plans.get(me).and_then(|x| x.group);
     let first = plans.iter().position(|x| x.group == group).unwrap_or(me);
     let holds: BTreeMap<CollectionId, Hold> = holds.get_mut(me).map(std::mem::take).unwrap_or_default();
@@ -362,7 +363,12 @@ fn share(
         .filter(|r| Some(r.read.group) == group && holds.contains_key(&r.sealed.collection))
         .map(|r| ReadWait::new(r.read.collection, r.sealed.collection, r.columns.clone()))
         .collect();
-    let seals = Seals { punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(), holds, reads };
+    let seals = Seals {
+        punctuations: punctuations.get_mut(me).map(std::mem::take).unwrap_or_default(),
+        holds,
+        reads,
+        ends: ends.get_mut(me).and_then(Option::take),
+    };
     (first, seals)
 }
 
@@ -372,6 +378,8 @@ struct Seals {
     punctuations: Vec<Punctuations>,
     holds: BTreeMap<CollectionId, Hold>,
     reads: Vec<ReadWait>,
+    /// Whose ends this node waits for before it is done, and whom it tells its own.
+    ends: Option<crate::ends::Ends>,
 }
 
 /// One node's life: tick while there is work, wait while idle, stop when the network is done.
@@ -412,12 +420,16 @@ fn node(
     loop {
         let (mut inbound, batch) = net.take(me, tick, !changed)?;
         if !(tick < feed_ticks || !inbound.is_empty() || batch || changed) {
-            // Done (feeds over, settled, nothing arriving): an end-of-stream producer
-            // announces and seals every key it sent, once.
-            let ends: Vec<_> = seals.punctuations.iter_mut().flat_map(|pu| pu.end_of_stream(me)).collect();
-            if !ends.is_empty() {
-                net.send(ends)?;
-                continue;
+            // Done (feeds over, settled, nothing arriving) once every node that sends to it
+            // is done: an end-of-stream producer announces and seals every key it sent, and
+            // the node tells those it sends to that it is done, once.
+            if seals.ends.as_ref().is_none_or(crate::ends::Ends::upstream_done) {
+                let mut ends: Vec<_> = seals.punctuations.iter_mut().flat_map(|pu| pu.end_of_stream(me)).collect();
+                ends.extend(seals.ends.as_mut().map(|e| e.end(me)).unwrap_or_default());
+                if !ends.is_empty() {
+                    net.send(ends)?;
+                    continue;
+                }
             }
             if net.wait(me)? {
                 break;
@@ -436,6 +448,11 @@ fn node(
             let hold = seals.holds.get_mut(&input);
             let read = seals.reads.iter_mut().find(|r| r.read == input);
             match (payload, hold) {
+                (Payload::End { producer }, _) => {
+                    if let Some(e) = seals.ends.as_mut() {
+                        e.heard(producer);
+                    }
+                }
                 (Payload::Facts(rows), None) => {
                     report.messages_in += rows.len() as u64;
                     let now = match read {

@@ -209,6 +209,7 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
     }
     let (strata, deferred, deletes, sends) = phases(p, module)?;
     let sealed_feeds = group.map(|g| crate::fed::sealed_feeds(p, g, &feeds)).unwrap_or_default();
+    let fed_reads = group.map(|g| crate::fed::fed_reads(p, g, &sealed_feeds)).unwrap_or_default();
     Ok(NodePlan {
         module,
         group,
@@ -220,7 +221,7 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
         sends,
         feeds,
         sealed_feeds,
-        fed_reads: Vec::new(),
+        fed_reads,
         loopback,
     })
 }
@@ -317,6 +318,7 @@ pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> R
             });
         }
         let sealed_feeds = crate::fed::sealed_feeds(p, g.id, &feeds);
+        let fed_reads = crate::fed::fed_reads(p, g.id, &sealed_feeds);
         for instance in 0..g.count {
             let node_name = if g.count == 1 { g.name.clone() } else { format!("{}[{instance}]", g.name) };
             plans.push(NodePlan {
@@ -330,7 +332,7 @@ pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> R
                 sends: sends.clone(),
                 feeds: feeds.clone(),
                 sealed_feeds: sealed_feeds.clone(),
-                fed_reads: Vec::new(),
+                fed_reads: fed_reads.clone(),
                 loopback: Vec::new(),
             });
         }

@@ -9,12 +9,13 @@
 //! feed and learns which seal keys it will send and the last tick of each (rows its filters
 //! drop count too, so the promise is conservative, never early). It announces its keys
 //! before it sends anything, and after the tick holding a key's last row it seals that key.
-//! Any other producer whose group no wire reaches (its inputs are fed, so finite) punctuates
-//! at the end of its stream: once its feeds are done and a tick changed nothing, it can send
-//! nothing more, so it announces every key it sent and seals them all. A producer that
-//! receives messages cannot tell when it is done, and is refused. A key one producer alone sends needs
-//! only that producer's seal (the paper's independent seal); a key every producer sends
-//! needs all of them.
+//! Any other producer that no cycle of wires reaches punctuates at the end of its stream:
+//! once its feeds are done, a tick changed nothing and every node that sends to it has sent
+//! its last message (`ends.rs`), it can send nothing more, so it announces every key it sent
+//! and seals them all. A producer on a cycle of wires, or downstream of one, cannot tell when
+//! it is done, and is refused unless it copies a generated feed. A key one producer alone
+//! sends needs only that producer's seal (the paper's independent seal); a key every
+//! producer sends needs all of them.
 //!
 //! Consumers hold nothing else: other inputs are delivered as they come. A fact arriving
 //! for a key already released breaks a producer's promise; it is delivered and counted as
@@ -228,15 +229,23 @@ impl ReadWait {
     }
 }
 
-/// For every node: the punctuations it sends, and the holds it keeps per sealed input.
-pub(crate) type SealPlan = (Vec<Vec<Punctuations>>, Vec<BTreeMap<CollectionId, Hold>>);
+/// For every node: the punctuations it sends, the holds it keeps per sealed input, and its
+/// part in the ends of streams that end-of-stream producers wait for.
+#[derive(Default)]
+pub(crate) struct SealPlan {
+    pub punctuations: Vec<Vec<Punctuations>>,
+    pub holds: Vec<BTreeMap<CollectionId, Hold>>,
+    pub ends: Vec<Option<crate::ends::Ends>>,
+}
 
 /// Plans the enforcement of `seals`: (sealed input, its seal columns). Errors name the seal
 /// a producer cannot punctuate, and why.
 pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usize>)]) -> Result<SealPlan, String> {
     let mut out: Vec<Vec<Punctuations>> = vec![Vec::new(); plans.len()];
     let mut holds: Vec<BTreeMap<CollectionId, Hold>> = vec![BTreeMap::new(); plans.len()];
-    let Some(s) = &p.system else { return Ok((out, holds)) };
+    let Some(s) = &p.system else { return Ok(SealPlan { punctuations: out, holds, ends: Vec::new() }) };
+    let finite = crate::ends::finite_groups(s);
+    let mut ending = BTreeSet::new();
     let nodes_of =
         |g| -> Vec<usize> { (0..plans.len()).filter(|&i| plans.get(i).is_some_and(|n| n.group == Some(g))).collect() };
     let name_of = |g| s.groups.iter().find(|x| x.id == g).map_or("?", |x| x.name.as_str());
@@ -250,9 +259,9 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
         for w in s.coordination.punctuations.iter().filter(|w| w.to == seal.stream) {
             let output = w.from.collection;
             let group = s.groups.iter().find(|g| g.id == w.from.group).ok_or("unknown group")?;
-            // A group no wire reaches has only finite, fed inputs: it can punctuate at the end
-            // of its stream whatever its rules compute.
-            let closed = !s.wires.iter().any(|x| x.to.group == w.from.group);
+            // A group no cycle of wires reaches receives finitely many messages: it can
+            // punctuate at the end of its stream whatever its rules compute.
+            let closed = finite.contains(&w.from.group);
             let copy = copies_a_generated_feed(p, plans, &nodes_of(w.from.group), w.from.collection, &seal.columns);
             let end = || Punctuations {
                 to_first,
@@ -263,6 +272,7 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
                 at_end: Some(EndOfStream { cols: seal.columns.clone(), ..EndOfStream::default() }),
             };
             if closed && !copy {
+                ending.insert(w.from.group);
                 for node in nodes_of(w.from.group) {
                     if let Some(v) = out.get_mut(node) {
                         v.push(end());
@@ -273,7 +283,7 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
             }
             let why = |reason: &str| {
                 format!(
-                    "cannot enforce the seal on `{stream}`: producer `{}.{}` {reason} (and receives messages, so it cannot punctuate at the end of its stream)",
+                    "cannot enforce the seal on `{stream}`: producer `{}.{}` {reason} (and is on a cycle of wires or downstream of one, so it cannot tell when its stream ends and punctuate then)",
                     name_of(w.from.group),
                     p.collection_name(output)
                 )
@@ -327,7 +337,8 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
             }
         }
     }
-    Ok((out, holds))
+    let ends = crate::ends::plan(s, plans, &ending);
+    Ok(SealPlan { punctuations: out, holds, ends })
 }
 
 /// Whether every node of the producer group copies a generated feed onto `output`, keeping

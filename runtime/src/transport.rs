@@ -30,6 +30,10 @@ pub enum Payload {
         producer: usize,
         keys: Vec<Row>,
     },
+    /// The sending node will send nothing more to this node (`ends.rs`).
+    End {
+        producer: usize,
+    },
 }
 
 impl Payload {

@@ -175,19 +175,43 @@ fn a_producer_that_is_no_copy_punctuates_at_the_end_of_its_stream() {
     assert!(best.result.all_facts("best").len() > 4, "unsealed maxima should pass through intermediate counts");
 }
 
-#[test]
-fn a_producer_that_receives_messages_and_is_no_copy_cannot_punctuate() {
-    let relayed = COUNTED
+/// COUNTED with its feed relayed by a source node: the producers receive messages.
+fn relayed() -> String {
+    COUNTED
         .replace("node tally: Tally * 2;", "node tally: Tally * 2;\n  node source: Source;")
         .replace("feed tally.gen from", "source.out -> tally.gen broadcast;\n  feed source.gen from")
         .replace(
             "module Best {",
             "module Source {\n  input gen(k: int, v: int);\n  output out(k: int, v: int);\n  out <= gen;\n}\nmodule Best {",
-        );
-    let c = compile("network.bl", relayed.as_bytes(), &[]);
+        )
+}
+
+#[test]
+fn a_producer_that_receives_messages_punctuates_once_its_senders_ended() {
+    let r = run_program(&relayed(), Coordination::Seal);
+    assert!(r.quiescent);
+    let best = r.nodes.iter().find(|n| n.group == "best").expect("the consumer");
+    // The tallies hear the source's end after its last fact, settle, punctuate: every
+    // maximum ever emitted is the final 10.
+    let facts = best.result.all_facts("best");
+    assert_eq!(facts.len(), 4, "{facts:?}");
+    assert!(facts.iter().all(|f| f.get(1) == Some(&bloomc_runtime::value::Value::Int(10))), "{facts:?}");
+    assert_eq!((best.partitions_released, best.late, best.held), (4, 0, 0));
+    let loose = run_program(&relayed(), Coordination::None);
+    let best = loose.nodes.iter().find(|n| n.group == "best").expect("the consumer");
+    assert!(best.result.all_facts("best").len() > 4, "unsealed maxima should pass through intermediate counts");
+}
+
+#[test]
+fn a_producer_on_a_cycle_of_wires_that_is_no_copy_cannot_punctuate() {
+    // The consumer's maxima go back to the tallies: they may always receive more.
+    let cyclic = COUNTED
+        .replace("  input gen(k: int, v: int);\n  output total", "  input gen(k: int, v: int);\n  input back(k: int, n: int);\n  output total")
+        .replace("  best.total sealed on (k);", "  best.best -> tally.back broadcast;\n  best.total sealed on (k);");
+    let c = compile("network.bl", cyclic.as_bytes(), &[]);
     assert!(!c.has_errors(), "the test program compiles");
     let p = rewrite(c.program.as_ref().expect("IR"), c.analysis.as_ref(), Coordination::Seal).expect("rewrites");
     let plans = plan_network(&p, &[]).expect("plans");
     let err = network(&p, &plans, &NetworkOptions { max_ticks: 10_000 }).expect_err("refused");
-    assert!(err.contains("cannot punctuate at the end of its stream"), "{err}");
+    assert!(err.contains("producer `tally.total`") && err.contains("is on a cycle of wires"), "{err}");
 }

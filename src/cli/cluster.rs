@@ -196,8 +196,7 @@ impl Node {
             limits: self.limits,
         };
         let (files, _) = read_inputs(&inputs, &p)?;
-        let mut plans = bloomc_runtime::plan::plan_network(&p, &files)?;
-        bloomc_runtime::coordination::seal_feeds(&p, &mut plans, c.analysis.as_ref());
+        let plans = bloomc_runtime::plan::plan_network(&p, &files)?;
         let hello = Hello {
             cluster: cluster.cluster.clone(),
             token: cluster.token()?,

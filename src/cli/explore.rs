@@ -94,7 +94,9 @@ impl Explore {
         // Explored without what the rewriter inserted too (the program as written).
         let chose_something = !inserted.orders.is_empty() || !inserted.holds.is_empty();
         let without = if chose_something {
-            let bare = bloomc_runtime::sim::setup(original, plans, c.analysis.as_ref(), self.max_ticks)?;
+            // As written, with the `--seal` seals declared (they say what the input is).
+            let declared = bloomc_compiler::rewrite::with_seals(original, c.analysis.as_ref());
+            let bare = bloomc_runtime::sim::setup(&declared, plans, c.analysis.as_ref(), self.max_ticks)?;
             Some(explore(&bare, &options))
         } else {
             None

@@ -21,7 +21,8 @@ pub(crate) fn rewritten(
     arg: CoordinationArg,
 ) -> Result<(Coordination, Program), String> {
     let inserted = bloomc_compiler::rewrite::operators(p, analysis, strategy(arg))?;
-    Ok((inserted.clone(), bloomc_compiler::rewrite::apply(p, inserted)))
+    let declared = bloomc_compiler::rewrite::with_seals(p, analysis);
+    Ok((inserted.clone(), bloomc_compiler::rewrite::apply(&declared, inserted)))
 }
 
 pub(crate) fn strategy(arg: CoordinationArg) -> Strategy {
@@ -94,8 +95,7 @@ pub fn run_network(
     let (inserted, rewritten) = rewritten(p, analysis, run.coordination)?;
     let label = describe(p, run.coordination, &inserted);
     let p = &rewritten;
-    let mut plans = bloomc_runtime::plan::plan_network(p, files)?;
-    bloomc_runtime::coordination::seal_feeds(p, &mut plans, analysis);
+    let plans = bloomc_runtime::plan::plan_network(p, files)?;
     let options = NetworkOptions { max_ticks: run.max_ticks };
     let across = run.processes || run.cluster_file.is_some();
     if let Some(service) = &run.order_service {

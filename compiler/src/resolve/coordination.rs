@@ -2,17 +2,23 @@
 //! names groups, interfaces and columns that exist, and together they fit the wiring: an
 //! order is on a replicated group, a punctuation is on a wire into a held input with the
 //! hold's columns, every wire into a held input punctuates, and a read hold waits for a held
-//! input of its own group (E0126 otherwise).
+//! input of its own group, or one of its fed inputs sealed by its feed (E0126 otherwise).
 
 use super::system::{describe, Items};
 use super::Resolver;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
-use crate::ir::{Coordination, Endpoint, Hold, NodeGroup, Order, Punctuate, Wire};
+use crate::ir::{Coordination, Endpoint, Hold, NodeGroup, Order, Punctuate, Seal, Wire};
 use bloomc_grammar::ast::{self, CollectionKind};
 use bloomc_grammar::span::Span;
 
 impl Resolver<'_> {
-    pub(super) fn coordination(&mut self, items: &Items<'_>, groups: &[NodeGroup], wires: &[Wire]) -> Coordination {
+    pub(super) fn coordination(
+        &mut self,
+        items: &Items<'_>,
+        groups: &[NodeGroup],
+        wires: &[Wire],
+        fed_seals: &[Seal],
+    ) -> Coordination {
         let mut out = Coordination::default();
         for o in &items.orders {
             let Some(g) = self.group(groups, &o.group) else { continue };
@@ -88,12 +94,12 @@ impl Resolver<'_> {
             }
             out.punctuations.push(Punctuate { from, to, columns, span: pd.span });
         }
-        self.fit(&mut out, groups, wires);
+        self.fit(&mut out, groups, wires, fed_seals);
         out
     }
 
     /// Drops (and reports) the operators that do not fit together.
-    fn fit(&mut self, c: &mut Coordination, groups: &[NodeGroup], wires: &[Wire]) {
+    fn fit(&mut self, c: &mut Coordination, groups: &[NodeGroup], wires: &[Wire], fed_seals: &[Seal]) {
         let name = |e: &Endpoint| -> String {
             let g = groups.iter().find(|g| g.id == e.group).map_or("?", |g| g.name.as_str());
             format!("{g}.{}", self.collections.get(e.collection.index()).map_or("?", |c| c.name.as_str()))
@@ -151,14 +157,24 @@ impl Resolver<'_> {
                 }
                 return true;
             };
-            let held = seal_holds.iter().find(|s| s.stream == sealed);
+            // The seal columns of the input waited for: held, or fed and sealed by its feed.
+            let held = seal_holds
+                .iter()
+                .find(|s| s.stream == sealed)
+                .map(|s| &s.columns)
+                .or_else(|| fed_seals.iter().find(|s| s.stream == sealed).map(|s| &s.columns));
             let why = match held {
                 _ if sealed.group != h.stream.group => Some("a read waits for a held input of its own group".to_string()),
-                None => Some(format!("`{}` is not held: add `hold {} until sealed on (..)`", name(&sealed), name(&sealed))),
-                Some(s) if !h.columns.is_empty() && s.columns.len() != h.columns.len() => Some(format!(
-                    "`{}` is held on ({}): give one column of `{}` per seal column, or none",
+                None => Some(format!(
+                    "`{}` is neither held nor a fed input sealed by its feed: add `hold {} until sealed on (..)`, or `{} sealed on (..)` for a fed input",
                     name(&sealed),
-                    cols(&s.stream, &s.columns),
+                    name(&sealed),
+                    name(&sealed)
+                )),
+                Some(s) if !h.columns.is_empty() && s.len() != h.columns.len() => Some(format!(
+                    "`{}` is sealed on ({}): give one column of `{}` per seal column, or none",
+                    name(&sealed),
+                    cols(&sealed, s),
                     name(&h.stream)
                 )),
                 Some(_) => None,

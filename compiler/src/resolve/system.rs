@@ -227,7 +227,13 @@ impl Resolver<'_> {
                 }
             }
         }
-        let coordination = self.coordination(&items, &groups, &wires);
+        // Fed inputs that no wire reaches, sealed by their feed: a read may wait for them.
+        let fed_seals: Vec<Seal> = seals
+            .iter()
+            .filter(|x| feeds.iter().any(|f| f.to == x.stream) && !wires.iter().any(|w| w.to == x.stream))
+            .cloned()
+            .collect();
+        let coordination = self.coordination(&items, &groups, &wires, &fed_seals);
         let allow_nondeterminism = self.attributes(&s.attrs);
         Some(System {
             name: s.name.name.clone(),

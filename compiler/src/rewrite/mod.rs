@@ -2,15 +2,17 @@
 //! analysis's choices (`auto`) or a forced strategy (`seal`, `order`), it inserts the
 //! operators of `ir::Coordination` into the system: `order G` at a replicated group,
 //! `hold G.I until sealed on (k)` at a sealed input with a `punctuate` on every wire into it,
-//! and the read holds a seal protects. `none` inserts nothing. The runtime applies only
-//! these operators (what the program says, plus what this pass inserted), and `text.rs`
-//! prints the rewritten program as source (`bloomc rewrite`).
+//! and the read holds a seal protects (`hold G.R until G.S sealed`, also where `G.S` is a
+//! fed input sealed by its feed). `none` inserts nothing. The seals given with `--seal`
+//! become declarations (`with_seals`). The runtime applies only these operators and
+//! declarations (what the program says, plus what this pass inserted), and `text.rs` prints
+//! the rewritten program as source (`bloomc rewrite`).
 
 pub mod text;
 
 use crate::analysis::coordination::Strategy as Chosen;
 use crate::analysis::report::Analysis;
-use crate::ir::{Coordination, Endpoint, GroupId, Hold, Order, Program, Punctuate, System};
+use crate::ir::{Coordination, Endpoint, GroupId, Hold, Order, Program, Punctuate, Seal, System};
 use bloomc_grammar::span::Span;
 
 /// What `--coordination` asks the rewriter for.
@@ -86,9 +88,27 @@ pub fn operators(p: &Program, analysis: Option<&Analysis>, strategy: Strategy) -
     Ok(out)
 }
 
-/// `p` with the operators of `strategy` inserted: the program a run executes.
+/// `p` with the operators of `strategy` inserted and the `--seal` seals declared: the
+/// program a run executes.
 pub fn rewrite(p: &Program, analysis: Option<&Analysis>, strategy: Strategy) -> Result<Program, String> {
-    Ok(apply(p, operators(p, analysis, strategy)?))
+    Ok(apply(&with_seals(p, analysis), operators(p, analysis, strategy)?))
+}
+
+/// `p` with the seals of the run declared: those the analysis used, where `--seal` replaces
+/// a declared seal of the same stream. A program without an analysis keeps its own.
+pub fn with_seals(p: &Program, analysis: Option<&Analysis>) -> Program {
+    let mut out = p.clone();
+    let (Some(s), Some(_)) = (&mut out.system, analysis) else { return out };
+    let declared = std::mem::take(&mut s.seals);
+    let seals = seals(p, s, analysis);
+    s.seals = seals
+        .into_iter()
+        .map(|(stream, columns)| {
+            let span = declared.iter().find(|d| d.stream == stream && d.columns == columns).map_or_else(Span::default, |d| d.span);
+            Seal { stream, columns, span }
+        })
+        .collect();
+    out
 }
 
 /// `p` with `ops` (from `operators`) inserted.
@@ -120,7 +140,7 @@ fn seals(p: &Program, s: &System, analysis: Option<&Analysis>) -> Vec<(Endpoint,
 }
 
 /// A hold on `end` per `cols` and a punctuation on every wire into it (a fed input, which
-/// no wire reaches, is sealed by its feed instead).
+/// no wire reaches, is sealed by its feed instead: see `fed_seal`).
 fn seal(s: &System, out: &mut Coordination, end: Endpoint, cols: Vec<usize>) {
     let into: Vec<&crate::ir::Wire> = s.wires.iter().filter(|w| w.to == end).collect();
     if into.is_empty() || out.holds.iter().any(|h| h.stream == end && h.until.is_none()) {
@@ -138,6 +158,7 @@ fn seal(s: &System, out: &mut Coordination, end: Endpoint, cols: Vec<usize>) {
 /// replicated group sequences it (a group of one instance already takes its deliveries one
 /// at a time, in arrival order).
 fn auto(p: &Program, s: &System, analysis: Option<&Analysis>, out: &mut Coordination) {
+    let seals = seals(p, s, analysis);
     for choice in analysis.map(|a| a.choices.as_slice()).unwrap_or_default() {
         let Some(g) = s.groups.iter().find(|g| g.name == choice.component) else { continue };
         match choice.strategy {
@@ -151,6 +172,10 @@ fn auto(p: &Program, s: &System, analysis: Option<&Analysis>, out: &mut Coordina
                     let (Some(read), Some(sealed)) = (input(p, s, &g.name, read), input(p, s, &g.name, sealed)) else {
                         continue;
                     };
+                    if let Some(seal_cols) = fed_seal(s, &seals, sealed) {
+                        push(out, fed_read(p, read, sealed, seal_cols, pairs));
+                        continue;
+                    }
                     if !out.holds.iter().any(|h| h.stream == sealed && h.until.is_none()) {
                         continue;
                     }
@@ -164,10 +189,7 @@ fn auto(p: &Program, s: &System, analysis: Option<&Analysis>, out: &mut Coordina
                         None => None,
                     };
                     if let Some(columns) = cols {
-                        let h = Hold { stream: read, columns, until: Some(sealed), span: Span::default() };
-                        if !out.holds.iter().any(|x| x.stream == h.stream && x.until == h.until) {
-                            out.holds.push(h);
-                        }
+                        push(out, Hold { stream: read, columns, until: Some(sealed), span: Span::default() });
                     }
                 }
             }
@@ -179,6 +201,38 @@ fn auto(p: &Program, s: &System, analysis: Option<&Analysis>, out: &mut Coordina
             Chosen::Order => {}
         }
     }
+}
+
+/// Adds hold `h` unless one of the same read and sealed input is there.
+fn push(out: &mut Coordination, h: Hold) {
+    if !out.holds.iter().any(|x| x.stream == h.stream && x.until == h.until) {
+        out.holds.push(h);
+    }
+}
+
+/// The seal columns of `end` if it is a fed input with a seal (of `seals`) that no wire
+/// reaches: its feed delivers each key's facts together, so a read can wait for its key.
+fn fed_seal<'a>(s: &System, seals: &'a [(Endpoint, Vec<usize>)], end: Endpoint) -> Option<&'a [usize]> {
+    let fed = s.feeds.iter().any(|f| f.to == end) && !s.wires.iter().any(|w| w.to == end);
+    let (_, cols) = seals.iter().find(|(e, _)| *e == end).filter(|_| fed)?;
+    Some(cols.as_slice())
+}
+
+/// The hold of `read` until fed input `sealed` (sealed on `seal_cols`) is complete: keyed
+/// by the read's column for each seal column, in the seal's order, when the choice pairs
+/// every one (`pairs`: seal column, read column); else the read waits for the whole input.
+fn fed_read(p: &Program, read: Endpoint, sealed: Endpoint, seal_cols: &[usize], pairs: &[(String, String)]) -> Hold {
+    let name = |c: &usize| p.collection(sealed.collection).and_then(|x| x.columns.get(*c)).map(|x| x.name.clone());
+    let cols: Option<Vec<usize>> = seal_cols
+        .iter()
+        .map(|c| {
+            let n = name(c)?;
+            let (_, rc) = pairs.iter().find(|(sk, _)| *sk == n)?;
+            p.collection(read.collection)?.column_index(rc)
+        })
+        .collect();
+    let columns = cols.filter(|_| !pairs.is_empty()).unwrap_or_default();
+    Hold { stream: read, columns, until: Some(sealed), span: Span::default() }
 }
 
 /// Input `name` of group `group`.

@@ -13,7 +13,6 @@ pub mod naive;
 mod sequencer;
 pub mod world;
 
-use crate::coordination::external_seals;
 use crate::network::resolve;
 use crate::network::{routes, Route};
 use crate::plan::NodePlan;
@@ -24,8 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The simulated shape of a program run: the seals and sequencers its coordination
 /// operators enforce between nodes (a rewritten program: `bloomc_compiler::rewrite`), and
-/// the seals the analysis assumed on inputs fed from outside (a punctuated external stream:
-/// each key's facts arrive together).
+/// its sealed feeds (a punctuated external stream: each key's facts arrive together).
 pub fn setup<'p>(
     p: &'p Program,
     plans: Vec<NodePlan>,
@@ -47,14 +45,26 @@ pub fn setup<'p>(
             }
         }
     }
-    for (i, c, cols) in analysis.map(|a| external_seals(p, &plans, a)).unwrap_or_default() {
-        if !seals.iter().any(|(j, x, _)| *j == i && *x == c) {
-            seals.push((i, c, cols));
+    // Sealed feeds and the reads they protect, as at run time: the program's (a network's
+    // rewritten program declares them), or on one node the analysis's (`seal_feeds`).
+    let mut plans = plans;
+    if bloomc_compiler::rewrite::is_network(p) {
+        // Read from `p` itself, whatever program the plans were made from.
+        for plan in plans.iter_mut() {
+            let Some(g) = plan.group else { continue };
+            plan.sealed_feeds = crate::fed::sealed_feeds(p, g, &plan.feeds);
+            plan.fed_reads = crate::fed::fed_reads(p, g, &plan.sealed_feeds);
+        }
+    } else {
+        crate::coordination::seal_feeds(p, &mut plans, analysis);
+    }
+    for (i, plan) in plans.iter().enumerate() {
+        for (c, cols) in &plan.sealed_feeds {
+            if !seals.iter().any(|(j, x, _)| *j == i && x == c) {
+                seals.push((i, *c, cols.clone()));
+            }
         }
     }
-    // The reads a sealed feed protects are held as at run time (`coordination::seal_feeds`).
-    let mut plans = plans;
-    crate::coordination::seal_feeds(p, &mut plans, analysis);
     for (i, plan) in plans.iter().enumerate() {
         for (read, sealed, cols) in &plan.fed_reads {
             let held = seals.iter().any(|(j, c, _)| *j == i && c == sealed);
