@@ -176,7 +176,7 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
         Some(s) => {
             let [g] = s.groups.as_slice() else {
                 return Err(format!(
-                    "system `{}` has {} node groups: it runs as a network of nodes (`run::network`), not as one node",
+                    "system `{}` has {} node groups: it runs as a network of nodes (`network::network`, or one process per node), not as one node",
                     s.name,
                     s.groups.len()
                 ));
@@ -292,8 +292,8 @@ fn phases(p: &Program, module: ModuleId) -> Result<Phases, String> {
     Ok((strata, deferred, deletes, sends))
 }
 
-/// One plan per node instance of the system, group by group: the network `run::network`
-/// runs. Wires are left to the transport (no loopback inside a node), and a group's file
+/// One plan per node instance of the system, group by group: what `network::network` runs
+/// in one process, and `mesh::node_process` one node per process. Wires are left to the transport (no loopback inside a node), and a group's file
 /// feed goes to each of its instances. Instance `i` of group `g` is named `g[i]`, or `g`
 /// when the group has one instance.
 pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<Vec<NodePlan>, String> {
