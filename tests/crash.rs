@@ -97,7 +97,7 @@ fn sorted(text: &str) -> Vec<&str> {
 fn killed_nodes_of_every_kind_come_back_and_the_run_gives_the_uninterrupted_facts() {
     // CAMPAIGN under `auto` (a seal on click, requests held until it is sealed): its outputs
     // are the same in every schedule, so a run with crashes must print exactly these.
-    let base = ["run", "examples/adtrack.bl", "--set", "query=CAMPAIGN", "--set", "clicks=8000"];
+    let base = ["run", "examples/adtrack.bl", "--set", "query=CAMPAIGN", "--set", "clicks=8000", "--show", "all"];
     let (code, expected, err) = finish(spawn(&base, &[]), Duration::from_secs(120));
     assert_eq!(code, Some(0), "{err}");
     let seed = seed();

@@ -77,14 +77,14 @@ fn adtrack_runs_one_process_per_node_with_each_strategy() {
 fn no_message_is_lost_or_doubled_when_connections_drop() {
     let dir = scratch("processes-pipe", &[("pipe.bl", PIPE)]);
     let file = dir.join("pipe.bl").display().to_string();
-    let (code, expected, err) = finish(spawn(&["run", &file], &[]), Duration::from_secs(60));
+    let (code, expected, err) = finish(spawn(&["run", &file, "--show", "all"], &[]), Duration::from_secs(60));
     assert_eq!(code, Some(0), "{err}");
     // Every 3rd data frame's connection, and every 3rd control request's, is dropped before
     // the answer is read: the sender reconnects and sends again what was not acknowledged,
     // the receiver drops what it already has, and the coordinator answers a resent request
     // from its record.
     let json = dir.join("drop.json").display().to_string();
-    let args = ["run", &file, "--processes", "--summary-json", &json];
+    let args = ["run", &file, "--processes", "--summary-json", &json, "--show", "all"];
     let (code, out, err) = finish(spawn(&args, &[("BLOOMC_DROP_CONNECTION_EVERY", "3")]), Duration::from_secs(120));
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(sorted_lines(&out), sorted_lines(&expected));

@@ -27,6 +27,10 @@ fn sets(args: &[(&str, &str)]) -> Vec<String> {
 fn run(file: &str, extra: &[String]) -> std::process::Output {
     let mut args: Vec<&str> = vec![file];
     args.extend(extra.iter().map(String::as_str));
+    // Every fact, to compare: a network run prints a few per output by default.
+    if file == "run" {
+        args.extend(["--show", "all"]);
+    }
     bloomc(&args)
 }
 
@@ -249,7 +253,7 @@ fn the_rewritten_text_runs_across_processes_as_written() {
     let path = scratch("poor_processes.bl");
     std::fs::write(&path, &out.stdout).expect("write");
     let file = path.display().to_string();
-    let mut args = vec!["run", file.as_str(), "--processes", "--coordination", "none"];
+    let mut args = vec!["run", file.as_str(), "--processes", "--coordination", "none", "--show", "all"];
     let small = sets(&ADTRACK_RUN);
     args.extend(small.iter().map(String::as_str));
     let run = bloomc(&args);

@@ -79,7 +79,7 @@ fn auto_coordination_applies_what_the_analysis_chose() {
     // Word count: the seal on the tweets reaches `count` through the splitters, so the counts
     // are released per batch once complete: one count per (word, batch), the final one.
     let counts = |args: &[&str]| -> (usize, usize) {
-        let out = bloomc(&[&["run", "examples/wordcount.bl"][..], args].concat());
+        let out = bloomc(&[&["run", "examples/wordcount.bl", "--show", "all"][..], args].concat());
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let facts: Vec<&str> = stdout.lines().filter(|l| l.starts_with("commit.db(")).collect();
@@ -609,4 +609,38 @@ system S { node m: M; feed m.click from generate(rows: 20, seed: 1, batch: 3) { 
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("hot(10, 2)") && !text.contains("hot(11"), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("rejected 1 facts whose key (cid)"), "{out:?}");
+}
+
+#[test]
+fn a_network_prints_a_short_report_unless_asked_for_everything() {
+    let short = bloomc(&["run", "examples/adtrack.bl"]);
+    assert_eq!(short.status.code(), Some(0), "{}", String::from_utf8_lossy(&short.stderr));
+    let out = String::from_utf8_lossy(&short.stdout).into_owned();
+    let err = String::from_utf8_lossy(&short.stderr).into_owned();
+    // Each printed output: its count, its first five facts, how many more.
+    let results = out.lines().filter(|l| l.starts_with("analyst.result(")).count();
+    assert_eq!(results, 5, "{out}");
+    assert!(out.contains("-- analyst.result: 4800 facts emitted"), "{out}");
+    assert!(out.contains("... and 4795 more facts of analyst.result (`--show all` prints them"), "{out}");
+    // The coordination the analysis chose, and why.
+    assert!(err.contains("coordination: seal at `report` on (campaign): `click` is sealed on (campaign)"), "{err}");
+    // `--show all` prints every fact, `--show N` the first N; `--output` writes them all.
+    let all = bloomc(&["run", "examples/adtrack.bl", "--show", "all"]);
+    let all = String::from_utf8_lossy(&all.stdout).into_owned();
+    assert_eq!(all.lines().filter(|l| l.starts_with("analyst.result(")).count(), 4800);
+    let two = bloomc(&["run", "examples/adtrack.bl", "--show", "2"]);
+    assert_eq!(String::from_utf8_lossy(&two.stdout).lines().filter(|l| l.starts_with("analyst.result(")).count(), 2);
+    let dir = common::procs::scratch("run-network-output", &[]);
+    let csv = dir.join("result.csv").display().to_string();
+    let written = bloomc(&["run", "examples/adtrack.bl", "--output", &format!("analyst.result={csv}")]);
+    assert_eq!(written.status.code(), Some(0), "{}", String::from_utf8_lossy(&written.stderr));
+    assert!(!String::from_utf8_lossy(&written.stdout).contains("analyst.result"));
+    assert_eq!(std::fs::read_to_string(&csv).expect("the CSV file").lines().count(), 4800);
+    // Names that print nothing, and counts that are not counts, are refused.
+    let bad = bloomc(&["run", "examples/adtrack.bl", "--output", "report.result=x.csv"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no node prints an output `report.result`"));
+    let bad = bloomc(&["run", "examples/adtrack.bl", "--show", "some"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected `all` or a number of facts"));
 }

@@ -117,6 +117,34 @@ pub(crate) fn parse_link_delay(s: &str) -> Result<u64, String> {
     }
 }
 
+/// How many facts of each output `bloomc run` prints (`--show`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    All,
+    First(usize),
+}
+
+impl Show {
+    /// The most facts printed per output: `None` for all.
+    pub fn limit(self) -> Option<usize> {
+        match self {
+            Show::All => None,
+            Show::First(n) => Some(n),
+        }
+    }
+}
+
+/// How many facts of each output a network run prints unless `--show` says.
+pub const NETWORK_SHOW: usize = 5;
+
+/// `--show`: `all` or a number of facts.
+pub(crate) fn parse_show(s: &str) -> Result<Show, String> {
+    match s {
+        "all" => Ok(Show::All),
+        n => n.parse().map(Show::First).map_err(|_| format!("expected `all` or a number of facts, found `{s}`")),
+    }
+}
+
 /// An ordering service, as `--order-service` or a cluster file's `order_service` names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OrderServiceArg {

@@ -121,6 +121,20 @@ pub fn run_network(
     if run.link_delay_ms.is_some() && !run.processes {
         return Err("`--link-delay-ms` is applied by node processes that the launcher starts: add `--processes` (nodes started by hand take it themselves)".to_string());
     }
+    // `--output NODE.OUTPUT=PATH`: an output a node prints (no wire carries it).
+    for (name, _) in &run.outputs {
+        let known = plans.iter().any(|plan| {
+            plan.collections(p, CollectionKind::Output).into_iter().any(|o| {
+                format!("{}.{}", plan.node_name, p.collection_name(o)) == *name
+                    && !p.system.iter().flat_map(|s| s.wires.iter()).any(|w| w.from.collection == o)
+            })
+        });
+        if !known {
+            return Err(format!(
+                "`--output {name}`: no node prints an output `{name}`; name a node and an output no wire carries, as `bloomc run` prints them (`analyst.result`)"
+            ));
+        }
+    }
     let result = if across {
         let ordered = bloomc_runtime::network::sequences_any(p, &plans)?;
         super::cluster::run_coordinator(run, &plans, &options, digest, ordered)?
@@ -142,7 +156,13 @@ pub fn run_network(
         .collect();
     for (names, node) in printed.iter().zip(&result.nodes) {
         for name in names.iter().filter(|n| node.result.changes.contains_key(*n)) {
-            super::run::print_output(&format!("{}.{name}", node.name), &node.result, name, run.per_tick);
+            let label = format!("{}.{name}", node.name);
+            if let Some((_, path)) = run.outputs.iter().find(|(n, _)| *n == label) {
+                super::run::write_csv(path, &node.result, name)?;
+                continue;
+            }
+            let limit = run.show.unwrap_or(super::Show::First(super::NETWORK_SHOW)).limit();
+            super::run::print_output(&label, &node.result, name, run.per_tick, limit);
         }
     }
     let sealing = p.system.as_ref().is_some_and(|s| s.coordination.holds.iter().any(|h| h.until.is_none()))
@@ -218,6 +238,10 @@ pub fn run_network(
             w["p50"].as_f64().unwrap_or(0.0),
             w["p95"].as_f64().unwrap_or(0.0)
         );
+    }
+    // What the analysis chose, and why (what `auto` inserted).
+    if let (CoordinationArg::Auto, Some(a)) = (run.coordination, analysis) {
+        eprint!("{}", a.coordination());
     }
     let (mut facts_in, mut errors, mut misrouted) = (0, 0, 0);
     for node in &result.nodes {

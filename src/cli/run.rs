@@ -23,6 +23,11 @@ pub struct Run {
     /// Print every output's contents at every tick where they changed, not only the facts.
     #[arg(long)]
     pub(crate) per_tick: bool,
+    /// How many facts of each output to print: `all`, or a number. Default: all on one
+    /// node; in a network the first 5 of each node's output, with the count of the rest
+    /// (`--output` writes every fact to a file either way).
+    #[arg(long, value_name = "all|N", value_parser = super::parse_show)]
+    pub(crate) show: Option<super::Show>,
     /// Feed an input interface from a CSV or JSON-lines file (`-` for standard input):
     /// `--input click=clicks.csv`. Replaces the program's feeds of that input.
     #[arg(long = "input", value_name = "INPUT=PATH", value_parser = super::parse_set)]
@@ -35,7 +40,8 @@ pub struct Run {
     /// Skip malformed input rows (and report how many) instead of stopping at the first.
     #[arg(long)]
     pub(crate) skip_bad_rows: bool,
-    /// Write an output's facts to a CSV file instead of standard output: `--output response=out.csv`.
+    /// Write an output's facts to a CSV file instead of standard output: `--output
+    /// response=out.csv`; in a network, name the node too: `--output analyst.result=out.csv`.
     #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
     pub(crate) outputs: Vec<(String, String)>,
     /// Coordination between the nodes of a network, which the rewriter inserts into the
@@ -74,7 +80,7 @@ pub struct Run {
     #[arg(long, value_name = "MS", value_parser = super::parse_link_delay)]
     pub(crate) link_delay_ms: Option<u64>,
     /// Across processes, the ordering service of sequenced replicated groups: `embedded`
-    /// (the coordinator; the default) or `zookeeper://HOST:PORT` (Apache ZooKeeper). Also
+    /// (`bloomc sequencer`, which the coordinator starts; the default) or `zookeeper://HOST:PORT` (Apache ZooKeeper). Also
     /// `order_service` in the cluster file.
     #[arg(long, value_name = "SERVICE", value_parser = super::parse_order_service)]
     pub(crate) order_service: Option<super::OrderServiceArg>,
@@ -188,7 +194,6 @@ impl Run {
             let unsupported = [
                 (self.workers > 1, "--workers above 1"),
                 (!self.inputs.is_empty(), "--input"),
-                (!self.outputs.is_empty(), "--output"),
                 (!self.cluster.is_empty(), "timely cluster flags"),
             ];
             if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
@@ -258,15 +263,10 @@ impl Run {
         let names: Vec<String> = if result.gathered { result.changes.keys().cloned().collect() } else { Vec::new() };
         for name in &names {
             if let Some((_, path)) = self.outputs.iter().find(|(n, _)| n == name) {
-                let mut w = csv::Writer::from_path(path).map_err(|e| format!("cannot write `{path}`: {e}"))?;
-                for row in result.all_facts(name) {
-                    w.write_record(row.iter().map(ToString::to_string))
-                        .map_err(|e| format!("cannot write `{path}`: {e}"))?;
-                }
-                w.flush().map_err(|e| format!("cannot write `{path}`: {e}"))?;
+                write_csv(path, &result, name)?;
                 continue;
             }
-            print_output(name, &result, name, self.per_tick);
+            print_output(name, &result, name, self.per_tick, self.show.and_then(super::Show::limit));
         }
         if let (Some(path), true) = (&self.summary_json, result.gathered) {
             let outputs =
@@ -302,20 +302,40 @@ impl Run {
 
 /// Prints one output's facts, each line named `label`: every fact emitted during the run
 /// (outputs are per-tick events), or with `per_tick` the contents at each tick they changed.
-pub(crate) fn print_output(label: &str, result: &RunResult, name: &str, per_tick: bool) {
+/// Writes the facts output `name` of `result` emitted to the CSV file `path`.
+pub(crate) fn write_csv(path: &str, result: &RunResult, name: &str) -> Result<(), String> {
+    let mut w = csv::Writer::from_path(path).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+    for row in result.all_facts(name) {
+        w.write_record(row.iter().map(ToString::to_string)).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+    }
+    w.flush().map_err(|e| format!("cannot write `{path}`: {e}"))
+}
+
+/// Prints output `name` of `result` as `label`: every fact emitted, or with `per_tick` the
+/// contents at each tick they changed; at most `limit` facts of each block, then how many
+/// were left out.
+pub(crate) fn print_output(label: &str, result: &RunResult, name: &str, per_tick: bool, limit: Option<usize>) {
+    let block = |rows: &BTreeSet<Row>| {
+        let shown = limit.unwrap_or(usize::MAX).min(rows.len());
+        for row in rows.iter().take(shown) {
+            emit(&format!("{label}({})\n", show(row)));
+        }
+        if shown < rows.len() {
+            emit(&format!(
+                "... and {} more facts of {label} (`--show all` prints them, `--output` writes them to a file)\n",
+                rows.len() - shown
+            ));
+        }
+    };
     if per_tick {
         for (t, rows) in result.by_tick(name) {
             emit(&format!("-- {label} at tick {t}: {} facts\n", rows.len()));
-            for row in &rows {
-                emit(&format!("{label}({})\n", show(row)));
-            }
+            block(&rows);
         }
     } else {
         let rows = result.all_facts(name);
         emit(&format!("-- {label}: {} facts emitted\n", rows.len()));
-        for row in rows {
-            emit(&format!("{label}({})\n", show(&row)));
-        }
+        block(&rows);
     }
 }
 

@@ -111,6 +111,13 @@ impl Analysis {
         for (name, l, sink) in &streams {
             let _ = writeln!(out, "{name:<width$}  {l}{}", if *sink { "  (leaves the system)" } else { "" });
         }
+        out.push_str(&self.coordination());
+        out
+    }
+
+    /// The coordination choices and why, one line each (and one per read to hold).
+    pub fn coordination(&self) -> String {
+        let mut out = String::new();
         if self.choices.is_empty() {
             out.push_str("coordination: none needed\n");
         }
