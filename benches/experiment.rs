@@ -15,6 +15,10 @@
 //! With `-- --processes [--link-delay-ms D]` it runs the experiment with every node its own
 //! process instead (`experiment/processes.rs`).
 
+// The benchmark indexes the JSON reports of the runs it starts: a missing entry is a
+// failed run, and panicking says so.
+#![allow(clippy::indexing_slicing)]
+
 #[path = "experiment/processes.rs"]
 mod processes;
 #[path = "../runtime/tests/zk_server/mod.rs"]

@@ -2,6 +2,10 @@
 //! produce in a `// expect:` header (and optional `// args: --set k=v` overrides). The test
 //! checks the codes exactly and snapshots the source with the rendered output.
 
+// A test fails by panicking: indexing a JSON report or a list that lacks the entry is
+// such a failure.
+#![allow(clippy::indexing_slicing)]
+
 use bloomc_compiler::diagnostic::Code;
 use bloomc_compiler::{analyze_greybox, compile, compile_with, render, Options};
 use std::collections::BTreeSet;

@@ -4,6 +4,10 @@
 //! Mutations start from the examples and the wrong programs of `tests/diagnostics`: deleted
 //! spans, duplicated spans, flipped bytes, shuffled tokens, and plain random bytes.
 
+// A test fails by panicking: indexing a JSON report or a list that lacks the entry is
+// such a failure.
+#![allow(clippy::indexing_slicing)]
+
 use bloomc_compiler::{compile, render};
 use bloomc_grammar::token::Lexer;
 use proptest::prelude::*;

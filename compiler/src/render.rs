@@ -18,19 +18,22 @@ pub fn render_human(sources: &SourceMap, diag: &Diagnostic, color: bool) -> Stri
     Human::new(sources, color).render(diag)
 }
 
+/// How ariadne's cache fetches a source's text by its name.
+type Fetch = Box<dyn Fn(&String) -> Result<String, Box<dyn std::fmt::Debug>>>;
+
 /// Renders diagnostics of one compilation with ariadne, indexing the sources' lines once:
 /// rendering n diagnostics of a file of n lines is then linear, not quadratic.
 pub struct Human<'s> {
     sources: &'s SourceMap,
     color: bool,
-    cache: ariadne::FnCache<String, Box<dyn Fn(&String) -> Result<String, Box<dyn std::fmt::Debug>>>, String>,
+    cache: ariadne::FnCache<String, Fetch, String>,
 }
 
 impl<'s> Human<'s> {
     pub fn new(sources: &'s SourceMap, color: bool) -> Self {
         let texts: std::collections::HashMap<String, String> =
             sources.files().map(|(_, f)| (f.name.clone(), f.text.clone())).collect();
-        let fetch: Box<dyn Fn(&String) -> Result<String, Box<dyn std::fmt::Debug>>> = Box::new(move |name| {
+        let fetch: Fetch = Box::new(move |name| {
             texts
                 .get(name)
                 .cloned()

@@ -53,6 +53,9 @@ pub struct ModuleDecl {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+// Built once per item of a program and matched where it is built: boxing the large
+// variant would add an allocation per rule and save nothing that matters.
+#[allow(clippy::large_enum_variant)]
 pub enum ModuleItem {
     Collection(CollectionDecl),
     Rule(RuleDecl),
@@ -144,6 +147,9 @@ pub struct WhenBlock {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+// Built once per item of a program and matched where it is built: boxing the large
+// variant would add an allocation per rule and save nothing that matters.
+#[allow(clippy::large_enum_variant)]
 pub enum Query {
     /// `log <+ put;` copies every row of one collection.
     Scan(Ident),

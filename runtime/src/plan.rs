@@ -128,7 +128,7 @@ pub struct NodePlan {
 }
 
 impl NodePlan {
-    pub fn collections<'p>(&self, p: &'p Program, kind: CollectionKind) -> Vec<CollectionId> {
+    pub fn collections(&self, p: &Program, kind: CollectionKind) -> Vec<CollectionId> {
         p.module(self.module)
             .map(|m| {
                 m.collections.iter().copied().filter(|&c| p.collection(c).is_some_and(|x| x.kind == kind)).collect()

@@ -409,6 +409,9 @@ fn fold_input<'s>(
         .ok_or_else(|| "internal error: a fold reads no rendered table".to_string())
 }
 
+/// A node's collections by id.
+type Colls<'s> = BTreeMap<CollectionId, Coll<'s, u64>>;
+
 /// One rule of a node rendered the way it is computed: folded by the driver (`prefolded`),
 /// folded over the rows arriving in its table, or by its own operators.
 fn render_rule<'s>(
@@ -417,7 +420,7 @@ fn render_rule<'s>(
     paths: &Paths,
     rule: &Rule,
     prefolded: &mut BTreeMap<RuleId, VecCollection<'s, u64, (bool, Row), isize>>,
-    (arrivals, colls): (&BTreeMap<CollectionId, Coll<'s, u64>>, &BTreeMap<CollectionId, Coll<'s, u64>>),
+    (arrivals, colls): (&Colls<'s>, &Colls<'s>),
     shared: &mut Shared<'s, u64>,
 ) -> Result<Rendered<'s, u64>, String> {
     if let Some(changes) = prefolded.remove(&rule.id) {
@@ -429,6 +432,9 @@ fn render_rule<'s>(
             .ok_or_else(|| "internal error: a rule reads an unrendered collection".to_string())
     }
 }
+
+/// A collection one tick late: the variable that feeds it.
+type Delayed<'s> = Variable<'s, u64, Vec<(Row, u64, isize)>>;
 
 /// The collections a node's dataflow exposes to the driver.
 pub struct NodeDataflow<'s> {
@@ -449,12 +455,12 @@ pub fn node<'s>(
     mut prefolded: BTreeMap<RuleId, VecCollection<'s, u64, (bool, Row), isize>>,
 ) -> Result<NodeDataflow<'s>, String> {
     let mut colls: BTreeMap<CollectionId, Coll<'s, u64>> = BTreeMap::new();
-    let mut delayed: BTreeMap<CollectionId, Variable<'s, u64, Vec<(Row, u64, isize)>>> = BTreeMap::new();
+    let mut delayed: BTreeMap<CollectionId, Delayed<'s>> = BTreeMap::new();
     let mut bases: BTreeMap<CollectionId, Vec<Coll<'s, u64>>> = BTreeMap::new();
     let mut add_delay = |c: CollectionId, bases: &mut BTreeMap<CollectionId, Vec<Coll<'s, u64>>>| {
-        if !delayed.contains_key(&c) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = delayed.entry(c) {
             let (var, coll) = Variable::new(scope, 1u64);
-            delayed.insert(c, var);
+            slot.insert(var);
             bases.entry(c).or_default().push(coll);
         }
     };

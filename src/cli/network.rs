@@ -225,8 +225,8 @@ pub fn run_network(
         let w = super::summary::waits_ms(&waits);
         eprintln!(
             "seals: {released} seal keys released, {late} facts late (after their key was sealed), {held} facts still held at the end; a key waited {:.1} ms on average from its first fact to its release (p95 {:.1} ms)",
-            w["mean"].as_f64().unwrap_or(0.0),
-            w["p95"].as_f64().unwrap_or(0.0)
+            w.get("mean").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+            w.get("p95").and_then(serde_json::Value::as_f64).unwrap_or(0.0)
         );
     }
     if let (Some((l, u)), Some((q, a))) = (&latency, &run.latency) {
@@ -234,9 +234,9 @@ pub fn run_network(
         eprintln!(
             "latency {q} -> {a}: {} questions answered, {u} unanswered; {:.1} ms on average from a question to its first answer (p50 {:.1} ms, p95 {:.1} ms)",
             l.len(),
-            w["mean"].as_f64().unwrap_or(0.0),
-            w["p50"].as_f64().unwrap_or(0.0),
-            w["p95"].as_f64().unwrap_or(0.0)
+            w.get("mean").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+            w.get("p50").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+            w.get("p95").and_then(serde_json::Value::as_f64).unwrap_or(0.0)
         );
     }
     // What the analysis chose, and why (what `auto` inserted).

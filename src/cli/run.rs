@@ -122,12 +122,12 @@ impl Run {
     }
 }
 
+/// The rows read for each input fed from a file, with the rows per tick.
+pub(crate) type Files = Vec<(bloomc_compiler::ir::CollectionId, Vec<Row>, usize)>;
+
 /// Reads the file feeds of the program and the `--input` files; returns them and the number
 /// of bad rows skipped.
-pub(crate) fn read_inputs(
-    run: &Inputs<'_>,
-    p: &Program,
-) -> Result<(Vec<(bloomc_compiler::ir::CollectionId, Vec<Row>, usize)>, usize), String> {
+pub(crate) fn read_inputs(run: &Inputs<'_>, p: &Program) -> Result<(Files, usize), String> {
     let base = run.program.file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let mut wanted: Vec<(bloomc_compiler::ir::CollectionId, String)> = Vec::new();
     if let Some(s) = &p.system {

@@ -100,7 +100,9 @@ pub fn write(
         "seal_wait_ms": seal_waits.map(waits_ms),
         "answer_latency_ms": latency.map(|(l, unanswered)| {
             let mut v = waits_ms(l);
-            v["unanswered"] = json!(unanswered);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("unanswered".to_string(), json!(unanswered));
+            }
             v
         }),
         "per_node": per_node,
