@@ -28,6 +28,25 @@ impl<'a> Ctx<'a> {
 }
 
 impl Resolver<'_> {
+    /// Types and evaluates a constant expression (`what` names it in errors: "a parameter's
+    /// default").
+    pub(crate) fn constant(&mut self, e: &ast::Expr, what: &'static str) -> Option<Value> {
+        let ctx = Ctx::constant(what);
+        let typed = self.expr(e, &ctx)?;
+        match eval(&typed) {
+            Ok(v) => Some(v),
+            Err(why) => {
+                self.report(Diagnostic::new(
+                    Code::NotConstant,
+                    format!("cannot evaluate {}: {why}", ctx.what),
+                    e.span,
+                    why,
+                ));
+                None
+            }
+        }
+    }
+
     /// Types `e`; reports problems and returns `None` so callers do not cascade.
     pub(super) fn expr(&mut self, e: &ast::Expr, ctx: &Ctx<'_>) -> Option<Expr> {
         let span = e.span;

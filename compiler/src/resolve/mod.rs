@@ -10,13 +10,11 @@ mod expr;
 mod query;
 mod system;
 
-pub use expr::{binary, eval};
 
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{Collection, CollectionId, Column, Module, ModuleId, Param, Program, Rule, Type, Value};
 use bloomc_grammar::ast::{self, CollectionKind};
 use bloomc_grammar::span::Span;
-use expr::Ctx;
 use std::collections::{HashMap, HashSet};
 
 /// A `--set name=value` override: the name and value with their spans in the virtual file
@@ -136,7 +134,7 @@ impl Resolver<'_> {
             return;
         }
         let ty = self.ty(&p.ty);
-        let value = self.constant(&p.default, &Ctx::constant("a parameter's default"));
+        let value = self.constant(&p.default, "a parameter's default");
         let (Some(ty), Some(value)) = (ty, value) else {
             return;
         };
@@ -241,26 +239,9 @@ impl Resolver<'_> {
         None
     }
 
-    /// Types and evaluates a constant expression.
-    pub(crate) fn constant(&mut self, e: &ast::Expr, ctx: &Ctx<'_>) -> Option<Value> {
-        let typed = self.expr(e, ctx)?;
-        match eval(&typed) {
-            Ok(v) => Some(v),
-            Err(why) => {
-                self.report(Diagnostic::new(
-                    Code::NotConstant,
-                    format!("cannot evaluate {}: {why}", ctx.what),
-                    e.span,
-                    why,
-                ));
-                None
-            }
-        }
-    }
-
     /// Decides a `when` condition: true, false, or `None` when it is not a constant bool.
     fn condition(&mut self, cond: &ast::Expr) -> Option<bool> {
-        match self.constant(cond, &Ctx::constant("a `when` condition"))? {
+        match self.constant(cond, "a `when` condition")? {
             Value::Bool(b) => Some(b),
             v => {
                 self.report(Diagnostic::new(

@@ -68,7 +68,7 @@ impl Resolver<'_> {
             };
             let count = match &n.count {
                 None => 1,
-                Some(e) => match self.constant(e, &Ctx::constant("a node count")) {
+                Some(e) => match self.constant(e, "a node count") {
                     Some(Value::Int(c)) if (1..=10_000).contains(&c) => u32::try_from(c).unwrap_or(1),
                     Some(Value::Int(c)) => {
                         self.report(
@@ -355,7 +355,7 @@ impl Resolver<'_> {
                     continue;
                 }
             };
-            match self.constant(e, &Ctx::constant("a generator option")) {
+            match self.constant(e, "a generator option") {
                 Some(Value::Int(v))
                     if slot == "batch" && u64::try_from(v).is_ok_and(|v| v > crate::ir::MAX_GENERATOR_BATCH) =>
                 {

@@ -3,7 +3,7 @@
 //! sender; the same limits for connections not yet admitted, `admission.rs`) and applies
 //! the frames they send, each once, acknowledging every frame.
 
-use super::Shared;
+use super::local::Shared;
 use crate::admission::{accept, hello, Conn, Gate};
 use crate::wire::{decode, encode, Ack, DataFrame, Hello, PeerWelcome};
 use futures_util::{SinkExt, StreamExt};

@@ -26,12 +26,11 @@ use crate::transport::{Inbox, Payload, Transport};
 use crate::wire::{encode, Call, Counters, DataFrame, Hello, OrderAt, Reply};
 use bloomc_compiler::ir::{CollectionId, Program};
 use local::Shared;
+use outbound::PATIENCE;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a node keeps trying to reach a peer, or waits for every node's address.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A replicated group whose batches are ordered: its first node, instance count and name.
 struct Sequenced {

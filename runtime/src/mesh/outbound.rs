@@ -11,7 +11,7 @@
 //! sender drops its connection after sending every N-th frame, before reading its
 //! acknowledgement.
 
-use super::{Shared, PATIENCE};
+use super::local::Shared;
 use crate::admission::{Conn, HELLO_TIME};
 use crate::control::DROP_EVERY_VAR;
 use crate::wire::{codec, decode, encode, Ack, Hello, PeerWelcome};
@@ -23,6 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio_util::codec::Framed;
+
+/// How long a node keeps trying to reach a peer, or waits for every node's address.
+pub(super) const PATIENCE: Duration = Duration::from_secs(30);
 
 pub(super) struct Queue {
     seq: AtomicU64,
