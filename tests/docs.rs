@@ -173,7 +173,10 @@ fn check_document(name: &str) -> Vec<String> {
             let diagnostics = name.ends_with("diagnostics.md");
             let code = marked(b, "expect").or_else(|| {
                 b.heading.strip_prefix("### ").and_then(|h| h.split(':').next()).filter(|c| {
-                    diagnostics && c.len() == 5 && c.starts_with(['E', 'W', 'N']) && c[1..].chars().all(|d| d.is_ascii_digit())
+                    diagnostics
+                        && c.len() == 5
+                        && c.starts_with(['E', 'W', 'N'])
+                        && c[1..].chars().all(|d| d.is_ascii_digit())
                 })
             });
             // The arguments of a `bloomc check FILE ARGS` line in the next block under the

@@ -130,7 +130,8 @@ fn a_coordinator_of_nodes_started_by_hand_starts_the_sequencer_where_the_cluster
         assert!(std::time::Instant::now() < deadline, "the sequencer never listened on {sequencer}");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let refusal = bloomc_runtime::wire::decode::<bloomc_runtime::wire::Welcome>(answer.get(4..).unwrap_or_default(), 4096);
+    let refusal =
+        bloomc_runtime::wire::decode::<bloomc_runtime::wire::Welcome>(answer.get(4..).unwrap_or_default(), 4096);
     assert!(matches!(&refusal, Ok(bloomc_runtime::wire::Welcome::Refused(r)) if r == "bad token"), "{refusal:?}");
     let nodes: Vec<_> = ["src[0]", "src[1]", "sink[0]", "sink[1]"]
         .iter()

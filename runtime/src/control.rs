@@ -109,9 +109,7 @@ impl Remote {
         let (conn, welcome) = loop {
             match remote.handshake(&state.rt) {
                 Ok(x) => break x,
-                Err(Failure::Refused(r)) => {
-                    return Err(format!("the {who} at {coordinator} refused this node: {r}"))
-                }
+                Err(Failure::Refused(r)) => return Err(format!("the {who} at {coordinator} refused this node: {r}")),
                 Err(Failure::Unreachable(e)) if Instant::now() > deadline => {
                     return Err(format!("cannot reach the {who} at {coordinator} within {patience:?}: {e}"))
                 }

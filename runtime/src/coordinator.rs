@@ -219,7 +219,9 @@ impl Coordinator {
                 }
             }
             // Positions come from the ordering service, which the welcome named.
-            Call::Position { .. } => Reply::Abort("the coordinator gives no positions: ask the ordering service".to_string()),
+            Call::Position { .. } => {
+                Reply::Abort("the coordinator gives no positions: ask the ordering service".to_string())
+            }
             Call::Idle(counters) => {
                 let (over, round) = lock(&self.rounds).idle(me, counters);
                 Reply::Idle { over, round }

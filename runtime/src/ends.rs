@@ -79,8 +79,9 @@ pub(crate) fn finite_groups(s: &System) -> BTreeSet<GroupId> {
 /// end of their stream) need: they and every group upstream of them wait for their senders'
 /// ends and tell theirs downstream. `None` for a node that takes no part.
 pub(crate) fn plan(s: &System, plans: &[NodePlan], ending: &BTreeSet<GroupId>) -> Vec<Option<Ends>> {
-    let nodes_of =
-        |g: GroupId| -> Vec<usize> { (0..plans.len()).filter(|&i| plans.get(i).is_some_and(|n| n.group == Some(g))).collect() };
+    let nodes_of = |g: GroupId| -> Vec<usize> {
+        (0..plans.len()).filter(|&i| plans.get(i).is_some_and(|n| n.group == Some(g))).collect()
+    };
     // The groups that take part: `ending` and, transitively, every group that sends to one.
     let mut part: BTreeSet<GroupId> = ending.clone();
     let mut queue: Vec<GroupId> = ending.iter().copied().collect();

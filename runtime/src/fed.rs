@@ -60,7 +60,8 @@ pub(crate) fn fed_reads(
     holds
         .filter(|h| h.stream.group == group)
         .filter_map(|h| {
-            let sealed = h.until.filter(|u| u.group == group && sealed_feeds.iter().any(|(c, _)| *c == u.collection))?;
+            let sealed =
+                h.until.filter(|u| u.group == group && sealed_feeds.iter().any(|(c, _)| *c == u.collection))?;
             Some((h.stream.collection, sealed.collection, h.columns.clone()))
         })
         .collect()

@@ -348,12 +348,7 @@ pub fn run_node(
 
 /// Node `me`'s share of a network's plan: the first plan of its group, and its part of the
 /// seal plan (taken out of it), with the reads it holds for a sealed input it holds.
-fn share(
-    plans: &[NodePlan],
-    me: usize,
-    plan: &mut crate::seal::SealPlan,
-    reads: &[ReadHold],
-) -> (usize, Seals) {
+fn share(plans: &[NodePlan], me: usize, plan: &mut crate::seal::SealPlan, reads: &[ReadHold]) -> (usize, Seals) {
     let crate::seal::SealPlan { punctuations, holds, ends } = plan;
     let group = plans.get(me).and_then(|x| x.group);
     let first = plans.iter().position(|x| x.group == group).unwrap_or(me);

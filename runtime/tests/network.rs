@@ -206,7 +206,10 @@ fn a_producer_that_receives_messages_punctuates_once_its_senders_ended() {
 fn a_producer_on_a_cycle_of_wires_that_is_no_copy_cannot_punctuate() {
     // The consumer's maxima go back to the tallies: they may always receive more.
     let cyclic = COUNTED
-        .replace("  input gen(k: int, v: int);\n  output total", "  input gen(k: int, v: int);\n  input back(k: int, n: int);\n  output total")
+        .replace(
+            "  input gen(k: int, v: int);\n  output total",
+            "  input gen(k: int, v: int);\n  input back(k: int, n: int);\n  output total",
+        )
         .replace("  best.total sealed on (k);", "  best.best -> tally.back broadcast;\n  best.total sealed on (k);");
     let c = compile("network.bl", cyclic.as_bytes(), &[]);
     assert!(!c.has_errors(), "the test program compiles");

@@ -3,8 +3,8 @@
 //! Prints one line per output stream with its label and the coordination each hazard needs
 //! (or JSON, or DOT), and diagnostics at the nonmonotonic statements on stderr.
 
+use super::args::{Format, ProgramArgs};
 use super::common::{emit, read};
-use super::{Format, ProgramArgs};
 use bloomc_compiler::analysis::report::Analysis;
 use bloomc_compiler::diagnostic::Severity;
 use bloomc_compiler::{analyze_greybox, compile_with, render, Compilation};

@@ -1,7 +1,7 @@
 //! `bloomc check FILE`: compile and report; print nothing else on success but a summary.
 
+use super::args::{Format, ProgramArgs};
 use super::common::{emit, load, plural, report};
-use super::{Format, ProgramArgs};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]

@@ -1,6 +1,6 @@
 //! What every subcommand shares: reading the program file and printing diagnostics.
 
-use super::{Format, ProgramArgs};
+use super::args::{Format, ProgramArgs};
 use bloomc_compiler::diagnostic::{Diagnostic, Severity};
 use bloomc_compiler::{compile_with, render, Compilation};
 use std::io::IsTerminal;

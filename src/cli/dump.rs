@@ -1,8 +1,8 @@
 //! `bloomc dump ast|ir FILE`: print one compiler stage, for review and snapshot tests.
 
+use super::args::CoordinationArg;
+use super::args::ProgramArgs;
 use super::common::{emit, load, report};
-use super::run::CoordinationArg;
-use super::ProgramArgs;
 use clap::ValueEnum;
 use std::process::ExitCode;
 
@@ -41,9 +41,10 @@ impl Dump {
                 }
                 if let Some(p) = &c.program {
                     // File feeds are described from the program; they are read only by `run`.
-                    if super::network::is_network(p) {
+                    if super::coordination::is_network(p) {
                         // The program `bloomc run` runs by default: rewritten for `--coordination auto`.
-                        let (_, rewritten) = super::network::rewritten(p, c.analysis.as_ref(), CoordinationArg::Auto)?;
+                        let (_, rewritten) =
+                            super::coordination::rewritten(p, c.analysis.as_ref(), CoordinationArg::Auto)?;
                         let p = &rewritten;
                         let plans = bloomc_runtime::plan::network_without_files(p)?;
                         emit(&bloomc_runtime::network::describe_coordination(p, &plans)?);

@@ -4,9 +4,10 @@
 //! replicas that disagree behind their sequencer, is an analysis error: exit code 3, with
 //! the counterexample printed as a trace.
 
+use super::args::CoordinationArg;
+use super::args::ProgramArgs;
 use super::common::{emit, load, report};
-use super::run::{read_inputs, CoordinationArg, Inputs};
-use super::ProgramArgs;
+use super::io::{read_inputs, Inputs};
 use bloomc_compiler::analysis::labels::Label;
 use bloomc_compiler::ir::Program;
 use bloomc_runtime::sim::explore::{explore, replay, Exploration, Observed, Options, ScheduleId};
@@ -20,7 +21,7 @@ pub struct Explore {
     #[command(flatten)]
     program: ProgramArgs,
     /// Feed an input interface from a CSV or JSON-lines file: `--input click=clicks.csv`.
-    #[arg(long = "input", value_name = "INPUT=PATH", value_parser = super::parse_set)]
+    #[arg(long = "input", value_name = "INPUT=PATH", value_parser = super::args::parse_set)]
     inputs: Vec<(String, String)>,
     /// Random schedules to run (and an eighth as many complete-input runs, 8 to 200).
     #[arg(long, default_value_t = 200)]
@@ -49,7 +50,7 @@ pub struct Explore {
     #[arg(long)]
     skip_bad_rows: bool,
     #[command(flatten)]
-    limits: super::InputLimits,
+    limits: super::args::InputLimits,
 }
 
 impl Explore {
@@ -76,7 +77,7 @@ impl Explore {
             None => vec![bloomc_runtime::plan::plan(p, &files)?],
         };
         let original = p;
-        let (inserted, rewritten) = super::network::rewritten(p, c.analysis.as_ref(), self.coordination)?;
+        let (inserted, rewritten) = super::coordination::rewritten(p, c.analysis.as_ref(), self.coordination)?;
         let p = &rewritten;
         let setup = bloomc_runtime::sim::setup(p, plans.clone(), c.analysis.as_ref(), self.max_ticks)?;
         if let Some(id) = &self.replay {
@@ -109,7 +110,7 @@ impl Explore {
             without.as_ref(),
             &labels,
             &options,
-            &super::network::describe(original, self.coordination, &inserted),
+            &super::coordination::describe(original, self.coordination, &inserted),
         );
         emit(&text);
         Ok(if unsound > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })

@@ -2,7 +2,7 @@
 //! layout-rs from the same DOT that `analyze --format dot` prints.
 
 use super::analyze::run_analysis;
-use super::ProgramArgs;
+use super::args::ProgramArgs;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]

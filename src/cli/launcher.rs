@@ -11,8 +11,8 @@
 //! listened on. The journals live in a directory made for the run, private (0700) and with an
 //! unpredictable name, removed when the launcher ends.
 
-use super::cluster::{log, Given, CLUSTER_VAR};
-use super::run::Run;
+use super::args::Run;
+use super::clusterfile::{log, Given, CLUSTER_VAR};
 use bloomc_runtime::coordinator::{serve, CoordinatorConfig, Exited, SEQUENCER};
 use bloomc_runtime::network::{NetworkOptions, NetworkResult};
 use bloomc_runtime::plan::NodePlan;
@@ -82,11 +82,11 @@ pub fn launch(
         for (stream, cols) in &run.program.seal {
             cmd.arg("--seal").arg(format!("{stream}={}", cols.join(",")));
         }
-        if run.program.allow.contains(&super::Allow::Nondeterminism) {
+        if run.program.allow.contains(&super::args::Allow::Nondeterminism) {
             cmd.args(["--allow", "nondeterminism"]);
         }
         cmd.arg("--batch").arg(run.batch.to_string());
-        cmd.arg("--coordination").arg(super::network::strategy(run.coordination).as_str());
+        cmd.arg("--coordination").arg(super::coordination::strategy(run.coordination).as_str());
         cmd.arg("--max-input-bytes").arg(run.limits.max_input_bytes.to_string());
         cmd.arg("--max-field-bytes").arg(run.limits.max_field_bytes.to_string());
         if run.skip_bad_rows {

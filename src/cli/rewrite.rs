@@ -4,9 +4,9 @@
 //! and `hold` items at the end of the system. The output passes `bloomc check`, and
 //! `bloomc run OUT --coordination none` runs what `bloomc run FILE --coordination ..` runs.
 
+use super::args::CoordinationArg;
+use super::args::{Format, ProgramArgs};
 use super::common::{emit, load, report};
-use super::run::CoordinationArg;
-use super::{Format, ProgramArgs};
 use bloomc_compiler::rewrite::text::{render, Compiled};
 use std::process::ExitCode;
 
@@ -30,10 +30,10 @@ impl Rewrite {
         let (Some(p), 0) = (c.program.as_ref(), errors) else {
             return Ok(ExitCode::from(1));
         };
-        let (inserted, _) = super::network::rewritten(p, c.analysis.as_ref(), self.coordination)?;
+        let (inserted, _) = super::coordination::rewritten(p, c.analysis.as_ref(), self.coordination)?;
         let (id, tree) = c.files.first().ok_or("internal error: no program file")?;
         let compiled = Compiled { sources: &c.sources, file: (*id, tree), program: p, analysis: c.analysis.as_ref() };
-        let text = render(&compiled, &inserted, super::network::strategy(self.coordination))?;
+        let text = render(&compiled, &inserted, super::coordination::strategy(self.coordination))?;
         emit(&text);
         Ok(ExitCode::SUCCESS)
     }

@@ -1,114 +1,13 @@
 //! `bloomc run FILE`: compile, then run the program's node on timely/differential dataflow
 //! until it is quiescent; print each output's facts (or write them to files) and a summary.
 
-use super::common::{emit, load, report};
-use super::ProgramArgs;
-use bloomc_compiler::ir::{FeedSource, Program};
+use super::args::{CoordinationArg, Run};
+use super::common::{load, report};
+use super::io::{print_output, read_inputs, write_csv, Inputs};
 use bloomc_grammar::ast::CollectionKind;
-use bloomc_runtime::run::{run, RunOptions, RunResult};
-use bloomc_runtime::value::{show, Row};
+use bloomc_runtime::run::{run, RunOptions};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-
-#[derive(clap::Args)]
-pub struct Run {
-    #[command(flatten)]
-    pub(crate) program: ProgramArgs,
-    /// Timely worker threads for the node, 1 to 1024 (results are identical for any count).
-    #[arg(long, short = 'w', default_value_t = 1, value_parser = super::parse_workers)]
-    pub(crate) workers: usize,
-    /// Stop after this many ticks even if the node has not become quiescent.
-    #[arg(long, default_value_t = 100_000)]
-    pub(crate) max_ticks: u64,
-    /// Print every output's contents at every tick where they changed, not only the facts.
-    #[arg(long)]
-    pub(crate) per_tick: bool,
-    /// How many facts of each output to print: `all`, or a number. Default: all on one
-    /// node; in a network the first 5 of each node's output, with the count of the rest
-    /// (`--output` writes every fact to a file either way).
-    #[arg(long, value_name = "all|N", value_parser = super::parse_show)]
-    pub(crate) show: Option<super::Show>,
-    /// Feed an input interface from a CSV or JSON-lines file (`-` for standard input):
-    /// `--input click=clicks.csv`. Replaces the program's feeds of that input.
-    #[arg(long = "input", value_name = "INPUT=PATH", value_parser = super::parse_set)]
-    pub(crate) inputs: Vec<(String, String)>,
-    /// Rows of a file input per tick (1 to 1,000,000).
-    #[arg(long, default_value_t = 1000, value_parser = super::parse_batch)]
-    pub(crate) batch: usize,
-    #[command(flatten)]
-    pub(crate) limits: super::InputLimits,
-    /// Skip malformed input rows (and report how many) instead of stopping at the first.
-    #[arg(long)]
-    pub(crate) skip_bad_rows: bool,
-    /// Write an output's facts to a CSV file instead of standard output: `--output
-    /// response=out.csv`; in a network, name the node too: `--output analyst.result=out.csv`.
-    #[arg(long = "output", value_name = "OUTPUT=PATH", value_parser = super::parse_set)]
-    pub(crate) outputs: Vec<(String, String)>,
-    /// Coordination between the nodes of a network, which the rewriter inserts into the
-    /// program before it runs (`bloomc rewrite` prints the result): `auto` (what the analysis
-    /// chose: seals where it chose a declared seal, order at replicated groups where it chose
-    /// order); `none` (the program runs as written, with only its own `order`, `punctuate`
-    /// and `hold` items); `order` (a sequencer in front of every replicated group, so every
-    /// replica processes the same batches in the same order); or `seal` (every seal enforced:
-    /// producers punctuate, consumers hold each seal key's facts until all its producers have
-    /// sealed it).
-    #[arg(long, value_enum, default_value_t = CoordinationArg::Auto)]
-    pub(crate) coordination: CoordinationArg,
-    /// Measure the latency of answers in a network: `--latency request=result` pairs each
-    /// fact a node's output `request` emits with the first fact its output `result` emits
-    /// with the same first column (a question id), and reports the time between them.
-    #[arg(long, value_name = "QUESTION=ANSWER", value_parser = super::parse_set)]
-    pub(crate) latency: Option<(String, String)>,
-    /// Write the run report as JSON to this file (see `src/cli/summary.rs` for the fields).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) summary_json: Option<String>,
-    /// Timely's cluster flags after `--`, to span the node over processes:
-    /// `bloomc run prog.bl -- -n 2 -p 0 -h hosts.txt` (process 0 prints the outputs).
-    #[arg(last = true, value_name = "TIMELY_FLAGS")]
-    pub(crate) cluster: Vec<String>,
-    /// Run a network with one OS process per node instance (`bloomc node`), on loopback,
-    /// supervised by this process, the coordinator (nodes send facts straight to each other).
-    #[arg(long)]
-    pub(crate) processes: bool,
-    /// Be the coordinator of the cluster this file describes (see `bloomc node`): with
-    /// `--processes`, start the nodes here; without, wait for them to connect.
-    #[arg(long = "cluster", value_name = "CLUSTER.toml")]
-    pub(crate) cluster_file: Option<std::path::PathBuf>,
-    /// With `--processes`: every node delays each data frame it sends by this many
-    /// milliseconds, and each request to the ordering service by twice as many (0 to
-    /// 10,000), a model of a datacenter network for experiments.
-    #[arg(long, value_name = "MS", value_parser = super::parse_link_delay)]
-    pub(crate) link_delay_ms: Option<u64>,
-    /// Across processes, the ordering service of sequenced replicated groups: `embedded`
-    /// (`bloomc sequencer`, which the coordinator starts; the default) or `zookeeper://HOST:PORT` (Apache ZooKeeper). Also
-    /// `order_service` in the cluster file.
-    #[arg(long, value_name = "SERVICE", value_parser = super::parse_order_service)]
-    pub(crate) order_service: Option<super::OrderServiceArg>,
-    /// Across processes: a node whose process dies before the run is over comes back. With
-    /// `--processes` the launcher starts it again (at most 10 times a node), each node keeping
-    /// a journal in a private directory it makes, and the node recovers by replay; with only
-    /// `--cluster`, the coordinator admits a node's new process once the old one is gone
-    /// (start it with the same `bloomc node --journal DIR`).
-    #[arg(long)]
-    pub(crate) restart: bool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CoordinationArg {
-    Auto,
-    None,
-    Order,
-    Seal,
-}
-
-/// What `read_inputs` needs of the command line.
-pub(crate) struct Inputs<'a> {
-    pub(crate) program: &'a ProgramArgs,
-    pub(crate) inputs: &'a [(String, String)],
-    pub(crate) batch: usize,
-    pub(crate) skip_bad_rows: bool,
-    pub(crate) limits: super::InputLimits,
-}
 
 impl Run {
     fn inputs(&self) -> Inputs<'_> {
@@ -122,62 +21,6 @@ impl Run {
     }
 }
 
-/// The rows read for each input fed from a file, with the rows per tick.
-pub(crate) type Files = Vec<(bloomc_compiler::ir::CollectionId, Vec<Row>, usize)>;
-
-/// Reads the file feeds of the program and the `--input` files; returns them and the number
-/// of bad rows skipped.
-pub(crate) fn read_inputs(run: &Inputs<'_>, p: &Program) -> Result<(Files, usize), String> {
-    let base = run.program.file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-    let mut wanted: Vec<(bloomc_compiler::ir::CollectionId, String)> = Vec::new();
-    if let Some(s) = &p.system {
-        for f in &s.feeds {
-            if let FeedSource::File { path } = &f.source {
-                let full = if path == "-" { path.clone() } else { base.join(path).display().to_string() };
-                wanted.push((f.to.collection, full));
-            }
-        }
-    }
-    for (name, path) in run.inputs {
-        // `--input` names an input of the node's own module.
-        let module = bloomc_runtime::plan::plan_without_files(p)?.module;
-        let node_inputs: Vec<&bloomc_compiler::ir::Collection> =
-            p.collections.iter().filter(|c| c.kind == CollectionKind::Input && c.module == module).collect();
-        let Some(c) = node_inputs.iter().find(|c| c.name == *name) else {
-            let names: Vec<&str> = node_inputs.iter().map(|c| c.name.as_str()).collect();
-            return Err(format!(
-                "`--input {name}`: no input interface `{name}` (the inputs are: {})",
-                names.join(", ")
-            ));
-        };
-        wanted.retain(|(x, _)| *x != c.id);
-        wanted.push((c.id, path.clone()));
-    }
-    // Standard input can be read once: a second `-` would silently get nothing.
-    let stdin: Vec<&str> = wanted
-        .iter()
-        .filter(|(_, path)| path == "-")
-        .filter_map(|(c, _)| p.collection(*c).map(|x| x.name.as_str()))
-        .collect();
-    if let [first, second, ..] = stdin.as_slice() {
-        return Err(format!(
-            "inputs `{first}` and `{second}` both read standard input (`-`), which can be read once: give all but one of them a file"
-        ));
-    }
-    let mut files = Vec::new();
-    let mut skipped = 0;
-    for (c, path) in wanted {
-        let schema = p.collection(c).ok_or("unknown input")?;
-        let read = bloomc_runtime::input::read(&path, schema, run.skip_bad_rows, run.limits.limits())?;
-        for bad in &read.bad {
-            eprintln!("skipped: {bad}");
-        }
-        skipped += read.bad.len();
-        files.push((c, read.rows, run.batch));
-    }
-    Ok((files, skipped))
-}
-
 impl Run {
     pub fn run(self) -> Result<ExitCode, String> {
         let c = load(&self.program)?;
@@ -189,7 +32,7 @@ impl Run {
         if self.workers == 0 {
             return Err("`--workers` must be at least 1".to_string());
         }
-        if super::network::is_network(p) {
+        if super::coordination::is_network(p) {
             // Options of a one-node run that a network does not take yet are refused, not ignored.
             let unsupported = [
                 (self.workers > 1, "--workers above 1"),
@@ -202,7 +45,7 @@ impl Run {
                 ));
             }
             let (files, skipped) = read_inputs(&self.inputs(), p)?;
-            let digest = super::cluster::program_digest(&c, self.batch, self.skip_bad_rows, self.coordination);
+            let digest = super::clusterfile::program_digest(&c, self.batch, self.skip_bad_rows, self.coordination);
             return super::network::run_network(&self, p, c.analysis.as_ref(), &files, skipped, digest);
         }
         if self.latency.is_some() {
@@ -266,7 +109,7 @@ impl Run {
                 write_csv(path, &result, name)?;
                 continue;
             }
-            print_output(name, &result, name, self.per_tick, self.show.and_then(super::Show::limit));
+            print_output(name, &result, name, self.per_tick, self.show.and_then(super::args::Show::limit));
         }
         if let (Some(path), true) = (&self.summary_json, result.gathered) {
             let outputs =
@@ -302,43 +145,6 @@ impl Run {
 
 /// Prints one output's facts, each line named `label`: every fact emitted during the run
 /// (outputs are per-tick events), or with `per_tick` the contents at each tick they changed.
-/// Writes the facts output `name` of `result` emitted to the CSV file `path`.
-pub(crate) fn write_csv(path: &str, result: &RunResult, name: &str) -> Result<(), String> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| format!("cannot write `{path}`: {e}"))?;
-    for row in result.all_facts(name) {
-        w.write_record(row.iter().map(ToString::to_string)).map_err(|e| format!("cannot write `{path}`: {e}"))?;
-    }
-    w.flush().map_err(|e| format!("cannot write `{path}`: {e}"))
-}
-
-/// Prints output `name` of `result` as `label`: every fact emitted, or with `per_tick` the
-/// contents at each tick they changed; at most `limit` facts of each block, then how many
-/// were left out.
-pub(crate) fn print_output(label: &str, result: &RunResult, name: &str, per_tick: bool, limit: Option<usize>) {
-    let block = |rows: &BTreeSet<Row>| {
-        let shown = limit.unwrap_or(usize::MAX).min(rows.len());
-        for row in rows.iter().take(shown) {
-            emit(&format!("{label}({})\n", show(row)));
-        }
-        if shown < rows.len() {
-            emit(&format!(
-                "... and {} more facts of {label} (`--show all` prints them, `--output` writes them to a file)\n",
-                rows.len() - shown
-            ));
-        }
-    };
-    if per_tick {
-        for (t, rows) in result.by_tick(name) {
-            emit(&format!("-- {label} at tick {t}: {} facts\n", rows.len()));
-            block(&rows);
-        }
-    } else {
-        let rows = result.all_facts(name);
-        emit(&format!("-- {label}: {} facts emitted\n", rows.len()));
-        block(&rows);
-    }
-}
-
 /// The process's peak resident memory, from `/proc/self/status` (Linux); "unknown" elsewhere.
 fn peak_memory() -> String {
     std::fs::read_to_string("/proc/self/status")

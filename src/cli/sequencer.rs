@@ -4,7 +4,7 @@
 //! no ZooKeeper; it is not meant to be started by hand. Its first line on standard output
 //! says where it listens, which the coordinator tells the nodes.
 
-use super::cluster::{watch_stdin, ClusterFile, CLUSTER_VAR};
+use super::clusterfile::{watch_stdin, ClusterFile, CLUSTER_VAR};
 use bloomc_runtime::order::sequencer::{serve, SequencerConfig};
 use std::io::Write;
 use std::path::PathBuf;

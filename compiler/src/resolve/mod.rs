@@ -10,7 +10,6 @@ mod expr;
 mod query;
 mod system;
 
-
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{Collection, CollectionId, Column, Module, ModuleId, Param, Program, Rule, Type, Value};
 use bloomc_grammar::ast::{self, CollectionKind};

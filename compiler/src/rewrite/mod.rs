@@ -104,7 +104,10 @@ pub fn with_seals(p: &Program, analysis: Option<&Analysis>) -> Program {
     s.seals = seals
         .into_iter()
         .map(|(stream, columns)| {
-            let span = declared.iter().find(|d| d.stream == stream && d.columns == columns).map_or_else(Span::default, |d| d.span);
+            let span = declared
+                .iter()
+                .find(|d| d.stream == stream && d.columns == columns)
+                .map_or_else(Span::default, |d| d.span);
             Seal { stream, columns, span }
         })
         .collect();

@@ -31,7 +31,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-
 /// A replicated group whose batches are ordered: its first node, instance count and name.
 struct Sequenced {
     first: usize,
@@ -295,7 +294,9 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
 /// the coordinator chose).
 fn ordering(at: &OrderAt, run: u64, hello: &Hello, max_frame: usize) -> Result<Box<dyn OrderService>, String> {
     Ok(match at {
-        OrderAt::None => return Err("this node orders batches, and the coordinator named no ordering service".to_string()),
+        OrderAt::None => {
+            return Err("this node orders batches, and the coordinator named no ordering service".to_string())
+        }
         OrderAt::Sequencer(addr) => {
             let mut hello = hello.clone();
             hello.listen = String::new();
