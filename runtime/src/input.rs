@@ -70,6 +70,19 @@ fn from_json(v: &serde_json::Value, ty: Type) -> Option<Value> {
 /// Reads `path` (`-` for standard input) as rows of `schema`. JSON lines when the path ends
 /// in `.jsonl` or `.json`; CSV otherwise (a first line equal to the column names is a header).
 pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool, limits: Limits) -> Result<ReadRows, String> {
+    let (name, text) = load(path, limits)?;
+    let mut r = Reading { name, schema, limits, skip_bad_rows, out: ReadRows { rows: Vec::new(), bad: Vec::new() } };
+    if path.ends_with(".jsonl") || path.ends_with(".json") {
+        r.json(&text)?;
+    } else {
+        r.csv(&text)?;
+    }
+    Ok(r.out)
+}
+
+/// The text of `path` (`-` for standard input) and the name errors give it: at most
+/// `limits.file_bytes` bytes of UTF-8.
+fn load(path: &str, limits: Limits) -> Result<(String, String), String> {
     let name = if path == "-" { "<stdin>".to_string() } else { path.to_string() };
     let source: Box<dyn Read> = if path == "-" {
         Box::new(std::io::stdin())
@@ -97,142 +110,137 @@ pub fn read(path: &str, schema: &Collection, skip_bad_rows: bool, limits: Limits
             e.utf8_error().valid_up_to()
         )
     })?;
-    let too_long = |len: usize| {
-        format!(
-            "a field of {len} bytes, over the limit of {} bytes: raise it with `--max-field-bytes N`",
-            limits.field_bytes
-        )
-    };
-    let json = path.ends_with(".jsonl") || path.ends_with(".json");
-    let mut out = ReadRows { rows: Vec::new(), bad: Vec::new() };
-    let reject = |bad: BadRow, out: &mut ReadRows| -> Result<(), String> {
-        if skip_bad_rows {
-            out.bad.push(bad);
+    Ok((name, text))
+}
+
+/// One file being read into rows of `schema`.
+struct Reading<'a> {
+    name: String,
+    schema: &'a Collection,
+    limits: Limits,
+    skip_bad_rows: bool,
+    out: ReadRows,
+}
+
+impl Reading<'_> {
+    /// A bad row: counted with `--skip-bad-rows`, else the error that stops the read.
+    fn reject(&mut self, bad: BadRow) -> Result<(), String> {
+        if self.skip_bad_rows {
+            self.out.bad.push(bad);
             Ok(())
         } else {
             Err(format!("{bad}\n(pass --skip-bad-rows to skip malformed rows and count them)"))
         }
-    };
-    let cols = &schema.columns;
-    if json {
+    }
+
+    fn bad(&self, line: u64, column: usize, message: String) -> BadRow {
+        BadRow { file: self.name.clone(), line, column, message }
+    }
+
+    fn too_long(&self, len: usize) -> String {
+        format!(
+            "a field of {len} bytes, over the limit of {} bytes: raise it with `--max-field-bytes N`",
+            self.limits.field_bytes
+        )
+    }
+
+    /// JSON lines: an object with the column names as keys, or an array of the values.
+    fn json(&mut self, text: &str) -> Result<(), String> {
         for (i, line) in text.lines().enumerate() {
             let line_no = i as u64 + 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let value: serde_json::Value = match serde_json::from_str(line) {
-                Ok(v) => v,
-                Err(e) => {
-                    reject(
-                        BadRow {
-                            file: name.clone(),
-                            line: line_no,
-                            column: e.column(),
-                            message: format!("malformed JSON: {e}"),
-                        },
-                        &mut out,
-                    )?;
-                    continue;
-                }
+            let row = match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(value) => self.json_row(line_no, &value),
+                Err(e) => Err(self.bad(line_no, e.column(), format!("malformed JSON: {e}"))),
             };
-            let fields: Vec<Option<&serde_json::Value>> = match &value {
-                serde_json::Value::Object(m) => cols.iter().map(|c| m.get(&c.name)).collect(),
-                serde_json::Value::Array(a) if a.len() == cols.len() => a.iter().map(Some).collect(),
-                _ => {
-                    let message = format!(
-                        "expected an object with keys {} or an array of {} values",
-                        schema.schema(),
-                        cols.len()
-                    );
-                    reject(BadRow { file: name.clone(), line: line_no, column: 0, message }, &mut out)?;
-                    continue;
-                }
-            };
-            let mut row = Row::new();
-            let mut bad = None;
-            for (k, (col, v)) in cols.iter().zip(fields).enumerate() {
-                if let Some(len) =
-                    v.and_then(serde_json::Value::as_str).map(str::len).filter(|n| *n > limits.field_bytes)
-                {
-                    bad = Some(BadRow { file: name.clone(), line: line_no, column: k + 1, message: too_long(len) });
-                    break;
-                }
-                match v.and_then(|v| from_json(v, col.ty)) {
-                    Some(x) => row.push(x),
-                    None => {
-                        bad = Some(BadRow {
-                            file: name.clone(),
-                            line: line_no,
-                            column: k + 1,
-                            message: format!(
-                                "`{}` needs {} value",
-                                col.name,
-                                match col.ty {
-                                    Type::Int => "an int",
-                                    Type::Float => "a float",
-                                    Type::String => "a string",
-                                    Type::Bool => "a bool",
-                                }
-                            ),
-                        });
-                        break;
-                    }
-                }
-            }
-            match bad {
-                Some(b) => reject(b, &mut out)?,
-                None => out.rows.push(row),
+            match row {
+                Ok(row) => self.out.rows.push(row),
+                Err(bad) => self.reject(bad)?,
             }
         }
-        return Ok(out);
+        Ok(())
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
-    for (i, record) in reader.records().enumerate() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(i as u64 + 1, |p| p.line());
-                reject(
-                    BadRow { file: name.clone(), line, column: 0, message: format!("malformed CSV: {e}") },
-                    &mut out,
-                )?;
-                continue;
+
+    fn json_row(&self, line_no: u64, value: &serde_json::Value) -> Result<Row, BadRow> {
+        let cols = &self.schema.columns;
+        let fields: Vec<Option<&serde_json::Value>> = match value {
+            serde_json::Value::Object(m) => cols.iter().map(|c| m.get(&c.name)).collect(),
+            serde_json::Value::Array(a) if a.len() == cols.len() => a.iter().map(Some).collect(),
+            _ => {
+                let message = format!(
+                    "expected an object with keys {} or an array of {} values",
+                    self.schema.schema(),
+                    cols.len()
+                );
+                return Err(self.bad(line_no, 0, message));
             }
         };
-        let line = record.position().map_or(i as u64 + 1, |p| p.line());
-        if i == 0 && record.iter().map(str::trim).eq(cols.iter().map(|c| c.name.as_str())) {
-            continue;
+        let mut row = Row::new();
+        for (k, (col, v)) in cols.iter().zip(fields).enumerate() {
+            if let Some(len) =
+                v.and_then(serde_json::Value::as_str).map(str::len).filter(|n| *n > self.limits.field_bytes)
+            {
+                return Err(self.bad(line_no, k + 1, self.too_long(len)));
+            }
+            let Some(x) = v.and_then(|v| from_json(v, col.ty)) else {
+                let ty = match col.ty {
+                    Type::Int => "an int",
+                    Type::Float => "a float",
+                    Type::String => "a string",
+                    Type::Bool => "a bool",
+                };
+                return Err(self.bad(line_no, k + 1, format!("`{}` needs {ty} value", col.name)));
+            };
+            row.push(x);
         }
+        Ok(row)
+    }
+
+    /// CSV: a first line equal to the column names is a header.
+    fn csv(&mut self, text: &str) -> Result<(), String> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+        for (i, record) in reader.records().enumerate() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map_or(i as u64 + 1, |p| p.line());
+                    let bad = self.bad(line, 0, format!("malformed CSV: {e}"));
+                    self.reject(bad)?;
+                    continue;
+                }
+            };
+            let line = record.position().map_or(i as u64 + 1, |p| p.line());
+            let cols = &self.schema.columns;
+            if i == 0 && record.iter().map(str::trim).eq(cols.iter().map(|c| c.name.as_str())) {
+                continue;
+            }
+            match self.csv_row(line, &record) {
+                Ok(row) => self.out.rows.push(row),
+                Err(bad) => self.reject(bad)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn csv_row(&self, line: u64, record: &csv::StringRecord) -> Result<Row, BadRow> {
+        let (schema, cols) = (self.schema, &self.schema.columns);
         if record.len() != cols.len() {
             let message =
                 format!("{} fields, but `{}{}` has {} columns", record.len(), schema.name, schema.schema(), cols.len());
-            reject(BadRow { file: name.clone(), line, column: 0, message }, &mut out)?;
-            continue;
+            return Err(self.bad(line, 0, message));
         }
         let mut row = Row::new();
-        let mut bad = None;
         for (k, (field, col)) in record.iter().zip(cols).enumerate() {
-            if field.len() > limits.field_bytes {
-                bad = Some(BadRow { file: name.clone(), line, column: k + 1, message: too_long(field.len()) });
-                break;
+            if field.len() > self.limits.field_bytes {
+                return Err(self.bad(line, k + 1, self.too_long(field.len())));
             }
             match parse(field, col.ty) {
                 Ok(v) => row.push(v),
-                Err(why) => {
-                    bad = Some(BadRow {
-                        file: name.clone(),
-                        line,
-                        column: k + 1,
-                        message: format!("column `{}`: {why}", col.name),
-                    });
-                    break;
-                }
+                Err(why) => return Err(self.bad(line, k + 1, format!("column `{}`: {why}", col.name))),
             }
         }
-        match bad {
-            Some(b) => reject(b, &mut out)?,
-            None => out.rows.push(row),
-        }
+        Ok(row)
     }
-    Ok(out)
 }

@@ -288,42 +288,10 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
                     p.collection_name(output)
                 )
             };
-            let module = p.module(group.module).ok_or("unknown module")?;
-            let rules: Vec<_> = module.rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.target == output).collect();
-            let [rule] = rules.as_slice() else {
-                return Err(why("is not written by exactly one rule (a producer must copy a generated feed)"));
-            };
-            let [atom] = rule.body.atoms.as_slice() else { return Err(why("joins collections")) };
-            if rule.op != MergeOp::Instant || rule.body.group_by.is_some() || !rule.body.antijoins.is_empty() {
-                return Err(why("is not a plain `<=` copy of its input"));
-            }
-            let mut source_cols = Vec::new();
-            for &c in &seal.columns {
-                match rule.body.head.get(c).map(|e| &e.kind) {
-                    Some(ExprKind::Col(col)) if col.atom == 0 => source_cols.push(col.column),
-                    _ => return Err(why("computes a sealed column instead of copying it from its feed")),
-                }
-            }
-            for node in nodes_of(w.from.group) {
-                let Some(plan) = plans.get(node) else { continue };
-                let feed = plan.feeds.iter().find(|f| f.input == atom.collection);
-                let Some(feed @ crate::plan::Feed { source: Source::Generate { .. }, .. }) = feed else {
-                    return Err(why("does not copy a generated feed"));
-                };
-                let last = crate::fed::last_ticks(std::iter::once(feed), plan.instance, &source_cols);
-                let mut at_tick: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
-                for (key, t) in &last {
-                    at_tick.entry(*t).or_default().push(key.clone());
-                }
+            let (input, source_cols) = copied_columns(p, group, output, &seal.columns, &why)?;
+            for (node, announce, at_tick) in ahead(plans, &nodes_of(w.from.group), input, &source_cols, &why)? {
                 if let Some(v) = out.get_mut(node) {
-                    v.push(Punctuations {
-                        to_first,
-                        to_count,
-                        input: seal.stream.collection,
-                        announce: last.keys().cloned().collect(),
-                        at_tick,
-                        at_end: None,
-                    });
+                    v.push(Punctuations { to_first, to_count, input: seal.stream.collection, announce, at_tick, at_end: None });
                 }
                 producers.insert(node);
             }
@@ -339,6 +307,63 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
     }
     let ends = crate::ends::plan(s, plans, &ending);
     Ok(SealPlan { punctuations: out, holds, ends })
+}
+
+/// The input a producer group copies onto `output` by one plain `<=` rule, and the
+/// positions in it of the sealed columns `cols` (which the rule copies, not computes); or
+/// why not (`why` words the reason).
+fn copied_columns(
+    p: &Program,
+    group: &bloomc_compiler::ir::NodeGroup,
+    output: CollectionId,
+    cols: &[usize],
+    why: &dyn Fn(&str) -> String,
+) -> Result<(CollectionId, Vec<usize>), String> {
+    let module = p.module(group.module).ok_or("unknown module")?;
+    let rules: Vec<_> = module.rules.iter().filter_map(|&r| p.rule(r)).filter(|r| r.target == output).collect();
+    let [rule] = rules.as_slice() else {
+        return Err(why("is not written by exactly one rule (a producer must copy a generated feed)"));
+    };
+    let [atom] = rule.body.atoms.as_slice() else { return Err(why("joins collections")) };
+    if rule.op != MergeOp::Instant || rule.body.group_by.is_some() || !rule.body.antijoins.is_empty() {
+        return Err(why("is not a plain `<=` copy of its input"));
+    }
+    let mut source_cols = Vec::new();
+    for &c in cols {
+        match rule.body.head.get(c).map(|e| &e.kind) {
+            Some(ExprKind::Col(col)) if col.atom == 0 => source_cols.push(col.column),
+            _ => return Err(why("computes a sealed column instead of copying it from its feed")),
+        }
+    }
+    Ok((atom.collection, source_cols))
+}
+
+/// For each producer node of `nodes`, which copies its generated feed of `input`: the keys
+/// (its feed's `source_cols`) it announces, and the keys to seal after each tick (the tick of
+/// each key's last row).
+#[allow(clippy::type_complexity)]
+fn ahead(
+    plans: &[NodePlan],
+    nodes: &[usize],
+    input: CollectionId,
+    source_cols: &[usize],
+    why: &dyn Fn(&str) -> String,
+) -> Result<Vec<(usize, Vec<Row>, BTreeMap<u64, Vec<Row>>)>, String> {
+    let mut out = Vec::new();
+    for &node in nodes {
+        let Some(plan) = plans.get(node) else { continue };
+        let feed = plan.feeds.iter().find(|f| f.input == input);
+        let Some(feed @ crate::plan::Feed { source: Source::Generate { .. }, .. }) = feed else {
+            return Err(why("does not copy a generated feed"));
+        };
+        let last = crate::fed::last_ticks(std::iter::once(feed), plan.instance, source_cols);
+        let mut at_tick: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
+        for (key, t) in &last {
+            at_tick.entry(*t).or_default().push(key.clone());
+        }
+        out.push((node, last.keys().cloned().collect(), at_tick));
+    }
+    Ok(out)
 }
 
 /// Whether every node of the producer group copies a generated feed onto `output`, keeping

@@ -4,8 +4,10 @@
 use super::args::{CoordinationArg, Run};
 use super::common::{load, report};
 use super::io::{print_output, read_inputs, write_csv, Inputs};
+use bloomc_compiler::ir::Program;
 use bloomc_grammar::ast::CollectionKind;
-use bloomc_runtime::run::{run, RunOptions};
+use bloomc_runtime::plan::NodePlan;
+use bloomc_runtime::run::{run, RunOptions, RunResult};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
@@ -33,21 +35,34 @@ impl Run {
             return Err("`--workers` must be at least 1".to_string());
         }
         if super::coordination::is_network(p) {
-            // Options of a one-node run that a network does not take yet are refused, not ignored.
-            let unsupported = [
-                (self.workers > 1, "--workers above 1"),
-                (!self.inputs.is_empty(), "--input"),
-                (!self.cluster.is_empty(), "timely cluster flags"),
-            ];
-            if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
-                return Err(format!(
-                    "{what}: not supported when the system has several nodes (each node runs one worker; inputs come from the system's feeds)"
-                ));
-            }
-            let (files, skipped) = read_inputs(&self.inputs(), p)?;
-            let digest = super::clusterfile::program_digest(&c, self.batch, self.skip_bad_rows, self.coordination);
-            return super::network::run_network(&self, p, c.analysis.as_ref(), &files, skipped, digest);
+            return self.network(&c, p);
         }
+        self.refuse_network_options(p)?;
+        let (plan, skipped) = self.plan_node(&c, p)?;
+        let result = self.execute(p, &plan)?;
+        self.print_node(p, &plan, &result, skipped)
+    }
+
+    /// A network: the options of a one-node run that it does not take are refused, not
+    /// ignored; then `network.rs` runs it.
+    fn network(&self, c: &bloomc_compiler::Compilation, p: &Program) -> Result<ExitCode, String> {
+        let unsupported = [
+            (self.workers > 1, "--workers above 1"),
+            (!self.inputs.is_empty(), "--input"),
+            (!self.cluster.is_empty(), "timely cluster flags"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
+            return Err(format!(
+                "{what}: not supported when the system has several nodes (each node runs one worker; inputs come from the system's feeds)"
+            ));
+        }
+        let (files, skipped) = read_inputs(&self.inputs(), p)?;
+        let digest = super::clusterfile::program_digest(c, self.batch, self.skip_bad_rows, self.coordination);
+        super::network::run_network(self, p, c.analysis.as_ref(), &files, skipped, digest)
+    }
+
+    /// One node: the options of a network are refused, not ignored.
+    fn refuse_network_options(&self, p: &Program) -> Result<(), String> {
         if self.latency.is_some() {
             return Err("`--latency` measures answers between the nodes of a network; this program runs on one node"
                 .to_string());
@@ -69,9 +84,15 @@ impl Run {
                     .to_string(),
             );
         }
+        Ok(())
+    }
+
+    /// The node's plan, its inputs read (`--input` replacing the program's generated feeds
+    /// of the same input), with the seals the analysis assumed on its feeds; and the number
+    /// of bad rows skipped.
+    fn plan_node(&self, c: &bloomc_compiler::Compilation, p: &Program) -> Result<(NodePlan, usize), String> {
         let (files, skipped) = read_inputs(&self.inputs(), p)?;
         let mut plan = bloomc_runtime::plan::plan(p, &files)?;
-        // `--input` replaces the program's generated feeds of the same input.
         let overridden: BTreeSet<_> = files.iter().map(|(c, _, _)| *c).collect();
         plan.feeds.retain(|f| {
             matches!(f.source, bloomc_runtime::plan::Source::Rows { .. }) || !overridden.contains(&f.input)
@@ -82,7 +103,12 @@ impl Run {
                 return Err(format!("`--output {name}`: node `{}` has no output interface `{name}`", plan.node_name));
             }
         }
-        // Progress only on a terminal: logs and pipes get the summary line alone.
+        Ok((plan, skipped))
+    }
+
+    /// Runs the node, with a progress bar on a terminal (logs and pipes get the summary
+    /// line alone).
+    fn execute(&self, p: &Program, plan: &NodePlan) -> Result<RunResult, String> {
         let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
             let bar = indicatif::ProgressBar::new(plan.feed_ticks().max(1));
             bar.set_style(
@@ -99,24 +125,29 @@ impl Run {
         });
         let options =
             RunOptions { workers: self.workers, max_ticks: self.max_ticks, cluster: self.cluster.clone(), progress };
-        let result = run(p, &plan, &options)?;
+        let result = run(p, plan, &options)?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        Ok(result)
+    }
+
+    /// Prints (or writes) the node's outputs, its `--summary-json` and its summary line.
+    fn print_node(&self, p: &Program, plan: &NodePlan, result: &RunResult, skipped: usize) -> Result<ExitCode, String> {
         let names: Vec<String> = if result.gathered { result.changes.keys().cloned().collect() } else { Vec::new() };
         for name in &names {
             if let Some((_, path)) = self.outputs.iter().find(|(n, _)| n == name) {
-                write_csv(path, &result, name)?;
+                write_csv(path, result, name)?;
                 continue;
             }
-            print_output(name, &result, name, self.per_tick, self.show.and_then(super::args::Show::limit));
+            print_output(name, result, name, self.per_tick, self.show.and_then(super::args::Show::limit));
         }
         if let (Some(path), true) = (&self.summary_json, result.gathered) {
             let outputs =
                 plan.collections(p, CollectionKind::Output).iter().map(|&o| p.collection_name(o).to_string()).collect();
             let node = super::summary::NodeSummary {
                 name: &plan.node_name,
-                result: &result,
+                result,
                 messages_in: 0,
                 messages_out: 0,
                 outputs,
@@ -138,13 +169,11 @@ impl Run {
             result.feed_errors,
             skipped
         );
-        super::summary::report_rejected(&plan.node_name, &result);
+        super::summary::report_rejected(&plan.node_name, result);
         Ok(if result.quiescent { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }
 }
 
-/// Prints one output's facts, each line named `label`: every fact emitted during the run
-/// (outputs are per-tick events), or with `per_tick` the contents at each tick they changed.
 /// The process's peak resident memory, from `/proc/self/status` (Linux); "unknown" elsewhere.
 fn peak_memory() -> String {
     std::fs::read_to_string("/proc/self/status")

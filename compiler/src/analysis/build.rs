@@ -146,51 +146,7 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<SealProblem>) {
                     span: Some(grp.span),
                 });
             }
-            let index = |group: crate::ir::GroupId, c: CollectionId, kind: CollectionKind| -> Option<usize> {
-                let grp = s.groups.get(group.index())?;
-                iface(grp.module).position(c, kind)
-            };
-            for w in &s.wires {
-                let (Some(output), Some(input)) = (
-                    index(w.from.group, w.from.collection, CollectionKind::Output),
-                    index(w.to.group, w.to.collection, CollectionKind::Input),
-                ) else {
-                    continue;
-                };
-                g.edges.push(Edge {
-                    producer: Producer::Output { component: w.from.group.index(), output },
-                    component: w.to.group.index(),
-                    input,
-                });
-            }
-            for f in &s.feeds {
-                if let Some(input) = index(f.to.group, f.to.collection, CollectionKind::Input) {
-                    g.edges.push(Edge { producer: Producer::External, component: f.to.group.index(), input });
-                }
-            }
-            for seal in &s.seals {
-                let Some(input) = index(seal.stream.group, seal.stream.collection, CollectionKind::Input) else {
-                    continue;
-                };
-                let coll = p.collection(seal.stream.collection);
-                let key = seal
-                    .columns
-                    .iter()
-                    .filter_map(|&i| coll.and_then(|c| c.columns.get(i)).map(|c| c.name.clone()))
-                    .collect();
-                g.seals.push(SealDecl { component: seal.stream.group.index(), input, key });
-            }
-            g.ordered = s.coordination.orders.iter().map(|o| o.group.index()).collect();
-            g.held = s
-                .coordination
-                .holds
-                .iter()
-                .filter(|h| h.until.is_none())
-                .filter_map(|h| {
-                    let input = index(h.stream.group, h.stream.collection, CollectionKind::Input)?;
-                    Some((h.stream.group.index(), input))
-                })
-                .collect();
+            connect(p, s, &iface, &mut g);
         }
         None => {
             for m in &p.modules {
@@ -213,6 +169,56 @@ pub fn graph(p: &Program, seal_args: &[SealArg]) -> (Graph, Vec<SealProblem>) {
     }
     let unmatched = apply_seal_args(&mut g, seal_args);
     (g, unmatched)
+}
+
+/// The edges of a system's component graph (its wires and feeds), its seals, and the
+/// coordination its operators already hold (`order G`, `hold G.I until sealed`).
+fn connect<'i>(p: &Program, s: &crate::ir::System, iface: &dyn Fn(ModuleId) -> &'i Interfaces, g: &mut Graph) {
+    let index = |group: crate::ir::GroupId, c: CollectionId, kind: CollectionKind| -> Option<usize> {
+        let grp = s.groups.get(group.index())?;
+        iface(grp.module).position(c, kind)
+    };
+    for w in &s.wires {
+        let (Some(output), Some(input)) = (
+            index(w.from.group, w.from.collection, CollectionKind::Output),
+            index(w.to.group, w.to.collection, CollectionKind::Input),
+        ) else {
+            continue;
+        };
+        g.edges.push(Edge {
+            producer: Producer::Output { component: w.from.group.index(), output },
+            component: w.to.group.index(),
+            input,
+        });
+    }
+    for f in &s.feeds {
+        if let Some(input) = index(f.to.group, f.to.collection, CollectionKind::Input) {
+            g.edges.push(Edge { producer: Producer::External, component: f.to.group.index(), input });
+        }
+    }
+    for seal in &s.seals {
+        let Some(input) = index(seal.stream.group, seal.stream.collection, CollectionKind::Input) else {
+            continue;
+        };
+        let coll = p.collection(seal.stream.collection);
+        let key = seal
+            .columns
+            .iter()
+            .filter_map(|&i| coll.and_then(|c| c.columns.get(i)).map(|c| c.name.clone()))
+            .collect();
+        g.seals.push(SealDecl { component: seal.stream.group.index(), input, key });
+    }
+    g.ordered = s.coordination.orders.iter().map(|o| o.group.index()).collect();
+    g.held = s
+        .coordination
+        .holds
+        .iter()
+        .filter(|h| h.until.is_none())
+        .filter_map(|h| {
+            let input = index(h.stream.group, h.stream.collection, CollectionKind::Input)?;
+            Some((h.stream.group.index(), input))
+        })
+        .collect();
 }
 
 /// A `--seal` argument that cannot apply.

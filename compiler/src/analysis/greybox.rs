@@ -106,6 +106,57 @@ impl Reader<'_> {
         }
     }
 
+    /// The `streams:` entry: a seal per stream (`{ seal: [columns] }`), into `seals`.
+    fn streams(&mut self, value: &MarkedYaml<'_>, seals: &mut Vec<(String, Vec<String>)>) {
+        let Some(streams) = self.entries(value, "`streams`") else { return };
+        for (stream, _, spec) in streams {
+            let Some(fields) = self.entries(spec, "a stream annotation") else { continue };
+            for (field, fnode, v) in fields {
+                if field == "seal" {
+                    if let Some(key) = self.names(v, "`seal`") {
+                        seals.push((stream.clone(), key));
+                    }
+                } else {
+                    self.error(
+                        Code::GreyBoxShape,
+                        fnode,
+                        format!("unknown stream field `{field}`"),
+                        "unknown field",
+                        "a stream annotation is `{ seal: [columns] }`",
+                    );
+                }
+            }
+        }
+    }
+
+    /// A component's fields: whether it is replicated (`Rep`), and its annotated paths.
+    fn component(&mut self, fields: &[(String, &MarkedYaml<'_>, &MarkedYaml<'_>)]) -> (bool, Vec<PathDecl>) {
+        let (mut rep, mut paths) = (false, Vec::new());
+        for (field, fnode, v) in fields {
+            match field.as_str() {
+                "Rep" => match &v.data {
+                    YamlData::Value(Scalar::Boolean(b)) => rep = *b,
+                    _ => self.error(
+                        Code::GreyBoxShape,
+                        v,
+                        "`Rep` must be true or false".into(),
+                        "not a boolean",
+                        "write `Rep: true`",
+                    ),
+                },
+                "annotation" => paths.extend(self.annotations(v).unwrap_or_default()),
+                other => self.error(
+                    Code::GreyBoxShape,
+                    fnode,
+                    format!("unknown component field `{other}`"),
+                    "unknown field",
+                    "a component has `annotation:` and optionally `Rep: true`",
+                ),
+            }
+        }
+        (rep, paths)
+    }
+
     fn entries<'n, 'i>(
         &mut self,
         node: &'n MarkedYaml<'i>,
@@ -232,26 +283,7 @@ pub fn parse(file: FileId, text: &str) -> Result<GreyBox, Vec<Diagnostic>> {
     let Some(entries) = r.entries(root, "the file") else { return Err(r.diags) };
     for (name, knode, value) in entries {
         if name == "streams" {
-            if let Some(streams) = r.entries(value, "`streams`") {
-                for (stream, _, spec) in streams {
-                    let Some(fields) = r.entries(spec, "a stream annotation") else { continue };
-                    for (field, fnode, v) in fields {
-                        if field == "seal" {
-                            if let Some(key) = r.names(v, "`seal`") {
-                                g.seals.push((stream.clone(), key));
-                            }
-                        } else {
-                            r.error(
-                                Code::GreyBoxShape,
-                                fnode,
-                                format!("unknown stream field `{field}`"),
-                                "unknown field",
-                                "a stream annotation is `{ seal: [columns] }`",
-                            );
-                        }
-                    }
-                }
-            }
+            r.streams(value, &mut g.seals);
             continue;
         }
         let fields = match &value.data {
@@ -285,29 +317,7 @@ pub fn parse(file: FileId, text: &str) -> Result<GreyBox, Vec<Diagnostic>> {
             }
             continue;
         }
-        let (mut rep, mut paths) = (false, Vec::new());
-        for (field, fnode, v) in fields {
-            match field.as_str() {
-                "Rep" => match &v.data {
-                    YamlData::Value(Scalar::Boolean(b)) => rep = *b,
-                    _ => r.error(
-                        Code::GreyBoxShape,
-                        v,
-                        "`Rep` must be true or false".into(),
-                        "not a boolean",
-                        "write `Rep: true`",
-                    ),
-                },
-                "annotation" => paths.extend(r.annotations(v).unwrap_or_default()),
-                other => r.error(
-                    Code::GreyBoxShape,
-                    fnode,
-                    format!("unknown component field `{other}`"),
-                    "unknown field",
-                    "a component has `annotation:` and optionally `Rep: true`",
-                ),
-            }
-        }
+        let (rep, paths) = r.component(&fields);
         let span = r.span(knode);
         g.components.push(ComponentDecl { name, rep, paths, span });
     }

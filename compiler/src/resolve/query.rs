@@ -84,27 +84,80 @@ impl Resolver<'_> {
 
     fn body(&mut self, module: ModuleId, query: &ast::Query) -> Option<Body> {
         let q = match query {
-            ast::Query::Scan(name) => {
-                let coll = self.scan(module, name)?;
-                let head = (0..coll.columns.len())
-                    .filter_map(|i| {
-                        let c = coll.columns.get(i)?;
-                        Some(Expr { kind: ExprKind::Col(ColRef { atom: 0, column: i }), ty: c.ty, span: name.span })
-                    })
-                    .collect();
-                let atom = Atom { collection: coll.id, alias: coll.name.clone(), span: name.span };
-                return Some(Body {
-                    atoms: vec![atom],
-                    equalities: Vec::new(),
-                    filters: Vec::new(),
-                    antijoins: Vec::new(),
-                    group_by: None,
-                    having: None,
-                    head,
-                });
-            }
+            ast::Query::Scan(name) => return self.scan_body(module, name),
             ast::Query::Select(q) => q,
         };
+        // Without every binding, the clauses below would only report cascades.
+        let scope = self.scope(module, q)?;
+        let atoms: Vec<Atom> =
+            scope.iter().map(|(alias, c, span)| Atom { collection: c.id, alias: alias.clone(), span: *span }).collect();
+        let names: Vec<(String, &Collection)> = scope.iter().map(|(a, c, _)| (a.clone(), c)).collect();
+        let plain = Ctx { scope: &names, aggregates: false, generator: false, runtime: true, what: "a `where` clause" };
+        // Every clause is checked, so that each reports its problems, before giving up.
+        let mut ok = true;
+        let (mut equalities, mut filters) = (Vec::new(), Vec::new());
+        if let Some(w) = &q.where_ {
+            match self.bool_condition(w, &plain, "where") {
+                Some(e) => split_where(e, &mut equalities, &mut filters),
+                None => ok = false,
+            }
+        }
+        let mut antijoins = Vec::new();
+        for n in &q.notins {
+            match self.antijoin(module, n, &names) {
+                Some(a) => antijoins.push(a),
+                None => ok = false,
+            }
+        }
+        let agg_ctx =
+            Ctx { scope: &names, aggregates: true, generator: false, runtime: true, what: "a `select` clause" };
+        let group_ctx = Ctx { what: "a `group by` clause", ..plain };
+        let mut group_by = None;
+        if let Some(keys) = &q.group_by {
+            let typed: Vec<Option<Expr>> = keys.iter().map(|k| self.expr(k, &group_ctx)).collect();
+            match typed.into_iter().collect::<Option<Vec<_>>>() {
+                Some(keys) => group_by = Some(keys),
+                None => ok = false,
+            }
+        }
+        let head = self.head(q, &names, &agg_ctx);
+        let having_ctx = Ctx { what: "a `having` clause", ..agg_ctx };
+        let mut having = None;
+        if let Some(h) = &q.having {
+            match self.bool_condition(h, &having_ctx, "having") {
+                Some(e) => having = Some(e),
+                None => ok = false,
+            }
+        }
+        let (Some(head), true) = (head, ok) else { return None };
+        let group_by = self.grouping(q, &head, having.as_ref(), group_by)?;
+        Some(Body { atoms, equalities, filters, antijoins, group_by, having, head })
+    }
+
+    /// `log <+ put;`: every column of one collection.
+    fn scan_body(&mut self, module: ModuleId, name: &ast::Ident) -> Option<Body> {
+        let coll = self.scan(module, name)?;
+        let head = (0..coll.columns.len())
+            .filter_map(|i| {
+                let c = coll.columns.get(i)?;
+                Some(Expr { kind: ExprKind::Col(ColRef { atom: 0, column: i }), ty: c.ty, span: name.span })
+            })
+            .collect();
+        let atom = Atom { collection: coll.id, alias: coll.name.clone(), span: name.span };
+        Some(Body {
+            atoms: vec![atom],
+            equalities: Vec::new(),
+            filters: Vec::new(),
+            antijoins: Vec::new(),
+            group_by: None,
+            having: None,
+            head,
+        })
+    }
+
+    /// The `from` bindings: (alias, collection, span) each, or `None` when one is bad or
+    /// named twice (every one is checked first).
+    fn scope(&mut self, module: ModuleId, q: &ast::SelectQuery) -> Option<Vec<(String, Collection, Span)>> {
         let mut ok = true;
         let mut scope: Vec<(String, Collection, Span)> = Vec::new();
         for b in &q.from {
@@ -120,59 +173,34 @@ impl Resolver<'_> {
                 None => ok = false,
             }
         }
-        if !ok {
-            // Without every binding, the clauses below would only report cascades.
+        ok.then_some(scope)
+    }
+
+    /// A `where` or `having` condition (`clause` names it), which must be a bool.
+    fn bool_condition(&mut self, e: &ast::Expr, ctx: &Ctx<'_>, clause: &str) -> Option<Expr> {
+        let e = self.expr(e, ctx)?;
+        if e.ty != crate::ir::Type::Bool {
+            self.report(Diagnostic::new(
+                Code::TypeMismatch,
+                format!("`{clause}` needs a bool condition, found {}", e.ty),
+                e.span,
+                "expected bool",
+            ));
             return None;
         }
-        let atoms: Vec<Atom> =
-            scope.iter().map(|(alias, c, span)| Atom { collection: c.id, alias: alias.clone(), span: *span }).collect();
-        let names: Vec<(String, &Collection)> = scope.iter().map(|(a, c, _)| (a.clone(), c)).collect();
-        let plain = Ctx { scope: &names, aggregates: false, generator: false, runtime: true, what: "a `where` clause" };
+        Some(e)
+    }
 
-        let mut equalities = Vec::new();
-        let mut filters = Vec::new();
-        if let Some(w) = &q.where_ {
-            match self.expr(w, &plain) {
-                Some(e) if e.ty != crate::ir::Type::Bool => {
-                    self.report(Diagnostic::new(
-                        Code::TypeMismatch,
-                        format!("`where` needs a bool condition, found {}", e.ty),
-                        e.span,
-                        "expected bool",
-                    ));
-                    ok = false;
-                }
-                Some(e) => split_where(e, &mut equalities, &mut filters),
-                None => ok = false,
-            }
-        }
-
-        let mut antijoins = Vec::new();
-        for n in &q.notins {
-            match self.antijoin(module, n, &names) {
-                Some(a) => antijoins.push(a),
-                None => ok = false,
-            }
-        }
-
-        let agg_ctx =
-            Ctx { scope: &names, aggregates: true, generator: false, runtime: true, what: "a `select` clause" };
-        let group_ctx = Ctx { what: "a `group by` clause", ..plain };
-        let mut group_by = None;
-        if let Some(keys) = &q.group_by {
-            let typed: Vec<Option<Expr>> = keys.iter().map(|k| self.expr(k, &group_ctx)).collect();
-            match typed.into_iter().collect::<Option<Vec<_>>>() {
-                Some(keys) => group_by = Some(keys),
-                None => ok = false,
-            }
-        }
-
+    /// The `select` list (`a.*` expanded); without one, every column of a single binding
+    /// of a query without `group by`. `None` after a problem, reported.
+    fn head(&mut self, q: &ast::SelectQuery, names: &[(String, &Collection)], ctx: &Ctx<'_>) -> Option<Vec<Expr>> {
         let mut head = Vec::new();
+        let mut ok = true;
         match &q.select {
             Some(items) => {
                 for item in items {
                     match item {
-                        ast::SelectItem::Expr { expr, .. } => match self.expr(expr, &agg_ctx) {
+                        ast::SelectItem::Expr { expr, .. } => match self.expr(expr, ctx) {
                             Some(e) => head.push(e),
                             None => ok = false,
                         },
@@ -217,60 +245,54 @@ impl Resolver<'_> {
                 ok = false;
             }
         }
+        ok.then_some(head)
+    }
 
-        let having_ctx = Ctx { what: "a `having` clause", ..agg_ctx };
-        let mut having = None;
-        if let Some(h) = &q.having {
-            match self.expr(h, &having_ctx) {
-                Some(e) if e.ty != crate::ir::Type::Bool => {
-                    self.report(Diagnostic::new(
-                        Code::TypeMismatch,
-                        format!("`having` needs a bool condition, found {}", e.ty),
-                        e.span,
-                        "expected bool",
-                    ));
-                    ok = false;
-                }
-                Some(e) => having = Some(e),
-                None => ok = false,
+    /// The grouping of an aggregating query: its `group by` keys (none: one group), every
+    /// column of `head` and `having` grouped or aggregated; `None` (reported) when one is
+    /// neither, or when a query that does not aggregate has a `having`. `Some(None)` for a
+    /// query that does not aggregate.
+    fn grouping(
+        &mut self,
+        q: &ast::SelectQuery,
+        head: &[Expr],
+        having: Option<&Expr>,
+        group_by: Option<Vec<Expr>>,
+    ) -> Option<Option<Vec<Expr>>> {
+        let aggregating =
+            group_by.is_some() || head.iter().any(Expr::has_aggregate) || having.is_some_and(Expr::has_aggregate);
+        if !aggregating {
+            if let Some(h) = &q.having {
+                self.report(
+                    Diagnostic::new(
+                        Code::AggregateMisuse,
+                        "`having` without grouping or aggregates",
+                        h.span,
+                        "nothing to filter groups of",
+                    )
+                    .with_help("use `where` to filter rows, or add `group by`"),
+                );
+                return None;
+            }
+            return Some(None);
+        }
+        let keys = group_by.unwrap_or_default();
+        let mut ok = true;
+        for e in head.iter().chain(having) {
+            if let Some(bad) = ungrouped(e, &keys) {
+                self.report(
+                    Diagnostic::new(
+                        Code::AggregateMisuse,
+                        "this column is neither grouped nor aggregated",
+                        bad,
+                        "not in `group by`",
+                    )
+                    .with_help("add it to `group by`, or wrap it in an aggregate such as min(..)"),
+                );
+                ok = false;
             }
         }
-        if !ok {
-            return None;
-        }
-        let aggregating = group_by.is_some()
-            || head.iter().any(Expr::has_aggregate)
-            || having.as_ref().is_some_and(Expr::has_aggregate);
-        if aggregating {
-            let keys = group_by.clone().unwrap_or_default();
-            for e in head.iter().chain(having.iter()) {
-                if let Some(bad) = ungrouped(e, &keys) {
-                    self.report(
-                        Diagnostic::new(
-                            Code::AggregateMisuse,
-                            "this column is neither grouped nor aggregated",
-                            bad,
-                            "not in `group by`",
-                        )
-                        .with_help("add it to `group by`, or wrap it in an aggregate such as min(..)"),
-                    );
-                    ok = false;
-                }
-            }
-            group_by = Some(keys);
-        } else if let Some(h) = &q.having {
-            self.report(
-                Diagnostic::new(
-                    Code::AggregateMisuse,
-                    "`having` without grouping or aggregates",
-                    h.span,
-                    "nothing to filter groups of",
-                )
-                .with_help("use `where` to filter rows, or add `group by`"),
-            );
-            ok = false;
-        }
-        ok.then_some(Body { atoms, equalities, filters, antijoins, group_by, having, head })
+        ok.then_some(Some(keys))
     }
 
     fn antijoin(&mut self, module: ModuleId, n: &ast::NotIn, outer: &[(String, &Collection)]) -> Option<AntiJoin> {

@@ -44,6 +44,33 @@ impl Resolver<'_> {
     pub(super) fn system(&mut self, s: &ast::SystemDecl) -> Option<System> {
         let mut items = Items::default();
         self.flatten(&s.items, &mut items);
+        let groups = self.groups(&items);
+        let wires = self.wires(&items, &groups);
+        let feeds = self.feeds(&items, &groups);
+        let seals = self.seals(&items, &groups);
+        self.unfed(&items, &groups, &s.name.name);
+        // Fed inputs that no wire reaches, sealed by their feed: a read may wait for them.
+        let fed_seals: Vec<Seal> = seals
+            .iter()
+            .filter(|x| feeds.iter().any(|f| f.to == x.stream) && !wires.iter().any(|w| w.to == x.stream))
+            .cloned()
+            .collect();
+        let coordination = self.coordination(&items, &groups, &wires, &fed_seals);
+        let allow_nondeterminism = self.attributes(&s.attrs);
+        Some(System {
+            name: s.name.name.clone(),
+            allow_nondeterminism,
+            groups,
+            wires,
+            feeds,
+            seals,
+            coordination,
+            span: s.name.span,
+        })
+    }
+
+    /// The node groups, each of a declared module with a count of 1 to 10,000.
+    fn groups(&mut self, items: &Items<'_>) -> Vec<NodeGroup> {
         let mut groups: Vec<NodeGroup> = Vec::new();
         for n in &items.nodes {
             if let Some(first) = groups.iter().find(|g| g.name == n.name.name) {
@@ -103,11 +130,15 @@ impl Resolver<'_> {
                 span: n.name.span,
             });
         }
+        groups
+    }
 
+    /// The wires, each from an output to an input of the same schema.
+    fn wires(&mut self, items: &Items<'_>, groups: &[NodeGroup]) -> Vec<Wire> {
         let mut wires = Vec::new();
         for w in &items.wires {
-            let from = self.endpoint(&groups, &w.from, CollectionKind::Output);
-            let to = self.endpoint(&groups, &w.to, CollectionKind::Input);
+            let from = self.endpoint(groups, &w.from, CollectionKind::Output);
+            let to = self.endpoint(groups, &w.to, CollectionKind::Input);
             let (Some((from, out)), Some((to, inp))) = (from, to) else {
                 continue;
             };
@@ -154,10 +185,14 @@ impl Resolver<'_> {
             };
             wires.push(Wire { from, to, delivery, span: w.span });
         }
+        wires
+    }
 
+    /// The feeds: files and generators.
+    fn feeds(&mut self, items: &Items<'_>, groups: &[NodeGroup]) -> Vec<Feed> {
         let mut feeds = Vec::new();
         for f in &items.feeds {
-            let Some((to, inp)) = self.endpoint(&groups, &f.to, CollectionKind::Input) else {
+            let Some((to, inp)) = self.endpoint(groups, &f.to, CollectionKind::Input) else {
                 continue;
             };
             let source = match &f.source {
@@ -171,10 +206,14 @@ impl Resolver<'_> {
             };
             feeds.push(Feed { to, source, span: f.span });
         }
+        feeds
+    }
 
+    /// The seals, one per stream.
+    fn seals(&mut self, items: &Items<'_>, groups: &[NodeGroup]) -> Vec<Seal> {
         let mut seals = Vec::new();
         for s in &items.seals {
-            let Some((stream, inp)) = self.endpoint(&groups, &s.stream, CollectionKind::Input) else {
+            let Some((stream, inp)) = self.endpoint(groups, &s.stream, CollectionKind::Input) else {
                 continue;
             };
             if let Some(first) = seals.iter().find(|x: &&Seal| x.stream == stream) {
@@ -195,7 +234,11 @@ impl Resolver<'_> {
                 seals.push(Seal { stream, columns, span: s.span });
             }
         }
+        seals
+    }
 
+    /// Warns of the inputs of deployed groups that nothing feeds (W0002).
+    fn unfed(&mut self, items: &Items<'_>, groups: &[NodeGroup], system: &str) {
         // Inputs of deployed groups that nothing feeds: their rules can never fire. Counted
         // by name, so a wire rejected above does not also raise this warning.
         let fed: HashSet<(&str, &str)> = items
@@ -205,7 +248,7 @@ impl Resolver<'_> {
             .chain(items.feeds.iter().map(|f| &f.to))
             .map(|e| (e.group.name.as_str(), e.interface.name.as_str()))
             .collect();
-        for g in &groups {
+        for g in groups {
             let inputs: Vec<Collection> = self
                 .collections
                 .iter()
@@ -217,7 +260,7 @@ impl Resolver<'_> {
                     self.report(
                         Diagnostic::new(
                             Code::UnfedInput,
-                            format!("input `{}.{}` receives nothing in system `{}`", g.name, c.name, s.name.name),
+                            format!("input `{}.{}` receives nothing in system `{}`", g.name, c.name, system),
                             g.span,
                             format!("`{}` is never fed", c.name),
                         )
@@ -227,24 +270,6 @@ impl Resolver<'_> {
                 }
             }
         }
-        // Fed inputs that no wire reaches, sealed by their feed: a read may wait for them.
-        let fed_seals: Vec<Seal> = seals
-            .iter()
-            .filter(|x| feeds.iter().any(|f| f.to == x.stream) && !wires.iter().any(|w| w.to == x.stream))
-            .cloned()
-            .collect();
-        let coordination = self.coordination(&items, &groups, &wires, &fed_seals);
-        let allow_nondeterminism = self.attributes(&s.attrs);
-        Some(System {
-            name: s.name.name.clone(),
-            allow_nondeterminism,
-            groups,
-            wires,
-            feeds,
-            seals,
-            coordination,
-            span: s.name.span,
-        })
     }
 
     pub(super) fn endpoint(

@@ -194,20 +194,11 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
         let names: Vec<&str> = plans.iter().map(|x| x.node_name.as_str()).collect();
         return Err(format!("the program has no node `{name}`; its nodes are {}", names.join(", ")));
     };
-    let mut journal = journal.as_deref().map(|dir| journal::Journal::open(dir, &name)).transpose()?;
-    // A restarted node listens where its previous process did, so its peers find it.
-    let listen = journal.as_ref().and_then(|(_, r)| r.listen.clone()).unwrap_or_else(|| listen.clone());
-    let listener =
-        std::net::TcpListener::bind(&listen).map_err(|e| format!("node `{name}` cannot listen on {listen}: {e}"))?;
+    let (listener, mut journal) = listen_and_recover(&name, listen, journal.as_deref())?;
     hello.listen = listener.local_addr().map_err(|e| format!("node `{name}`: {e}"))?.to_string();
-    match journal.as_mut() {
-        Some((_, r)) if !r.took.is_empty() || !r.frames.is_empty() => eprintln!(
-            "node {name}: recovering from its journal: {} ticks to replay, {} frames received",
-            r.took.len(),
-            r.frames.len()
-        ),
-        Some((j, r)) if r.listen.is_none() => j.listen(&hello.listen)?,
-        _ => {}
+    if let Some((j, r)) = journal.as_mut().filter(|(_, r)| r.listen.is_none()) {
+        j.listen(&hello.listen)?;
+        r.listen = Some(hello.listen.clone());
     }
     eprintln!("node {name}: listening for data on {}", hello.listen);
     let (remote, joined) = Remote::connect(coordinator, hello.clone(), max_frame, PATIENCE)?;
@@ -232,25 +223,7 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
             gate: Arc::new(crate::admission::Gate::new(format!("node {name}"), Arc::new(|l| eprintln!("{l}")))),
         };
         inbound.start(&rt, listener)?;
-        let peers = peers(&control)?;
-        let mut out_hello = hello.clone();
-        out_hello.listen = String::new();
-        let outbound = peers
-            .iter()
-            .enumerate()
-            .map(|(to, addr)| {
-                let link = outbound::Link {
-                    peer: names.get(to).cloned().unwrap_or_default(),
-                    addr: addr.clone(),
-                    hello: out_hello.clone(),
-                    max: max_frame,
-                    shared: shared.clone(),
-                    drop_every: None,
-                    delay: link_delay,
-                };
-                outbound::Queue::new(rt.handle(), link)
-            })
-            .collect();
+        let outbound = links(rt.handle(), &peers(&control)?, &names, &hello, &shared, max_frame, link_delay);
         let sequenced = sequenced(&p, &plans);
         let order: Box<dyn OrderService> = match sequenced.is_empty() {
             true => Box::new(Unordered),
@@ -287,6 +260,58 @@ pub fn node_process(p: Program, plans: Vec<NodePlan>, mut hello: Hello, node: &N
             Err(e)
         }
     }
+}
+
+/// Binds the node's data listener: where its journal says its previous process listened
+/// (so its peers find it), else at `listen`; opens the journal in `dir`, if any, and says
+/// what it recovers.
+fn listen_and_recover(
+    name: &str,
+    listen: &str,
+    dir: Option<&std::path::Path>,
+) -> Result<(std::net::TcpListener, Option<(journal::Journal, journal::Recovered)>), String> {
+    let journal = dir.map(|dir| journal::Journal::open(dir, name)).transpose()?;
+    let listen = journal.as_ref().and_then(|(_, r)| r.listen.clone()).unwrap_or_else(|| listen.to_string());
+    let listener =
+        std::net::TcpListener::bind(&listen).map_err(|e| format!("node `{name}` cannot listen on {listen}: {e}"))?;
+    if let Some((_, r)) = journal.as_ref().filter(|(_, r)| !r.took.is_empty() || !r.frames.is_empty()) {
+        eprintln!(
+            "node {name}: recovering from its journal: {} ticks to replay, {} frames received",
+            r.took.len(),
+            r.frames.len()
+        );
+    }
+    Ok((listener, journal))
+}
+
+/// One outbound queue per node of the run, to the address `peers` gives it.
+fn links(
+    rt: &tokio::runtime::Handle,
+    peers: &[String],
+    names: &[String],
+    hello: &Hello,
+    shared: &Arc<Shared>,
+    max_frame: usize,
+    delay: Duration,
+) -> Vec<outbound::Queue> {
+    let mut out_hello = hello.clone();
+    out_hello.listen = String::new();
+    peers
+        .iter()
+        .enumerate()
+        .map(|(to, addr)| {
+            let link = outbound::Link {
+                peer: names.get(to).cloned().unwrap_or_default(),
+                addr: addr.clone(),
+                hello: out_hello.clone(),
+                max: max_frame,
+                shared: shared.clone(),
+                drop_every: None,
+                delay,
+            };
+            outbound::Queue::new(rt, link)
+        })
+        .collect()
 }
 
 /// The run's ordering service: the embedded one at `addr` (`order/sequencer.rs`), or
