@@ -15,10 +15,14 @@
 //!
 //! A group is one record of `u64` words: its key, a flags word, its accumulators now (a
 //! count, a minimum or a maximum in a word, an exact sum in two) and, unless the head reads
-//! no aggregate, as last shown. Records are found through an open-addressing index of 8-byte
-//! entries (a tag of the hash, the group's number), as in `groups.rs`. The end of a tick is
+//! no aggregate, as last shown. The records themselves are the slots of an open-addressing
+//! table (linear probing, at most half full), so finding a group costs one cache miss, not
+//! one for an index and another for the group; a group's number is its slot, renumbered
+//! when the table grows (between chunks). The end of a tick is
 //! [`crate::fold::Fold`]'s, through the same [`Group`]: `having` and the head are evaluated
-//! for each touched group, and a changed row is retracted and inserted.
+//! for each touched group, and a changed row is retracted and inserted. A `having` that
+//! compares the one aggregate with a constant ([`Threshold`]) is decided as each chunk
+//! ends instead, and only the groups whose outcome changed are listed for the tick's end.
 
 use crate::groups::prefetch;
 use crate::render::{Group, Outcome};
@@ -28,24 +32,23 @@ use bloomc_grammar::ast::BinaryOp;
 
 /// Rows per step of a batch: the chunk's hashes and groups stay in the first-level cache.
 const CHUNK: usize = 1024;
-/// How many rows ahead a large fold asks for a row's index entry (and, half as far, for
-/// its group's record).
+/// How many rows ahead a large fold asks for a row's slot.
 const AHEAD: usize = 16;
-/// From this many index entries on, lookups are prefetched (the groups outgrow the caches).
-const LARGE_INDEX: usize = 1 << 16;
+/// From this many slots on, lookups are prefetched (the groups outgrow the caches).
+const LARGE: usize = 1 << 16;
 
-const NUMBER: u64 = (1 << 40) - 1;
-const TAG: u64 = !NUMBER;
 const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// The flags word: touched this tick, shown a row (when the head reads an aggregate), and
-/// the last outcome (when it does not), in two bits: 0 none, then pass, reject, failed.
+/// The flags word: touched this tick, shown a row (when the head reads an aggregate), the
+/// last outcome (when it does not), in two bits: 0 none, then pass, reject, failed; and
+/// whether the slot holds a group.
 const TOUCHED: u64 = 1;
+const OCCUPIED: u64 = 1 << 8;
 const SHOWN: u64 = 2;
 const OUTCOME_SHIFT: u32 = 2;
 
 /// Mixes the key words' running hash (`(h ^ w) * MUL` over the words, from 0) so that its
-/// low bits (the index's home) and top bits (the tag) both depend on every word.
+/// low bits (the slot it starts probing at) depend on every word.
 fn finish_hash(h: u64) -> u64 {
     let x = (h ^ (h >> 32)).wrapping_mul(MUL);
     x ^ (x >> 29)
@@ -58,6 +61,15 @@ fn agg_value(a: Agg, words: &[u64]) -> Option<i64> {
     match a {
         Agg::Sum(_) => i64::try_from(i128::from(*words.get(1)? as i64) << 64 | i128::from(lo)).ok(),
         _ => Some(lo as i64),
+    }
+}
+
+/// An outcome as the flags word keeps it (0 is none yet).
+fn outcome_code(o: Outcome) -> u64 {
+    match o {
+        Outcome::Pass => 1,
+        Outcome::Reject => 2,
+        Outcome::Failed => 3,
     }
 }
 
@@ -193,9 +205,14 @@ pub(crate) struct ColumnFold {
     /// Words of accumulators (now; as many again as shown unless `decides`), and per record.
     acc_words: usize,
     stride: usize,
+    /// `slots` records of `stride` words (a power of two of them; empty ones all zero).
     records: Vec<u64>,
+    slots: usize,
+    /// Where the first slot starts in `records` (on a cache line), and whether a record then
+    /// lies within one line.
+    base: usize,
+    aligned: bool,
     groups: usize,
-    index: Vec<u64>,
     touched: Vec<usize>,
     /// Scratch of a chunk: each row's hash and group.
     hashes: Vec<u64>,
@@ -229,8 +246,10 @@ impl ColumnFold {
             acc_words,
             stride,
             records: Vec::new(),
+            slots: 0,
+            base: 0,
+            aligned: false,
             groups: 0,
-            index: Vec::new(),
             touched: Vec::new(),
             hashes: Vec::new(),
             ids: Vec::new(),
@@ -267,18 +286,17 @@ impl ColumnFold {
             *h = finish_hash(*h);
         }
         // Each row's group, marked touched on the way (its flags share the key's cache line).
-        if (self.groups + len) * 2 > self.index.len() {
+        if (self.groups + len) * 2 > self.slots {
             self.grow((self.groups + len) * 2);
         }
         self.ids.clear();
-        let large = self.index.len() >= LARGE_INDEX;
+        let large = self.slots >= LARGE;
         for r in 0..len {
-            if large {
-                if let Some(&h) = self.hashes.get(r + AHEAD) {
-                    prefetch(self.index.as_ptr().wrapping_add(self.home(h)));
-                }
-                if let Some(&h) = self.hashes.get(r + AHEAD / 2) {
-                    self.prefetch_record(h);
+            if let (Some(&h), true) = (self.hashes.get(r + AHEAD), large) {
+                let at = self.base + self.home(h) * self.stride;
+                prefetch(self.records.as_ptr().wrapping_add(at));
+                if !self.aligned {
+                    prefetch(self.records.as_ptr().wrapping_add(at + self.stride - 1));
                 }
             }
             let h = self.hashes.get(r).copied().unwrap_or(0);
@@ -286,20 +304,22 @@ impl ColumnFold {
             self.ids.push(g);
         }
         // The accumulators, an aggregate at a time.
-        let stride = self.stride;
+        let (stride, base) = (self.stride, self.base);
         for (a, &off) in self.aggs.iter().zip(&self.offsets) {
             let arg = |c: usize| columns.get(c).and_then(|col| col.get(rows.clone())).unwrap_or(&[]);
             match *a {
                 Agg::Count => {
                     for &g in &self.ids {
-                        if let Some(w) = self.records.get_mut(g * stride + off) {
+                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
                             *w += 1;
                         }
                     }
                 }
                 Agg::Sum(c) => {
                     for (&g, &x) in self.ids.iter().zip(arg(c)) {
-                        if let Some([lo, hi]) = self.records.get_mut(g * stride + off..g * stride + off + 2) {
+                        if let Some([lo, hi]) =
+                            self.records.get_mut(base + g * stride + off..base + g * stride + off + 2)
+                        {
                             let s = (i128::from(*hi as i64) << 64 | i128::from(*lo)) + i128::from(x);
                             (*lo, *hi) = (s as u64, (s >> 64) as u64);
                         }
@@ -307,16 +327,33 @@ impl ColumnFold {
                 }
                 Agg::Min(c) => {
                     for (&g, &x) in self.ids.iter().zip(arg(c)) {
-                        if let Some(w) = self.records.get_mut(g * stride + off) {
+                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
                             *w = (*w as i64).min(x) as u64;
                         }
                     }
                 }
                 Agg::Max(c) => {
                     for (&g, &x) in self.ids.iter().zip(arg(c)) {
-                        if let Some(w) = self.records.get_mut(g * stride + off) {
+                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
                             *w = (*w as i64).max(x) as u64;
                         }
+                    }
+                }
+            }
+        }
+        if let (Some(t), Some(&agg), Some(&off)) = (self.threshold, self.aggs.first(), self.offsets.first()) {
+            // A threshold is decided as the chunk ends, while its groups are in cache: a
+            // group joins the touched list only when its outcome now differs from the one
+            // it showed, so the end of the tick visits those alone (a group that changes
+            // back is visited and found unchanged).
+            let k = self.keys.len();
+            for &g in &self.ids {
+                let Some(record) = self.records.get_mut(base + g * stride..base + (g + 1) * stride) else { continue };
+                let code = outcome_code(t.outcome(record.get(off..).and_then(|w| agg_value(agg, w))));
+                if let Some(flags) = record.get_mut(k) {
+                    if (*flags >> OUTCOME_SHIFT) & 3 != code && *flags & TOUCHED == 0 {
+                        *flags |= TOUCHED;
+                        self.touched.push(g);
                     }
                 }
             }
@@ -324,87 +361,87 @@ impl ColumnFold {
     }
 
     fn home(&self, hash: u64) -> usize {
-        (hash as usize) & self.index.len().wrapping_sub(1)
+        (hash as usize) & self.slots.wrapping_sub(1)
     }
 
-    /// Asks for the record that `hash`'s index entry most likely names (a hint only).
-    fn prefetch_record(&self, hash: u64) {
-        let mask = self.index.len().wrapping_sub(1);
-        let mut i = self.home(hash);
-        while let Some(&e) = self.index.get(i) {
-            if e == 0 {
-                return;
-            }
-            if e & TAG == hash & TAG {
-                let at = ((e & NUMBER) - 1) as usize * self.stride;
-                prefetch(self.records.as_ptr().wrapping_add(at));
-                prefetch(self.records.as_ptr().wrapping_add(at + self.stride - 1));
-                return;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// The group of row `r` of the chunk whose key columns are `keys`, added when new, and
-    /// marked touched. The index is at most half full (see `chunk`), so every probe ends.
+    /// The group (slot) of row `r` of the chunk whose key columns are `keys`, added when
+    /// new, and marked touched. The table is at most half full (see `chunk`), so every
+    /// probe ends.
     fn find_or_insert(&mut self, hash: u64, keys: &[&[i64]], r: usize) -> usize {
-        let k = self.keys.len();
-        let mask = self.index.len().wrapping_sub(1);
-        let mut i = self.home(hash);
+        let (k, stride) = (self.keys.len(), self.stride);
+        let eager = self.threshold.is_some();
+        let mask = self.slots.wrapping_sub(1);
+        let mut g = self.home(hash);
         loop {
-            let e = self.index.get(i).copied().unwrap_or(0);
-            if e == 0 {
-                let g = self.groups;
-                if let Some(slot) = self.index.get_mut(i) {
-                    *slot = (hash & TAG) | (g as u64 + 1);
+            let Some(record) = self.records.get_mut(self.base + g * stride..self.base + (g + 1) * stride) else {
+                return g;
+            };
+            let (key, rest) = record.split_at_mut(k);
+            let Some(flags) = rest.first_mut() else { return g };
+            if *flags & OCCUPIED == 0 {
+                for (w, col) in key.iter_mut().zip(keys) {
+                    *w = col.get(r).map_or(0, |x| *x as u64);
                 }
-                self.records.extend(keys.iter().map(|col| col.get(r).map_or(0, |x| *x as u64)));
-                self.records.push(TOUCHED);
-                self.touched.push(g);
+                *flags = if eager { OCCUPIED } else { OCCUPIED | TOUCHED };
+                let mut at = 1;
                 let copies = if self.decides { 1 } else { 2 };
                 for _ in 0..copies {
                     for a in &self.aggs {
-                        self.records.extend_from_slice(a.start().get(..a.words()).unwrap_or(&[]));
+                        for w in a.start().get(..a.words()).unwrap_or(&[]) {
+                            if let Some(slot) = rest.get_mut(at) {
+                                *slot = *w;
+                            }
+                            at += 1;
+                        }
                     }
+                }
+                if !eager {
+                    self.touched.push(g);
                 }
                 self.groups += 1;
                 return g;
             }
-            if e & TAG == hash & TAG {
-                let g = ((e & NUMBER) - 1) as usize;
-                let start = g * self.stride;
-                if let Some(record) = self.records.get_mut(start..start + k + 1) {
-                    let same = record.iter().zip(keys).all(|(w, col)| col.get(r).is_some_and(|x| *x as u64 == *w));
-                    if same {
-                        if let Some(flags) = record.get_mut(k).filter(|f| **f & TOUCHED == 0) {
-                            *flags |= TOUCHED;
-                            self.touched.push(g);
-                        }
-                        return g;
-                    }
+            if key.iter().zip(keys).all(|(w, col)| col.get(r).is_some_and(|x| *x as u64 == *w)) {
+                if *flags & TOUCHED == 0 && !eager {
+                    *flags |= TOUCHED;
+                    self.touched.push(g);
                 }
+                return g;
             }
-            i = (i + 1) & mask;
+            g = (g + 1) & mask;
         }
     }
 
-    /// Makes the index at least `want` entries long (a power of two), every group entered
-    /// again by the hash of its key.
+    /// Makes the table at least `want` slots long (a power of two), every group moved to
+    /// the slot the hash of its key leads to; the touched groups are listed again by their
+    /// new slots.
     fn grow(&mut self, want: usize) {
-        let len = want.next_power_of_two().max(16);
-        self.index = vec![0; len];
-        let mask = len - 1;
-        let k = self.keys.len();
-        for g in 0..self.groups {
-            let Some(key) = self.records.get(g * self.stride..g * self.stride + k) else { continue };
-            let h = finish_hash(key.iter().fold(0, |h, &w| (h ^ w).wrapping_mul(MUL)));
-            let mut i = (h as usize) & mask;
-            while let Some(e) = self.index.get_mut(i) {
-                if *e == 0 {
-                    *e = (h & TAG) | (g as u64 + 1);
+        let slots = want.next_power_of_two().max(16);
+        let (k, stride) = (self.keys.len(), self.stride);
+        // A line's worth of words more, so that the slots can start on a cache line: a record
+        // of a power-of-two size up to a line then never straddles two.
+        let old = std::mem::replace(&mut self.records, vec![0; slots * stride + 8]);
+        let old_base = std::mem::replace(&mut self.base, self.records.as_ptr().align_offset(64).min(8));
+        let old_slots = std::mem::replace(&mut self.slots, slots);
+        self.aligned = stride.is_power_of_two() && stride <= 8;
+        self.touched.clear();
+        let mask = slots - 1;
+        for record in old.get(old_base..).unwrap_or(&[]).chunks_exact(stride).take(old_slots) {
+            let flags = record.get(k).copied().unwrap_or(0);
+            if flags & OCCUPIED == 0 {
+                continue;
+            }
+            let h = finish_hash(record.get(..k).unwrap_or(&[]).iter().fold(0, |h, &w| (h ^ w).wrapping_mul(MUL)));
+            let mut g = (h as usize) & mask;
+            while let Some(slot) = self.records.get_mut(self.base + g * stride..self.base + (g + 1) * stride) {
+                if slot.get(k).is_some_and(|f| f & OCCUPIED == 0) {
+                    slot.copy_from_slice(record);
+                    if flags & TOUCHED != 0 {
+                        self.touched.push(g);
+                    }
                     break;
                 }
-                i = (i + 1) & mask;
+                g = (g + 1) & mask;
             }
         }
     }
@@ -427,14 +464,14 @@ impl ColumnFold {
         let mut out = Vec::new();
         let touched = std::mem::take(&mut self.touched);
         let (k, stride, n) = (self.keys.len(), self.stride, self.acc_words);
-        let large = self.index.len() >= LARGE_INDEX;
+        let large = self.slots >= LARGE;
         let no_key = Row::new();
         for (t, &g) in touched.iter().enumerate() {
             if let (Some(&ahead), true) = (touched.get(t + AHEAD), large) {
-                prefetch(self.records.as_ptr().wrapping_add(ahead * stride));
-                prefetch(self.records.as_ptr().wrapping_add(ahead * stride + stride - 1));
+                prefetch(self.records.as_ptr().wrapping_add(self.base + ahead * stride));
+                prefetch(self.records.as_ptr().wrapping_add(self.base + ahead * stride + stride - 1));
             }
-            let start = g * stride;
+            let start = self.base + g * stride;
             let Some(record) = self.records.get(start..start + stride) else { continue };
             let flags = record.get(k).copied().unwrap_or(0) & !TOUCHED;
             let now = record.get(k + 1..k + 1 + n).unwrap_or(&[]);
@@ -457,11 +494,7 @@ impl ColumnFold {
                     Some(t) => t.outcome(self.aggs.first().and_then(|a| agg_value(*a, now))),
                     None => self.group.outcome(key_row, self.values(now).as_deref()),
                 };
-                let code = match outcome {
-                    Outcome::Pass => 1,
-                    Outcome::Reject => 2,
-                    Outcome::Failed => 3,
-                };
+                let code = outcome_code(outcome);
                 let before = match (flags >> OUTCOME_SHIFT) & 3 {
                     1 => Some(Outcome::Pass),
                     2 => Some(Outcome::Reject),
