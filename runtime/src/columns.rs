@@ -87,26 +87,6 @@ impl Columns {
         true
     }
 
-    /// Appends a row of `int` values given as one slice per column: what a program that
-    /// holds its data in columns hands over without building rows. False (and nothing
-    /// appended) unless every column is an `int` column and the slices have one length.
-    pub fn extend_ints(&mut self, columns: &[&[i64]]) -> bool {
-        let n = columns.first().map_or(0, |c| c.len());
-        let fits = columns.len() == self.columns.len()
-            && columns.iter().all(|c| c.len() == n)
-            && self.columns.iter().all(|c| matches!(c, Column::Int(_)));
-        if !fits {
-            return false;
-        }
-        for (c, v) in self.columns.iter_mut().zip(columns) {
-            if let Column::Int(c) = c {
-                c.extend_from_slice(v);
-            }
-        }
-        self.len += n;
-        true
-    }
-
     pub fn len(&self) -> usize {
         self.len
     }
@@ -151,9 +131,11 @@ mod tests {
         assert_eq!((c.len(), c.row(0)), (1, row));
         assert!(c.ints(0..1).is_none(), "not every column is an int column");
         let mut ints = Columns::new(&[Type::Int, Type::Int], 0);
-        assert!(ints.extend_ints(&[&[1, 2], &[3, 4]]));
-        assert!(!ints.extend_ints(&[&[1, 2], &[3]]));
+        for pair in [[1, 3], [2, 4]] {
+            assert!(ints.push(&pair.iter().map(|x| Value::Int(*x)).collect()));
+        }
         assert_eq!(ints.ints(1..2), Some(vec![&[2][..], &[4][..]]));
+        assert_eq!(ints.ints(1..3), None, "past the end");
         assert_eq!(ints.row(1), [Value::Int(2), Value::Int(4)].into_iter().collect::<Row>());
     }
 }

@@ -389,23 +389,19 @@ fn fold_rows<'r>(
     let types = vec![bloomc_compiler::ir::Type::Int; arity];
     let mut buffer = crate::columns::Columns::new(&types, 0);
     let mut admitted = 0;
-    let mut flush = |buffer: &mut crate::columns::Columns,
-                     prefold: &mut crate::prefold::Prefold,
-                     key: &mut Option<&mut crate::keys::KeyCheck>| {
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        // The rows up to the first that does not fit, as columns.
+        let misfit = rows.by_ref().find(|row| !buffer.push(row));
         if let Some(cols) = buffer.ints(0..buffer.len()) {
             admitted += fold_columns(prefold, input, &cols, key);
         }
-        *buffer = crate::columns::Columns::new(&types, 0);
-    };
-    for row in rows {
-        if !buffer.push(row) {
-            flush(&mut buffer, prefold, key);
-            if key.as_mut().is_none_or(|k| k.admit(row)) {
-                prefold.add(input, row);
-            }
+        buffer = crate::columns::Columns::new(&types, 0);
+        if let Some(row) = misfit.filter(|row| key.as_mut().is_none_or(|k| k.admit(row))) {
+            prefold.add(input, row);
+            admitted += 1;
         }
     }
-    flush(&mut buffer, prefold, key);
     admitted
 }
 
