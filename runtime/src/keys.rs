@@ -66,6 +66,48 @@ impl KeyCheck {
         new
     }
 
+    /// The key's column when it is one `int` column: facts can then be checked a column at
+    /// a time ([`KeyCheck::admit_ints`]).
+    pub(crate) fn int_column(&self) -> Option<usize> {
+        match (self.cols.as_slice(), self.types.as_slice()) {
+            ([c], [Type::Int]) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// Checks, in order, facts whose key column ([`KeyCheck::int_column`]) holds `keys`:
+    /// `None` when every one is admitted, else which are. The rejected are counted, the
+    /// first of them built by `row` from its position. The common case, keys that carry the
+    /// current ascending run on one by one, costs one pass of comparisons over the column.
+    pub(crate) fn admit_ints(&mut self, keys: &[i64], row: impl Fn(usize) -> Row) -> Option<Vec<bool>> {
+        let bits = |x: i64| x as u64 ^ (1 << 63);
+        if let (Some(&first), Some(&last)) = (keys.first(), keys.last()) {
+            // One by one upwards, and without wrapping past `i64::MAX`.
+            let ascending =
+                keys.iter().zip(keys.iter().skip(1)).fold(true, |ok, (a, b)| ok & (b.wrapping_sub(*a) == 1))
+                    && last >= first;
+            let (first, last) = (bits(first), bits(last));
+            let carries = match self.run {
+                Some((_, end)) => end.checked_add(1) == Some(first),
+                None => self.ints.max().is_none_or(|max| first > max),
+            };
+            if ascending && carries {
+                self.run = Some((self.run.map_or(first, |(start, _)| start), last));
+                return None;
+            }
+        }
+        let mut keep = Vec::with_capacity(keys.len());
+        for (i, &k) in keys.iter().enumerate() {
+            let new = self.admit_int(bits(k));
+            if !new {
+                self.rejected += 1;
+                self.first.get_or_insert_with(|| row(i));
+            }
+            keep.push(new);
+        }
+        Some(keep)
+    }
+
     /// Whether `i` is new among the `int` keys; it is then added.
     fn admit_int(&mut self, i: u64) -> bool {
         match self.run {
@@ -129,6 +171,24 @@ mod tests {
                     _ => at.wrapping_add(d * 50),
                 };
                 proptest::prop_assert_eq!(k.admit(&row(&[at])), oracle.insert(at), "key {}", at);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A column at a time, against the same keys one by one.
+        #[test]
+        fn a_column_is_checked_as_its_keys_one_by_one(chunks in proptest::collection::vec((0u8..3, -4i64..5, 1usize..6), 0..40)) {
+            let (mut column, mut single) = (KeyCheck::new(vec![0], vec![Type::Int]), KeyCheck::new(vec![0], vec![Type::Int]));
+            let mut at = i64::MAX - 30;
+            for (kind, d, n) in chunks {
+                at = if kind == 0 { at.wrapping_add(d * 7) } else { at.wrapping_add(1) };
+                let keys: Vec<i64> = (0..n as i64).map(|j| if kind == 2 { at.wrapping_add(j % 2) } else { at.wrapping_add(j) }).collect();
+                at = keys.last().copied().unwrap_or(at);
+                let want: Vec<bool> = keys.iter().map(|k| single.admit(&row(&[*k]))).collect();
+                let got = column.admit_ints(&keys, |i| row(&[keys.get(i).copied().unwrap_or(0)]));
+                proptest::prop_assert_eq!(got.unwrap_or_else(|| vec![true; keys.len()]), want, "keys {:?}", keys);
+                proptest::prop_assert_eq!((column.rejected, &column.first), (single.rejected, &single.first));
             }
         }
     }

@@ -5,6 +5,8 @@
 //! [`run::run`], so the compiler and the CLI build fast.
 
 pub mod admission;
+pub(crate) mod colfold;
+pub mod columns;
 pub mod control;
 pub mod coordination;
 pub mod coordinator;

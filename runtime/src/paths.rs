@@ -18,7 +18,10 @@
 //!   keep no set of the rows they folded;
 //! - a *prefolded* input is insert-only and read only into tables that only folds read: on
 //!   one worker, the driver folds its facts itself, before the dataflow, and only the folds'
-//!   changes enter it (`prefold.rs`).
+//!   changes enter it (`prefold.rs`);
+//! - a *column-folded* input is a prefolded input of `int` columns with a key, copied by one
+//!   rule into a table that only folds of plain columns read (`colfold.rs`): the driver
+//!   folds its facts a column at a time, and they are never built as rows.
 
 use crate::plan::NodePlan;
 use bloomc_compiler::ir::{AggFn, CollectionId, Expr, ExprKind, Program, Rule, RuleId, Type};
@@ -46,6 +49,10 @@ pub struct Paths {
     /// Accumulating tables no row of which can arrive twice: one rule, reading a keyed
     /// input, with every key column in its head.
     pub unique: BTreeSet<CollectionId>,
+    /// Prefolded inputs whose facts the driver folds a column at a time (`colfold.rs`), and
+    /// the folds it so computes.
+    pub column_folded: BTreeSet<CollectionId>,
+    pub column_folds: BTreeSet<RuleId>,
     /// The strongly connected components of the `<=` graph in dependency order.
     pub order: Vec<Vec<CollectionId>>,
     /// Collections in a recursive component.
@@ -126,7 +133,8 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
         })
         .collect();
     let (prefolded_inputs, prefolded) = prefoldable(p, plan, &insert_only_inputs, &fold_only);
-    let unique = accumulating.iter().copied().filter(|&t| unique_rows(p, plan, t)).collect();
+    let unique: BTreeSet<CollectionId> = accumulating.iter().copied().filter(|&t| unique_rows(p, plan, t)).collect();
+    let (column_folded, column_folds) = column_foldable(p, plan, &prefolded_inputs, &prefolded, &unique);
     Paths {
         accumulating,
         growing,
@@ -137,6 +145,8 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
         prefolded_inputs,
         prefolded,
         unique,
+        column_folded,
+        column_folds,
         order,
         recursive,
     }
@@ -170,6 +180,42 @@ fn prefoldable(
     }
     let folds =
         rules.iter().filter(|r| r.body.atoms.iter().any(|a| tables.contains(&a.collection))).map(|r| r.id).collect();
+    (inputs, folds)
+}
+
+/// The prefolded inputs the driver folds a column at a time, and their folds: an input
+/// whose columns are all `int`, read by one rule, which copies it into a unique table, every
+/// rule reading which is a prefolded fold that `colfold::eligible` takes (group keys and
+/// aggregate arguments plain columns, no `where`). The facts of such an input need no row:
+/// its key is checked on its column, and the folds read their columns.
+fn column_foldable(
+    p: &Program,
+    plan: &NodePlan,
+    prefolded_inputs: &BTreeSet<CollectionId>,
+    prefolded: &BTreeSet<RuleId>,
+    unique: &BTreeSet<CollectionId>,
+) -> (BTreeSet<CollectionId>, BTreeSet<RuleId>) {
+    let (mut inputs, mut folds) = (BTreeSet::new(), BTreeSet::new());
+    for &c in prefolded_inputs {
+        let Some(types) = p.collection(c).map(|x| x.columns.iter().map(|col| col.ty).collect::<Vec<Type>>()) else {
+            continue;
+        };
+        let readers: Vec<&Rule> = all_rules(p, plan).filter(|r| reads(r, c)).collect();
+        let [fill] = readers.as_slice() else { continue };
+        let t = fill.target;
+        let over: Vec<&Rule> = all_rules(p, plan).filter(|r| reads(r, t)).collect();
+        let fits = !types.is_empty()
+            && types.iter().all(|ty| *ty == Type::Int)
+            && copies(p, fill)
+            && unique.contains(&t)
+            && all_rules(p, plan).filter(|r| r.target == t).count() == 1
+            && !over.is_empty()
+            && over.iter().all(|r| prefolded.contains(&r.id) && crate::colfold::eligible(r, &types));
+        if fits {
+            inputs.insert(c);
+            folds.extend(over.iter().map(|r| r.id));
+        }
+    }
     (inputs, folds)
 }
 

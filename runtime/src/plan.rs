@@ -15,6 +15,9 @@ pub enum Source {
     /// Rows already read (from a file), split into ticks of `batch` rows. Shared, so a plan
     /// is cloned for every worker and node without copying them.
     Rows { rows: std::sync::Arc<Vec<Row>>, batch: usize },
+    /// Rows already read, kept by column (`columns.rs`), split into ticks of `batch` rows:
+    /// the compact form of a file's rows, and of rows a program hands over in columns.
+    Columns { columns: std::sync::Arc<crate::columns::Columns>, batch: usize },
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +43,7 @@ impl Feed {
         match &self.source {
             Source::Generate { rows, batch, .. } => rows.div_ceil((*batch).max(1)),
             Source::Rows { rows, batch } => (rows.len() as u64).div_ceil((*batch).max(1) as u64),
+            Source::Columns { columns, batch } => (columns.len() as u64).div_ceil((*batch).max(1) as u64),
         }
     }
 
@@ -98,8 +102,28 @@ impl Feed {
                     }
                 }
             }
+            Source::Columns { columns, batch } => {
+                let start = (t as usize).saturating_mul(*batch);
+                for i in start..start.saturating_add(*batch).min(columns.len()) {
+                    if i % workers == worker {
+                        f(&columns.row(i));
+                        visited += 1;
+                    }
+                }
+            }
         }
         visited
+    }
+}
+
+/// The feed of rows read from a file: kept by column (`columns.rs`), or as rows when one
+/// does not fit the input's schema (which `input::read` rules out).
+fn file_source(p: &Program, input: CollectionId, rows: &[Row], batch: usize) -> Source {
+    let types: Vec<bloomc_compiler::ir::Type> =
+        p.collection(input).map(|c| c.columns.iter().map(|col| col.ty).collect()).unwrap_or_default();
+    match crate::columns::Columns::from_rows(&types, rows) {
+        Some(columns) => Source::Columns { columns: std::sync::Arc::new(columns), batch },
+        None => Source::Rows { rows: std::sync::Arc::new(rows.to_vec()), batch },
     }
 }
 
@@ -202,10 +226,7 @@ pub fn plan(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> Result<No
         }
     };
     for (input, rows, batch) in files {
-        feeds.push(Feed {
-            input: *input,
-            source: Source::Rows { rows: std::sync::Arc::new(rows.clone()), batch: *batch },
-        });
+        feeds.push(Feed { input: *input, source: file_source(p, *input, rows, *batch) });
     }
     let (strata, deferred, deletes, sends) = phases(p, module)?;
     let sealed_feeds = group.map(|g| crate::fed::sealed_feeds(p, g, &feeds)).unwrap_or_default();
@@ -312,10 +333,7 @@ pub fn plan_network(p: &Program, files: &[(CollectionId, Vec<Row>, usize)]) -> R
             .map(|f| f.to.collection)
             .collect();
         for (input, rows, batch) in files.iter().filter(|(c, _, _)| own.contains(c)) {
-            feeds.push(Feed {
-                input: *input,
-                source: Source::Rows { rows: std::sync::Arc::new(rows.clone()), batch: *batch },
-            });
+            feeds.push(Feed { input: *input, source: file_source(p, *input, rows, *batch) });
         }
         let sealed_feeds = crate::fed::sealed_feeds(p, g.id, &feeds);
         let fed_reads = crate::fed::fed_reads(p, g.id, &sealed_feeds);
@@ -354,6 +372,7 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
                 format!("generator: {rows} rows, {batch} per tick, seed {seed}{rate}")
             }
             Source::Rows { rows, batch } => format!("file: {} rows, {batch} per tick", rows.len()),
+            Source::Columns { columns, batch } => format!("file: {} rows, {batch} per tick", columns.len()),
         };
         let _ = writeln!(out, "  feed {} <- {what}", p.collection_name(f.input));
     }
@@ -407,7 +426,13 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
                 key.join(", ")
             );
         }
-        if paths.prefolded_inputs.contains(&c) {
+        if paths.column_folded.contains(&c) {
+            let _ = writeln!(
+                out,
+                "  input {}: insert-only, read only by folds; on one worker the driver checks and folds its facts a column at a time (column fold), before the dataflow",
+                p.collection_name(c)
+            );
+        } else if paths.prefolded_inputs.contains(&c) {
             let _ = writeln!(
                 out,
                 "  input {}: insert-only, read only by folds; on one worker the driver folds its facts before the dataflow",
@@ -498,7 +523,9 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
                 } else {
                     ""
                 };
-                ops.push(if paths.folds.contains(&r) {
+                ops.push(if paths.column_folds.contains(&r) {
+                    format!("fold per group (column fold: {dedup}, int columns folded a column at a time, never retract{place})")
+                } else if paths.folds.contains(&r) {
                     format!("fold per group (fold path: {dedup}, update accumulators, never retract{place})")
                 } else if counts && !keys.is_empty() {
                     "count per group (count path: no bindings kept)".to_string()

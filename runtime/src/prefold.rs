@@ -8,7 +8,12 @@
 //! grouping both need all of a group's rows in one place. With several workers the rows are
 //! split among them, so the dataflow's fold operator, which exchanges rows by group key,
 //! does the work instead.
+//!
+//! The facts of a *column-folded* input (`paths.rs`) come as `int` columns
+//! ([`Prefold::add_columns`]) and go to column folds (`colfold.rs`); a single fact of such an
+//! input ([`Prefold::add`]) goes there as columns of one row.
 
+use crate::colfold::ColumnFold;
 use crate::eval::Ctx;
 use crate::fold::Fold;
 use crate::paths::Paths;
@@ -32,13 +37,30 @@ struct Fill {
     head: Vec<Expr>,
 }
 
+/// One of the driver's folds: of rows, or of columns.
+enum AnyFold {
+    Rows(Box<Fold>),
+    Columns(Box<ColumnFold>),
+}
+
+impl AnyFold {
+    fn finish(&mut self) -> Changes {
+        match self {
+            AnyFold::Rows(f) => f.finish(),
+            AnyFold::Columns(f) => f.finish(),
+        }
+    }
+}
+
 /// The driver's folds of one node.
 pub(crate) struct Prefold {
     /// For each prefolded input, the rules that read it (found once per input and tick by
     /// [`Prefold::input`], not per fact).
     fills: Vec<(CollectionId, Vec<Fill>)>,
     /// For each prefolded table, the folds that read it.
-    folds: Vec<Vec<(RuleId, Fold)>>,
+    folds: Vec<Vec<(RuleId, AnyFold)>>,
+    /// The inputs folded a column at a time, with their arity.
+    columnar: Vec<(CollectionId, usize)>,
     /// The current tick's errors of the filling rules, tagged with the rule as the
     /// dataflow tags a rule's errors.
     errors: Vec<Row>,
@@ -59,10 +81,18 @@ impl Prefold {
                 Some((r, rule, rule.body.atoms.first()?))
             })
         };
-        let mut folds: BTreeMap<CollectionId, Vec<(RuleId, Fold)>> = BTreeMap::new();
+        let mut folds: BTreeMap<CollectionId, Vec<(RuleId, AnyFold)>> = BTreeMap::new();
         for (r, rule, atom) in rules().filter(|(r, _, _)| paths.prefolded.contains(r)) {
             let unique = paths.unique.contains(&atom.collection);
-            folds.entry(atom.collection).or_default().push((r, Fold::new(p, rule, plan.instance, unique)));
+            let types: Vec<bloomc_compiler::ir::Type> =
+                p.collection(atom.collection).map(|c| c.columns.iter().map(|col| col.ty).collect()).unwrap_or_default();
+            let columns =
+                paths.column_folds.contains(&r).then(|| ColumnFold::new(rule, &types, plan.instance)).flatten();
+            let fold = match columns {
+                Some(f) => AnyFold::Columns(Box::new(f)),
+                None => AnyFold::Rows(Box::new(Fold::new(p, rule, plan.instance, unique))),
+            };
+            folds.entry(atom.collection).or_default().push((r, fold));
         }
         let tables: Vec<CollectionId> = folds.keys().copied().collect();
         let mut fills: BTreeMap<CollectionId, Vec<Fill>> = BTreeMap::new();
@@ -79,7 +109,9 @@ impl Prefold {
             });
         }
         let fills = fills.into_iter().collect();
-        Some(Prefold { fills, folds: folds.into_values().collect(), errors: Vec::new() })
+        let arity = |c: CollectionId| p.collection(c).map_or(0, |x| x.columns.len());
+        let columnar = paths.column_folded.iter().map(|&c| (c, arity(c))).collect();
+        Some(Prefold { fills, folds: folds.into_values().collect(), columnar, errors: Vec::new() })
     }
 
     /// Where the driver folds the facts of `input`, if it does: what [`Prefold::add`] takes.
@@ -94,9 +126,56 @@ impl Prefold {
         rules
     }
 
+    /// Whether the facts of `input` (from [`Prefold::input`]) are folded a column at a time:
+    /// then [`Prefold::add_columns`] takes them.
+    pub(crate) fn columnar(&self, input: usize) -> bool {
+        self.fills.get(input).is_some_and(|(c, _)| self.columnar.iter().any(|(x, _)| x == c))
+    }
+
+    /// How many columns `input` (from [`Prefold::input`]) has, when it is column-folded.
+    pub(crate) fn arity(&self, input: usize) -> usize {
+        let c = self.fills.get(input).map(|(c, _)| *c);
+        self.columnar.iter().find(|(x, _)| Some(*x) == c).map_or(0, |(_, n)| *n)
+    }
+
+    /// Folds facts of a column-folded `input` in, given as its columns (all `int`, of one
+    /// length): its one rule copies them into a table that only column folds read.
+    pub(crate) fn add_columns(&mut self, input: usize, columns: &[&[i64]]) {
+        let Some((_, fills)) = self.fills.get(input) else { return };
+        for fill in fills {
+            for (_, fold) in fill.table.and_then(|t| self.folds.get_mut(t)).into_iter().flatten() {
+                if let AnyFold::Columns(f) = fold {
+                    f.add(columns);
+                }
+            }
+        }
+    }
+
     /// Folds one fact of `input` (from [`Prefold::input`]) in: through each rule that reads
-    /// it, into the folds over that rule's table.
+    /// it, into the folds over that rule's table. A fact of a column-folded input goes in as
+    /// columns of one row; one that does not fit its `int` columns (which its schema rules
+    /// out) is an error of the rule that reads it, as a value of the wrong type would be.
     pub(crate) fn add(&mut self, input: usize, row: &Row) {
+        if self.columnar(input) {
+            let ints: Option<Vec<i64>> =
+                row.iter().map(|v| if let Value::Int(i) = v { Some(*i) } else { None }).collect();
+            match ints {
+                Some(ints) => {
+                    let columns: Vec<&[i64]> = ints.iter().map(std::slice::from_ref).collect();
+                    self.add_columns(input, &columns);
+                }
+                None => {
+                    let rule = self.fills.get(input).and_then(|(_, f)| f.first()).map(|f| f.rule);
+                    self.errors.extend(rule.map(|r| {
+                        let mut tagged = Row::new();
+                        tagged.push(Value::Int(i64::from(r.0)));
+                        tagged.extend(row.iter().cloned());
+                        tagged
+                    }));
+                }
+            }
+            return;
+        }
         let Some((_, fills)) = self.fills.get(input) else { return };
         for fill in fills {
             let produced = if fill.copies {
@@ -111,7 +190,9 @@ impl Prefold {
                 Some(out) => {
                     let out = out.as_ref().unwrap_or(row);
                     for (_, fold) in fill.table.and_then(|t| self.folds.get_mut(t)).into_iter().flatten() {
-                        fold.add(out);
+                        if let AnyFold::Rows(f) = fold {
+                            f.add(out);
+                        }
                     }
                 }
                 None => {

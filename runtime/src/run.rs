@@ -3,9 +3,9 @@
 //!
 //! This is the crate's non-generic entry point: callers never see differential types.
 
-use crate::plan::NodePlan;
+use crate::plan::{NodePlan, Source};
 use crate::render::{self, Coll};
-use crate::value::Row;
+use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Program, RuleId};
 use bloomc_grammar::ast::CollectionKind;
 use differential_dataflow::input::{Input, InputSession};
@@ -217,6 +217,30 @@ impl Worker {
                 Some(_) => (index == 0).then_some((0, 1)),
                 None => Some((index, peers)),
             };
+            let prefolded = self.prefold.as_mut().and_then(|(f, _)| Some((f.input(*c)?, f)));
+            if let Some((input, prefold)) = prefolded.filter(|(i, f)| f.columnar(*i) && !self.fed.handles(*c)) {
+                // Folded by the driver a column at a time (`colfold.rs`): the facts of a
+                // file's columns are read in place, any other's gathered into columns first.
+                let arity = prefold.arity(input);
+                let mut key = keyed;
+                facts_in += fold_rows(prefold, input, arity, arriving.remove(c).unwrap_or_default().iter(), &mut key);
+                for f in plan.feeds.iter().filter(|f| f.input == *c) {
+                    let Some(share) = share else { continue };
+                    if let Source::Columns { columns, batch } = &f.source {
+                        let start = (tick as usize).saturating_mul(*batch).min(columns.len());
+                        if let Some(cols) = columns.ints(start..start.saturating_add(*batch).min(columns.len())) {
+                            facts_in += fold_columns(prefold, input, &cols, &mut key);
+                            continue;
+                        }
+                    }
+                    let mut rows = Vec::new();
+                    f.visit(tick, plan.instance, share, feed_errors, &mut |row| rows.push(row.clone()));
+                    facts_in += fold_rows(prefold, input, arity, rows.iter(), &mut key);
+                }
+                session.advance_to(tick + 1);
+                session.flush();
+                continue;
+            }
             let mut admit = |row: &Row| keyed.as_mut().is_none_or(|k| k.admit(row));
             let prefolded = self.prefold.as_mut().and_then(|(f, _)| Some((f.input(*c)?, f)));
             if let Some((input, prefold)) = prefolded {
@@ -321,6 +345,64 @@ impl Worker {
             worker.drop_dataflow(id);
         }
     }
+}
+
+/// Checks the key of facts of a column-folded input given as its columns, in order, and
+/// folds the admitted (`colfold.rs`); returns how many were admitted.
+fn fold_columns(
+    prefold: &mut crate::prefold::Prefold,
+    input: usize,
+    columns: &[&[i64]],
+    key: &mut Option<&mut crate::keys::KeyCheck>,
+) -> u64 {
+    let n = columns.first().map_or(0, |c| c.len());
+    let row = |i: usize| -> Row { columns.iter().filter_map(|c| c.get(i)).map(|x| Value::Int(*x)).collect() };
+    let keep = match key {
+        None => None,
+        Some(k) => match k.int_column().and_then(|c| columns.get(c)) {
+            Some(col) => k.admit_ints(col, row),
+            None => Some((0..n).map(|i| k.admit(&row(i))).collect()),
+        },
+    };
+    let Some(keep) = keep else {
+        prefold.add_columns(input, columns);
+        return n as u64;
+    };
+    let kept: Vec<Vec<i64>> =
+        columns.iter().map(|c| c.iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect()).collect();
+    let kept: Vec<&[i64]> = kept.iter().map(Vec::as_slice).collect();
+    prefold.add_columns(input, &kept);
+    keep.iter().filter(|k| **k).count() as u64
+}
+
+/// Facts of a column-folded input given as rows: gathered into columns and folded by
+/// [`fold_columns`], in order; a row that does not fit the input's `int` columns (which its
+/// schema rules out) goes through [`crate::prefold::Prefold::add`] on its own, which counts
+/// it as an error. Returns how many were admitted.
+fn fold_rows<'r>(
+    prefold: &mut crate::prefold::Prefold,
+    input: usize,
+    arity: usize,
+    rows: impl Iterator<Item = &'r Row>,
+    key: &mut Option<&mut crate::keys::KeyCheck>,
+) -> u64 {
+    let types = vec![bloomc_compiler::ir::Type::Int; arity];
+    let mut buffer = crate::columns::Columns::new(&types, 0);
+    let mut admitted = 0;
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        // The rows up to the first that does not fit, as columns.
+        let misfit = rows.by_ref().find(|row| !buffer.push(row));
+        if let Some(cols) = buffer.ints(0..buffer.len()) {
+            admitted += fold_columns(prefold, input, &cols, key);
+        }
+        buffer = crate::columns::Columns::new(&types, 0);
+        if let Some(row) = misfit.filter(|row| key.as_mut().is_none_or(|k| k.admit(row))) {
+            prefold.add(input, row);
+            admitted += 1;
+        }
+    }
+    admitted
 }
 
 /// The rows the feeds of `input` deliver in tick `tick` to worker `share` of the node.

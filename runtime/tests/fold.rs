@@ -7,7 +7,7 @@ mod reference;
 
 use bloomc_compiler::compile;
 use bloomc_runtime::paths::paths;
-use bloomc_runtime::plan::plan;
+use bloomc_runtime::plan::{plan, NodePlan, Source};
 use bloomc_runtime::run::{run, RunOptions};
 use bloomc_runtime::value::Row;
 use proptest::prelude::*;
@@ -26,7 +26,14 @@ fn check(src: &str, folds: usize) -> Result<(), TestCaseError> {
     prop_assert!(!c.has_errors(), "test program must compile:\n{}", src);
     let p = c.program.expect("IR");
     let node = plan(&p, &[]).expect("one node");
+    check_plan(&p, &node, src, folds)
+}
+
+/// [`check`] for a program's plan, whose feeds the caller may have changed.
+fn check_plan(p: &bloomc_compiler::ir::Program, node: &NodePlan, src: &str, folds: usize) -> Result<(), TestCaseError> {
+    let (p, node) = (p.clone(), node.clone());
     let paths = paths(&p, &node);
+    prop_assert!(paths.column_folds.is_subset(&paths.prefolded), "column folds are driver folds:\n{}", src);
     prop_assert_eq!(paths.folds.len(), folds, "fold rules in:\n{}", src);
     prop_assert_eq!(paths.prefolded.len(), folds, "folds the driver computes in:\n{}", src);
     // A keyed input copied into `t0` alone makes it unique: its folds keep no set of rows.
@@ -144,4 +151,44 @@ fn a_fold_with_many_groups_matches_the_reference() {
                system S { node m: M;
                  feed m.i from generate(rows: 120000, seed: 7, batch: 30000) { a: uniform(0, 50000), b: uniform(-3, 4) }; }";
     check(src, 3).expect("matches the reference");
+}
+
+/// The column fold (`colfold.rs`): a keyed input of `int` columns copied into a table that
+/// folds of plain columns read. Keys repeat and go back (rejected facts) after ascending
+/// runs; 40k groups (the prefetched lookups, the table growing within a tick); sums that
+/// overflow; heads with and without aggregates; `having` thresholds either way round, one
+/// on a sum that overflows; from a generator (rows gathered into columns) and from columns handed over
+/// (`Source::Columns`, read in place).
+#[test]
+fn column_folds_match_the_reference() {
+    let src = "module M { input i(k: int, a: int, b: int, c: int) key (k); table t(k: int, a: int, b: int, c: int);
+                 output o0(a: int); output o1(a: int, b: int, s: int, lo: int, hi: int, n: int); output o2(n: int); output o3(a: int);
+                 t <= i;
+                 o0 <= from t p group by p.a having count(*) < 3 select p.a;
+                 o1 <= from t p group by p.a, p.b select p.a, p.b, sum(p.b), min(p.k), max(p.c), count(*);
+                 o2 <= from t p group by p.b having sum(p.c) > 0 select count(*);
+                 o3 <= from t p group by p.a having 4611686018427387904 <= sum(p.c) select p.a; }
+               system S { node m: M;
+                 feed m.i from generate(rows: 80000, seed: 3, batch: 30000) {
+                   k: row() % 60000 - 30000, a: uniform(0, 40000), b: uniform(-3, 4), c: uniform(0, 3) * 4611686018427387904 }; }";
+    check(src, 4).expect("matches the reference");
+    let c = compile("fold.bl", src.as_bytes(), &[]);
+    let p = c.program.expect("IR");
+    let mut node = plan(&p, &[]).expect("one node");
+    let paths = paths(&p, &node);
+    assert_eq!((paths.column_folded.len(), paths.column_folds.len()), (1, 4), "the column fold is planned");
+    let feed = node.feeds.first().cloned().expect("a feed");
+    let types = vec![bloomc_compiler::ir::Type::Int; 4];
+    let mut columns = bloomc_runtime::columns::Columns::new(&types, 0);
+    let mut errors = 0;
+    for t in 0..feed.ticks() {
+        for row in feed.batch(t, 0, 0, 1, &mut errors) {
+            assert!(columns.push(&row));
+        }
+    }
+    node.feeds = vec![bloomc_runtime::plan::Feed {
+        input: feed.input,
+        source: Source::Columns { columns: std::sync::Arc::new(columns), batch: 25000 },
+    }];
+    check_plan(&p, &node, src, 4).expect("columns match the reference");
 }

@@ -1,0 +1,529 @@
+//! The column fold: the driver's fold (`prefold.rs`) of a batch of facts held as `int`
+//! columns, a column at a time, for the class of programs `paths.rs` marks *column-folded*:
+//! an input of `int` columns, with a key, copied by one rule into a table that only folds
+//! read, each fold grouping by plain columns with `count`, and `sum`, `min`, `max` of plain
+//! columns, no `where`. (The CAMPAIGN query is one.) Such a table's rows never repeat (its
+//! input's key), so a fold keeps no set of rows, and every value it reads is an integer, so
+//! nothing can fail to evaluate until `having` and the head.
+//!
+//! A batch goes through in chunks of [`CHUNK`] rows, each step a loop over the chunk: hash
+//! every row's key, a key column at a time, then find every row's group (adding the new,
+//! marking it touched), then for each aggregate update the accumulators of every row's
+//! group from the argument column. No row is built, nothing is dispatched per row on the kind
+//! of an expression, and with many groups the lookups of rows ahead are prefetched, so their
+//! cache misses overlap.
+//!
+//! A group is one record of `u64` words: its key, a flags word, its accumulators now (a
+//! count, a minimum or a maximum in a word, an exact sum in two) and, unless the head reads
+//! no aggregate, as last shown. The records themselves are the slots of an open-addressing
+//! table (linear probing, at most half full), so finding a group costs one cache miss, not
+//! one for an index and another for the group; a group's number is its slot, renumbered
+//! when the table grows (between chunks). The end of a tick is
+//! [`crate::fold::Fold`]'s, through the same [`Group`]: `having` and the head are evaluated
+//! for each touched group, and a changed row is retracted and inserted. A `having` that
+//! compares the one aggregate with a constant ([`Threshold`]) is decided as each chunk
+//! ends instead, and only the groups whose outcome changed are listed for the tick's end.
+
+use crate::groups::prefetch;
+use crate::render::{Group, Outcome};
+use crate::value::{Row, Value};
+use bloomc_compiler::ir::{AggFn, ExprKind, Rule, Type, Value as IrValue};
+use bloomc_grammar::ast::BinaryOp;
+
+/// Rows per step of a batch: the chunk's hashes and groups stay in the first-level cache.
+const CHUNK: usize = 1024;
+/// How many rows ahead a large fold asks for a row's slot.
+const AHEAD: usize = 16;
+/// From this many slots on, lookups are prefetched (the groups outgrow the caches).
+const LARGE: usize = 1 << 16;
+
+const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The flags word: touched this tick, shown a row (when the head reads an aggregate), the
+/// last outcome (when it does not), in two bits: 0 none, then pass, reject, failed; and
+/// whether the slot holds a group.
+const TOUCHED: u64 = 1;
+const OCCUPIED: u64 = 1 << 8;
+const SHOWN: u64 = 2;
+const OUTCOME_SHIFT: u32 = 2;
+
+/// Mixes the key words' running hash (`(h ^ w) * MUL` over the words, from 0) so that its
+/// low bits (the slot it starts probing at) depend on every word.
+fn finish_hash(h: u64) -> u64 {
+    let x = (h ^ (h >> 32)).wrapping_mul(MUL);
+    x ^ (x >> 29)
+}
+
+/// The value of aggregate `a` whose accumulator starts `words`: `None` when a sum does not
+/// fit an `int`.
+fn agg_value(a: Agg, words: &[u64]) -> Option<i64> {
+    let lo = *words.first()?;
+    match a {
+        Agg::Sum(_) => i64::try_from(i128::from(*words.get(1)? as i64) << 64 | i128::from(lo)).ok(),
+        _ => Some(lo as i64),
+    }
+}
+
+/// An outcome as the flags word keeps it (0 is none yet).
+fn outcome_code(o: Outcome) -> u64 {
+    match o {
+        Outcome::Pass => 1,
+        Outcome::Reject => 2,
+        Outcome::Failed => 3,
+    }
+}
+
+/// One aggregate, with its argument's column.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Agg {
+    Count,
+    Sum(usize),
+    Min(usize),
+    Max(usize),
+}
+
+impl Agg {
+    fn words(self) -> usize {
+        if matches!(self, Agg::Sum(_)) {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn start(self) -> [u64; 2] {
+        match self {
+            Agg::Min(_) => [i64::MAX as u64, 0],
+            Agg::Max(_) => [i64::MIN as u64, 0],
+            _ => [0, 0],
+        }
+    }
+}
+
+/// The group key columns and aggregates of fold rule `r` over a table of `types` when it
+/// can fold column by column: no `where`, no equality, every key and every argument a plain
+/// `int` column. The aggregates come in [`Group`]'s order (head, then `having`).
+fn shape(r: &Rule, group: &Group, types: &[Type]) -> Option<(Vec<usize>, Vec<Agg>)> {
+    let b = &r.body;
+    if !b.filters.is_empty() || !b.equalities.is_empty() || !b.antijoins.is_empty() || b.atoms.len() != 1 {
+        return None;
+    }
+    let int_col = |e: &bloomc_compiler::ir::Expr| match &e.kind {
+        ExprKind::Col(c) if c.atom == 0 && types.get(c.column) == Some(&Type::Int) => Some(c.column),
+        _ => None,
+    };
+    let keys = b.group_by.as_ref()?.iter().map(int_col).collect::<Option<Vec<usize>>>()?;
+    let aggs = group
+        .aggregates
+        .iter()
+        .map(|a| match &a.kind {
+            ExprKind::Agg(AggFn::Count, _) => Some(Agg::Count),
+            ExprKind::Agg(AggFn::Sum, Some(x)) => int_col(x).map(Agg::Sum),
+            ExprKind::Agg(AggFn::Min, Some(x)) => int_col(x).map(Agg::Min),
+            ExprKind::Agg(AggFn::Max, Some(x)) => int_col(x).map(Agg::Max),
+            _ => None,
+        })
+        .collect::<Option<Vec<Agg>>>()?;
+    Some((keys, aggs))
+}
+
+/// `having` of the form `aggregate CMP constant` (either way round) on an `int` constant,
+/// over a head with no aggregate: its outcome is a comparison of two integers, decided
+/// without evaluating an expression. (Two integers always compare, so it fails only when
+/// the aggregate does: a sum out of range.)
+#[derive(Clone, Copy)]
+struct Threshold {
+    op: BinaryOp,
+    constant: i64,
+    /// The aggregate is the left operand.
+    left: bool,
+}
+
+impl Threshold {
+    fn of(r: &Rule, group: &Group) -> Option<Threshold> {
+        let h = r.body.having.as_ref()?;
+        let ExprKind::Binary(op, a, b) = &h.kind else { return None };
+        if !matches!(op, BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne)
+            || !group.outcome_decides()
+            || group.aggregates.len() != 1
+        {
+            return None;
+        }
+        match (&a.kind, &b.kind) {
+            (ExprKind::Agg(..), ExprKind::Lit(IrValue::Int(c))) => {
+                Some(Threshold { op: *op, constant: *c, left: true })
+            }
+            (ExprKind::Lit(IrValue::Int(c)), ExprKind::Agg(..)) => {
+                Some(Threshold { op: *op, constant: *c, left: false })
+            }
+            _ => None,
+        }
+    }
+
+    fn outcome(self, value: Option<i64>) -> Outcome {
+        let Some(v) = value else { return Outcome::Failed };
+        let (x, y) = if self.left { (v, self.constant) } else { (self.constant, v) };
+        let pass = match self.op {
+            BinaryOp::Lt => x < y,
+            BinaryOp::Le => x <= y,
+            BinaryOp::Gt => x > y,
+            BinaryOp::Ge => x >= y,
+            BinaryOp::Eq => x == y,
+            _ => x != y,
+        };
+        if pass {
+            Outcome::Pass
+        } else {
+            Outcome::Reject
+        }
+    }
+}
+
+/// Whether fold rule `r`, over a table whose columns have `types`, can fold column by
+/// column (what `paths.rs` asks).
+pub(crate) fn eligible(r: &Rule, types: &[Type]) -> bool {
+    let group = Group::new(
+        r.body.group_by.clone().unwrap_or_default(),
+        r.body.head.clone(),
+        r.body.having.clone(),
+        crate::eval::Ctx { instance: 0, row: 0, seed: 0 },
+    );
+    shape(r, &group, types).is_some()
+}
+
+/// One column fold's state.
+pub(crate) struct ColumnFold {
+    keys: Vec<usize>,
+    aggs: Vec<Agg>,
+    /// Each aggregate's first word within a record.
+    offsets: Vec<usize>,
+    group: Group,
+    threshold: Option<Threshold>,
+    having_reads_key: bool,
+    /// The head reads no aggregate: a group keeps its outcome, not its shown accumulators.
+    decides: bool,
+    /// Words of accumulators (now; as many again as shown unless `decides`), and per record.
+    acc_words: usize,
+    stride: usize,
+    /// `slots` records of `stride` words (a power of two of them; empty ones all zero).
+    records: Vec<u64>,
+    slots: usize,
+    /// Where the first slot starts in `records` (on a cache line), and whether a record then
+    /// lies within one line.
+    base: usize,
+    aligned: bool,
+    groups: usize,
+    touched: Vec<usize>,
+    /// Scratch of a chunk: each row's hash and group.
+    hashes: Vec<u64>,
+    ids: Vec<usize>,
+}
+
+impl ColumnFold {
+    /// The column fold of rule `r` over a table whose columns have `types`; `None` when the
+    /// rule is not [`eligible`].
+    pub(crate) fn new(r: &Rule, types: &[Type], instance: u32) -> Option<ColumnFold> {
+        let ctx = crate::eval::Ctx { instance, row: 0, seed: 0 };
+        let b = &r.body;
+        let group = Group::new(b.group_by.clone().unwrap_or_default(), b.head.clone(), b.having.clone(), ctx);
+        let (keys, aggs) = shape(r, &group, types)?;
+        let mut offsets = Vec::new();
+        let mut acc_words = 0;
+        for a in &aggs {
+            offsets.push(keys.len() + 1 + acc_words);
+            acc_words += a.words();
+        }
+        let decides = group.outcome_decides();
+        let stride = keys.len() + 1 + if decides { acc_words } else { 2 * acc_words };
+        Some(ColumnFold {
+            threshold: Threshold::of(r, &group),
+            having_reads_key: group.having_reads_key(),
+            keys,
+            aggs,
+            offsets,
+            group,
+            decides,
+            acc_words,
+            stride,
+            records: Vec::new(),
+            slots: 0,
+            base: 0,
+            aligned: false,
+            groups: 0,
+            touched: Vec::new(),
+            hashes: Vec::new(),
+            ids: Vec::new(),
+        })
+    }
+
+    /// Folds rows of the table given as its columns (every one `int`, of one length).
+    pub(crate) fn add(&mut self, columns: &[&[i64]]) {
+        let n = columns.first().map_or(0, |c| c.len());
+        let mut start = 0;
+        while start < n {
+            let end = (start + CHUNK).min(n);
+            self.chunk(columns, start..end);
+            start = end;
+        }
+    }
+
+    fn chunk(&mut self, columns: &[&[i64]], rows: std::ops::Range<usize>) {
+        let len = rows.len();
+        let keys: smallvec::SmallVec<[&[i64]; 4]> =
+            self.keys.iter().map(|&c| columns.get(c).and_then(|col| col.get(rows.clone())).unwrap_or(&[])).collect();
+        if keys.iter().any(|col| col.len() != len) {
+            return;
+        }
+        // The hashes, a key column at a time.
+        self.hashes.clear();
+        self.hashes.resize(len, 0);
+        for col in &keys {
+            for (h, &x) in self.hashes.iter_mut().zip(col.iter()) {
+                *h = (*h ^ x as u64).wrapping_mul(MUL);
+            }
+        }
+        for h in self.hashes.iter_mut() {
+            *h = finish_hash(*h);
+        }
+        // Each row's group, marked touched on the way (its flags share the key's cache line).
+        if (self.groups + len) * 2 > self.slots {
+            self.grow((self.groups + len) * 2);
+        }
+        self.ids.clear();
+        let large = self.slots >= LARGE;
+        for r in 0..len {
+            if let (Some(&h), true) = (self.hashes.get(r + AHEAD), large) {
+                let at = self.base + self.home(h) * self.stride;
+                prefetch(self.records.as_ptr().wrapping_add(at));
+                if !self.aligned {
+                    prefetch(self.records.as_ptr().wrapping_add(at + self.stride - 1));
+                }
+            }
+            let h = self.hashes.get(r).copied().unwrap_or(0);
+            let g = self.find_or_insert(h, &keys, r);
+            self.ids.push(g);
+        }
+        // The accumulators, an aggregate at a time.
+        let (stride, base) = (self.stride, self.base);
+        for (a, &off) in self.aggs.iter().zip(&self.offsets) {
+            let arg = |c: usize| columns.get(c).and_then(|col| col.get(rows.clone())).unwrap_or(&[]);
+            match *a {
+                Agg::Count => {
+                    for &g in &self.ids {
+                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
+                            *w += 1;
+                        }
+                    }
+                }
+                Agg::Sum(c) => {
+                    for (&g, &x) in self.ids.iter().zip(arg(c)) {
+                        if let Some([lo, hi]) =
+                            self.records.get_mut(base + g * stride + off..base + g * stride + off + 2)
+                        {
+                            let s = (i128::from(*hi as i64) << 64 | i128::from(*lo)) + i128::from(x);
+                            (*lo, *hi) = (s as u64, (s >> 64) as u64);
+                        }
+                    }
+                }
+                Agg::Min(c) => {
+                    for (&g, &x) in self.ids.iter().zip(arg(c)) {
+                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
+                            *w = (*w as i64).min(x) as u64;
+                        }
+                    }
+                }
+                Agg::Max(c) => {
+                    for (&g, &x) in self.ids.iter().zip(arg(c)) {
+                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
+                            *w = (*w as i64).max(x) as u64;
+                        }
+                    }
+                }
+            }
+        }
+        if let (Some(t), Some(&agg), Some(&off)) = (self.threshold, self.aggs.first(), self.offsets.first()) {
+            // A threshold is decided as the chunk ends, while its groups are in cache: a
+            // group joins the touched list only when its outcome now differs from the one
+            // it showed, so the end of the tick visits those alone (a group that changes
+            // back is visited and found unchanged).
+            let k = self.keys.len();
+            for &g in &self.ids {
+                let Some(record) = self.records.get_mut(base + g * stride..base + (g + 1) * stride) else { continue };
+                let code = outcome_code(t.outcome(record.get(off..).and_then(|w| agg_value(agg, w))));
+                if let Some(flags) = record.get_mut(k) {
+                    if (*flags >> OUTCOME_SHIFT) & 3 != code && *flags & TOUCHED == 0 {
+                        *flags |= TOUCHED;
+                        self.touched.push(g);
+                    }
+                }
+            }
+        }
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        (hash as usize) & self.slots.wrapping_sub(1)
+    }
+
+    /// The group (slot) of row `r` of the chunk whose key columns are `keys`, added when
+    /// new, and marked touched. The table is at most half full (see `chunk`), so every
+    /// probe ends.
+    fn find_or_insert(&mut self, hash: u64, keys: &[&[i64]], r: usize) -> usize {
+        let (k, stride) = (self.keys.len(), self.stride);
+        let eager = self.threshold.is_some();
+        let mask = self.slots.wrapping_sub(1);
+        let mut g = self.home(hash);
+        loop {
+            let Some(record) = self.records.get_mut(self.base + g * stride..self.base + (g + 1) * stride) else {
+                return g;
+            };
+            let (key, rest) = record.split_at_mut(k);
+            let Some(flags) = rest.first_mut() else { return g };
+            if *flags & OCCUPIED == 0 {
+                for (w, col) in key.iter_mut().zip(keys) {
+                    *w = col.get(r).map_or(0, |x| *x as u64);
+                }
+                *flags = if eager { OCCUPIED } else { OCCUPIED | TOUCHED };
+                let mut at = 1;
+                let copies = if self.decides { 1 } else { 2 };
+                for _ in 0..copies {
+                    for a in &self.aggs {
+                        for w in a.start().get(..a.words()).unwrap_or(&[]) {
+                            if let Some(slot) = rest.get_mut(at) {
+                                *slot = *w;
+                            }
+                            at += 1;
+                        }
+                    }
+                }
+                if !eager {
+                    self.touched.push(g);
+                }
+                self.groups += 1;
+                return g;
+            }
+            if key.iter().zip(keys).all(|(w, col)| col.get(r).is_some_and(|x| *x as u64 == *w)) {
+                if *flags & TOUCHED == 0 && !eager {
+                    *flags |= TOUCHED;
+                    self.touched.push(g);
+                }
+                return g;
+            }
+            g = (g + 1) & mask;
+        }
+    }
+
+    /// Makes the table at least `want` slots long (a power of two), every group moved to
+    /// the slot the hash of its key leads to; the touched groups are listed again by their
+    /// new slots.
+    fn grow(&mut self, want: usize) {
+        let slots = want.next_power_of_two().max(16);
+        let (k, stride) = (self.keys.len(), self.stride);
+        // A line's worth of words more, so that the slots can start on a cache line: a record
+        // of a power-of-two size up to a line then never straddles two.
+        let old = std::mem::replace(&mut self.records, vec![0; slots * stride + 8]);
+        let old_base = std::mem::replace(&mut self.base, self.records.as_ptr().align_offset(64).min(8));
+        let old_slots = std::mem::replace(&mut self.slots, slots);
+        self.aligned = stride.is_power_of_two() && stride <= 8;
+        self.touched.clear();
+        let mask = slots - 1;
+        for record in old.get(old_base..).unwrap_or(&[]).chunks_exact(stride).take(old_slots) {
+            let flags = record.get(k).copied().unwrap_or(0);
+            if flags & OCCUPIED == 0 {
+                continue;
+            }
+            let h = finish_hash(record.get(..k).unwrap_or(&[]).iter().fold(0, |h, &w| (h ^ w).wrapping_mul(MUL)));
+            let mut g = (h as usize) & mask;
+            while let Some(slot) = self.records.get_mut(self.base + g * stride..self.base + (g + 1) * stride) {
+                if slot.get(k).is_some_and(|f| f & OCCUPIED == 0) {
+                    slot.copy_from_slice(record);
+                    if flags & TOUCHED != 0 {
+                        self.touched.push(g);
+                    }
+                    break;
+                }
+                g = (g + 1) & mask;
+            }
+        }
+    }
+
+    /// The aggregates' values from a group's accumulator words; `None` when a sum does not
+    /// fit an `int` (the group then fails, as the other aggregation paths fail it).
+    fn values(&self, words: &[u64]) -> Option<smallvec::SmallVec<[Value; 4]>> {
+        let mut at = 0;
+        let mut out = smallvec::SmallVec::new();
+        for a in &self.aggs {
+            out.push(Value::Int(agg_value(*a, words.get(at..)?)?));
+            at += a.words();
+        }
+        Some(out)
+    }
+
+    /// Ends the tick: each touched group's change, its old row -1 and new row +1, as
+    /// [`crate::fold::Fold::finish`] gives them.
+    pub(crate) fn finish(&mut self) -> Vec<((bool, Row), isize)> {
+        let mut out = Vec::new();
+        let touched = std::mem::take(&mut self.touched);
+        let (k, stride, n) = (self.keys.len(), self.stride, self.acc_words);
+        let large = self.slots >= LARGE;
+        let no_key = Row::new();
+        for (t, &g) in touched.iter().enumerate() {
+            if let (Some(&ahead), true) = (touched.get(t + AHEAD), large) {
+                prefetch(self.records.as_ptr().wrapping_add(self.base + ahead * stride));
+                prefetch(self.records.as_ptr().wrapping_add(self.base + ahead * stride + stride - 1));
+            }
+            let start = self.base + g * stride;
+            let Some(record) = self.records.get(start..start + stride) else { continue };
+            let flags = record.get(k).copied().unwrap_or(0) & !TOUCHED;
+            let now = record.get(k + 1..k + 1 + n).unwrap_or(&[]);
+            let key = || -> Row { record.get(..k).unwrap_or(&[]).iter().map(|&w| Value::Int(w as i64)).collect() };
+            let mut emit = |old: Option<(bool, Row)>, new: Option<(bool, Row)>| {
+                if new != old {
+                    out.extend(old.map(|row| (row, -1)));
+                    out.extend(new.map(|row| (row, 1)));
+                }
+            };
+            let flags = if self.decides {
+                let built;
+                let key_row = if self.having_reads_key {
+                    built = key();
+                    &built
+                } else {
+                    &no_key
+                };
+                let outcome = match self.threshold {
+                    Some(t) => t.outcome(self.aggs.first().and_then(|a| agg_value(*a, now))),
+                    None => self.group.outcome(key_row, self.values(now).as_deref()),
+                };
+                let code = outcome_code(outcome);
+                let before = match (flags >> OUTCOME_SHIFT) & 3 {
+                    1 => Some(Outcome::Pass),
+                    2 => Some(Outcome::Reject),
+                    3 => Some(Outcome::Failed),
+                    _ => None,
+                };
+                if before != Some(outcome) {
+                    let key = key();
+                    emit(before.and_then(|o| self.group.row(&key, o, &[])), self.group.row(&key, outcome, &[]));
+                }
+                (flags & !(3 << OUTCOME_SHIFT)) | (code << OUTCOME_SHIFT)
+            } else {
+                let shown = record.get(k + 1 + n..k + 1 + 2 * n).unwrap_or(&[]);
+                if flags & SHOWN == 0 || now != shown {
+                    let key = key();
+                    let old =
+                        if flags & SHOWN != 0 { self.group.finish(&key, self.values(shown).as_deref()) } else { None };
+                    emit(old, self.group.finish(&key, self.values(now).as_deref()));
+                    let now: smallvec::SmallVec<[u64; 8]> = now.iter().copied().collect();
+                    if let Some(shown) = self.records.get_mut(start + k + 1 + n..start + k + 1 + 2 * n) {
+                        shown.copy_from_slice(&now);
+                    }
+                }
+                flags | SHOWN
+            };
+            if let Some(f) = self.records.get_mut(start + k) {
+                *f = flags;
+            }
+        }
+        out
+    }
+}
