@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Circles still to break: the crate's source directory and the circle's sorted modules.
 const KNOWN: &[(&str, &[&str])] = &[
-    ("runtime/src", &["fed", "fold", "groups", "paths", "plan", "render"]),
+    ("runtime/src", &["colfold", "fed", "fold", "groups", "paths", "plan", "render"]),
 ];
 
 /// Every `.rs` file under `dir`, recursively.
