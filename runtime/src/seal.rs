@@ -291,7 +291,14 @@ pub(crate) fn plan(p: &Program, plans: &[NodePlan], seals: &[(Endpoint, Vec<usiz
             let (input, source_cols) = copied_columns(p, group, output, &seal.columns, &why)?;
             for (node, announce, at_tick) in ahead(plans, &nodes_of(w.from.group), input, &source_cols, &why)? {
                 if let Some(v) = out.get_mut(node) {
-                    v.push(Punctuations { to_first, to_count, input: seal.stream.collection, announce, at_tick, at_end: None });
+                    v.push(Punctuations {
+                        to_first,
+                        to_count,
+                        input: seal.stream.collection,
+                        announce,
+                        at_tick,
+                        at_end: None,
+                    });
                 }
                 producers.insert(node);
             }

@@ -201,11 +201,8 @@ fn connect<'i>(p: &Program, s: &crate::ir::System, iface: &dyn Fn(ModuleId) -> &
             continue;
         };
         let coll = p.collection(seal.stream.collection);
-        let key = seal
-            .columns
-            .iter()
-            .filter_map(|&i| coll.and_then(|c| c.columns.get(i)).map(|c| c.name.clone()))
-            .collect();
+        let key =
+            seal.columns.iter().filter_map(|&i| coll.and_then(|c| c.columns.get(i)).map(|c| c.name.clone())).collect();
         g.seals.push(SealDecl { component: seal.stream.group.index(), input, key });
     }
     g.ordered = s.coordination.orders.iter().map(|o| o.group.index()).collect();
