@@ -8,7 +8,7 @@
 use super::args::ProgramArgs;
 use super::args::{CoordinationArg, Run};
 use super::clusterfile::{
-    coordinator_config, fresh_token, log, program_digest, random, watch_stdin, ClusterFile, Given, CLUSTER_VAR,
+    coordinator_config, fresh_token, log, program_digest, random, watch_stdin, ClusterFile, Given,
 };
 use super::io::{read_inputs, Inputs};
 use bloomc_runtime::coordinator::serve;
@@ -66,15 +66,7 @@ impl Node {
         if self.watch_stdin {
             watch_stdin();
         }
-        let cluster = match (&self.cluster, std::env::var(CLUSTER_VAR)) {
-            (Some(path), _) => ClusterFile::read(path)?,
-            (None, Ok(text)) => ClusterFile::parse(&text, &format!("the environment variable {CLUSTER_VAR}"))?,
-            (None, Err(_)) => {
-                return Err(format!(
-                    "bloomc node needs the cluster: give `--cluster CLUSTER.toml` or set {CLUSTER_VAR} to a cluster file's text"
-                ))
-            }
-        };
+        let cluster = ClusterFile::given(self.cluster.as_deref(), "bloomc node")?;
         let c = super::common::load(&self.program)?;
         let (errors, _) = super::common::report(&c, self.program.text_format()?, false);
         let program = program_digest(&c, self.batch, self.skip_bad_rows, self.coordination);

@@ -66,6 +66,18 @@ impl ClusterFile {
     }
 
     /// Parses and checks the text of a cluster file; `origin` names it in errors.
+    /// The cluster a process (`who`: `bloomc node`) is given: the file at `path`, else the
+    /// text of the environment variable `BLOOMC_CLUSTER` (how the launcher passes it).
+    pub(crate) fn given(path: Option<&Path>, who: &str) -> Result<ClusterFile, String> {
+        match (path, std::env::var(CLUSTER_VAR)) {
+            (Some(path), _) => ClusterFile::read(path),
+            (None, Ok(text)) => ClusterFile::parse(&text, &format!("the environment variable {CLUSTER_VAR}")),
+            (None, Err(_)) => Err(format!(
+                "{who} needs the cluster: give `--cluster CLUSTER.toml` or set {CLUSTER_VAR} to a cluster file's text"
+            )),
+        }
+    }
+
     pub(crate) fn parse(text: &str, origin: &str) -> Result<ClusterFile, String> {
         let file: ClusterFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
         if let Some(n) = file.max_frame.filter(|n| !MAX_FRAME_RANGE.contains(n)) {

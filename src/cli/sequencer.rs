@@ -4,7 +4,7 @@
 //! no ZooKeeper; it is not meant to be started by hand. Its first line on standard output
 //! says where it listens, which the coordinator tells the nodes.
 
-use super::clusterfile::{watch_stdin, ClusterFile, CLUSTER_VAR};
+use super::clusterfile::{watch_stdin, ClusterFile};
 use bloomc_runtime::order::sequencer::{serve, SequencerConfig};
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,15 +37,7 @@ impl Sequencer {
         if self.watch_stdin {
             watch_stdin();
         }
-        let cluster = match (&self.cluster, std::env::var(CLUSTER_VAR)) {
-            (Some(path), _) => ClusterFile::read(path)?,
-            (None, Ok(text)) => ClusterFile::parse(&text, &format!("the environment variable {CLUSTER_VAR}"))?,
-            (None, Err(_)) => {
-                return Err(format!(
-                    "bloomc sequencer needs the cluster: give `--cluster CLUSTER.toml` or set {CLUSTER_VAR} to a cluster file's text"
-                ))
-            }
-        };
+        let cluster = ClusterFile::given(self.cluster.as_deref(), "bloomc sequencer")?;
         let listen = self.listen.or_else(|| cluster.sequencer.clone()).unwrap_or_else(|| "127.0.0.1:0".to_string());
         let config = SequencerConfig {
             cluster: cluster.cluster.clone(),
