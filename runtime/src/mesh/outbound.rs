@@ -105,6 +105,10 @@ async fn deliver(link: Link, mut rx: UnboundedReceiver<(u64, Bytes, Instant)>) {
         }
         let mut conn = match link.connect().await {
             Ok((conn, have)) => {
+                // The peer answered: it is reachable again, so an outage that ends later is
+                // timed from its own start, not from an earlier one's (a link that sends
+                // nothing after a reconnect gets no acknowledgement to clear it).
+                failing_since = None;
                 while unacked.front().is_some_and(|(s, _)| *s <= have) {
                     unacked.pop_front();
                 }
