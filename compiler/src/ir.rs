@@ -312,6 +312,8 @@ impl Expr {
     }
 }
 
+/// An aggregate function; what each takes, returns and folds with is in
+/// [`crate::aggregates`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AggFn {
     Count,
@@ -319,28 +321,6 @@ pub enum AggFn {
     Min,
     Max,
     Avg,
-}
-
-impl AggFn {
-    pub fn from_name(name: &str) -> Option<AggFn> {
-        match name {
-            "count" => Some(AggFn::Count),
-            "sum" => Some(AggFn::Sum),
-            "min" => Some(AggFn::Min),
-            "max" => Some(AggFn::Max),
-            "avg" => Some(AggFn::Avg),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            AggFn::Count => "count",
-            AggFn::Sum => "sum",
-            AggFn::Min => "min",
-            AggFn::Max => "max",
-            AggFn::Avg => "avg",
-        }
-    }
 }
 
 /// Scalar functions. `Row`, `Uniform` and `Pick` exist only in generators.

@@ -4,6 +4,7 @@
 //! stages in order (decode, parse, load the standard library, resolve, stratify), and each
 //! stage consumes the previous stage's type. Only the CLI prints and exits.
 
+pub mod aggregates;
 pub mod analysis;
 pub mod diagnostic;
 pub mod dump;

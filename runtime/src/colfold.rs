@@ -25,9 +25,10 @@
 //! ends instead, and only the groups whose outcome changed are listed for the tick's end.
 
 use crate::groups::prefetch;
-use crate::render::{Group, Outcome};
+use crate::rules::{Group, Outcome};
 use crate::value::{Row, Value};
-use bloomc_compiler::ir::{AggFn, ExprKind, Rule, Type, Value as IrValue};
+use bloomc_compiler::aggregates::Accumulator;
+use bloomc_compiler::ir::{ExprKind, Rule, Type, Value as IrValue};
 use bloomc_grammar::ast::BinaryOp;
 
 /// Rows per step of a batch: the chunk's hashes and groups stay in the first-level cache.
@@ -116,12 +117,15 @@ fn shape(r: &Rule, group: &Group, types: &[Type]) -> Option<(Vec<usize>, Vec<Agg
     let aggs = group
         .aggregates
         .iter()
-        .map(|a| match &a.kind {
-            ExprKind::Agg(AggFn::Count, _) => Some(Agg::Count),
-            ExprKind::Agg(AggFn::Sum, Some(x)) => int_col(x).map(Agg::Sum),
-            ExprKind::Agg(AggFn::Min, Some(x)) => int_col(x).map(Agg::Min),
-            ExprKind::Agg(AggFn::Max, Some(x)) => int_col(x).map(Agg::Max),
-            _ => None,
+        .map(|a| {
+            let ExprKind::Agg(f, arg) = &a.kind else { return None };
+            let arg = arg.as_deref();
+            match f.facts().fold(arg.map(|x| x.ty))? {
+                Accumulator::Count => Some(Agg::Count),
+                Accumulator::Sum => arg.and_then(int_col).map(Agg::Sum),
+                Accumulator::Min => arg.and_then(int_col).map(Agg::Min),
+                Accumulator::Max => arg.and_then(int_col).map(Agg::Max),
+            }
         })
         .collect::<Option<Vec<Agg>>>()?;
     Some((keys, aggs))

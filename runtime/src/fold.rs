@@ -18,9 +18,10 @@
 
 use crate::eval::{eval, truthy, Ctx, EvalError, Flat};
 use crate::groups::{prefetch, GroupSlot, Groups};
-use crate::render::{Coll, Group};
+use crate::rules::{Coll, Group};
 use crate::value::{Packed, Row, Value};
-use bloomc_compiler::ir::{AggFn, Expr, ExprKind, Program, Rule, Type};
+use bloomc_compiler::aggregates::Accumulator;
+use bloomc_compiler::ir::{Expr, ExprKind, Program, Rule, Type};
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::AsCollection;
 use std::collections::{BTreeMap, VecDeque};
@@ -39,12 +40,17 @@ enum Acc {
 }
 
 impl Acc {
+    /// The empty accumulator of a fold aggregate (`paths::is_fold_aggregate`).
     fn new(agg: &Expr) -> Acc {
-        match &agg.kind {
-            ExprKind::Agg(AggFn::Sum, _) => Acc::Sum(0),
-            ExprKind::Agg(AggFn::Min, _) => Acc::Min(None),
-            ExprKind::Agg(AggFn::Max, _) => Acc::Max(None),
-            _ => Acc::Count(0),
+        let accumulator = match &agg.kind {
+            ExprKind::Agg(f, arg) => f.facts().fold(arg.as_deref().map(|a| a.ty)),
+            _ => None,
+        };
+        match accumulator {
+            Some(Accumulator::Sum) => Acc::Sum(0),
+            Some(Accumulator::Min) => Acc::Min(None),
+            Some(Accumulator::Max) => Acc::Max(None),
+            Some(Accumulator::Count) | None => Acc::Count(0),
         }
     }
 
@@ -356,7 +362,7 @@ impl Fold {
 /// Renders fold rule `r` over `table`: the table's rows as they arrive (only insertions;
 /// duplicates allowed; a retraction, which a table that only grows never has, is ignored). Returns the rule's `(ok, row)` output collection, as the
 /// other aggregation paths produce it.
-pub fn render<'s>(
+pub fn dataflow<'s>(
     p: &Program,
     r: &Rule,
     table: Coll<'s, u64>,

@@ -8,7 +8,8 @@
 //! deletion matches on. Each gate column is traced through lineage to input columns.
 
 use super::lineage::{class, InputCol, Lineage};
-use crate::ir::{AggFn, Body, ColRef, CollectionId, Expr, ExprKind, ModuleId, Program, Rule, RuleId, Value};
+use crate::aggregates::Moves;
+use crate::ir::{Body, ColRef, CollectionId, Expr, ExprKind, ModuleId, Program, Rule, RuleId, Value};
 use bloomc_grammar::ast::{BinaryOp, CollectionKind, MergeOp};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,11 +53,13 @@ fn growing_test(e: &Expr) -> bool {
     };
     let up = matches!(op, BinaryOp::Gt | BinaryOp::Ge);
     let down = matches!(op, BinaryOp::Lt | BinaryOp::Le);
-    match f {
-        AggFn::Count | AggFn::Max => up,
-        AggFn::Min => down,
-        AggFn::Sum => up && matches!(arg.as_deref().map(|a| &a.kind), Some(ExprKind::Lit(Value::Int(n))) if *n >= 0),
-        AggFn::Avg => false,
+    match f.facts().moves {
+        Moves::Up => up,
+        Moves::Down => down,
+        Moves::UpWhenArgumentNonNegative => {
+            up && matches!(arg.as_deref().map(|a| &a.kind), Some(ExprKind::Lit(Value::Int(n))) if *n >= 0)
+        }
+        Moves::Either => false,
     }
 }
 
