@@ -27,8 +27,9 @@ mod zk_server;
 
 use bloomc_compiler::rewrite::Strategy as Coordination;
 use bloomc_compiler::{compile_with, Options};
-use bloomc_runtime::network::{answer_latencies, network, records_over_time, NetworkOptions, NetworkResult};
+use bloomc_runtime::network::{network, NetworkOptions};
 use bloomc_runtime::plan::plan_network;
+use bloomc_runtime::report::{answer_latencies, records_over_time, NetworkResult};
 use plotters::prelude::*;
 use std::fmt::Write;
 use std::path::Path;

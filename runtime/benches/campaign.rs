@@ -27,7 +27,8 @@
 //! `groups-below-100 seconds peak-kB`.
 
 use bloomc_runtime::columns::Columns;
-use bloomc_runtime::plan::{plan, Feed, Source};
+use bloomc_runtime::feed::{Feed, Source};
+use bloomc_runtime::plan::plan;
 use bloomc_runtime::run::{run, RunOptions};
 use bloomc_runtime::value::{Row, Value};
 use differential_dataflow::input::Input;

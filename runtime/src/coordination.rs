@@ -142,3 +142,9 @@ pub fn seal_feeds(p: &Program, plans: &mut [NodePlan], analysis: Option<&Analysi
         plan.fed_reads = reads;
     }
 }
+
+/// Whether the (rewritten) program sequences any replicated group of the network (so that
+/// it asks an ordering service).
+pub fn sequences_any(p: &Program, plans: &[NodePlan]) -> Result<bool, String> {
+    Ok(!resolve(p, plans).sequenced.is_empty())
+}

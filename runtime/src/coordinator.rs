@@ -25,8 +25,9 @@
 //! [`Exited`]) fails the run, and every other node hears why at its next request.
 
 use crate::admission::{accept, hello, Gate, Log};
-use crate::network::{NetworkOptions, NetworkResult, NodeReport};
+use crate::network::NetworkOptions;
 use crate::plan::NodePlan;
+use crate::report::{NetworkResult, NodeReport};
 use crate::wire::{decode, encode, Call, Counters, Hello, OrderAt, Reply, Request, Welcome};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};

@@ -7,7 +7,7 @@
 //! therefore never split across ticks, and nothing is held once the feed is done. (Each
 //! worker of a multi-worker node evaluates the whole feed for itself and holds its share.)
 
-use crate::plan::Feed;
+use crate::feed::Feed;
 use crate::value::Row;
 use bloomc_compiler::ir::{CollectionId, GroupId, Program};
 use std::collections::BTreeMap;
@@ -150,14 +150,17 @@ pub(crate) struct Feeds {
 }
 
 impl Feeds {
-    pub(crate) fn new(plan: &crate::plan::NodePlan) -> Feeds {
-        let holds: BTreeMap<CollectionId, FedHold> = plan
-            .sealed_feeds
-            .iter()
-            .map(|(c, cols)| (*c, FedHold::new(self::plan(*c, cols, plan.instance, &plan.feeds))))
-            .collect();
-        let reads = plan
-            .fed_reads
+    /// The holds of instance `instance`'s sealed feeds (a plan's `sealed_feeds`, over its
+    /// `feeds`) and of the reads they protect (its `fed_reads`).
+    pub(crate) fn new(
+        sealed_feeds: &[(CollectionId, Vec<usize>)],
+        fed_reads: &[(CollectionId, CollectionId, Vec<usize>)],
+        instance: u32,
+        feeds: &[Feed],
+    ) -> Feeds {
+        let holds: BTreeMap<CollectionId, FedHold> =
+            sealed_feeds.iter().map(|(c, cols)| (*c, FedHold::new(self::plan(*c, cols, instance, feeds)))).collect();
+        let reads = fed_reads
             .iter()
             .filter(|(_, sealed, _)| holds.contains_key(sealed))
             .map(|(read, sealed, cols)| FedRead {

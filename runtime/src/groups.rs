@@ -13,7 +13,7 @@
 //! (its top 24 bits) and the group's number (its low 40 bits, plus one; 0 is empty). A probe
 //! mostly stays in its first cache line, and a tag mismatch costs no visit to a key.
 
-use crate::render::Outcome;
+use crate::rules::Outcome;
 use crate::value::Packed;
 
 /// One group: its key, the key's hash (to grow the index without hashing every key again)

@@ -1,7 +1,7 @@
 //! The bloomc runtime: renders one node's IR into a timely/differential dataflow at run time,
 //! over generic rows, and drives it tick by tick with Bloom's semantics.
 //!
-//! All differential-generic code stays in this crate (`render`), behind the non-generic
+//! All differential-generic code stays in this crate (`dataflow`), behind the non-generic
 //! [`run::run`], so the compiler and the CLI build fast.
 
 pub mod admission;
@@ -10,9 +10,12 @@ pub mod columns;
 pub mod control;
 pub mod coordination;
 pub mod coordinator;
+pub mod dataflow;
+pub mod describe;
 mod ends;
 pub mod eval;
 mod fed;
+pub mod feed;
 pub mod fold;
 pub(crate) mod groups;
 pub mod input;
@@ -24,7 +27,8 @@ pub mod paths;
 pub mod plan;
 pub(crate) mod prefold;
 mod records;
-pub mod render;
+pub mod report;
+pub(crate) mod rules;
 pub mod run;
 mod seal;
 pub mod sim;

@@ -13,7 +13,8 @@ pub(crate) use crate::coordination::resolve;
 pub use crate::coordination::ReadHold;
 use crate::coordination::Resolved;
 use crate::plan::NodePlan;
-use crate::run::{build, log_changes, Changes, RunResult};
+use crate::report::{NetworkResult, NodeReport};
+use crate::run::{build, log_changes, Changes};
 use crate::seal::{Hold, Punctuations, ReadWait};
 use crate::transport::{Net, Payload, Transport};
 use crate::value::{Row, Value};
@@ -28,47 +29,6 @@ use std::time::Instant;
 pub struct NetworkOptions {
     /// A bound on every node's ticks, so a network that never settles still ends.
     pub max_ticks: u64,
-}
-
-/// What one node instance did.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct NodeReport {
-    pub name: String,
-    pub group: String,
-    pub instance: u32,
-    /// Ticks, facts in (feeds and messages), outputs per tick, evaluation errors.
-    pub result: RunResult,
-    pub messages_in: u64,
-    pub messages_out: u64,
-    /// Facts a `reply(c)` wire could not deliver: column `c` named no instance.
-    pub misrouted: u64,
-    /// Records processed over time: after each tick, (seconds since the network started,
-    /// facts in so far).
-    pub timeline: Vec<(f64, u64)>,
-    /// With seals enforced: seal keys released, facts that arrived after their key was
-    /// released (a broken promise), and facts still held at the end (never sealed).
-    pub partitions_released: u64,
-    pub late: u64,
-    pub held: u64,
-    /// Per released seal key, the seconds from its first fact's arrival to its release.
-    pub seal_waits: Vec<f64>,
-    /// Across processes: facts that reached this node after it stopped (`--max-ticks`).
-    #[serde(default)]
-    pub undelivered: u64,
-    /// Across processes: the nodes this node received data frames from, each over its own
-    /// connection, and how many (a node receives facts only from the node that sent them).
-    #[serde(default)]
-    pub frames_from: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct NetworkResult {
-    pub nodes: Vec<NodeReport>,
-    /// Every node went idle with no message waiting.
-    pub quiescent: bool,
-    /// Facts sent to a node that had already stopped (it reached `max_ticks`).
-    pub undelivered: u64,
-    pub elapsed_s: f64,
 }
 
 /// Where the facts of one output of one group go.
@@ -121,163 +81,6 @@ pub(crate) fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec
             }
         },
     }
-}
-
-/// Records processed over time by some nodes: their timelines (after each tick, seconds
-/// and facts in so far) merged into one step function, starting at (0, 0).
-pub fn records_over_time<'a>(nodes: impl IntoIterator<Item = &'a NodeReport>) -> Vec<(f64, u64)> {
-    let mut events: Vec<(f64, usize, u64)> = Vec::new();
-    let mut count = 0;
-    for (i, n) in nodes.into_iter().enumerate() {
-        events.extend(n.timeline.iter().map(|(t, facts)| (*t, i, *facts)));
-        count += 1;
-    }
-    events.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut latest = vec![0u64; count];
-    let mut out = vec![(0.0, 0)];
-    for (t, i, facts) in events {
-        if let Some(x) = latest.get_mut(i) {
-            *x = facts;
-        }
-        out.push((t, latest.iter().sum()));
-    }
-    out
-}
-
-/// The latency of answers at one node: for every key (first column) that output `question`
-/// emitted, the seconds from the end of the tick where it first emitted it to the end of
-/// the tick where output `answer` first emitted a fact with the same key (by the node's
-/// timeline). Returns those latencies and how many questions got no answer.
-pub fn answer_latencies(node: &NodeReport, question: &str, answer: &str) -> (Vec<f64>, u64) {
-    let first = |output: &str| -> BTreeMap<Value, u64> {
-        let mut at = BTreeMap::new();
-        for (tick, diffs) in node.result.changes.get(output).into_iter().flatten() {
-            for (row, d) in diffs {
-                if let (Some(k), true) = (row.first(), *d > 0) {
-                    at.entry(k.clone()).or_insert(*tick);
-                }
-            }
-        }
-        at
-    };
-    let asked = first(question);
-    let answered = first(answer);
-    let time = |t: u64| node.timeline.get(t as usize).map(|(s, _)| *s);
-    let mut latencies = Vec::new();
-    let mut unanswered = 0;
-    for (k, t0) in asked {
-        match answered.get(&k).and_then(|t1| Some((time(t0)?, time(*t1)?))) {
-            Some((a, b)) => latencies.push((b - a).max(0.0)),
-            None => unanswered += 1,
-        }
-    }
-    (latencies, unanswered)
-}
-
-/// The program's coordination operators, in words (for `bloomc dump plan`): the
-/// sequencers, per enforced seal its producers, their keys and its consumers, and the reads
-/// held until their partition is sealed.
-pub fn describe_coordination(p: &Program, plans: &[NodePlan]) -> Result<String, String> {
-    use std::fmt::Write;
-    let Resolved { seal, sequenced, holds } = resolve(p, plans);
-    let names = |first: usize, count: usize| -> String {
-        plans.iter().skip(first).take(count).map(|x| x.node_name.as_str()).collect::<Vec<_>>().join(", ")
-    };
-    let mut out = String::new();
-    if seal.is_empty() && sequenced.is_empty() {
-        out.push_str("coordination: none inserted (messages land in the receiver's next tick, in arrival order)\n");
-    }
-    for (first, count) in &sequenced {
-        let _ = writeln!(
-            out,
-            "coordination: a sequencer before {}: every replica takes the same batches of input, in the same order, one batch per settled tick",
-            names(*first, *count)
-        );
-    }
-    let punctuations = crate::seal::plan(p, plans, &seal)?.punctuations;
-    for (end, cols) in &seal {
-        let input = p.collection(end.collection);
-        let col_names: Vec<&str> =
-            cols.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
-        let mut producers: BTreeMap<Row, usize> = BTreeMap::new();
-        let (mut who, mut at_end) = (Vec::new(), Vec::new());
-        let mut consumers = String::new();
-        for (me, list) in punctuations.iter().enumerate() {
-            for pu in list.iter().filter(|pu| pu.input == end.collection) {
-                let name = plans.get(me).map_or("?", |x| x.node_name.as_str());
-                if pu.at_end.is_some() {
-                    at_end.push(name);
-                    consumers = names(pu.to_first, pu.to_count);
-                    continue;
-                }
-                who.push(name);
-                consumers = names(pu.to_first, pu.to_count);
-                for k in &pu.announce {
-                    *producers.entry(k.clone()).or_default() += 1;
-                }
-            }
-        }
-        who.dedup();
-        let single = producers.values().filter(|n| **n == 1).count();
-        let ahead = if who.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "producers {} announce their keys and seal each after the tick of its last fact; {} keys have one producer (independent seal), {} several (shared seal); ",
-                who.join(", "),
-                single,
-                producers.len() - single
-            )
-        };
-        let ending = if at_end.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "producers {} punctuate at the end of their stream (once their feeds are done, every node that sends to them has ended and they settled, they announce and seal every key they sent); ",
-                at_end.join(", ")
-            )
-        };
-        let _ = writeln!(
-            out,
-            "coordination: seal {}.{} on ({}): {ahead}{ending}{} hold each key's facts until all its producers sealed it, then release them in one tick",
-            p.system.iter().flat_map(|s| s.groups.iter()).find(|g| g.id == end.group).map_or("?", |g| g.name.as_str()),
-            p.collection_name(end.collection),
-            col_names.join(", "),
-            consumers,
-        );
-    }
-    for h in &holds {
-        let first = plans.iter().position(|x| x.group == Some(h.read.group)).unwrap_or(0);
-        let count = plans.iter().filter(|x| x.group == Some(h.read.group)).count();
-        let input = p.collection(h.read.collection);
-        let cols: Vec<&str> =
-            h.columns.iter().filter_map(|&c| input.and_then(|i| i.columns.get(c)).map(|x| x.name.as_str())).collect();
-        let _ = if cols.is_empty() {
-            writeln!(
-                out,
-                "coordination: {} hold each `{}` fact until every partition of `{}` is sealed (the read does not carry the seal's key)",
-                names(first, count),
-                p.collection_name(h.read.collection),
-                p.collection_name(h.sealed.collection)
-            )
-        } else {
-            writeln!(
-                out,
-                "coordination: {} hold each `{}` fact per ({}) until that partition of `{}` is sealed",
-                names(first, count),
-                p.collection_name(h.read.collection),
-                cols.join(", "),
-                p.collection_name(h.sealed.collection)
-            )
-        };
-    }
-    Ok(out)
-}
-
-/// Whether the (rewritten) program sequences any replicated group of the network (so that
-/// it asks an ordering service).
-pub fn sequences_any(p: &Program, plans: &[NodePlan]) -> Result<bool, String> {
-    Ok(!resolve(p, plans).sequenced.is_empty())
 }
 
 /// Runs every node of `plans` (from `plan::plan_network`) until the network is quiescent.
@@ -377,6 +180,140 @@ struct Seals {
     ends: Option<crate::ends::Ends>,
 }
 
+/// A message to send: the destination node, its input, what it carries.
+type Message = (usize, CollectionId, Payload);
+
+impl Seals {
+    /// What arrived, sorted: ends heard, facts (held until their key is sealed, or until
+    /// the partition a held read waits for is), punctuations; then what the holds and the
+    /// reads release this tick. Counts the facts that arrived in `messages_in`.
+    fn arriving(
+        &mut self,
+        inbound: Vec<(CollectionId, Payload)>,
+        messages_in: &mut u64,
+    ) -> BTreeMap<CollectionId, Vec<Row>> {
+        let mut arriving: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
+        for (input, payload) in inbound {
+            let hold = self.holds.get_mut(&input);
+            let read = self.reads.iter_mut().find(|r| r.read == input);
+            match (payload, hold) {
+                (Payload::End { producer }, _) => {
+                    if let Some(e) = self.ends.as_mut() {
+                        e.heard(producer);
+                    }
+                }
+                (Payload::Facts(rows), None) => {
+                    *messages_in += rows.len() as u64;
+                    let now = match read {
+                        Some(r) => match self.holds.get(&r.sealed) {
+                            Some(sealed) => r.facts(rows, sealed),
+                            None => rows,
+                        },
+                        None => rows,
+                    };
+                    arriving.entry(input).or_default().extend(now);
+                }
+                (Payload::Facts(rows), Some(hold)) => {
+                    *messages_in += rows.len() as u64;
+                    arriving.entry(input).or_default().extend(hold.facts(rows));
+                }
+                (Payload::Announce { producer, keys }, Some(hold)) => hold.announce(producer, keys),
+                (Payload::Seal { producer, keys }, Some(hold)) => hold.seal(producer, keys),
+                // Punctuations for an input this node does not hold: nothing to release.
+                (_, None) => {}
+            }
+        }
+        for (input, hold) in self.holds.iter_mut() {
+            let released = hold.release();
+            if !released.is_empty() {
+                arriving.entry(*input).or_default().extend(released);
+            }
+        }
+        // Reads whose partition became complete, in the tick that releases it (or later).
+        for r in self.reads.iter_mut() {
+            let Some(sealed) = self.holds.get(&r.sealed) else { continue };
+            let released = r.release(sealed);
+            if !released.is_empty() {
+                arriving.entry(r.read).or_default().extend(released);
+            }
+        }
+        arriving
+    }
+
+    /// An idle node (feeds over, settled, nothing arriving) is done once every node that
+    /// sends to it is done: an end-of-stream producer then announces and seals every key it
+    /// sent, and the node tells those it sends to that it is done, once. Otherwise it waits
+    /// for messages. Returns whether the network is done.
+    fn idle(&mut self, net: &dyn Transport, me: usize) -> Result<bool, String> {
+        if self.ends.as_ref().is_none_or(crate::ends::Ends::upstream_done) {
+            let mut ends: Vec<_> = self.punctuations.iter_mut().flat_map(|pu| pu.end_of_stream(me)).collect();
+            ends.extend(self.ends.as_mut().map(|e| e.end(me)).unwrap_or_default());
+            if !ends.is_empty() {
+                net.send(ends)?;
+                return Ok(false);
+            }
+        }
+        net.wait(me)
+    }
+
+    /// A producer's announcements of its keys, sent before its first facts.
+    fn announcements(&self, me: usize) -> Vec<Message> {
+        let mut messages = Vec::new();
+        for pu in self.punctuations.iter().filter(|pu| pu.at_end.is_none()) {
+            for to in pu.to_first..pu.to_first + pu.to_count {
+                messages.push((to, pu.input, Payload::Announce { producer: me, keys: pu.announce.clone() }));
+            }
+        }
+        messages
+    }
+
+    /// The facts an output holds this tick, along one route: one message per destination
+    /// (an end-of-stream producer notes what it sends, to seal it at the end).
+    fn route(&mut self, route: &Route, contents: &BTreeSet<Row>, report: &mut NodeReport) -> Vec<Message> {
+        let mut by_dest: BTreeMap<usize, Vec<Row>> = BTreeMap::new();
+        for row in contents {
+            for d in destinations(route, row, &mut report.misrouted) {
+                by_dest.entry(d).or_default().push(row.clone());
+            }
+        }
+        let mut messages = Vec::new();
+        for (d, rows) in by_dest {
+            report.messages_out += rows.len() as u64;
+            for pu in self.punctuations.iter_mut().filter(|pu| pu.input == route.input) {
+                if let (Some(end), true) = (pu.at_end.as_mut(), pu.to_first == route.first) {
+                    end.sending(&rows);
+                }
+            }
+            messages.push((route.first + d, route.input, Payload::Facts(rows)));
+        }
+        messages
+    }
+
+    /// The seals a producer sends after the tick of its keys' last facts.
+    fn sealed_at(&self, tick: u64, me: usize) -> Vec<Message> {
+        let mut messages = Vec::new();
+        for pu in &self.punctuations {
+            if let Some(keys) = pu.at_tick.get(&tick) {
+                for to in pu.to_first..pu.to_first + pu.to_count {
+                    messages.push((to, pu.input, Payload::Seal { producer: me, keys: keys.clone() }));
+                }
+            }
+        }
+        messages
+    }
+
+    /// What the holds did, into the node's report.
+    fn count(&self, report: &mut NodeReport) {
+        for hold in self.holds.values() {
+            report.partitions_released += hold.partitions_released;
+            report.late += hold.late;
+            report.held += hold.still_held();
+            report.seal_waits.extend(&hold.waits);
+        }
+        report.held += self.reads.iter().map(ReadWait::still_held).sum::<u64>();
+    }
+}
+
 /// One node's life: tick while there is work, wait while idle, stop when the network is done.
 #[allow(clippy::too_many_arguments)]
 fn node(
@@ -413,20 +350,9 @@ fn node(
     let mut errors: BTreeSet<Row> = BTreeSet::new();
     let (mut tick, mut changed, mut stopped_early) = (0u64, false, false);
     loop {
-        let (mut inbound, batch) = net.take(me, tick, !changed)?;
+        let (inbound, batch) = net.take(me, tick, !changed)?;
         if !(tick < feed_ticks || !inbound.is_empty() || batch || changed) {
-            // Done (feeds over, settled, nothing arriving) once every node that sends to it
-            // is done: an end-of-stream producer announces and seals every key it sent, and
-            // the node tells those it sends to that it is done, once.
-            if seals.ends.as_ref().is_none_or(crate::ends::Ends::upstream_done) {
-                let mut ends: Vec<_> = seals.punctuations.iter_mut().flat_map(|pu| pu.end_of_stream(me)).collect();
-                ends.extend(seals.ends.as_mut().map(|e| e.end(me)).unwrap_or_default());
-                if !ends.is_empty() {
-                    net.send(ends)?;
-                    continue;
-                }
-            }
-            if net.wait(me)? {
+            if seals.idle(net, me)? {
                 break;
             }
             continue;
@@ -438,66 +364,14 @@ fn node(
             net.stop(me, taken)?;
             break;
         }
-        let mut arriving: BTreeMap<CollectionId, Vec<Row>> = BTreeMap::new();
-        for (input, payload) in inbound.drain(..) {
-            let hold = seals.holds.get_mut(&input);
-            let read = seals.reads.iter_mut().find(|r| r.read == input);
-            match (payload, hold) {
-                (Payload::End { producer }, _) => {
-                    if let Some(e) = seals.ends.as_mut() {
-                        e.heard(producer);
-                    }
-                }
-                (Payload::Facts(rows), None) => {
-                    report.messages_in += rows.len() as u64;
-                    let now = match read {
-                        Some(r) => match seals.holds.get(&r.sealed) {
-                            Some(sealed) => r.facts(rows, sealed),
-                            None => rows,
-                        },
-                        None => rows,
-                    };
-                    arriving.entry(input).or_default().extend(now);
-                }
-                (Payload::Facts(rows), Some(hold)) => {
-                    report.messages_in += rows.len() as u64;
-                    arriving.entry(input).or_default().extend(hold.facts(rows));
-                }
-                (Payload::Announce { producer, keys }, Some(hold)) => hold.announce(producer, keys),
-                (Payload::Seal { producer, keys }, Some(hold)) => hold.seal(producer, keys),
-                // Punctuations for an input this node does not hold: nothing to release.
-                (_, None) => {}
-            }
-        }
-        for (input, hold) in seals.holds.iter_mut() {
-            let released = hold.release();
-            if !released.is_empty() {
-                arriving.entry(*input).or_default().extend(released);
-            }
-        }
-        // Reads whose partition became complete, in the tick that releases it (or later).
-        for r in seals.reads.iter_mut() {
-            let Some(sealed) = seals.holds.get(&r.sealed) else { continue };
-            let released = r.release(sealed);
-            if !released.is_empty() {
-                arriving.entry(r.read).or_default().extend(released);
-            }
-        }
+        let arriving = seals.arriving(inbound, &mut report.messages_in);
         let facts;
         (facts, changed) = w.tick(worker, plan, tick, arriving, (0, 1), &mut report.result.feed_errors);
         report.result.facts_in += facts;
         // This tick's output changes and contents, then what the wires carry (sent at once):
         // a producer's announcement comes before its first facts, its seals after them.
-        let mut messages = Vec::new();
-        if tick == 0 {
-            for pu in seals.punctuations.iter().filter(|pu| pu.at_end.is_none()) {
-                for to in pu.to_first..pu.to_first + pu.to_count {
-                    let announce = Payload::Announce { producer: me, keys: pu.announce.clone() };
-                    messages.push((to, pu.input, announce));
-                }
-            }
-        }
         log_changes(&w.outputs, tick, &mut log);
+        let mut messages = if tick == 0 { seals.announcements(me) } else { Vec::new() };
         for &o in &outputs {
             let contents = current.entry(o).or_default();
             for (row, d) in log.get(&o).and_then(|m| m.get(&tick)).into_iter().flatten() {
@@ -507,34 +381,11 @@ fn node(
                     contents.remove(row);
                 }
             }
-            if contents.is_empty() {
-                continue;
-            }
             for route in routes.get(&(first, o)).into_iter().flatten() {
-                let mut by_dest: BTreeMap<usize, Vec<Row>> = BTreeMap::new();
-                for row in contents.iter() {
-                    for d in destinations(route, row, &mut report.misrouted) {
-                        by_dest.entry(d).or_default().push(row.clone());
-                    }
-                }
-                for (d, rows) in by_dest {
-                    report.messages_out += rows.len() as u64;
-                    for pu in seals.punctuations.iter_mut().filter(|pu| pu.input == route.input) {
-                        if let (Some(end), true) = (pu.at_end.as_mut(), pu.to_first == route.first) {
-                            end.sending(&rows);
-                        }
-                    }
-                    messages.push((route.first + d, route.input, Payload::Facts(rows)));
-                }
+                messages.extend(seals.route(route, contents, &mut report));
             }
         }
-        for pu in &seals.punctuations {
-            if let Some(keys) = pu.at_tick.get(&tick) {
-                for to in pu.to_first..pu.to_first + pu.to_count {
-                    messages.push((to, pu.input, Payload::Seal { producer: me, keys: keys.clone() }));
-                }
-            }
-        }
+        messages.extend(seals.sealed_at(tick, me));
         if !messages.is_empty() {
             net.send(std::mem::take(&mut messages))?;
         }
@@ -545,13 +396,7 @@ fn node(
     }
     report.result.rejected = w.rejected(p);
     w.close(worker);
-    for hold in seals.holds.values() {
-        report.partitions_released += hold.partitions_released;
-        report.late += hold.late;
-        report.held += hold.still_held();
-        report.seal_waits.extend(&hold.waits);
-    }
-    report.held += seals.reads.iter().map(ReadWait::still_held).sum::<u64>();
+    seals.count(&mut report);
     report.result.ticks = tick;
     report.result.quiescent = !stopped_early;
     report.result.gathered = true;

@@ -1,5 +1,5 @@
 //! Which execution path each collection and rule of a node takes. The monotonicity facts
-//! the renderer and the driver exploit are decided here, once, so `bloomc dump plan` and the
+//! the dataflow (`dataflow.rs`) and the driver exploit are decided here, once, so `bloomc dump plan` and the
 //! dataflow agree:
 //! - an *accumulating* table only gathers what input interfaces bring, so it is built
 //!   without a feedback loop;
@@ -24,7 +24,7 @@
 //!   folds its facts a column at a time, and they are never built as rows.
 
 use crate::plan::NodePlan;
-use bloomc_compiler::ir::{AggFn, CollectionId, Expr, ExprKind, Program, Rule, RuleId, Type};
+use bloomc_compiler::ir::{CollectionId, Expr, ExprKind, Program, Rule, RuleId, Type};
 use bloomc_grammar::ast::CollectionKind;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,6 +53,10 @@ pub struct Paths {
     /// the folds it so computes.
     pub column_folded: BTreeSet<CollectionId>,
     pub column_folds: BTreeSet<RuleId>,
+    /// Aggregating rules, other than folds, whose head and `having` read only counts over
+    /// non-empty group keys: the count path, which counts each group's distinct bindings
+    /// without keeping them in an arrangement.
+    pub counted: BTreeSet<RuleId>,
     /// The strongly connected components of the `<=` graph in dependency order.
     pub order: Vec<Vec<CollectionId>>,
     /// Collections in a recursive component.
@@ -135,6 +139,7 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
     let (prefolded_inputs, prefolded) = prefoldable(p, plan, &insert_only_inputs, &fold_only);
     let unique: BTreeSet<CollectionId> = accumulating.iter().copied().filter(|&t| unique_rows(p, plan, t)).collect();
     let (column_folded, column_folds) = column_foldable(p, plan, &prefolded_inputs, &prefolded, &unique);
+    let counted = all_rules(p, plan).filter(|r| !folds.contains(&r.id) && counts_per_group(r)).map(|r| r.id).collect();
     Paths {
         accumulating,
         growing,
@@ -147,8 +152,26 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
         unique,
         column_folded,
         column_folds,
+        counted,
         order,
         recursive,
+    }
+}
+
+/// Whether a rule groups by non-empty keys and its head and `having` read only counts.
+fn counts_per_group(r: &Rule) -> bool {
+    let b = &r.body;
+    b.group_by.as_ref().is_some_and(|keys| !keys.is_empty())
+        && crate::eval::counts_only(b.head.iter().chain(b.having.iter()))
+}
+
+impl Paths {
+    /// The iterative scope a rule is rendered in: the index in [`Paths::order`] of its
+    /// target's recursive component for a `<=` rule (`instant`) into one; `None` (the
+    /// node's own scope) for every other rule.
+    pub fn scope_of(&self, rule: &Rule, instant: bool) -> Option<usize> {
+        let inner = instant && self.recursive.contains(&rule.target);
+        inner.then(|| self.order.iter().position(|c| c.contains(&rule.target))).flatten()
     }
 }
 
@@ -238,7 +261,7 @@ fn head_holds_keys(r: &Rule) -> bool {
 }
 
 /// Whether a rule copies one collection's rows unchanged (`t <= i;` and its spelled-out
-/// forms): the renderer builds no operator for it.
+/// forms): the dataflow builds no operator for it.
 pub fn copies(p: &Program, r: &Rule) -> bool {
     let b = &r.body;
     let [atom] = b.atoms.as_slice() else { return false };
@@ -256,8 +279,7 @@ pub fn copies(p: &Program, r: &Rule) -> bool {
 /// addition and `avg` is not a fold, so both take the `reduce` path.
 pub fn is_fold_aggregate(agg: &Expr) -> bool {
     match &agg.kind {
-        ExprKind::Agg(AggFn::Count | AggFn::Min | AggFn::Max, _) => true,
-        ExprKind::Agg(AggFn::Sum, Some(arg)) => arg.ty == Type::Int,
+        ExprKind::Agg(f, arg) => f.facts().fold(arg.as_deref().map(|a| a.ty)).is_some(),
         _ => false,
     }
 }

@@ -18,7 +18,7 @@ use crate::eval::Ctx;
 use crate::fold::Fold;
 use crate::paths::Paths;
 use crate::plan::NodePlan;
-use crate::render::Check;
+use crate::rules::Check;
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Expr, Program, RuleId};
 use std::collections::BTreeMap;

@@ -3,8 +3,10 @@
 //!
 //! This is the crate's non-generic entry point: callers never see differential types.
 
-use crate::plan::{NodePlan, Source};
-use crate::render::{self, Coll};
+use crate::dataflow;
+use crate::feed::Source;
+use crate::plan::NodePlan;
+use crate::rules::Coll;
 use crate::value::{Row, Value};
 use bloomc_compiler::ir::{CollectionId, Program, RuleId};
 use bloomc_grammar::ast::CollectionKind;
@@ -221,22 +223,8 @@ impl Worker {
             if let Some((input, prefold)) = prefolded.filter(|(i, f)| f.columnar(*i) && !self.fed.handles(*c)) {
                 // Folded by the driver a column at a time (`colfold.rs`): the facts of a
                 // file's columns are read in place, any other's gathered into columns first.
-                let arity = prefold.arity(input);
-                let mut key = keyed;
-                facts_in += fold_rows(prefold, input, arity, arriving.remove(c).unwrap_or_default().iter(), &mut key);
-                for f in plan.feeds.iter().filter(|f| f.input == *c) {
-                    let Some(share) = share else { continue };
-                    if let Source::Columns { columns, batch } = &f.source {
-                        let start = (tick as usize).saturating_mul(*batch).min(columns.len());
-                        if let Some(cols) = columns.ints(start..start.saturating_add(*batch).min(columns.len())) {
-                            facts_in += fold_columns(prefold, input, &cols, &mut key);
-                            continue;
-                        }
-                    }
-                    let mut rows = Vec::new();
-                    f.visit(tick, plan.instance, share, feed_errors, &mut |row| rows.push(row.clone()));
-                    facts_in += fold_rows(prefold, input, arity, rows.iter(), &mut key);
-                }
+                let rows = arriving.remove(c).unwrap_or_default();
+                facts_in += fold_input(prefold, (input, *c), (plan, tick), (rows, share), (keyed, feed_errors));
                 session.advance_to(tick + 1);
                 session.flush();
                 continue;
@@ -297,28 +285,33 @@ impl Worker {
             session.advance_to(tick + 1);
             session.flush();
         }
-        if let Some((prefold, sessions)) = self.prefold.as_mut() {
-            let (changes, errors) = prefold.finish();
-            for (r, changes) in changes {
-                let Some(session) = sessions.folds.get_mut(&r) else { continue };
-                for (row, d) in changes {
-                    session.update(row, d);
-                }
-            }
-            for row in errors {
-                sessions.errors.update(row, 1);
-            }
-            for session in sessions.folds.values_mut() {
-                session.advance_to(tick + 1);
-                session.flush();
-            }
-            sessions.errors.advance_to(tick + 1);
-            sessions.errors.flush();
-        }
+        self.finish_prefolds(tick);
         let probe = self.probe.clone();
         worker.step_while(|| probe.less_than(&(tick + 1)));
         let changed = self.activity.borrow().get(&tick).copied().unwrap_or(0) > 0;
         (facts_in, changed)
+    }
+
+    /// The end of the driver's folds for `tick`: their changes and errors enter the
+    /// dataflow in place of the folds' operators.
+    fn finish_prefolds(&mut self, tick: u64) {
+        let Some((prefold, sessions)) = self.prefold.as_mut() else { return };
+        let (changes, errors) = prefold.finish();
+        for (r, changes) in changes {
+            let Some(session) = sessions.folds.get_mut(&r) else { continue };
+            for (row, d) in changes {
+                session.update(row, d);
+            }
+        }
+        for row in errors {
+            sessions.errors.update(row, 1);
+        }
+        for session in sessions.folds.values_mut() {
+            session.advance_to(tick + 1);
+            session.flush();
+        }
+        sessions.errors.advance_to(tick + 1);
+        sessions.errors.flush();
     }
 
     /// The facts each keyed input rejected so far, by input name.
@@ -345,6 +338,35 @@ impl Worker {
             worker.drop_dataflow(id);
         }
     }
+}
+
+/// One tick's facts of a column-folded input folded by the driver a column at a time
+/// (`colfold.rs`): those that arrived, then its feeds' batch (`share` of it, if any), a file's
+/// columns read in place and any other feed's rows gathered into columns first, each fact's
+/// key checked (`keyed`). Returns how many facts were folded.
+fn fold_input(
+    prefold: &mut crate::prefold::Prefold,
+    (input, c): (usize, CollectionId),
+    (plan, tick): (&NodePlan, u64),
+    (arrived, share): (Vec<Row>, Option<(usize, usize)>),
+    (mut key, feed_errors): (Option<&mut crate::keys::KeyCheck>, &mut u64),
+) -> u64 {
+    let arity = prefold.arity(input);
+    let mut facts_in = fold_rows(prefold, input, arity, arrived.iter(), &mut key);
+    for f in plan.feeds.iter().filter(|f| f.input == c) {
+        let Some(share) = share else { continue };
+        if let Source::Columns { columns, batch } = &f.source {
+            let start = (tick as usize).saturating_mul(*batch).min(columns.len());
+            if let Some(cols) = columns.ints(start..start.saturating_add(*batch).min(columns.len())) {
+                facts_in += fold_columns(prefold, input, &cols, &mut key);
+                continue;
+            }
+        }
+        let mut rows = Vec::new();
+        f.visit(tick, plan.instance, share, feed_errors, &mut |row| rows.push(row.clone()));
+        facts_in += fold_rows(prefold, input, arity, rows.iter(), &mut key);
+    }
+    facts_in
 }
 
 /// Checks the key of facts of a column-folded input given as its columns, in order, and
@@ -441,7 +463,7 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
             fold_outputs.insert(r, coll);
         }
         let (error_session, driver_errors) = scope.new_collection::<Row, isize>();
-        let mut df = render::node(p, plan, scope, inputs, fold_outputs)?;
+        let mut df = dataflow::node(p, plan, scope, inputs, fold_outputs)?;
         df.errors = df.errors.concat(driver_errors);
         for (c, coll) in df.outputs {
             let sink = o.clone();
@@ -487,7 +509,7 @@ pub(crate) fn build(worker: &mut timely::worker::Worker, p: &Program, plan: &Nod
         insert_only,
         previous: BTreeMap::new(),
         started: std::time::Instant::now(),
-        fed: crate::fed::Feeds::new(plan),
+        fed: crate::fed::Feeds::new(&plan.sealed_feeds, &plan.fed_reads, plan.instance, &plan.feeds),
     })
 }
 

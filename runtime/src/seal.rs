@@ -21,7 +21,8 @@
 //! for a key already released breaks a producer's promise; it is delivered and counted as
 //! late. Facts still held when the run ends are counted and reported, never dropped silently.
 
-use crate::plan::{NodePlan, Source};
+use crate::feed::Source;
+use crate::plan::NodePlan;
 use crate::value::Row;
 use bloomc_compiler::ir::{CollectionId, Endpoint, ExprKind, Program};
 use bloomc_grammar::ast::MergeOp;
@@ -360,7 +361,7 @@ fn ahead(
     for &node in nodes {
         let Some(plan) = plans.get(node) else { continue };
         let feed = plan.feeds.iter().find(|f| f.input == input);
-        let Some(feed @ crate::plan::Feed { source: Source::Generate { .. }, .. }) = feed else {
+        let Some(feed @ crate::feed::Feed { source: Source::Generate { .. }, .. }) = feed else {
             return Err(why("does not copy a generated feed"));
         };
         let last = crate::fed::last_ticks(std::iter::once(feed), plan.instance, source_cols);

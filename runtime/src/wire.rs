@@ -19,8 +19,8 @@
 //!   acknowledges them ([`Ack`]). A frame not acknowledged is sent again after a reconnect;
 //!   the receiver drops a frame it already has, so none is lost or doubled.
 
-use crate::network::NodeReport;
 use crate::order::BatchId;
+use crate::report::NodeReport;
 use crate::transport::Payload;
 use bincode::Options;
 use bloomc_compiler::ir::CollectionId;

@@ -208,7 +208,7 @@ fn random_program() -> impl Strategy<Value = String> {
                 4 => format!("from {x} p group by p.a select p.a, count(*) as b"),
                 6 => format!("from {x} p, {y} q where p.b == q.a and p.a < {k} + 2 select p.a, q.b"),
                 // Joins on another column of the same collections: arrangements are shared by
-                // collection and key columns (`render::Shared`), never by collection alone.
+                // collection and key columns (`dataflow::Shared`), never by collection alone.
                 7 => format!("from {x} p, {y} q where p.a == q.b select q.a, p.b"),
                 _ => format!("from {x} p group by p.a having max(p.b) > {k} select p.a, sum(p.b) as b"),
             };

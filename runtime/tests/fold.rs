@@ -6,8 +6,9 @@
 mod reference;
 
 use bloomc_compiler::compile;
+use bloomc_runtime::feed::Source;
 use bloomc_runtime::paths::paths;
-use bloomc_runtime::plan::{plan, NodePlan, Source};
+use bloomc_runtime::plan::{plan, NodePlan};
 use bloomc_runtime::run::{run, RunOptions};
 use bloomc_runtime::value::Row;
 use proptest::prelude::*;
@@ -186,7 +187,7 @@ fn column_folds_match_the_reference() {
             assert!(columns.push(&row));
         }
     }
-    node.feeds = vec![bloomc_runtime::plan::Feed {
+    node.feeds = vec![bloomc_runtime::feed::Feed {
         input: feed.input,
         source: Source::Columns { columns: std::sync::Arc::new(columns), batch: 25000 },
     }];

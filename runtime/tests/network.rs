@@ -4,8 +4,9 @@
 
 use bloomc_compiler::compile;
 use bloomc_compiler::rewrite::{rewrite, Strategy as Coordination};
-use bloomc_runtime::network::{network, NetworkOptions, NetworkResult};
+use bloomc_runtime::network::{network, NetworkOptions};
 use bloomc_runtime::plan::plan_network;
+use bloomc_runtime::report::NetworkResult;
 use bloomc_runtime::value::Row;
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -13,8 +13,9 @@ use super::clusterfile::{
 use super::io::{read_inputs, Inputs};
 use bloomc_runtime::coordinator::serve;
 use bloomc_runtime::mesh::NodeOptions;
-use bloomc_runtime::network::{NetworkOptions, NetworkResult};
+use bloomc_runtime::network::NetworkOptions;
 use bloomc_runtime::plan::NodePlan;
+use bloomc_runtime::report::NetworkResult;
 use bloomc_runtime::wire::{Hello, OrderAt};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -47,13 +47,13 @@ impl Dump {
                             super::coordination::rewritten(p, c.analysis.as_ref(), CoordinationArg::Auto)?;
                         let p = &rewritten;
                         let plans = bloomc_runtime::plan::network_without_files(p)?;
-                        emit(&bloomc_runtime::network::describe_coordination(p, &plans)?);
+                        emit(&bloomc_runtime::describe::coordination(p, &plans)?);
                         for plan in &plans {
-                            emit(&bloomc_runtime::plan::describe(p, plan));
+                            emit(&bloomc_runtime::describe::describe(p, plan));
                         }
                     } else {
                         let plan = bloomc_runtime::plan::plan_without_files(p)?;
-                        emit(&bloomc_runtime::plan::describe(p, &plan));
+                        emit(&bloomc_runtime::describe::describe(p, &plan));
                     }
                 }
             }

@@ -14,8 +14,9 @@
 use super::args::Run;
 use super::clusterfile::{log, Given, CLUSTER_VAR};
 use bloomc_runtime::coordinator::{serve, CoordinatorConfig, Exited, SEQUENCER};
-use bloomc_runtime::network::{NetworkOptions, NetworkResult};
+use bloomc_runtime::network::NetworkOptions;
 use bloomc_runtime::plan::NodePlan;
+use bloomc_runtime::report::NetworkResult;
 use bloomc_runtime::wire::{OrderAt, TOKEN_VAR};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};

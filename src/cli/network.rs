@@ -30,7 +30,7 @@ pub fn run_network(
         if !across {
             return Err("`--order-service` orders the replicated groups of a run across processes: add `--processes` (in one process the transport sequences them)".to_string());
         }
-        if !bloomc_runtime::network::sequences_any(p, &plans)? {
+        if !bloomc_runtime::coordination::sequences_any(p, &plans)? {
             return Err(format!(
                 "`--order-service {}` has nothing to order: this run sequences no replicated group (coordination {label})",
                 match service {
@@ -64,7 +64,7 @@ pub fn run_network(
         }
     }
     let result = if across {
-        let ordered = bloomc_runtime::network::sequences_any(p, &plans)?;
+        let ordered = bloomc_runtime::coordination::sequences_any(p, &plans)?;
         super::cluster::run_coordinator(run, &plans, &options, digest, ordered)?
     } else {
         network(p, &plans, &options)?
@@ -110,7 +110,7 @@ pub fn run_network(
             }
             let (mut all, mut unanswered) = (Vec::new(), 0);
             for n in nodes {
-                let (l, u) = bloomc_runtime::network::answer_latencies(n, q, a);
+                let (l, u) = bloomc_runtime::report::answer_latencies(n, q, a);
                 all.extend(l);
                 unanswered += u;
             }
@@ -136,11 +136,11 @@ pub fn run_network(
         };
         let waits = sealing.then_some(waits.as_slice());
         let answers = latency.as_ref().map(|(l, u)| (l.as_slice(), *u));
-        let over_time = bloomc_runtime::network::records_over_time(&result.nodes);
+        let over_time = bloomc_runtime::report::records_over_time(&result.nodes);
         let mut by_group = std::collections::BTreeMap::new();
         for n in &result.nodes {
             by_group.entry(n.group.clone()).or_insert_with(|| {
-                bloomc_runtime::network::records_over_time(result.nodes.iter().filter(|m| m.group == n.group))
+                bloomc_runtime::report::records_over_time(result.nodes.iter().filter(|m| m.group == n.group))
             });
         }
         let measured =

@@ -95,7 +95,7 @@ impl Run {
         let mut plan = bloomc_runtime::plan::plan(p, &files)?;
         let overridden: BTreeSet<_> = files.iter().map(|(c, _, _)| *c).collect();
         plan.feeds.retain(|f| {
-            matches!(f.source, bloomc_runtime::plan::Source::Rows { .. } | bloomc_runtime::plan::Source::Columns { .. })
+            matches!(f.source, bloomc_runtime::feed::Source::Rows { .. } | bloomc_runtime::feed::Source::Columns { .. })
                 || !overridden.contains(&f.input)
         });
         bloomc_runtime::coordination::seal_feeds(p, std::slice::from_mut(&mut plan), c.analysis.as_ref());

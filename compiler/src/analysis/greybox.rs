@@ -340,55 +340,7 @@ impl GreyBox {
         }
         let mut g = Graph::default();
         for (name, rep, decls, span) in &comps {
-            let mut inputs: Vec<String> = Vec::new();
-            let mut outputs: Vec<String> = Vec::new();
-            for d in decls {
-                if !inputs.contains(&d.from) {
-                    inputs.push(d.from.clone());
-                }
-                if !outputs.contains(&d.to) {
-                    outputs.push(d.to.clone());
-                }
-            }
-            let paths = decls
-                .iter()
-                .filter_map(|d| {
-                    let from = inputs.iter().position(|x| *x == d.from)?;
-                    let to = outputs.iter().position(|x| *x == d.to)?;
-                    let gates = match (&d.subscript, d.annotation.confluent()) {
-                        (_, true) => Vec::new(),
-                        (None, false) => vec![Vec::new()],
-                        (Some(names), false) => vec![names
-                            .iter()
-                            .map(|n| Attr {
-                                name: n.clone(),
-                                inputs: (0..inputs.len()).map(|i| (i, n.clone())).collect(),
-                                joined: (0..inputs.len()).map(|i| (i, n.clone())).collect(),
-                            })
-                            .collect()],
-                    };
-                    Some(Path {
-                        // A grey-box annotation says nothing about batching.
-                        own_batch: false,
-                        excused: false,
-                        from,
-                        to,
-                        annotation: d.annotation,
-                        gates,
-                        key_map: KeyMap::ByName,
-                        sources: vec![d.span],
-                    })
-                })
-                .collect();
-            g.components.push(Component {
-                name: name.clone(),
-                replicated: *rep,
-                inputs,
-                input_columns: None,
-                outputs,
-                paths,
-                span: Some(*span),
-            });
+            g.components.push(component(name, *rep, decls, *span));
         }
         for c in 0..g.components.len() {
             let inputs = g.components.get(c).map(|x| x.inputs.clone()).unwrap_or_default();
@@ -430,4 +382,51 @@ impl GreyBox {
         }
         g
     }
+}
+
+/// A component of a grey-box file with its declared paths: its inputs and outputs in order
+/// of first mention, each path gated by its subscript's attributes (every input carries
+/// them by name) or, without a subscript, by an empty gate.
+fn component(name: &str, replicated: bool, decls: &[PathDecl], span: Span) -> Component {
+    let mut inputs: Vec<String> = Vec::new();
+    let mut outputs: Vec<String> = Vec::new();
+    for d in decls {
+        if !inputs.contains(&d.from) {
+            inputs.push(d.from.clone());
+        }
+        if !outputs.contains(&d.to) {
+            outputs.push(d.to.clone());
+        }
+    }
+    let paths = decls
+        .iter()
+        .filter_map(|d| {
+            let from = inputs.iter().position(|x| *x == d.from)?;
+            let to = outputs.iter().position(|x| *x == d.to)?;
+            let gates = match (&d.subscript, d.annotation.confluent()) {
+                (_, true) => Vec::new(),
+                (None, false) => vec![Vec::new()],
+                (Some(names), false) => vec![names
+                    .iter()
+                    .map(|n| Attr {
+                        name: n.clone(),
+                        inputs: (0..inputs.len()).map(|i| (i, n.clone())).collect(),
+                        joined: (0..inputs.len()).map(|i| (i, n.clone())).collect(),
+                    })
+                    .collect()],
+            };
+            Some(Path {
+                // A grey-box annotation says nothing about batching.
+                own_batch: false,
+                excused: false,
+                from,
+                to,
+                annotation: d.annotation,
+                gates,
+                key_map: KeyMap::ByName,
+                sources: vec![d.span],
+            })
+        })
+        .collect();
+    Component { name: name.to_string(), replicated, inputs, input_columns: None, outputs, paths, span: Some(span) }
 }

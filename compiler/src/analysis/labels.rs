@@ -245,7 +245,9 @@ fn input_labels(
     inputs
 }
 
-/// The label of component `c`'s output `o`, reached by `paths` (indices into its paths).
+/// The label of component `c`'s output `o`, reached by `paths` (indices into its paths):
+/// Figure 9's rule for each path's input label, then Figure 10's reconciliation of the
+/// taints and nondeterministic reads those rules found.
 fn output(
     g: &Graph,
     (c, o): (usize, usize),
@@ -253,17 +255,67 @@ fn output(
     inputs: &BTreeMap<(usize, usize), Label>,
 ) -> Option<OutputResult> {
     let comp = g.components.get(c)?;
-    let mut labels: Vec<Label> = Vec::new();
-    let mut taint = Vec::new();
-    let mut ndreads: Vec<(usize, usize)> = Vec::new(); // (path index, input)
-    let mut steps = Vec::new();
-    let mut seals_used = Vec::new();
-    let mut read_holds = Vec::new();
-    let mut hazards = Vec::new();
+    let mut r = Reasoning {
+        comp,
+        c,
+        paths,
+        inputs,
+        labels: Vec::new(),
+        taint: Vec::new(),
+        ndreads: Vec::new(),
+        steps: Vec::new(),
+        reconcile: Vec::new(),
+        hazards: Vec::new(),
+        seals_used: Vec::new(),
+        read_holds: Vec::new(),
+    };
     for (pi, path) in paths.iter().filter_map(|&pi| comp.paths.get(pi).map(|p| (pi, p))) {
-        let Some(l) = inputs.get(&(c, path.from)) else {
-            continue;
-        };
+        if let Some(l) = inputs.get(&(c, path.from)) {
+            r.step(pi, path, l);
+        }
+    }
+    if r.steps.is_empty() {
+        return None;
+    }
+    if !r.taint.is_empty() {
+        let l = if comp.replicated { Label::Diverge } else { Label::Run };
+        let not = if comp.replicated { "" } else { "not " };
+        r.reconcile.push(format!("Taint: `{}` is {not}replicated, so {l}", comp.name));
+        r.labels.push(l);
+    }
+    for (pi, input) in std::mem::take(&mut r.ndreads) {
+        if let Some(path) = comp.paths.get(pi) {
+            r.read(pi, path, input);
+        }
+    }
+    let labels = &r.labels;
+    let label = labels.iter().skip(1).fold(labels.first().cloned().unwrap_or(Label::Async), |a, b| a.join(b));
+    let Reasoning { steps, reconcile, hazards, seals_used, read_holds, .. } = r;
+    Some(OutputResult { component: c, output: o, label, steps, reconcile, hazards, seals_used, read_holds })
+}
+
+/// What the analysis of one output has found so far.
+struct Reasoning<'g> {
+    comp: &'g super::model::Component,
+    c: usize,
+    paths: &'g [usize],
+    inputs: &'g BTreeMap<(usize, usize), Label>,
+    labels: Vec<Label>,
+    /// Paths whose state an input can taint.
+    taint: Vec<usize>,
+    /// Nondeterministic reads: (path index, input).
+    ndreads: Vec<(usize, usize)>,
+    steps: Vec<Step>,
+    reconcile: Vec<String>,
+    hazards: Vec<(usize, String)>,
+    seals_used: Vec<(usize, usize, Vec<String>)>,
+    read_holds: Vec<ReadHoldAt>,
+}
+
+impl Reasoning<'_> {
+    /// Figure 9: the rule that path `pi` applies to its input's label `l`.
+    fn step(&mut self, pi: usize, path: &Path, l: &Label) {
+        let comp = self.comp;
         let input = comp.inputs.get(path.from).cloned().unwrap_or_default();
         let ann = path.annotation;
         let mut added = Vec::new();
@@ -271,22 +323,24 @@ fn output(
             (Label::Seal(k), true) => {
                 let mapped = map_seal(path, k).map_or(Label::Async, Label::Seal);
                 added.push(mapped.to_string());
-                labels.push(mapped);
+                self.labels.push(mapped);
                 "p"
             }
             // A compatible seal keeps order-sensitive *state* per partition (no Taint, rule 4).
             // A read (OR) still races with the other inputs; reconciliation decides that.
             (Label::Seal(k), false)
-                if ann.stateful() && compatible(&path.gates, k, path.from) && !raced(comp, paths, path, inputs, c) =>
+                if ann.stateful()
+                    && compatible(&path.gates, k, path.from)
+                    && !raced(comp, self.paths, path, self.inputs, self.c) =>
             {
-                seals_used.push((pi, path.from, k.clone()));
+                self.seals_used.push((pi, path.from, k.clone()));
                 added.push("Async".into());
-                labels.push(Label::Async);
+                self.labels.push(Label::Async);
                 "seal"
             }
             (Label::Seal(_) | Label::Async | Label::Run, false) => {
                 let rule = if ann.stateful() {
-                    taint.push(pi);
+                    self.taint.push(pi);
                     added.push("Taint".into());
                     if matches!(l, Label::Seal(_)) {
                         "4"
@@ -294,121 +348,98 @@ fn output(
                         "2"
                     }
                 } else {
-                    ndreads.push((pi, path.from));
+                    self.ndreads.push((pi, path.from));
                     added.push(format!("NDRead{{{}}}", path.subscript().join(", ")));
                     "1"
                 };
                 let passed = if matches!(l, Label::Seal(_)) { Label::Async } else { l.clone() };
                 added.push(passed.to_string());
-                labels.push(passed);
+                self.labels.push(passed);
                 rule
             }
             (Label::Inst, _) if ann.stateful() => {
-                taint.push(pi);
+                self.taint.push(pi);
                 added.push("Taint".into());
                 added.push("Inst".into());
-                labels.push(Label::Inst);
+                self.labels.push(Label::Inst);
                 "3"
             }
             (l, _) => {
                 added.push(l.to_string());
-                labels.push(l.clone());
+                self.labels.push(l.clone());
                 "p"
             }
         };
         if matches!(rule, "2" | "4") {
-            hazards
-                .push((pi, format!("{} from `{input}` ({l}) can taint the state of `{}`", path.describe(), comp.name)));
+            let why = format!("{} from `{input}` ({l}) can taint the state of `{}`", path.describe(), comp.name);
+            self.hazards.push((pi, why));
         }
-        steps.push(Step { input, input_label: l.clone(), path: path.describe(), rule, added });
+        self.steps.push(Step { input, input_label: l.clone(), path: path.describe(), rule, added });
     }
-    if steps.is_empty() {
-        return None;
-    }
-    let mut reconcile = Vec::new();
-    if !taint.is_empty() {
-        let l = if comp.replicated { Label::Diverge } else { Label::Run };
-        reconcile.push(format!(
-            "Taint: `{}` is {}replicated, so {l}",
-            comp.name,
-            if comp.replicated { "" } else { "not " }
-        ));
-        labels.push(l);
-    }
-    for (pi, input) in ndreads {
-        let Some(path) = comp.paths.get(pi) else {
-            continue;
-        };
+
+    /// Figure 10: whether the nondeterministic read of `input` on path `pi` is protected by
+    /// seals (its own input's, or every other input's, on keys compatible with its gates).
+    fn read(&mut self, pi: usize, path: &Path, input: usize) {
+        let (comp, c, inputs) = (self.comp, self.c, self.inputs);
         let own_compatible =
             matches!(inputs.get(&(c, input)), Some(Label::Seal(k)) if compatible(&path.gates, k, input));
-        let others: Vec<(usize, Option<&Label>)> = paths
+        let others: Vec<(usize, Option<&Label>)> = self
+            .paths
             .iter()
             .filter_map(|&i| comp.paths.get(i))
             .filter(|p| p.from != input)
             .map(|p| (p.from, inputs.get(&(c, p.from))))
             .filter(|(_, l)| l.is_some())
             .collect();
+        let gate = path.subscript().join(", ");
         // With no other input to race with, the read's own input sealed compatibly means each
         // partition is read once it is complete.
         if others.is_empty() && own_compatible {
             if let Some(Label::Seal(k)) = inputs.get(&(c, input)) {
-                seals_used.push((pi, input, k.clone()));
+                self.seals_used.push((pi, input, k.clone()));
             }
-            reconcile.push(format!(
-                "NDRead{{{}}} protected: its own input is sealed on a compatible key",
-                path.subscript().join(", ")
-            ));
-            continue;
+            self.reconcile.push(format!("NDRead{{{gate}}} protected: its own input is sealed on a compatible key"));
+            return;
         }
         let unsealed: Vec<String> = others
             .iter()
             .filter(|(j, l)| !matches!(l, Some(Label::Seal(k)) if compatible(&path.gates, k, *j)))
             .map(|(j, l)| {
-                format!(
-                    "`{}` ({})",
-                    comp.inputs.get(*j).map_or("?", String::as_str),
-                    l.map_or("-".into(), |l| l.to_string())
-                )
+                let name = comp.inputs.get(*j).map_or("?", String::as_str);
+                format!("`{name}` ({})", l.map_or("-".into(), |l| l.to_string()))
             })
             .collect();
-        let gate = path.subscript().join(", ");
         // A read that also depends on how its own input's facts fall into ticks needs that
         // input sealed compatibly too.
         let own_ok = !path.own_batch || own_compatible;
         if !others.is_empty() && unsealed.is_empty() && own_ok {
             for (j, l) in &others {
                 if let Some(Label::Seal(k)) = l {
-                    seals_used.push((pi, *j, k.clone()));
+                    self.seals_used.push((pi, *j, k.clone()));
                     // A read that carries the seal's key waits for its partition; one that
                     // does not, for every partition (an empty column list).
-                    read_holds.push((input, *j, hold_columns(&path.gates, k, *j, input).unwrap_or_default()));
+                    self.read_holds.push((input, *j, hold_columns(&path.gates, k, *j, input).unwrap_or_default()));
                 }
             }
-            reconcile.push(format!("NDRead{{{gate}}} protected: every other input is sealed on a compatible key"));
-            continue;
+            self.reconcile.push(format!("NDRead{{{gate}}} protected: every other input is sealed on a compatible key"));
+            return;
         }
         let l = if comp.replicated { Label::Inst } else { Label::Run };
+        let own = comp.inputs.get(input).map_or("?", String::as_str);
         let why = if others.is_empty() {
             "no other input whose seal could protect it".to_string()
         } else if unsealed.is_empty() {
             format!(
-                "it also depends on how `{}`'s own facts fall into ticks, and `{}` is not sealed on a key compatible with {{{gate}}}",
-                comp.inputs.get(input).map_or("?", String::as_str),
-                comp.inputs.get(input).map_or("?", String::as_str)
+                "it also depends on how `{own}`'s own facts fall into ticks, and `{own}` is not sealed on a key compatible with {{{gate}}}"
             )
         } else {
             format!("{}, not sealed on a key compatible with {{{gate}}}", unsealed.join(" and "))
         };
-        reconcile.push(format!(
-            "NDRead{{{gate}}} unprotected: {why}; `{}` is {}replicated, so {l}",
-            comp.name,
-            if comp.replicated { "" } else { "not " }
-        ));
-        hazards.push((pi, format!("{} races with {why}", path.describe())));
-        labels.push(l);
+        let not = if comp.replicated { "" } else { "not " };
+        self.reconcile.push(format!("NDRead{{{gate}}} unprotected: {why}; `{}` is {not}replicated, so {l}", comp.name));
+        self.hazards.push((pi, format!("{} races with {why}", path.describe())));
+        self.labels.push(l);
     }
-    let label = labels.iter().skip(1).fold(labels.first().cloned().unwrap_or(Label::Async), |a, b| a.join(b));
-    Some(OutputResult { component: c, output: o, label, steps, reconcile, hazards, seals_used, read_holds })
 }
 
 /// Does another input race with `path` through a read charged to this path (its own path

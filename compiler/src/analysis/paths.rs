@@ -218,6 +218,56 @@ pub fn module_paths(p: &Program, module: ModuleId, facts: &Facts) -> Vec<ModuleP
     out
 }
 
+/// What rule `r` on a path makes order-sensitive, and how: the gates its output gets
+/// (from its own nonmonotone operator, a misaligned join, what it reads that the path made
+/// order-sensitive in `nd`, or state maintained nonmonotonically elsewhere), and whether
+/// all of it is transient (a view over fresh facts, not state that stays corrupted).
+fn reached(
+    p: &Program,
+    facts: &Facts,
+    (fwd, delayed): (&BTreeSet<CollectionId>, &BTreeSet<CollectionId>),
+    r: &crate::ir::Rule,
+    (nd, corrupted): (&BTreeMap<CollectionId, Gates>, &BTreeSet<CollectionId>),
+) -> (Gates, bool) {
+    let mut found: Gates = BTreeMap::new();
+    let mut transient_only = true;
+    // Does the rule's own operator consume I's data? (It is on the path, so yes.)
+    if super::gates::own_nonmonotone(p, r) || (r.body.aggregates() && facts.nonmonotone.contains(&r.id)) {
+        for g in nonmonotone_gates(p, &facts.lineage, r) {
+            found.entry(g).or_default().insert(r.id);
+        }
+        // An aggregate or antijoin over state only makes a view order-sensitive; a
+        // deletion changes the state itself.
+        transient_only = r.op != MergeOp::Delete;
+    }
+    if misaligned(p, delayed, r) {
+        // Which facts meet depends on timing alone: no seal partitions that.
+        found.entry(Vec::new()).or_default().insert(r.id);
+        transient_only = false;
+    }
+    for (i, a) in r.body.atoms.iter().enumerate() {
+        if let (true, Some(g)) = (fwd.contains(&a.collection), nd.get(&a.collection)) {
+            merge(&mut found, extend(&facts.lineage, r, i, g));
+            transient_only &= transient(p, a.collection) && !corrupted.contains(&a.collection);
+        } else if let Some(g) = facts.gates_of(a.collection) {
+            // Also a collection I reaches, if what makes it nonmonotone is another
+            // input's: I reads it as it stands when I's facts arrive.
+            // A rendezvous with state maintained nonmonotonically elsewhere: a race.
+            merge(&mut found, extend(&facts.lineage, r, i, g));
+            transient_only = false;
+        }
+    }
+    for a in &r.body.antijoins {
+        let g = if fwd.contains(&a.collection) { nd.get(&a.collection) } else { facts.gates_of(a.collection) };
+        if let Some(g) = g {
+            merge(&mut found, extend_negated(g));
+            transient_only &=
+                fwd.contains(&a.collection) && transient(p, a.collection) && !corrupted.contains(&a.collection);
+        }
+    }
+    (found, transient_only)
+}
+
 /// The path from `input` to `output`, given the rules on it (`on_path`: rules reading what
 /// `input` reaches and writing what reaches `output`, in module order).
 fn path(
@@ -247,42 +297,7 @@ fn path(
     for _ in 0..=on_path.len() * 8 + 8 {
         let mut changed = false;
         for r in &on_path {
-            let mut found: Gates = BTreeMap::new();
-            let mut transient_only = true;
-            // Does the rule's own operator consume I's data? (It is on the path, so yes.)
-            if super::gates::own_nonmonotone(p, r) || (r.body.aggregates() && facts.nonmonotone.contains(&r.id)) {
-                for g in nonmonotone_gates(p, &facts.lineage, r) {
-                    found.entry(g).or_default().insert(r.id);
-                }
-                // An aggregate or antijoin over state only makes a view order-sensitive; a
-                // deletion changes the state itself.
-                transient_only = r.op != MergeOp::Delete;
-            }
-            if misaligned(p, delayed, r) {
-                // Which facts meet depends on timing alone: no seal partitions that.
-                found.entry(Vec::new()).or_default().insert(r.id);
-                transient_only = false;
-            }
-            for (i, a) in r.body.atoms.iter().enumerate() {
-                if let (true, Some(g)) = (fwd.contains(&a.collection), nd.get(&a.collection)) {
-                    merge(&mut found, extend(&facts.lineage, r, i, g));
-                    transient_only &= transient(p, a.collection) && !corrupted.contains(&a.collection);
-                } else if let Some(g) = facts.gates_of(a.collection) {
-                    // Also a collection I reaches, if what makes it nonmonotone is another
-                    // input's: I reads it as it stands when I's facts arrive.
-                    // A rendezvous with state maintained nonmonotonically elsewhere: a race.
-                    merge(&mut found, extend(&facts.lineage, r, i, g));
-                    transient_only = false;
-                }
-            }
-            for a in &r.body.antijoins {
-                let g = if fwd.contains(&a.collection) { nd.get(&a.collection) } else { facts.gates_of(a.collection) };
-                if let Some(g) = g {
-                    merge(&mut found, extend_negated(g));
-                    transient_only &=
-                        fwd.contains(&a.collection) && transient(p, a.collection) && !corrupted.contains(&a.collection);
-                }
-            }
+            let (found, transient_only) = reached(p, facts, (fwd, delayed), r, (&nd, &corrupted));
             if found.is_empty() {
                 continue;
             }

@@ -2,6 +2,7 @@
 //! checker, parameterised by what the context allows.
 
 use super::Resolver;
+use crate::aggregates::Argument;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{AggFn, Builtin, ColRef, Collection, Expr, ExprKind, Type, Value};
 use bloomc_grammar::ast::{self, BinaryOp, UnaryOp};
@@ -326,15 +327,16 @@ impl Resolver<'_> {
             ));
             return None;
         };
+        let facts = agg.facts();
         if matches!(arg.kind, ast::ExprKind::Star) {
-            if agg != AggFn::Count {
+            if !facts.takes_star {
                 return self.type_error(
                     arg.span,
                     &format!("`{}(*)` is meaningless: only count takes `*`", agg.name()),
                     "name a column",
                 );
             }
-            return Some(Expr { kind: ExprKind::Agg(agg, None), ty: Type::Int, span });
+            return Some(Expr { kind: ExprKind::Agg(agg, None), ty: facts.result(None), span });
         }
         let inner_ctx = Ctx {
             scope: ctx.scope,
@@ -344,25 +346,14 @@ impl Resolver<'_> {
             what: "an aggregate's argument",
         };
         let inner = self.expr(arg, &inner_ctx)?;
-        let ty = match agg {
-            AggFn::Count => Type::Int,
-            AggFn::Avg | AggFn::Sum if !matches!(inner.ty, Type::Int | Type::Float) => {
-                return self.type_error(
-                    inner.span,
-                    &format!("{}() needs numbers, found {}", agg.name(), inner.ty),
-                    "not a number",
-                );
-            }
-            AggFn::Avg => Type::Float,
-            AggFn::Min | AggFn::Max if inner.ty == Type::Bool => {
-                return self.type_error(
-                    inner.span,
-                    &format!("{}() needs an ordered type, found bool", agg.name()),
-                    "bool has no order here",
-                );
-            }
-            AggFn::Sum | AggFn::Min | AggFn::Max => inner.ty,
-        };
+        if !facts.accepts(inner.ty) {
+            let (message, label) = match facts.argument {
+                Argument::Number => ("needs numbers", "not a number"),
+                Argument::Ordered | Argument::Anything => ("needs an ordered type", "bool has no order here"),
+            };
+            return self.type_error(inner.span, &format!("{}() {message}, found {}", agg.name(), inner.ty), label);
+        }
+        let ty = facts.result(Some(inner.ty));
         Some(Expr { kind: ExprKind::Agg(agg, Some(Box::new(inner))), ty, span })
     }
 }

@@ -351,8 +351,48 @@ impl Resolver<'_> {
         fields: &[(ast::Ident, ast::Expr)],
         span: bloomc_grammar::span::Span,
     ) -> Option<FeedSource> {
+        let (mut ok, o) = self.generator_options(options);
+        let Some(rows) = o.rows else {
+            if o.rows_given {
+                // `rows` was given but invalid, and that is already reported.
+                return None;
+            }
+            self.report(
+                Diagnostic::new(Code::BadGenerator, "a generator needs `rows`", span, "how many rows?")
+                    .with_help("write `generate(rows: 1000, seed: 1, batch: 100) { .. }`"),
+            );
+            return None;
+        };
+        let typed = self.generator_fields(inp, fields, &mut ok);
+        let missing: Vec<&str> =
+            inp.columns.iter().zip(&typed).filter(|(_, t)| t.is_none()).map(|(c, _)| c.name.as_str()).collect();
+        if ok && !missing.is_empty() {
+            self.report(
+                Diagnostic::new(
+                    Code::BadGenerator,
+                    format!("the generator does not fill {}", missing.join(", ")),
+                    span,
+                    "missing fields",
+                )
+                .with_help(format!("give every column of `{}{}` a field", inp.name, inp.schema())),
+            );
+            return None;
+        }
+        let fields: Vec<Expr> = typed.into_iter().collect::<Option<_>>()?;
+        ok.then_some(FeedSource::Generate {
+            rows,
+            seed: o.seed,
+            batch: o.batch.unwrap_or(rows.min(crate::ir::MAX_GENERATOR_BATCH)),
+            rate: o.rate,
+            fields,
+        })
+    }
+
+    /// A generator's options (`rows`, `seed`, `batch`, `rate`), each checked; `false` when
+    /// one was reported.
+    fn generator_options(&mut self, options: &[(ast::Ident, ast::Expr)]) -> (bool, GeneratorOptions) {
         let mut ok = true;
-        let (mut rows, mut seed, mut batch, mut rate) = (None, 0u64, None, None);
+        let mut o = GeneratorOptions::default();
         let mut seen: Vec<&ast::Ident> = Vec::new();
         for (name, e) in options {
             if let Some(first) = seen.iter().find(|s| s.name == name.name) {
@@ -398,10 +438,10 @@ impl Resolver<'_> {
                 Some(Value::Int(v)) if v >= 0 && (slot == "seed" || v > 0) => {
                     let v = u64::try_from(v).unwrap_or(0);
                     match slot {
-                        "rows" => rows = Some(v),
-                        "seed" => seed = v,
-                        "rate" => rate = Some(v),
-                        _ => batch = Some(v),
+                        "rows" => o.rows = Some(v),
+                        "seed" => o.seed = v,
+                        "rate" => o.rate = Some(v),
+                        _ => o.batch = Some(v),
                     }
                 }
                 Some(v) => {
@@ -420,17 +460,18 @@ impl Resolver<'_> {
                 None => ok = false,
             }
         }
-        let Some(rows) = rows else {
-            if seen.iter().any(|s| s.name == "rows") {
-                // `rows` was given but invalid, and that is already reported.
-                return None;
-            }
-            self.report(
-                Diagnostic::new(Code::BadGenerator, "a generator needs `rows`", span, "how many rows?")
-                    .with_help("write `generate(rows: 1000, seed: 1, batch: 100) { .. }`"),
-            );
-            return None;
-        };
+        o.rows_given = seen.iter().any(|s| s.name == "rows");
+        (ok, o)
+    }
+
+    /// A generator's fields, each an expression of its column's type, in column order
+    /// (`None` where a column has no valid field); `ok` is cleared when one was reported.
+    fn generator_fields(
+        &mut self,
+        inp: &Collection,
+        fields: &[(ast::Ident, ast::Expr)],
+        ok: &mut bool,
+    ) -> Vec<Option<Expr>> {
         let scope: Vec<(String, &Collection)> = Vec::new();
         let ctx = Ctx { scope: &scope, aggregates: false, generator: true, runtime: true, what: "a generator field" };
         let mut typed: Vec<Option<Expr>> = vec![None; inp.columns.len()];
@@ -445,7 +486,7 @@ impl Resolver<'_> {
                     )
                     .with_help(format!("the generator fills {}", inp.schema())),
                 );
-                ok = false;
+                *ok = false;
                 continue;
             };
             if typed.get(i).is_some_and(Option::is_some) {
@@ -455,11 +496,11 @@ impl Resolver<'_> {
                     name.span,
                     "given again",
                 ));
-                ok = false;
+                *ok = false;
                 continue;
             }
             let Some(expr) = self.expr(e, &ctx) else {
-                ok = false;
+                *ok = false;
                 continue;
             };
             let want = inp.columns.get(i).map_or(Type::Int, |c| c.ty);
@@ -470,36 +511,26 @@ impl Resolver<'_> {
                     expr.span,
                     format!("this is {}", expr.ty),
                 ));
-                ok = false;
+                *ok = false;
                 continue;
             }
             if let Some(slot) = typed.get_mut(i) {
                 *slot = Some(expr);
             }
         }
-        let missing: Vec<&str> =
-            inp.columns.iter().zip(&typed).filter(|(_, t)| t.is_none()).map(|(c, _)| c.name.as_str()).collect();
-        if ok && !missing.is_empty() {
-            self.report(
-                Diagnostic::new(
-                    Code::BadGenerator,
-                    format!("the generator does not fill {}", missing.join(", ")),
-                    span,
-                    "missing fields",
-                )
-                .with_help(format!("give every column of `{}{}` a field", inp.name, inp.schema())),
-            );
-            return None;
-        }
-        let fields: Vec<Expr> = typed.into_iter().collect::<Option<_>>()?;
-        ok.then_some(FeedSource::Generate {
-            rows,
-            seed,
-            batch: batch.unwrap_or(rows.min(crate::ir::MAX_GENERATOR_BATCH)),
-            rate,
-            fields,
-        })
+        typed
     }
+}
+
+/// A generator's options, as given.
+#[derive(Default)]
+struct GeneratorOptions {
+    rows: Option<u64>,
+    /// Whether `rows` was given (valid or not).
+    rows_given: bool,
+    seed: u64,
+    batch: Option<u64>,
+    rate: Option<u64>,
 }
 
 pub(super) fn article(kind: CollectionKind) -> &'static str {
