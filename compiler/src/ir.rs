@@ -62,8 +62,9 @@ impl fmt::Display for Type {
     }
 }
 
-/// A constant value: a literal, a folded parameter, or a parameter's value.
-#[derive(Debug, Clone, PartialEq)]
+/// A constant value: a literal, a folded parameter, or a parameter's value. Its equality is
+/// the language's (`crate::ops`): floats by their total order, so `0.0 != -0.0`.
+#[derive(Debug, Clone)]
 pub enum Value {
     Int(i64),
     Float(f64),
@@ -82,11 +83,23 @@ impl Value {
     }
 }
 
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => crate::ops::float_eq(*a, *b),
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => write!(f, "{x:?}"),
+            Value::Float(x) => crate::ops::fmt_float(*x, f),
             Value::Str(s) => write!(f, "{s:?}"),
             Value::Bool(b) => write!(f, "{b}"),
         }

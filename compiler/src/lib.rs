@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod diagnostic;
 pub mod dump;
 pub mod ir;
+pub mod ops;
 pub mod render;
 pub mod resolve;
 pub mod rewrite;

@@ -167,15 +167,7 @@ impl Threshold {
     fn outcome(self, value: Option<i64>) -> Outcome {
         let Some(v) = value else { return Outcome::Failed };
         let (x, y) = if self.left { (v, self.constant) } else { (self.constant, v) };
-        let pass = match self.op {
-            BinaryOp::Lt => x < y,
-            BinaryOp::Le => x <= y,
-            BinaryOp::Gt => x > y,
-            BinaryOp::Ge => x >= y,
-            BinaryOp::Eq => x == y,
-            _ => x != y,
-        };
-        if pass {
+        if bloomc_compiler::ops::compare(self.op, || x.cmp(&y)).unwrap_or(false) {
             Outcome::Pass
         } else {
             Outcome::Reject

@@ -1,8 +1,10 @@
 //! Scalar expression evaluation over rows: the one definition of what an expression means at
 //! run time, shared by the dataflow and by the reference evaluator the tests use.
 //!
-//! Integer overflow and division by zero are evaluation errors: the binding that caused one
-//! produces no fact, and the run counts and reports it (never silently).
+//! What each operator does is `bloomc_compiler::ops`, which the compiler's constant folding
+//! calls too; `unary` and `binary` here only map runtime values to it. Integer overflow and
+//! division by zero are evaluation errors: the binding that caused one produces no fact, and
+//! the run counts and reports it (never silently).
 //!
 //! Evaluation recurses over the expression tree. That is safe on a timely worker's stack
 //! because the parser refuses any expression deeper than 256 (E0008,
@@ -11,6 +13,7 @@
 
 use crate::value::{Float, Row, Value};
 use bloomc_compiler::ir::{AggFn, Builtin, Expr, ExprKind};
+use bloomc_compiler::ops::{self, OpError, Out};
 use bloomc_grammar::ast::{BinaryOp, UnaryOp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +22,17 @@ pub enum EvalError {
     DivisionByZero,
     /// A value of the wrong type; resolution rules this out, so it means a bug.
     Type,
+}
+
+impl From<OpError> for EvalError {
+    #[inline]
+    fn from(e: OpError) -> EvalError {
+        match e {
+            OpError::Overflow => EvalError::Overflow,
+            OpError::DivisionByZero => EvalError::DivisionByZero,
+            OpError::Type => EvalError::Type,
+        }
+    }
 }
 
 impl std::fmt::Display for EvalError {
@@ -94,23 +108,15 @@ fn eval_inner<B: Bindings + ?Sized>(
     Ok(match &e.kind {
         ExprKind::Lit(v) => Value::from_ir(v),
         ExprKind::Col(c) => rows.get(c.atom, c.column).cloned().ok_or(EvalError::Type)?,
-        ExprKind::Unary(op, x) => match (op, eval_inner(x, rows, ctx, aggs, next, salt)?) {
-            (UnaryOp::Neg, Value::Int(i)) => Value::Int(i.checked_neg().ok_or(EvalError::Overflow)?),
-            (UnaryOp::Neg, Value::Float(f)) => Value::Float(Float(-f.0)),
-            (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
-            _ => return Err(EvalError::Type),
-        },
+        ExprKind::Unary(op, x) => unary(*op, eval_inner(x, rows, ctx, aggs, next, salt)?)?,
         ExprKind::Binary(op, a, b) => {
             // `and`/`or` short-circuit, as a reader expects.
             let l = eval_inner(a, rows, ctx, aggs, next, salt.wrapping_mul(31).wrapping_add(1))?;
             // A short-circuit skips the right side's aggregates too: the values in `aggs`
             // are positional, and later aggregates must still find theirs.
-            match (op, &l) {
-                (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => {
-                    *next += aggregates_in(b);
-                    return Ok(l);
-                }
-                _ => {}
+            if matches!(l, Value::Bool(x) if ops::short_circuits(*op, x)) {
+                *next += aggregates_in(b);
+                return Ok(l);
             }
             let r = eval_inner(b, rows, ctx, aggs, next, salt.wrapping_mul(31).wrapping_add(2))?;
             binary(*op, l, r)?
@@ -153,31 +159,35 @@ fn call(f: Builtin, args: &[Value], ctx: &Ctx, salt: u64) -> Result<Value, EvalE
     })
 }
 
-pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, EvalError> {
-    use BinaryOp::*;
-    Ok(match (op, a, b) {
-        (And, Value::Bool(x), Value::Bool(y)) => Value::Bool(x && y),
-        (Or, Value::Bool(x), Value::Bool(y)) => Value::Bool(x || y),
-        (Add, Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
-        (Add, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_add(y).ok_or(EvalError::Overflow)?),
-        (Sub, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_sub(y).ok_or(EvalError::Overflow)?),
-        (Mul, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_mul(y).ok_or(EvalError::Overflow)?),
-        (Div | Rem, Value::Int(_), Value::Int(0)) => return Err(EvalError::DivisionByZero),
-        (Div, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_div(y).ok_or(EvalError::Overflow)?),
-        (Rem, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_rem(y).ok_or(EvalError::Overflow)?),
-        (Add, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 + y.0)),
-        (Sub, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 - y.0)),
-        (Mul, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 * y.0)),
-        (Div, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 / y.0)),
-        (Rem, Value::Float(x), Value::Float(y)) => Value::Float(Float(x.0 % y.0)),
-        (Eq, x, y) => Value::Bool(x == y),
-        (Ne, x, y) => Value::Bool(x != y),
-        (Lt, x, y) => Value::Bool(x < y),
-        (Le, x, y) => Value::Bool(x <= y),
-        (Gt, x, y) => Value::Bool(x > y),
-        (Ge, x, y) => Value::Bool(x >= y),
+/// The value of a unary operator (`bloomc_compiler::ops`).
+#[inline]
+pub fn unary(op: UnaryOp, v: Value) -> Result<Value, EvalError> {
+    Ok(match (op, v) {
+        (UnaryOp::Neg, Value::Int(i)) => Value::Int(ops::int_neg(i)?),
+        (UnaryOp::Neg, Value::Float(f)) => Value::Float(Float(ops::float_neg(f.0))),
+        (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
         _ => return Err(EvalError::Type),
     })
+}
+
+/// The value of a binary operator on two values of matching types (`bloomc_compiler::ops`).
+#[inline]
+pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, EvalError> {
+    Ok(match (a, b) {
+        (Value::Int(x), Value::Int(y)) => wrap(ops::int(op, x, y)?, Value::Int),
+        (Value::Float(x), Value::Float(y)) => wrap(ops::float(op, x.0, y.0)?, |f| Value::Float(Float(f))),
+        (Value::Str(x), Value::Str(y)) => wrap(ops::string(op, x, &y)?, Value::Str),
+        (Value::Bool(x), Value::Bool(y)) => Value::Bool(ops::boolean(op, x, y)?),
+        _ => return Err(EvalError::Type),
+    })
+}
+
+#[inline]
+fn wrap<T>(out: Out<T>, same: impl FnOnce(T) -> Value) -> Value {
+    match out {
+        Out::Same(v) => same(v),
+        Out::Bool(b) => Value::Bool(b),
+    }
 }
 
 /// How many aggregate nodes `e` holds (counted without collecting them: a short-circuit in
@@ -219,7 +229,8 @@ pub fn aggregate<B: Bindings>(agg: &Expr, group: &[B], ctx: &Ctx) -> Result<Valu
             let vals = values()?;
             match vals.first() {
                 Some(Value::Float(_)) => {
-                    Value::Float(Float(vals.iter().map(|v| if let Value::Float(f) = v { f.0 } else { 0.0 }).sum()))
+                    let total = vals.iter().map(|v| if let Value::Float(f) = v { f.0 } else { 0.0 }).sum();
+                    Value::Float(Float(ops::canonical(total)))
                 }
                 _ => {
                     // Exact: the total, not a partial sum, must fit (so order never matters).
@@ -245,7 +256,7 @@ pub fn aggregate<B: Bindings>(agg: &Expr, group: &[B], ctx: &Ctx) -> Result<Valu
                     _ => 0.0,
                 })
                 .sum();
-            Value::Float(Float(total / n))
+            Value::Float(Float(ops::canonical(total / n)))
         }
     })
 }
@@ -310,18 +321,12 @@ impl Grouped {
             Grouped::Lit(v) => v.clone(),
             Grouped::Agg(i) => aggs.get(*i).cloned().ok_or(EvalError::Type)?,
             Grouped::Col => return Err(EvalError::Type),
-            Grouped::Unary(op, x) => match (op, x.eval(key_values, ctx, aggs)?) {
-                (UnaryOp::Neg, Value::Int(i)) => Value::Int(i.checked_neg().ok_or(EvalError::Overflow)?),
-                (UnaryOp::Neg, Value::Float(f)) => Value::Float(Float(-f.0)),
-                (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
-                _ => return Err(EvalError::Type),
-            },
+            Grouped::Unary(op, x) => unary(*op, x.eval(key_values, ctx, aggs)?)?,
             Grouped::Binary(op, a, b) => {
                 // Aggregates have fixed positions, so a short-circuit needs no bookkeeping.
                 let l = a.eval(key_values, ctx, aggs)?;
-                match (op, &l) {
-                    (BinaryOp::And, Value::Bool(false)) | (BinaryOp::Or, Value::Bool(true)) => return Ok(l),
-                    _ => {}
+                if matches!(l, Value::Bool(x) if ops::short_circuits(*op, x)) {
+                    return Ok(l);
                 }
                 binary(*op, l, b.eval(key_values, ctx, aggs)?)?
             }

@@ -52,7 +52,10 @@ fn parse(text: &str, ty: Type) -> Result<Value, String> {
     match ty {
         Type::String => Ok(Value::Str(text.to_string())),
         Type::Int => t.parse().map(Value::Int).map_err(|_| format!("`{text}` is not an int")),
-        Type::Float => t.parse().map(|x| Value::Float(Float(x))).map_err(|_| format!("`{text}` is not a float")),
+        Type::Float => t
+            .parse()
+            .map(|x| Value::Float(Float(bloomc_compiler::ops::canonical(x))))
+            .map_err(|_| format!("`{text}` is not a float")),
         Type::Bool => t.parse().map(Value::Bool).map_err(|_| format!("`{text}` is not a bool (true or false)")),
     }
 }

@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::fmt;
 
-/// A float with a total order (IEEE `total_cmp`), so rows can be sorted and hashed.
+/// A float with a total order (IEEE `total_cmp`, `bloomc_compiler::ops::float_cmp`), so rows
+/// can be sorted and hashed; it is also the language's `==` and `<` on floats.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Float(pub f64);
 
 impl PartialEq for Float {
     fn eq(&self, other: &Self) -> bool {
-        self.0.total_cmp(&other.0).is_eq()
+        bloomc_compiler::ops::float_eq(self.0, other.0)
     }
 }
 impl Eq for Float {}
@@ -22,7 +23,7 @@ impl PartialOrd for Float {
 }
 impl Ord for Float {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
+        bloomc_compiler::ops::float_cmp(self.0, other.0)
     }
 }
 impl std::hash::Hash for Float {
@@ -56,7 +57,7 @@ impl fmt::Display for Value {
         match self {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => write!(f, "{:?}", x.0),
+            Value::Float(x) => bloomc_compiler::ops::fmt_float(x.0, f),
             Value::Str(s) => f.write_str(s),
         }
     }

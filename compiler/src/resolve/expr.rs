@@ -5,6 +5,7 @@ use super::Resolver;
 use crate::aggregates::Argument;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{AggFn, Builtin, ColRef, Collection, Expr, ExprKind, Type, Value};
+use crate::ops::{self, OpError};
 use bloomc_grammar::ast::{self, BinaryOp, UnaryOp};
 use bloomc_grammar::span::Span;
 
@@ -358,20 +359,17 @@ impl Resolver<'_> {
     }
 }
 
-/// Evaluates a constant expression (literals, folded parameters, operators, `str`).
+/// Evaluates a constant expression (literals, folded parameters, operators, `str`), with the
+/// operator semantics of `crate::ops`, as the runtime evaluates it: `and` and `or`
+/// short-circuit.
 pub fn eval(e: &Expr) -> Result<Value, String> {
     Ok(match &e.kind {
         ExprKind::Lit(v) => v.clone(),
-        ExprKind::Unary(UnaryOp::Neg, x) => match eval(x)? {
-            Value::Int(i) => Value::Int(i.checked_neg().ok_or("integer overflow")?),
-            Value::Float(f) => Value::Float(-f),
-            _ => return Err("cannot negate".into()),
+        ExprKind::Unary(op, x) => unary(*op, eval(x)?)?,
+        ExprKind::Binary(op, a, b) => match eval(a)? {
+            Value::Bool(l) if ops::short_circuits(*op, l) => Value::Bool(l),
+            l => binary(*op, l, eval(b)?)?,
         },
-        ExprKind::Unary(UnaryOp::Not, x) => match eval(x)? {
-            Value::Bool(b) => Value::Bool(!b),
-            _ => return Err("`not` needs a bool".into()),
-        },
-        ExprKind::Binary(op, a, b) => binary(*op, eval(a)?, eval(b)?)?,
         ExprKind::Call(Builtin::Str, args) => match args.first() {
             Some(a) => Value::Str(match eval(a)? {
                 Value::Str(s) => s,
@@ -383,40 +381,36 @@ pub fn eval(e: &Expr) -> Result<Value, String> {
     })
 }
 
-/// The value of a binary operator on two values of matching types.
-pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, String> {
-    use BinaryOp::*;
-    Ok(match (op, a, b) {
-        (And, Value::Bool(x), Value::Bool(y)) => Value::Bool(x && y),
-        (Or, Value::Bool(x), Value::Bool(y)) => Value::Bool(x || y),
-        (Add, Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
-        (Add, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_add(y).ok_or("integer overflow")?),
-        (Sub, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_sub(y).ok_or("integer overflow")?),
-        (Mul, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_mul(y).ok_or("integer overflow")?),
-        (Div | Rem, Value::Int(_), Value::Int(0)) => return Err("division by zero".into()),
-        (Div, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_div(y).ok_or("integer overflow")?),
-        (Rem, Value::Int(x), Value::Int(y)) => Value::Int(x.checked_rem(y).ok_or("integer overflow")?),
-        (Add, Value::Float(x), Value::Float(y)) => Value::Float(x + y),
-        (Sub, Value::Float(x), Value::Float(y)) => Value::Float(x - y),
-        (Mul, Value::Float(x), Value::Float(y)) => Value::Float(x * y),
-        (Div, Value::Float(x), Value::Float(y)) => Value::Float(x / y),
-        (Rem, Value::Float(x), Value::Float(y)) => Value::Float(x % y),
-        (Eq, x, y) => Value::Bool(x == y),
-        (Ne, x, y) => Value::Bool(x != y),
-        (op, x, y) => {
-            let ord = match (&x, &y) {
-                (Value::Int(a), Value::Int(b)) => a.cmp(b),
-                (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
-                (Value::Str(a), Value::Str(b)) => a.cmp(b),
-                _ => return Err(format!("`{}` is not defined for {} and {}", op.symbol(), x.ty(), y.ty())),
-            };
-            Value::Bool(match op {
-                Lt => ord.is_lt(),
-                Le => ord.is_le(),
-                Gt => ord.is_gt(),
-                Ge => ord.is_ge(),
-                _ => return Err(format!("`{}` is not defined for {} and {}", op.symbol(), x.ty(), y.ty())),
-            })
-        }
+/// The value of a unary operator (`crate::ops`).
+pub fn unary(op: UnaryOp, v: Value) -> Result<Value, String> {
+    Ok(match (op, v) {
+        (UnaryOp::Neg, Value::Int(i)) => Value::Int(ops::int_neg(i).map_err(|e| e.to_string())?),
+        (UnaryOp::Neg, Value::Float(f)) => Value::Float(ops::float_neg(f)),
+        (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+        (UnaryOp::Neg, _) => return Err("cannot negate".into()),
+        (UnaryOp::Not, _) => return Err("`not` needs a bool".into()),
     })
+}
+
+/// The value of a binary operator on two values of matching types (`crate::ops`).
+pub fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value, String> {
+    let (ta, tb) = (a.ty(), b.ty());
+    let out = match (a, b) {
+        (Value::Int(x), Value::Int(y)) => ops::int(op, x, y).map(|o| wrap(o, Value::Int)),
+        (Value::Float(x), Value::Float(y)) => ops::float(op, x, y).map(|o| wrap(o, Value::Float)),
+        (Value::Str(x), Value::Str(y)) => ops::string(op, x, &y).map(|o| wrap(o, Value::Str)),
+        (Value::Bool(x), Value::Bool(y)) => ops::boolean(op, x, y).map(Value::Bool),
+        _ => Err(OpError::Type),
+    };
+    out.map_err(|e| match e {
+        OpError::Type => format!("`{}` is not defined for {ta} and {tb}", op.symbol()),
+        e => e.to_string(),
+    })
+}
+
+fn wrap<T>(out: ops::Out<T>, same: fn(T) -> Value) -> Value {
+    match out {
+        ops::Out::Same(v) => same(v),
+        ops::Out::Bool(b) => Value::Bool(b),
+    }
 }

@@ -6,7 +6,7 @@
 //! not resolved, and are absent from the IR.
 
 mod coordination;
-mod expr;
+pub mod expr;
 mod query;
 mod system;
 
@@ -193,7 +193,7 @@ impl Resolver<'_> {
         let parsed = match param.ty {
             Type::String => Some(Value::Str(o.value.clone())),
             Type::Int => text.parse().ok().map(Value::Int),
-            Type::Float => text.parse().ok().map(Value::Float),
+            Type::Float => text.parse().ok().map(|x| Value::Float(crate::ops::canonical(x))),
             Type::Bool => text.parse().ok().map(Value::Bool),
         };
         match parsed {

@@ -139,7 +139,7 @@ fn literal(v: &Value) -> Result<String, String> {
         Value::Bool(b) => b.to_string(),
         Value::Float(x) if !x.is_finite() => return Err(format!("the value {x} has no literal")),
         Value::Float(x) => {
-            let s = format!("{x:?}");
+            let s = crate::ops::format_float(*x);
             match s.split_once('e') {
                 Some((m, e)) if !m.contains('.') => format!("{m}.0e{e}"),
                 _ => s,
