@@ -42,8 +42,9 @@ mod dfir;
 use bloomc_compiler::ir::Program;
 use bloomc_compiler::rewrite::Strategy as Coordination;
 use bloomc_compiler::{compile_with, Options};
-use bloomc_runtime::network::{network, NetworkOptions, NodeReport};
+use bloomc_runtime::network::{network, NetworkOptions};
 use bloomc_runtime::plan::{plan_network, NodePlan};
+use bloomc_runtime::report::NodeReport;
 use bloomc_runtime::value::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -240,7 +241,7 @@ fn hydro(s: &Setup, text: &str) -> Result<Outcome, String> {
     let group = |plan: &NodePlan| {
         p.system.iter().flat_map(|x| x.groups.iter()).find(|g| Some(g.id) == plan.group).map(|g| g.name.clone())
     };
-    let feeds = |name: &str| -> Vec<(bloomc_runtime::plan::Feed, u32)> {
+    let feeds = |name: &str| -> Vec<(bloomc_runtime::feed::Feed, u32)> {
         plans
             .iter()
             .filter(|plan| group(plan).as_deref() == Some(name))

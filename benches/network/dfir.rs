@@ -9,7 +9,7 @@
 //! feed) to every replica and takes the answers. The caches of `adtrack.bl` are left out
 //! (the analyst asks the replicas directly); they carry only the 200 questions.
 
-use bloomc_runtime::plan::Feed;
+use bloomc_runtime::feed::Feed;
 use bloomc_runtime::value::Value;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
