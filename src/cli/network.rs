@@ -8,6 +8,8 @@ use bloomc_compiler::analysis::report::Analysis;
 use bloomc_compiler::ir::{CollectionId, Program};
 use bloomc_grammar::ast::CollectionKind;
 use bloomc_runtime::network::{network, NetworkOptions};
+use bloomc_runtime::plan::NodePlan;
+use bloomc_runtime::report::NetworkResult;
 use bloomc_runtime::value::Row;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -26,6 +28,44 @@ pub fn run_network(
     let plans = bloomc_runtime::plan::plan_network(p, files)?;
     let options = NetworkOptions { max_ticks: run.max_ticks };
     let across = run.processes || run.cluster_file.is_some();
+    check_options(run, p, &plans, across, &label)?;
+    let result = if across {
+        let ordered = bloomc_runtime::coordination::sequences_any(p, &plans)?;
+        super::cluster::run_coordinator(run, &plans, &options, digest, ordered)?
+    } else {
+        network(p, &plans, &options)?
+    };
+    let printed = print_outputs(run, p, &plans, &result)?;
+    let sealing = p.system.as_ref().is_some_and(|s| s.coordination.holds.iter().any(|h| h.until.is_none()))
+        || run.coordination == CoordinationArg::Seal;
+    let waits: Vec<f64> = result.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
+    let latency = latency(run, &result)?;
+    if let Some(path) = &run.summary_json {
+        let strategy = match run.coordination {
+            CoordinationArg::Auto => format!("auto: {label}"),
+            arg => strategy(arg).as_str().to_string(),
+        };
+        let waits = sealing.then_some(waits.as_slice());
+        let answers = latency.as_ref().map(|(l, u)| (l.as_slice(), *u));
+        write_summary(path, p, (&strategy, across), (&printed, &result), (waits, answers))?;
+    }
+    if sealing {
+        print_seals(&result, &waits);
+    }
+    if let (Some((l, u)), Some((q, a))) = (&latency, &run.latency) {
+        print_latency((q, a), l, *u);
+    }
+    // What the analysis chose, and why (what `auto` inserted).
+    if let (CoordinationArg::Auto, Some(a)) = (run.coordination, analysis) {
+        eprint!("{}", a.coordination());
+    }
+    print_nodes(&result, &label, skipped);
+    Ok(if result.quiescent { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The options that only a run across processes takes, and `--output` names, checked
+/// before anything runs.
+fn check_options(run: &Run, p: &Program, plans: &[NodePlan], across: bool, label: &str) -> Result<(), String> {
     if let Some(service) = &run.order_service {
         if !across {
             return Err("`--order-service` orders the replicated groups of a run across processes: add `--processes` (in one process the transport sequences them)".to_string());
@@ -63,12 +103,17 @@ pub fn run_network(
             ));
         }
     }
-    let result = if across {
-        let ordered = bloomc_runtime::coordination::sequences_any(p, &plans)?;
-        super::cluster::run_coordinator(run, &plans, &options, digest, ordered)?
-    } else {
-        network(p, &plans, &options)?
-    };
+    Ok(())
+}
+
+/// Prints (or, with `--output`, writes) each node's outputs that no wire carries; returns
+/// their names per node.
+fn print_outputs(
+    run: &Run,
+    p: &Program,
+    plans: &[NodePlan],
+    result: &NetworkResult,
+) -> Result<Vec<Vec<String>>, String> {
     let wired: BTreeSet<CollectionId> =
         p.system.iter().flat_map(|s| s.wires.iter()).map(|w| w.from.collection).collect();
     // Per node, the outputs no wire carries: printed, and counted in the summary.
@@ -93,11 +138,13 @@ pub fn run_network(
             super::io::print_output(&label, &node.result, name, run.per_tick, limit);
         }
     }
-    let sealing = p.system.as_ref().is_some_and(|s| s.coordination.holds.iter().any(|h| h.until.is_none()))
-        || run.coordination == CoordinationArg::Seal;
-    let waits: Vec<f64> = result.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
-    // `--latency QUESTION=ANSWER`: over the nodes that have both outputs.
-    let latency = match &run.latency {
+    Ok(printed)
+}
+
+/// `--latency QUESTION=ANSWER`: over the nodes that have both outputs, the seconds from each
+/// question to its first answer, and how many got none.
+fn latency(run: &Run, result: &NetworkResult) -> Result<Option<(Vec<f64>, u64)>, String> {
+    Ok(match &run.latency {
         None => None,
         Some((q, a)) => {
             let nodes: Vec<_> = result
@@ -116,61 +163,67 @@ pub fn run_network(
             }
             Some((all, unanswered))
         }
-    };
-    if let Some(path) = &run.summary_json {
-        let nodes: Vec<super::summary::NodeSummary<'_>> = printed
-            .iter()
-            .zip(&result.nodes)
-            .map(|(names, node)| super::summary::NodeSummary {
-                name: &node.name,
-                result: &node.result,
-                messages_in: node.messages_in,
-                messages_out: node.messages_out,
-                outputs: names.clone(),
-                frames_from: across.then_some(&node.frames_from),
-            })
-            .collect();
-        let strategy = match run.coordination {
-            CoordinationArg::Auto => format!("auto: {label}"),
-            arg => strategy(arg).as_str().to_string(),
-        };
-        let waits = sealing.then_some(waits.as_slice());
-        let answers = latency.as_ref().map(|(l, u)| (l.as_slice(), *u));
-        let over_time = bloomc_runtime::report::records_over_time(&result.nodes);
-        let mut by_group = std::collections::BTreeMap::new();
-        for n in &result.nodes {
-            by_group.entry(n.group.clone()).or_insert_with(|| {
-                bloomc_runtime::report::records_over_time(result.nodes.iter().filter(|m| m.group == n.group))
-            });
-        }
-        let measured =
-            super::summary::Measured { over_time: Some(&over_time), by_group: Some(&by_group), seal: waits, answers };
-        super::summary::write(path, p, &strategy, &nodes, result.elapsed_s, result.quiescent, measured)?;
+    })
+}
+
+/// `--summary-json`: the run's summary, per node and over time.
+fn write_summary(
+    path: &str,
+    p: &Program,
+    (strategy, across): (&str, bool),
+    (printed, result): (&[Vec<String>], &NetworkResult),
+    (waits, answers): (Option<&[f64]>, Option<(&[f64], u64)>),
+) -> Result<(), String> {
+    let nodes: Vec<super::summary::NodeSummary<'_>> = printed
+        .iter()
+        .zip(&result.nodes)
+        .map(|(names, node)| super::summary::NodeSummary {
+            name: &node.name,
+            result: &node.result,
+            messages_in: node.messages_in,
+            messages_out: node.messages_out,
+            outputs: names.clone(),
+            frames_from: across.then_some(&node.frames_from),
+        })
+        .collect();
+    let over_time = bloomc_runtime::report::records_over_time(&result.nodes);
+    let mut by_group = std::collections::BTreeMap::new();
+    for n in &result.nodes {
+        by_group.entry(n.group.clone()).or_insert_with(|| {
+            bloomc_runtime::report::records_over_time(result.nodes.iter().filter(|m| m.group == n.group))
+        });
     }
-    if sealing {
-        let (released, late, held) =
-            result.nodes.iter().fold((0, 0, 0), |(r, l, h), n| (r + n.partitions_released, l + n.late, h + n.held));
-        let w = super::summary::waits_ms(&waits);
-        eprintln!(
-            "seals: {released} seal keys released, {late} facts late (after their key was sealed), {held} facts still held at the end; a key waited {:.1} ms on average from its first fact to its release (p95 {:.1} ms)",
-            w.get("mean").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
-            w.get("p95").and_then(serde_json::Value::as_f64).unwrap_or(0.0)
-        );
-    }
-    if let (Some((l, u)), Some((q, a))) = (&latency, &run.latency) {
-        let w = super::summary::waits_ms(l);
-        eprintln!(
-            "latency {q} -> {a}: {} questions answered, {u} unanswered; {:.1} ms on average from a question to its first answer (p50 {:.1} ms, p95 {:.1} ms)",
-            l.len(),
-            w.get("mean").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
-            w.get("p50").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
-            w.get("p95").and_then(serde_json::Value::as_f64).unwrap_or(0.0)
-        );
-    }
-    // What the analysis chose, and why (what `auto` inserted).
-    if let (CoordinationArg::Auto, Some(a)) = (run.coordination, analysis) {
-        eprint!("{}", a.coordination());
-    }
+    let measured =
+        super::summary::Measured { over_time: Some(&over_time), by_group: Some(&by_group), seal: waits, answers };
+    super::summary::write(path, p, strategy, &nodes, result.elapsed_s, result.quiescent, measured)
+}
+
+/// What the seals did: keys released, facts late and still held, and the wait for a seal.
+fn print_seals(result: &NetworkResult, waits: &[f64]) {
+    let (released, late, held) =
+        result.nodes.iter().fold((0, 0, 0), |(r, l, h), n| (r + n.partitions_released, l + n.late, h + n.held));
+    let w = super::summary::waits_ms(waits);
+    eprintln!(
+        "seals: {released} seal keys released, {late} facts late (after their key was sealed), {held} facts still held at the end; a key waited {:.1} ms on average from its first fact to its release (p95 {:.1} ms)",
+        w.get("mean").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+        w.get("p95").and_then(serde_json::Value::as_f64).unwrap_or(0.0)
+    );
+}
+
+/// The answer latency `--latency` measured.
+fn print_latency((q, a): (&str, &str), l: &[f64], u: u64) {
+    let w = super::summary::waits_ms(l);
+    eprintln!(
+        "latency {q} -> {a}: {} questions answered, {u} unanswered; {:.1} ms on average from a question to its first answer (p50 {:.1} ms, p95 {:.1} ms)",
+        l.len(),
+        w.get("mean").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+        w.get("p50").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+        w.get("p95").and_then(serde_json::Value::as_f64).unwrap_or(0.0)
+    );
+}
+
+/// A line per node, then one for the run.
+fn print_nodes(result: &NetworkResult, label: &str, skipped: usize) {
     let (mut facts_in, mut errors, mut misrouted) = (0, 0, 0);
     for node in &result.nodes {
         let r = &node.result;
@@ -191,5 +244,4 @@ pub fn run_network(
         result.elapsed_s,
         result.undelivered,
     );
-    Ok(if result.quiescent { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
