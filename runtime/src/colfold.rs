@@ -18,7 +18,8 @@
 //! no aggregate, as last shown. The records themselves are the slots of an open-addressing
 //! table (linear probing, at most half full), so finding a group costs one cache miss, not
 //! one for an index and another for the group; a group's number is its slot, renumbered
-//! when the table grows (between chunks). The end of a tick is
+//! when the table grows (between chunks). A large table asks for huge pages
+//! (`groups::advise_huge`), so a random slot costs no page-table walk. The end of a tick is
 //! [`crate::fold::Fold`]'s, through the same [`Group`]: `having` and the head are evaluated
 //! for each touched group, and a changed row is retracted and inserted. A `having` that
 //! compares the one aggregate with a constant ([`Threshold`]) is decided as each chunk
@@ -417,6 +418,9 @@ impl ColumnFold {
         // A line's worth of words more, so that the slots can start on a cache line: a record
         // of a power-of-two size up to a line then never straddles two.
         let old = std::mem::replace(&mut self.records, vec![0; slots * stride + 8]);
+        if slots >= LARGE {
+            crate::groups::advise_huge(&self.records);
+        }
         let old_base = std::mem::replace(&mut self.base, self.records.as_ptr().align_offset(64).min(8));
         let old_slots = std::mem::replace(&mut self.slots, slots);
         self.aligned = stride.is_power_of_two() && stride <= 8;

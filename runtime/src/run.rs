@@ -131,34 +131,59 @@ impl RunResult {
 /// Moves the output updates of ticks up to `tick` into `log`, consolidated per tick (a fact
 /// whose updates cancel within a tick did not change). Later updates stay in `updates`.
 pub(crate) fn log_changes(updates: &Updates, tick: u64, log: &mut BTreeMap<CollectionId, Changes>) {
-    // Consolidated by sorting (faster than a map per row), by a fingerprint of each row first
-    // so that most comparisons are of integers, not of rows; equal fingerprints fall back to
-    // the rows, so equal rows always end up side by side. (`DefaultHasher::new` has fixed
-    // keys: the order is the same in every run.)
+    let mut now = std::mem::take(&mut *updates.borrow_mut());
+    if now.iter().any(|u| u.2 > tick) {
+        let (ready, later): (Vec<_>, Vec<_>) = now.into_iter().partition(|u| u.2 <= tick);
+        *updates.borrow_mut() = later;
+        now = ready;
+    }
+    // Consolidated by sorting (faster than a map per row) a small record per update, not the
+    // updates themselves: its collection, tick and a fingerprint of its row, so that most
+    // comparisons are of integers; equal fingerprints fall back to the rows, so equal rows
+    // always end up side by side. (`FxHasher` has no random keys: the order is the same in
+    // every run.)
     let fingerprint = |row: &Row| {
-        let mut h = std::hash::DefaultHasher::new();
+        let mut h = rustc_hash::FxHasher::default();
         std::hash::Hash::hash(row, &mut h);
         std::hash::Hasher::finish(&h)
     };
-    let mut now: Vec<(u64, (CollectionId, Row, u64, isize))> = Vec::new();
-    let mut later = Vec::new();
-    for u in std::mem::take(&mut *updates.borrow_mut()) {
-        if u.2 <= tick {
-            now.push((fingerprint(&u.1), u));
-        } else {
-            later.push(u);
+    let mut order: Vec<(CollectionId, u64, u64, usize)> =
+        now.iter().enumerate().map(|(i, u)| (u.0, u.2, fingerprint(&u.1), i)).collect();
+    let row = |i: usize| now.get(i).map(|u| &u.1);
+    order.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)).then_with(|| row(a.3).cmp(&row(b.3))));
+    let mut at = 0;
+    while let Some(&(c, t, _, _)) = order.get(at) {
+        // One run of a collection and tick: its changes go to one list.
+        let run = order.get(at..).unwrap_or(&[]).iter().take_while(|x| x.0 == c && x.1 == t).count();
+        let mut list = Vec::with_capacity(run);
+        let same = order.get(at..at + run).unwrap_or(&[]);
+        let mut k = 0;
+        while let Some(&(_, _, f, i)) = same.get(k) {
+            // The rows are taken in the order of their fingerprints, at random in `now`:
+            // the ones a few places ahead are asked for first, so that their misses overlap.
+            if let Some(&(_, _, _, ahead)) = same.get(k + 8) {
+                crate::groups::prefetch(now.as_ptr().wrapping_add(ahead));
+                crate::groups::prefetch(now.as_ptr().wrapping_add(ahead).cast::<u8>().wrapping_add(64));
+            }
+            k += 1;
+            let Some((r, mut d)) = now.get_mut(i).map(|u| (std::mem::take(&mut u.1), u.3)) else { continue };
+            while let Some(&(_, _, _, j)) = same.get(k).filter(|x| x.2 == f && now.get(x.3).is_some_and(|u| u.1 == r)) {
+                d += now.get(j).map_or(0, |u| u.3);
+                k += 1;
+            }
+            if d != 0 {
+                list.push((r, d));
+            }
         }
-    }
-    *updates.borrow_mut() = later;
-    now.sort_unstable_by(|(fa, a), (fb, b)| (a.0, a.2, fa).cmp(&(b.0, b.2, fb)).then_with(|| a.1.cmp(&b.1)));
-    let mut now = now.into_iter().map(|(_, u)| u).peekable();
-    while let Some((c, row, t, mut d)) = now.next() {
-        while let Some((_, _, _, more)) = now.next_if(|x| x.0 == c && x.2 == t && x.1 == row) {
-            d += more;
+        if !list.is_empty() {
+            match log.entry(c).or_default().entry(t) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(list);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().append(&mut list),
+            }
         }
-        if d != 0 {
-            log.entry(c).or_default().entry(t).or_default().push((row, d));
-        }
+        at += run;
     }
 }
 
