@@ -1,6 +1,6 @@
 //! The coordination of a network run: the seals, holds and sequencers that the program's
 //! explicit operators (`order`, `punctuate`, `hold`; see `bloomc_compiler::rewrite`) come
-//! to (`resolve`), for the runtime and for the explorer's simulator alike; and, for a run on
+//! to (`operators`), for the runtime and for the explorer's simulator alike; and, for a run on
 //! one node (which has no operators: they coordinate nodes), the seals on fed inputs that
 //! the analysis assumed (`seal_feeds`), which the feeds keep. A network's sealed feeds and
 //! the reads they protect are the program's declarations and `hold` items (`plan.rs`).
@@ -31,15 +31,15 @@ pub struct ReadHold {
 /// inserted by `bloomc_compiler::rewrite`): the seals to enforce, as (held input, seal
 /// columns), the replicated groups to sequence, as (first plan, instances), and the reads
 /// held until their partition is sealed. Nothing else decides a run's coordination.
-pub(crate) struct Resolved {
+pub(crate) struct Operators {
     pub(crate) seal: Vec<(Endpoint, Vec<usize>)>,
     pub(crate) sequenced: Vec<(usize, usize)>,
     pub(crate) holds: Vec<ReadHold>,
 }
 
-pub(crate) fn resolve(p: &Program, plans: &[NodePlan]) -> Resolved {
+pub(crate) fn operators(p: &Program, plans: &[NodePlan]) -> Operators {
     let Some(s) = &p.system else {
-        return Resolved { seal: Vec::new(), sequenced: Vec::new(), holds: Vec::new() };
+        return Operators { seal: Vec::new(), sequenced: Vec::new(), holds: Vec::new() };
     };
     let ops = &s.coordination;
     let seal: Vec<SealAt> =
@@ -56,7 +56,7 @@ pub(crate) fn resolve(p: &Program, plans: &[NodePlan]) -> Resolved {
         .filter(|g| g.replicated && order.contains(&g.id))
         .filter_map(|g| plans.iter().position(|x| x.group == Some(g.id)).map(|at| (at, g.count as usize)))
         .collect();
-    Resolved { seal, sequenced, holds }
+    Operators { seal, sequenced, holds }
 }
 
 /// The seals the analysis assumes on inputs fed from outside the system (every producer of
@@ -146,5 +146,5 @@ pub fn seal_feeds(p: &Program, plans: &mut [NodePlan], analysis: Option<&Analysi
 /// Whether the (rewritten) program sequences any replicated group of the network (so that
 /// it asks an ordering service).
 pub fn sequences_any(p: &Program, plans: &[NodePlan]) -> Result<bool, String> {
-    Ok(!resolve(p, plans).sequenced.is_empty())
+    Ok(!operators(p, plans).sequenced.is_empty())
 }

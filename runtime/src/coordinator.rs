@@ -329,6 +329,37 @@ impl Coordinator {
     }
 }
 
+impl Coordinator {
+    /// What the launcher saw of the processes: a node that exited to be started again has
+    /// `grace` to come back; the sequencer's exit, a node's failure or an exit before its
+    /// report, or a node gone longer than `grace`, fails the run.
+    fn watch(&self, exits: &std::sync::mpsc::Receiver<Exited>, grace: Duration) {
+        while let Ok(exit) = exits.try_recv() {
+            let reported = lock(&self.slots).iter().any(|s| s.name == exit.node && s.report.is_some());
+            if exit.restarting && !reported {
+                // Gone for now: it has `grace` to come back.
+                if let Some(s) = lock(&self.slots).iter_mut().find(|s| s.name == exit.node) {
+                    s.open = false;
+                    s.generation += 1;
+                    s.lost_at = Some(Instant::now());
+                }
+            } else if exit.node == SEQUENCER {
+                self.fail(format!(
+                    "the ordering service (bloomc sequencer) exited ({}) before the run finished",
+                    exit.status
+                ));
+            } else if !exit.success || !reported {
+                self.fail(format!("node `{}` exited ({}) before the run finished", exit.node, exit.status));
+            }
+        }
+        let lost =
+            lock(&self.slots).iter().find(|s| s.lost_at.is_some_and(|t| t.elapsed() > grace)).map(|s| s.name.clone());
+        if let Some(name) = lost {
+            self.fail(format!("node `{name}` lost its connection and did not reconnect within {grace:?}"));
+        }
+    }
+}
+
 /// Coordinates the network of `plans` on `listener` until every node reported (the run's
 /// result) or the run failed. `exits` brings what the launcher saw of its node processes.
 pub fn serve(
@@ -378,31 +409,7 @@ pub fn serve(
         let mut every = tokio::time::interval(Duration::from_millis(20));
         let outcome = loop {
             every.tick().await;
-            while let Ok(exit) = exits.try_recv() {
-                let reported = lock(&coordinator.slots).iter().any(|s| s.name == exit.node && s.report.is_some());
-                if exit.restarting && !reported {
-                    // Gone for now: it has `grace` to come back.
-                    if let Some(s) = lock(&coordinator.slots).iter_mut().find(|s| s.name == exit.node) {
-                        s.open = false;
-                        s.generation += 1;
-                        s.lost_at = Some(Instant::now());
-                    }
-                } else if exit.node == SEQUENCER {
-                    coordinator.fail(format!(
-                        "the ordering service (bloomc sequencer) exited ({}) before the run finished",
-                        exit.status
-                    ));
-                } else if !exit.success || !reported {
-                    coordinator.fail(format!("node `{}` exited ({}) before the run finished", exit.node, exit.status));
-                }
-            }
-            let lost = lock(&coordinator.slots)
-                .iter()
-                .find(|s| s.lost_at.is_some_and(|t| t.elapsed() > grace))
-                .map(|s| s.name.clone());
-            if let Some(name) = lost {
-                coordinator.fail(format!("node `{name}` lost its connection and did not reconnect within {grace:?}"));
-            }
+            coordinator.watch(&exits, grace);
             if let Some(reason) = coordinator.failure() {
                 break Err(reason);
             }

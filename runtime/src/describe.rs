@@ -2,7 +2,7 @@
 //! per rule the dataflow operators it becomes. Every decision it prints is read from the
 //! execution paths (`paths.rs`) and the plan (`plan.rs`); it decides nothing itself.
 
-use crate::coordination::{resolve, ReadHold, Resolved};
+use crate::coordination::{operators, Operators, ReadHold};
 use crate::feed::Source;
 use crate::paths::{copies, paths, Paths};
 use crate::plan::NodePlan;
@@ -263,7 +263,7 @@ impl<'a> Rules<'a> {
 /// sequencers, per enforced seal its producers, their keys and its consumers, and the reads
 /// held until their partition is sealed.
 pub fn coordination(p: &Program, plans: &[NodePlan]) -> Result<String, String> {
-    let Resolved { seal, sequenced, holds } = resolve(p, plans);
+    let Operators { seal, sequenced, holds } = operators(p, plans);
     let mut out = String::new();
     if seal.is_empty() && sequenced.is_empty() {
         out.push_str("coordination: none inserted (messages land in the receiver's next tick, in arrival order)\n");

@@ -9,9 +9,9 @@
 //! node sends the facts each wired output holds in that tick, as `bloomc run` delivers a
 //! loopback wire on one node.
 
-pub(crate) use crate::coordination::resolve;
+use crate::coordination::operators;
+use crate::coordination::Operators;
 pub use crate::coordination::ReadHold;
-use crate::coordination::Resolved;
 use crate::plan::NodePlan;
 use crate::report::{NetworkResult, NodeReport};
 use crate::run::{build, log_changes, Changes};
@@ -87,7 +87,7 @@ pub(crate) fn destinations(route: &Route, row: &Row, misrouted: &mut u64) -> Vec
 pub fn network(p: &Program, plans: &[NodePlan], options: &NetworkOptions) -> Result<NetworkResult, String> {
     let start = Instant::now();
     let n = plans.len();
-    let Resolved { seal, sequenced, holds } = resolve(p, plans);
+    let Operators { seal, sequenced, holds } = operators(p, plans);
     let net = Arc::new(Net::new(n, &sequenced));
     let mut seal_plan = crate::seal::plan(p, plans, &seal)?;
     let routes = Arc::new(routes(p, plans));
@@ -138,7 +138,7 @@ pub fn run_node(
     options: &NetworkOptions,
 ) -> Result<NodeReport, String> {
     let start = Instant::now();
-    let Resolved { seal, holds, .. } = resolve(&p, &plans);
+    let Operators { seal, holds, .. } = operators(&p, &plans);
     let mut seal_plan = crate::seal::plan(&p, &plans, &seal)?;
     let routes = routes(&p, &plans);
     let plan = plans.get(me).cloned().ok_or("internal error: no such node")?;

@@ -24,7 +24,7 @@ use bloomc_compiler::ir::{CollectionId, Expr, Program, RuleId};
 use std::collections::BTreeMap;
 
 /// A fold's changes in one tick: `(ok, row)` facts with +1 or -1.
-type Changes = Vec<((bool, Row), isize)>;
+type FoldUpdates = Vec<((bool, Row), isize)>;
 
 /// A rule filling a prefolded table from a prefolded input.
 struct Fill {
@@ -44,7 +44,7 @@ enum AnyFold {
 }
 
 impl AnyFold {
-    fn finish(&mut self) -> Changes {
+    fn finish(&mut self) -> FoldUpdates {
         match self {
             AnyFold::Rows(f) => f.finish(),
             AnyFold::Columns(f) => f.finish(),
@@ -207,8 +207,8 @@ impl Prefold {
 
     /// Ends the tick: each fold's changes (its `(ok, row)` output, as the dataflow's fold
     /// operator produces it), and the filling rules' errors.
-    pub(crate) fn finish(&mut self) -> (Vec<(RuleId, Changes)>, Vec<Row>) {
-        let mut changes: Vec<(RuleId, Changes)> =
+    pub(crate) fn finish(&mut self) -> (Vec<(RuleId, FoldUpdates)>, Vec<Row>) {
+        let mut changes: Vec<(RuleId, FoldUpdates)> =
             self.folds.iter_mut().flatten().map(|(r, fold)| (*r, fold.finish())).collect();
         changes.sort_by_key(|(r, _)| *r);
         (changes, std::mem::take(&mut self.errors))

@@ -71,8 +71,3 @@ fn parts(p: &Program, ops: &Coordination) -> String {
     parts.extend(ops.orders.iter().map(|o| format!("order at {}", name(&o.group))));
     parts.join(", ")
 }
-
-/// Whether the program's system runs as a network (more than one node instance).
-pub fn is_network(p: &Program) -> bool {
-    bloomc_compiler::rewrite::is_network(p)
-}

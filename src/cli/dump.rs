@@ -41,7 +41,7 @@ impl Dump {
                 }
                 if let Some(p) = &c.program {
                     // File feeds are described from the program; they are read only by `run`.
-                    if super::coordination::is_network(p) {
+                    if bloomc_compiler::rewrite::is_network(p) {
                         // The program `bloomc run` runs by default: rewritten for `--coordination auto`.
                         let (_, rewritten) =
                             super::coordination::rewritten(p, c.analysis.as_ref(), CoordinationArg::Auto)?;

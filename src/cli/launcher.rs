@@ -21,7 +21,7 @@ use bloomc_runtime::wire::{OrderAt, TOKEN_VAR};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -46,8 +46,6 @@ pub fn launch(
     listener: std::net::TcpListener,
     what: Start,
 ) -> Result<NetworkResult, String> {
-    let token = config.token.clone();
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's executable: {e}"))?;
     let journals = match run.restart {
         true => Some(
             tempfile::Builder::new()
@@ -57,23 +55,93 @@ pub fn launch(
         ),
         false => None,
     };
-    let told = |cmd: &mut Command| {
-        match given {
+    let spawner = Spawner {
+        exe: std::env::current_exe().map_err(|e| format!("cannot find this program's executable: {e}"))?,
+        run,
+        given,
+        journals,
+        token: config.token.clone(),
+        sequencer: what.sequencer.clone(),
+        forwarders: Mutex::new(Vec::new()),
+    };
+    let mut children: Vec<(String, Child, u32)> = Vec::new();
+    if what.sequencer.is_some() {
+        let mut child = spawner.start(SEQUENCER, false)?;
+        match bound(&mut child) {
+            Ok((addr, rest)) => {
+                config.order = OrderAt::Sequencer(addr);
+                spawner.forwarders.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(rest);
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
+        children.push((SEQUENCER.to_string(), child, 0));
+    }
+    for plan in plans.iter().filter(|_| what.nodes) {
+        match spawner.start(&plan.node_name, false) {
+            Ok(child) => children.push((plan.node_name.clone(), child, 0)),
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(e);
+            }
+        }
+    }
+    let (tx, exits) = std::sync::mpsc::channel();
+    // 0 while the run goes on, 1 once it finished, 2 once it failed.
+    let over = AtomicU8::new(0);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| supervise(&spawner, children, &tx, &over));
+        let result = serve(listener, config, plans, options, exits, log());
+        over.store(if result.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
+        result
+    });
+    // Every node has exited: what they last wrote is shown before the launcher's verdict.
+    for f in std::mem::take(&mut *spawner.forwarders.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+        let _ = f.join();
+    }
+    drop(spawner);
+    result
+}
+
+/// How the launcher starts a node or the sequencer: its command line, told the cluster, the
+/// token and the journal directory, its output forwarded.
+struct Spawner<'a> {
+    exe: std::path::PathBuf,
+    run: &'a Run,
+    given: &'a Given,
+    /// With `--restart`: the run's private journal directory, removed when dropped.
+    journals: Option<tempfile::TempDir>,
+    token: String,
+    /// Where the sequencer listens, when the launcher starts one.
+    sequencer: Option<String>,
+    forwarders: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Spawner<'_> {
+    /// What every process is told: the cluster, the journal directory, the token.
+    fn told(&self, cmd: &mut Command) {
+        match self.given {
             Given::File(path) => cmd.arg("--cluster").arg(path),
             Given::Env(text) => cmd.env(CLUSTER_VAR, text),
         };
-        if let Some(dir) = &journals {
+        if let Some(dir) = &self.journals {
             cmd.arg("--journal").arg(dir.path());
         }
         // The process's standard input stays open as long as this process lives (the `Child`
         // holds it), so it stops when this one ends, killed or not (`--watch-stdin`).
-        cmd.env(TOKEN_VAR, &token).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    };
-    let command = |name: &str| -> Command {
-        let mut cmd = Command::new(&exe);
+        cmd.env(TOKEN_VAR, &self.token).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+
+    /// The command line of node `name` (the program and the options of this run that a
+    /// node takes), or of the sequencer.
+    fn command(&self, name: &str) -> Command {
+        let (run, mut cmd) = (self.run, Command::new(&self.exe));
         if name == SEQUENCER {
-            cmd.args(["sequencer", "--watch-stdin", "--listen"]).arg(what.sequencer.as_deref().unwrap_or_default());
-            told(&mut cmd);
+            cmd.args(["sequencer", "--watch-stdin", "--listen"]).arg(self.sequencer.as_deref().unwrap_or_default());
+            self.told(&mut cmd);
             return cmd;
         }
         cmd.arg("node").arg(&run.program.file).args(["--name", name, "--watch-stdin"]);
@@ -96,112 +164,81 @@ pub fn launch(
         if let Some(ms) = run.link_delay_ms {
             cmd.arg("--link-delay-ms").arg(ms.to_string());
         }
-        told(&mut cmd);
+        self.told(&mut cmd);
         cmd
-    };
-    let forwarders: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::new(Mutex::new(Vec::new()));
-    let start = |name: &str, again: bool| -> Result<Child, String> {
+    }
+
+    /// Starts node `name` (or the sequencer), `again` after it died, its output forwarded.
+    fn start(&self, name: &str, again: bool) -> Result<Child, String> {
         let what = if name == SEQUENCER { "sequencer".to_string() } else { format!("node {name}") };
-        let mut child = command(name).spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
+        let mut child = self.command(name).spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
         eprintln!("{} {what} (pid {})", if again { "restarted" } else { "started" }, child.id());
         let shown = if name == SEQUENCER { "sequencer" } else { name };
-        let mut f = forwarders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut f = self.forwarders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // A sequencer's first line says where it listens: read by `bound` first.
         if name != SEQUENCER || again {
             f.extend(forward(shown, child.stdout.take()));
         }
         f.extend(forward(shown, child.stderr.take()));
         Ok(child)
-    };
-    let mut children: Vec<(String, Child, u32)> = Vec::new();
-    if what.sequencer.is_some() {
-        let mut child = start(SEQUENCER, false)?;
-        match bound(&mut child) {
-            Ok((addr, rest)) => {
-                config.order = OrderAt::Sequencer(addr);
-                forwarders.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(rest);
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        }
-        children.push((SEQUENCER.to_string(), child, 0));
     }
-    for plan in plans.iter().filter(|_| what.nodes) {
-        match start(&plan.node_name, false) {
-            Ok(child) => children.push((plan.node_name.clone(), child, 0)),
-            Err(e) => {
-                stop_all(&mut children);
-                return Err(e);
-            }
-        }
-    }
-    let (tx, exits) = std::sync::mpsc::channel();
-    // 0 while the run goes on, 1 once it finished, 2 once it failed.
-    let over = AtomicU8::new(0);
-    let result = std::thread::scope(|scope| {
-        // The supervisor: reports each node's exit to the coordinator (starting it again with
-        // `--restart`), and stops them all at the end.
-        scope.spawn(|| {
-            while over.load(Ordering::SeqCst) == 0 {
-                let mut again = Vec::new();
-                children.retain_mut(|(name, child, restarts)| match child.try_wait() {
-                    Ok(Some(status)) => {
-                        let restarting = run.restart && !status.success() && *restarts < RESTARTS;
-                        if restarting {
-                            let what = if name == SEQUENCER { "sequencer".to_string() } else { format!("node {name}") };
-                            eprintln!("{what} exited ({status}) before the run finished: starting it again");
-                            again.push((name.clone(), *restarts + 1));
-                        }
-                        let _ = tx.send(Exited {
-                            node: name.clone(),
-                            status: status.to_string(),
-                            success: status.success(),
-                            restarting,
-                        });
-                        false
-                    }
-                    _ => true,
+}
+
+/// The supervisor: reports each process's exit to the coordinator (starting it again with
+/// `--restart`) while the run goes on (`over` is 0), then stops the sequencer and gives the
+/// nodes a moment to exit by themselves before it stops them.
+fn supervise(
+    spawner: &Spawner<'_>,
+    mut children: Vec<(String, Child, u32)>,
+    tx: &std::sync::mpsc::Sender<Exited>,
+    over: &AtomicU8,
+) {
+    while over.load(Ordering::SeqCst) == 0 {
+        let mut again = Vec::new();
+        children.retain_mut(|(name, child, restarts)| match child.try_wait() {
+            Ok(Some(status)) => {
+                let restarting = spawner.run.restart && !status.success() && *restarts < RESTARTS;
+                if restarting {
+                    let what = if name == SEQUENCER { "sequencer".to_string() } else { format!("node {name}") };
+                    eprintln!("{what} exited ({status}) before the run finished: starting it again");
+                    again.push((name.clone(), *restarts + 1));
+                }
+                let _ = tx.send(Exited {
+                    node: name.clone(),
+                    status: status.to_string(),
+                    success: status.success(),
+                    restarting,
                 });
-                for (name, restarts) in again {
-                    match start(&name, true) {
-                        Ok(child) => children.push((name, child, restarts)),
-                        Err(e) => eprintln!("error: {e}"),
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
+                false
             }
-            // The sequencer serves until it is stopped: it is no longer needed.
-            children.retain_mut(|(name, child, _)| {
-                let sequencer = name == SEQUENCER;
-                if sequencer {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-                !sequencer
-            });
-            // The nodes exit by themselves, after a finished run once they heard the answer to
-            // their report, after a failed one once they heard why (and printed it, which the
-            // forwarding shows): give them a moment.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !children.is_empty() && std::time::Instant::now() < deadline {
-                children.retain_mut(|(_, c, _)| !matches!(c.try_wait(), Ok(Some(_))));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            stop_all(&mut children);
+            _ => true,
         });
-        let result = serve(listener, config, plans, options, exits, log());
-        over.store(if result.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
-        result
-    });
-    // Every node has exited: what they last wrote is shown before the launcher's verdict.
-    for f in std::mem::take(&mut *forwarders.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
-        let _ = f.join();
+        for (name, restarts) in again {
+            match spawner.start(&name, true) {
+                Ok(child) => children.push((name, child, restarts)),
+                Err(e) => eprintln!("error: {e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    drop(journals);
-    result
+    // The sequencer serves until it is stopped: it is no longer needed.
+    children.retain_mut(|(name, child, _)| {
+        let sequencer = name == SEQUENCER;
+        if sequencer {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        !sequencer
+    });
+    // The nodes exit by themselves, after a finished run once they heard the answer to
+    // their report, after a failed one once they heard why (and printed it, which the
+    // forwarding shows): give them a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !children.is_empty() && std::time::Instant::now() < deadline {
+        children.retain_mut(|(_, c, _)| !matches!(c.try_wait(), Ok(Some(_))));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop_all(&mut children);
 }
 
 fn stop_all(children: &mut [(String, Child, u32)]) {

@@ -34,7 +34,7 @@ impl Run {
         if self.workers == 0 {
             return Err("`--workers` must be at least 1".to_string());
         }
-        if super::coordination::is_network(p) {
+        if bloomc_compiler::rewrite::is_network(p) {
             return self.network(&c, p);
         }
         self.refuse_network_options(p)?;

@@ -157,7 +157,7 @@ impl Transport for Mesh {
 
 /// The replicated groups this run sequences, with their names.
 fn sequenced(p: &Program, plans: &[NodePlan]) -> Vec<Sequenced> {
-    let resolved = crate::network::resolve(p, plans);
+    let resolved = crate::coordination::operators(p, plans);
     let name = |first: usize| -> String {
         let group = plans.get(first).and_then(|x| x.group);
         p.system

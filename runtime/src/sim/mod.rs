@@ -13,7 +13,7 @@ pub mod naive;
 mod sequencer;
 pub mod world;
 
-use crate::network::resolve;
+use crate::coordination::operators;
 use crate::network::{routes, Route};
 use crate::plan::NodePlan;
 use crate::value::Row;
@@ -30,7 +30,7 @@ pub fn setup<'p>(
     analysis: Option<&Analysis>,
     max_ticks: u64,
 ) -> Result<Setup<'p>, String> {
-    let resolved = resolve(p, &plans);
+    let resolved = operators(p, &plans);
     let mut seals: Vec<(usize, CollectionId, Vec<usize>)> = Vec::new();
     for (end, cols) in &resolved.seal {
         for (i, _) in plans.iter().enumerate().filter(|(_, n)| n.group == Some(end.group)) {
