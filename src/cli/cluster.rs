@@ -5,12 +5,13 @@
 //! their output prefixed with the node's name, watches their exit, and stops them all when the
 //! run is over or one of them died.
 //!
+use super::args::CoordinationArg;
 use super::args::ProgramArgs;
-use super::args::{CoordinationArg, Run};
 use super::clusterfile::{
     coordinator_config, fresh_token, log, program_digest, random, watch_stdin, ClusterFile, Given,
 };
 use super::io::{read_inputs, Inputs};
+use super::settings::NetworkRun;
 use bloomc_runtime::coordinator::serve;
 use bloomc_runtime::mesh::NodeOptions;
 use bloomc_runtime::network::NetworkOptions;
@@ -107,7 +108,7 @@ impl Node {
 /// orders a group's batches (`ordered`) with the embedded ordering service, it starts and
 /// supervises `bloomc sequencer` too.
 pub fn run_coordinator(
-    run: &Run,
+    run: &NetworkRun,
     plans: &[NodePlan],
     options: &NetworkOptions,
     digest: u64,

@@ -11,8 +11,8 @@
 //! listened on. The journals live in a directory made for the run, private (0700) and with an
 //! unpredictable name, removed when the launcher ends.
 
-use super::args::Run;
 use super::clusterfile::{log, Given, CLUSTER_VAR};
+use super::settings::NetworkRun;
 use bloomc_runtime::coordinator::{serve, CoordinatorConfig, Exited, SEQUENCER};
 use bloomc_runtime::network::NetworkOptions;
 use bloomc_runtime::plan::NodePlan;
@@ -38,7 +38,7 @@ pub struct Start {
 
 /// Starts the processes `what` names (told the cluster as `given`) and coordinates the run.
 pub fn launch(
-    run: &Run,
+    run: &NetworkRun,
     plans: &[NodePlan],
     options: &NetworkOptions,
     given: &Given,
@@ -110,7 +110,7 @@ pub fn launch(
 /// token and the journal directory, its output forwarded.
 struct Spawner<'a> {
     exe: std::path::PathBuf,
-    run: &'a Run,
+    run: &'a NetworkRun,
     given: &'a Given,
     /// With `--restart`: the run's private journal directory, removed when dropped.
     journals: Option<tempfile::TempDir>,
@@ -136,7 +136,7 @@ impl Spawner<'_> {
     }
 
     /// The command line of node `name` (the program and the options of this run that a
-    /// node takes), or of the sequencer.
+    /// node takes: `NodeCommand`), or of the sequencer.
     fn command(&self, name: &str) -> Command {
         let (run, mut cmd) = (self.run, Command::new(&self.exe));
         if name == SEQUENCER {
@@ -144,26 +144,7 @@ impl Spawner<'_> {
             self.told(&mut cmd);
             return cmd;
         }
-        cmd.arg("node").arg(&run.program.file).args(["--name", name, "--watch-stdin"]);
-        for (k, v) in &run.program.set {
-            cmd.arg("--set").arg(format!("{k}={v}"));
-        }
-        for (stream, cols) in &run.program.seal {
-            cmd.arg("--seal").arg(format!("{stream}={}", cols.join(",")));
-        }
-        if run.program.allow.contains(&super::args::Allow::Nondeterminism) {
-            cmd.args(["--allow", "nondeterminism"]);
-        }
-        cmd.arg("--batch").arg(run.batch.to_string());
-        cmd.arg("--coordination").arg(super::coordination::strategy(run.coordination).as_str());
-        cmd.arg("--max-input-bytes").arg(run.limits.max_input_bytes.to_string());
-        cmd.arg("--max-field-bytes").arg(run.limits.max_field_bytes.to_string());
-        if run.skip_bad_rows {
-            cmd.arg("--skip-bad-rows");
-        }
-        if let Some(ms) = run.link_delay_ms {
-            cmd.arg("--link-delay-ms").arg(ms.to_string());
-        }
+        cmd.arg("node").arg(&run.node.file).args(["--name", name, "--watch-stdin"]).args(&run.node.args);
         self.told(&mut cmd);
         cmd
     }

@@ -16,6 +16,7 @@ mod network;
 mod rewrite;
 mod run;
 mod sequencer;
+mod settings;
 mod summary;
 
 use clap::{Parser, Subcommand};

@@ -2,8 +2,9 @@
 //! computation in this process, and the wires carry facts between them. Prints the facts of
 //! the outputs no wire carries (the system's results), per node, and a summary per node.
 
-use super::args::{CoordinationArg, Run};
+use super::args::CoordinationArg;
 use super::coordination::{describe, rewritten, strategy};
+use super::settings::NetworkRun;
 use bloomc_compiler::analysis::report::Analysis;
 use bloomc_compiler::ir::{CollectionId, Program};
 use bloomc_grammar::ast::CollectionKind;
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 pub fn run_network(
-    run: &Run,
+    run: &NetworkRun,
     p: &Program,
     analysis: Option<&Analysis>,
     files: &[(CollectionId, Vec<Row>, usize)],
@@ -27,7 +28,7 @@ pub fn run_network(
     let p = &rewritten;
     let plans = bloomc_runtime::plan::plan_network(p, files)?;
     let options = NetworkOptions { max_ticks: run.max_ticks };
-    let across = run.processes || run.cluster_file.is_some();
+    let across = run.across();
     check_options(run, p, &plans, across, &label)?;
     let result = if across {
         let ordered = bloomc_runtime::coordination::sequences_any(p, &plans)?;
@@ -40,19 +41,19 @@ pub fn run_network(
         || run.coordination == CoordinationArg::Seal;
     let waits: Vec<f64> = result.nodes.iter().flat_map(|n| n.seal_waits.iter().copied()).collect();
     let latency = latency(run, &result)?;
-    if let Some(path) = &run.summary_json {
+    if let Some(path) = &run.shown.summary_json {
         let strategy = match run.coordination {
             CoordinationArg::Auto => format!("auto: {label}"),
             arg => strategy(arg).as_str().to_string(),
         };
         let waits = sealing.then_some(waits.as_slice());
         let answers = latency.as_ref().map(|(l, u)| (l.as_slice(), *u));
-        write_summary(path, p, (&strategy, across), (&printed, &result), (waits, answers))?;
+        write_summary(path, p, (&strategy, across), (&printed, &result), waits, answers)?;
     }
     if sealing {
         print_seals(&result, &waits);
     }
-    if let (Some((l, u)), Some((q, a))) = (&latency, &run.latency) {
+    if let (Some((l, u)), Some((q, a))) = (&latency, &run.shown.latency) {
         print_latency((q, a), l, *u);
     }
     // What the analysis chose, and why (what `auto` inserted).
@@ -65,12 +66,12 @@ pub fn run_network(
 
 /// The options that only a run across processes takes, and `--output` names, checked
 /// before anything runs.
-fn check_options(run: &Run, p: &Program, plans: &[NodePlan], across: bool, label: &str) -> Result<(), String> {
+fn check_options(run: &NetworkRun, p: &Program, plans: &[NodePlan], across: bool, label: &str) -> Result<(), String> {
     if let Some(service) = &run.order_service {
         if !across {
             return Err("`--order-service` orders the replicated groups of a run across processes: add `--processes` (in one process the transport sequences them)".to_string());
         }
-        if !bloomc_runtime::coordination::sequences_any(p, &plans)? {
+        if !bloomc_runtime::coordination::sequences_any(p, plans)? {
             return Err(format!(
                 "`--order-service {}` has nothing to order: this run sequences no replicated group (coordination {label})",
                 match service {
@@ -90,7 +91,7 @@ fn check_options(run: &Run, p: &Program, plans: &[NodePlan], across: bool, label
         return Err("`--link-delay-ms` is applied by node processes that the launcher starts: add `--processes` (nodes started by hand take it themselves)".to_string());
     }
     // `--output NODE.OUTPUT=PATH`: an output a node prints (no wire carries it).
-    for (name, _) in &run.outputs {
+    for (name, _) in &run.shown.outputs {
         let known = plans.iter().any(|plan| {
             plan.collections(p, CollectionKind::Output).into_iter().any(|o| {
                 format!("{}.{}", plan.node_name, p.collection_name(o)) == *name
@@ -109,7 +110,7 @@ fn check_options(run: &Run, p: &Program, plans: &[NodePlan], across: bool, label
 /// Prints (or, with `--output`, writes) each node's outputs that no wire carries; returns
 /// their names per node.
 fn print_outputs(
-    run: &Run,
+    run: &NetworkRun,
     p: &Program,
     plans: &[NodePlan],
     result: &NetworkResult,
@@ -130,12 +131,11 @@ fn print_outputs(
     for (names, node) in printed.iter().zip(&result.nodes) {
         for name in names.iter().filter(|n| node.result.changes.contains_key(*n)) {
             let label = format!("{}.{name}", node.name);
-            if let Some((_, path)) = run.outputs.iter().find(|(n, _)| *n == label) {
+            if let Some((_, path)) = run.shown.outputs.iter().find(|(n, _)| *n == label) {
                 super::io::write_csv(path, &node.result, name)?;
                 continue;
             }
-            let limit = run.show.unwrap_or(super::args::Show::First(super::args::NETWORK_SHOW)).limit();
-            super::io::print_output(&label, &node.result, name, run.per_tick, limit);
+            super::io::print_output(&label, &node.result, name, run.shown.per_tick, run.shown.limit);
         }
     }
     Ok(printed)
@@ -143,8 +143,8 @@ fn print_outputs(
 
 /// `--latency QUESTION=ANSWER`: over the nodes that have both outputs, the seconds from each
 /// question to its first answer, and how many got none.
-fn latency(run: &Run, result: &NetworkResult) -> Result<Option<(Vec<f64>, u64)>, String> {
-    Ok(match &run.latency {
+fn latency(run: &NetworkRun, result: &NetworkResult) -> Result<Option<(Vec<f64>, u64)>, String> {
+    Ok(match &run.shown.latency {
         None => None,
         Some((q, a)) => {
             let nodes: Vec<_> = result
@@ -172,7 +172,8 @@ fn write_summary(
     p: &Program,
     (strategy, across): (&str, bool),
     (printed, result): (&[Vec<String>], &NetworkResult),
-    (waits, answers): (Option<&[f64]>, Option<(&[f64], u64)>),
+    waits: Option<&[f64]>,
+    answers: Option<(&[f64], u64)>,
 ) -> Result<(), String> {
     let nodes: Vec<super::summary::NodeSummary<'_>> = printed
         .iter()

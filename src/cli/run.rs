@@ -4,6 +4,7 @@
 use super::args::{CoordinationArg, Run};
 use super::common::{load, report};
 use super::io::{print_output, read_inputs, write_csv, Inputs};
+use super::settings::{NetworkRun, NodeCommand, Shown};
 use bloomc_compiler::ir::Program;
 use bloomc_grammar::ast::CollectionKind;
 use bloomc_runtime::plan::NodePlan;
@@ -58,7 +59,51 @@ impl Run {
         }
         let (files, skipped) = read_inputs(&self.inputs(), p)?;
         let digest = super::clusterfile::program_digest(c, self.batch, self.skip_bad_rows, self.coordination);
-        super::network::run_network(self, p, c.analysis.as_ref(), &files, skipped, digest)
+        super::network::run_network(&self.network_settings(), p, c.analysis.as_ref(), &files, skipped, digest)
+    }
+
+    /// The settings of a network run, from the command line.
+    fn network_settings(&self) -> NetworkRun {
+        let mut args: Vec<String> = Vec::new();
+        for (k, v) in &self.program.set {
+            args.extend(["--set".to_string(), format!("{k}={v}")]);
+        }
+        for (stream, cols) in &self.program.seal {
+            args.extend(["--seal".to_string(), format!("{stream}={}", cols.join(","))]);
+        }
+        if self.program.allow.contains(&super::args::Allow::Nondeterminism) {
+            args.extend(["--allow".to_string(), "nondeterminism".to_string()]);
+        }
+        args.extend(["--batch".to_string(), self.batch.to_string()]);
+        args.extend([
+            "--coordination".to_string(),
+            super::coordination::strategy(self.coordination).as_str().to_string(),
+        ]);
+        args.extend(["--max-input-bytes".to_string(), self.limits.max_input_bytes.to_string()]);
+        args.extend(["--max-field-bytes".to_string(), self.limits.max_field_bytes.to_string()]);
+        if self.skip_bad_rows {
+            args.push("--skip-bad-rows".to_string());
+        }
+        if let Some(ms) = self.link_delay_ms {
+            args.extend(["--link-delay-ms".to_string(), ms.to_string()]);
+        }
+        NetworkRun {
+            coordination: self.coordination,
+            max_ticks: self.max_ticks,
+            processes: self.processes,
+            cluster_file: self.cluster_file.clone(),
+            order_service: self.order_service.clone(),
+            restart: self.restart,
+            link_delay_ms: self.link_delay_ms,
+            node: NodeCommand { file: self.program.file.clone(), args },
+            shown: Shown {
+                outputs: self.outputs.clone(),
+                limit: self.show.unwrap_or(super::args::Show::First(super::args::NETWORK_SHOW)).limit(),
+                per_tick: self.per_tick,
+                latency: self.latency.clone(),
+                summary_json: self.summary_json.clone(),
+            },
+        }
     }
 
     /// One node: the options of a network are refused, not ignored.
