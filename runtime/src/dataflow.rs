@@ -269,7 +269,7 @@ fn split<'s, T: Timestamp + Lattice>(
 /// Renders a fold rule (see `fold.rs`) over the rows arriving in its table.
 fn fold_rule<'s>(p: &Program, r: &Rule, table: Coll<'s, u64>, instance: u32, paths: &Paths) -> Rendered<'s, u64> {
     let unique = r.body.atoms.first().is_some_and(|a| paths.unique.contains(&a.collection));
-    let produced = crate::fold::dataflow(p, r, table, instance, unique);
+    let produced = crate::foldop::dataflow(p, r, table, instance, unique);
     split(produced, Vec::new(), Value::Int(i64::from(r.id.0)))
 }
 

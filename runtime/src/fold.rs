@@ -7,9 +7,10 @@
 //! tick's new rows update them, and when a group's result changes the operator emits the
 //! old head row with -1 and the new one with +1, a differential collection like any rule's.
 //! The table is a set, so rows are deduplicated on entry, in the compact [`Packed`]
-//! encoding, except over a unique table (`paths.rs`), whose rows never repeat. [`Fold`] runs
-//! inside a timely operator, where groups live on the worker their key hashes to, or in the
-//! driver on one worker (`prefold.rs`).
+//! encoding, except over a unique table (`paths.rs`), whose rows never repeat. [`Fold`] is
+//! the fold's state, with no timely type: it runs inside the timely operator of
+//! `foldop.rs`, where groups live on the worker their key hashes to, or in the driver on one
+//! worker (`prefold.rs`).
 //!
 //! Errors follow the `reduce` path exactly: a binding whose filter or key fails is an error
 //! row once; a group whose aggregate argument fails stays failed (its bindings never leave
@@ -18,17 +19,11 @@
 
 use crate::eval::{eval, truthy, Ctx, EvalError, Flat};
 use crate::groups::{prefetch, GroupSlot, Groups};
-use crate::rules::{Coll, Group};
+use crate::rules::Group;
 use crate::value::{Packed, Row, Value};
 use bloomc_compiler::aggregates::Accumulator;
 use bloomc_compiler::ir::{Expr, ExprKind, Program, Rule, Type};
-use differential_dataflow::hashable::Hashable;
-use differential_dataflow::AsCollection;
-use std::collections::{BTreeMap, VecDeque};
-use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
-use timely::dataflow::Stream;
+use std::collections::VecDeque;
 
 /// One aggregate's accumulator.
 #[derive(Clone, PartialEq)]
@@ -311,6 +306,12 @@ impl Fold {
 }
 
 impl Fold {
+    /// How a row finds its group's worker: the key's columns, when every key is a plain
+    /// column, else the key expressions evaluated in the fold's context.
+    pub(crate) fn route(&self) -> (Option<Vec<usize>>, Vec<Expr>, Ctx) {
+        (self.key_cols.clone(), self.keys.clone(), self.ctx)
+    }
+
     /// The fold of rule `r`, which groups one table that only grows (see `paths::is_fold`);
     /// `unique` when no row of that table can arrive twice.
     pub(crate) fn new(p: &Program, r: &Rule, instance: u32, unique: bool) -> Fold {
@@ -357,101 +358,6 @@ impl Fold {
             touched: Vec::new(),
         }
     }
-}
-
-/// Renders fold rule `r` over `table`: the table's rows as they arrive (only insertions;
-/// duplicates allowed; a retraction, which a table that only grows never has, is ignored). Returns the rule's `(ok, row)` output collection, as the
-/// other aggregation paths produce it.
-pub fn dataflow<'s>(
-    p: &Program,
-    r: &Rule,
-    table: Coll<'s, u64>,
-    instance: u32,
-    unique: bool,
-) -> differential_dataflow::VecCollection<'s, u64, (bool, Row), isize> {
-    let fold = Fold::new(p, r, instance, unique);
-    let (key_cols, keys, ctx) = (fold.key_cols.clone(), fold.keys.clone(), fold.ctx);
-    let stream = table.inner;
-    let out = if stream.scope().peers() == 1 {
-        operator(stream, Pipeline, fold)
-    } else {
-        // Equal rows have equal keys, so deduplication and grouping both happen where the
-        // key hashes to. A key that fails to evaluate routes like the empty key.
-        let route = move |(row, _, _): &(Row, u64, isize)| -> u64 {
-            if let Some(cols) = &key_cols {
-                return key_of(row, cols).hashed();
-            }
-            let offsets = [0usize];
-            let flat = Flat { row, offsets: &offsets };
-            let key: Row = keys.iter().map(|k| eval(k, &flat, &ctx, &[])).collect::<Result<_, _>>().unwrap_or_default();
-            key.hashed()
-        };
-        operator(stream, Exchange::new(route), fold)
-    };
-    out.as_collection()
-}
-
-fn key_of(row: &Row, cols: &[usize]) -> Row {
-    cols.iter().filter_map(|&c| row.get(c).cloned()).collect()
-}
-
-type Rows<'s> = Stream<'s, u64, Vec<(Row, u64, isize)>>;
-type Produced<'s> = Stream<'s, u64, Vec<((bool, Row), u64, isize)>>;
-
-fn operator<'s, P>(stream: Rows<'s>, pact: P, mut fold: Fold) -> Produced<'s>
-where
-    P: ParallelizationContract<u64, Vec<(Row, u64, isize)>>,
-{
-    stream.unary_frontier(pact, "Fold", move |_, _| {
-        // The tick being folded, and the rows of later ticks that arrived before it ended.
-        // The driver completes each tick before it feeds the next, so rows are almost
-        // always folded as they arrive.
-        let mut current: Option<Capability<u64>> = None;
-        let mut early: BTreeMap<u64, (Capability<u64>, Vec<Row>)> = BTreeMap::new();
-        move |(input, frontier), output| {
-            input.for_each(|cap, data| {
-                for (row, t, d) in data.drain(..) {
-                    if d <= 0 {
-                        continue;
-                    }
-                    let first = early.is_empty() && frontier.frontier().iter().all(|f| *f == t);
-                    match &current {
-                        Some(c) if *c.time() == t => fold.add(&row),
-                        None if first => {
-                            current = Some(cap.delayed(&t, 0));
-                            fold.add(&row);
-                        }
-                        _ => early.entry(t).or_insert_with(|| (cap.delayed(&t, 0), Vec::new())).1.push(row),
-                    }
-                }
-            });
-            loop {
-                // A tick ends once no more of its rows can arrive.
-                if let Some(cap) = current.take() {
-                    if frontier.frontier().less_equal(cap.time()) {
-                        current = Some(cap);
-                        break;
-                    }
-                    let t = *cap.time();
-                    let changes = fold.finish();
-                    let mut session = output.session(&cap);
-                    for (row, d) in changes {
-                        session.give((row, t, d));
-                    }
-                }
-                // The earliest buffered tick becomes current once nothing earlier can come.
-                let Some(entry) = early.first_entry() else { break };
-                if frontier.frontier().iter().any(|f| f < entry.key()) {
-                    break;
-                }
-                let (cap, rows) = entry.remove();
-                for row in rows {
-                    fold.add(&row);
-                }
-                current = Some(cap);
-            }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod eval;
 mod fed;
 pub mod feed;
 pub mod fold;
+pub(crate) mod foldop;
 pub(crate) mod groups;
 pub mod input;
 pub(crate) mod keys;
