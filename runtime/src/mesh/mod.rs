@@ -308,6 +308,7 @@ fn links(
                 shared: shared.clone(),
                 drop_every: None,
                 delay,
+                patience: PATIENCE,
             };
             outbound::Queue::new(rt, link)
         })

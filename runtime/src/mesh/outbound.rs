@@ -61,6 +61,8 @@ pub(super) struct Link {
     pub shared: Arc<Shared>,
     pub drop_every: Option<u64>,
     pub delay: Duration,
+    /// How long the peer may stay unreachable before the node fails ([`PATIENCE`]).
+    pub patience: Duration,
 }
 
 impl Link {
@@ -97,8 +99,8 @@ async fn deliver(link: Link, mut rx: UnboundedReceiver<(u64, Bytes, Instant)>) {
             return;
         }
         if let Some(since) = failing_since {
-            if since.elapsed() > PATIENCE {
-                link.shared.fail(format!("cannot reach node `{}` at {} for {PATIENCE:?}", link.peer, link.addr));
+            if since.elapsed() > link.patience {
+                link.shared.fail(format!("cannot reach node `{}` at {} for {:?}", link.peer, link.addr, link.patience));
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -162,5 +164,70 @@ async fn deliver(link: Link, mut rx: UnboundedReceiver<(u64, Bytes, Instant)>) {
             }
         }
         failing_since.get_or_insert_with(Instant::now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Link, Queue};
+    use crate::mesh::local::Shared;
+    use crate::wire::{codec, encode, Hello, PeerWelcome};
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio_util::codec::Framed;
+
+    /// Accepts one connection on `listener`, welcomes it, holds it for `hold`, then drops it.
+    async fn welcome_once(listener: &tokio::net::TcpListener, hold: Duration) {
+        let (stream, _) = listener.accept().await.expect("a connection");
+        let mut conn = Framed::new(stream, codec(1 << 20));
+        let _hello = conn.next().await;
+        let welcome = encode(&PeerWelcome::Accepted { have: 0 }, 1 << 20).expect("encodes");
+        conn.send(welcome).await.expect("sends");
+        tokio::time::sleep(hold).await;
+    }
+
+    /// A peer unreachable at first, then back, and later dropping a connection over which
+    /// nothing was sent: the link reconnects. It used to time the later drop from the first
+    /// outage, and failed the node at once once its patience had passed since then.
+    #[test]
+    fn an_outage_is_timed_from_its_own_start_not_from_an_earlier_one() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let addr = rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+            l.local_addr().expect("addr")
+        });
+        let shared = Arc::new(Shared::new(2, None));
+        let hello = Hello {
+            cluster: "c".into(),
+            token: "t".into(),
+            node: "a".into(),
+            program: 0,
+            session: 1,
+            listen: String::new(),
+        };
+        let patience = Duration::from_millis(400);
+        let link = Link {
+            peer: "b".into(),
+            addr: addr.to_string(),
+            hello,
+            max: 1 << 20,
+            shared: shared.clone(),
+            drop_every: None,
+            delay: Duration::ZERO,
+            patience,
+        };
+        // Nothing listens yet: the outage starts now.
+        let _queue = Queue::new(rt.handle(), link);
+        let second = rt.block_on(async {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let listener = tokio::net::TcpListener::bind(addr).await.expect("binds the same address again");
+            // Held past the patience counted from the first outage, then dropped.
+            welcome_once(&listener, patience * 2).await;
+            tokio::time::timeout(patience, welcome_once(&listener, Duration::from_millis(50))).await.is_ok()
+        });
+        let failure = shared.lock().failure.clone();
+        assert_eq!(failure, None, "the node failed instead of reconnecting");
+        assert!(second, "the link did not reconnect after the drop");
     }
 }
