@@ -29,9 +29,10 @@ pub fn run_network(
     let plans = bloomc_runtime::plan::plan_network(p, files)?;
     let options = NetworkOptions { max_ticks: run.max_ticks };
     let across = run.across();
-    check_options(run, p, &plans, across, &label)?;
+    // Whether a replicated group is sequenced (so the run needs an ordering service).
+    let ordered = bloomc_runtime::coordination::sequences_any(p, &plans)?;
+    check_options(run, p, &plans, (across, ordered), &label)?;
     let result = if across {
-        let ordered = bloomc_runtime::coordination::sequences_any(p, &plans)?;
         super::cluster::run_coordinator(run, &plans, &options, digest, ordered)?
     } else {
         network(p, &plans, &options)?
@@ -66,12 +67,18 @@ pub fn run_network(
 
 /// The options that only a run across processes takes, and `--output` names, checked
 /// before anything runs.
-fn check_options(run: &NetworkRun, p: &Program, plans: &[NodePlan], across: bool, label: &str) -> Result<(), String> {
+fn check_options(
+    run: &NetworkRun,
+    p: &Program,
+    plans: &[NodePlan],
+    (across, ordered): (bool, bool),
+    label: &str,
+) -> Result<(), String> {
     if let Some(service) = &run.order_service {
         if !across {
             return Err("`--order-service` orders the replicated groups of a run across processes: add `--processes` (in one process the transport sequences them)".to_string());
         }
-        if !bloomc_runtime::coordination::sequences_any(p, plans)? {
+        if !ordered {
             return Err(format!(
                 "`--order-service {}` has nothing to order: this run sequences no replicated group (coordination {label})",
                 match service {
