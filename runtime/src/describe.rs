@@ -9,6 +9,7 @@ use crate::plan::NodePlan;
 use crate::rules::join_on;
 use crate::seal::Punctuations;
 use crate::value::Row;
+use bloomc_compiler::aggregates::AGGREGATES;
 use bloomc_compiler::ir::{Delivery, Endpoint, Program, Rule, RuleId};
 use bloomc_grammar::ast::CollectionKind;
 use std::collections::BTreeMap;
@@ -25,10 +26,22 @@ pub fn describe(p: &Program, plan: &NodePlan) -> String {
     let paths = paths(p, plan);
     collections(&mut out, p, plan, &paths);
     Rules::new(p, plan, &paths).write(&mut out);
-    out.push_str(
-        "  aggregates over tables that only grow (no `<-`) with count/sum(int)/min/max fold; other counts use the count path; the rest reduce\n",
+    let _ = writeln!(
+        out,
+        "  aggregates over tables that only grow (no `<-`) with {} fold; other counts use the count path; the rest reduce",
+        folding_aggregates()
     );
     out
+}
+
+/// The aggregates that fold, from the table of aggregate facts: `count/sum(int)/min/max`.
+fn folding_aggregates() -> String {
+    let names: Vec<String> = AGGREGATES
+        .iter()
+        .filter(|f| f.accumulator.is_some())
+        .map(|f| if f.folds_only_ints { format!("{}(int)", f.name) } else { f.name.to_string() })
+        .collect();
+    names.join("/")
 }
 
 /// The node's feeds, and which of them are sealed.
