@@ -161,6 +161,7 @@ fn verdicts(facts: impl IntoIterator<Item = (i64, i64, i64)>) -> Verdicts {
     out
 }
 
+/// An integer field of a row (`i64::MIN` for anything else), here and in `dfir.rs`.
 fn int(v: Option<&Value>) -> i64 {
     if let Some(Value::Int(i)) = v {
         *i

@@ -9,8 +9,8 @@
 //! feed) to every replica and takes the answers. The caches of `adtrack.bl` are left out
 //! (the analyst asks the replicas directly); they carry only the 200 questions.
 
+use super::int;
 use bloomc_runtime::feed::Feed;
-use bloomc_runtime::value::Value;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -32,14 +32,6 @@ pub struct Run {
     pub seconds: f64,
     pub counts: Vec<BTreeMap<(i64, i64), u64>>,
     pub answers: usize,
-}
-
-fn int(v: Option<&Value>) -> i64 {
-    if let Some(Value::Int(i)) = v {
-        *i
-    } else {
-        i64::MIN
-    }
 }
 
 /// The rows of tick `t` of a node's feed, as tuples of up to four integers.
