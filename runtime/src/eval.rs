@@ -337,13 +337,3 @@ impl Grouped {
         })
     }
 }
-
-/// Whether every aggregate of these expressions is a count, so a group's count of distinct
-/// bindings is all the rule needs (the count fast path).
-pub fn counts_only<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> bool {
-    let mut aggs = Vec::new();
-    for e in exprs {
-        collect_aggs(e, &mut aggs);
-    }
-    aggs.iter().all(|a| matches!(a.kind, ExprKind::Agg(AggFn::Count, _)))
-}

@@ -24,7 +24,7 @@
 //!   folds its facts a column at a time, and they are never built as rows.
 
 use crate::plan::NodePlan;
-use bloomc_compiler::ir::{CollectionId, Expr, ExprKind, Program, Rule, RuleId, Type};
+use bloomc_compiler::ir::{AggFn, CollectionId, Expr, ExprKind, Program, Rule, RuleId, Type};
 use bloomc_grammar::ast::CollectionKind;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -158,11 +158,16 @@ pub fn paths(p: &Program, plan: &NodePlan) -> Paths {
     }
 }
 
-/// Whether a rule groups by non-empty keys and its head and `having` read only counts.
+/// Whether a rule groups by non-empty keys and its head and `having` read only counts, so
+/// a group's count of distinct bindings is all it needs.
 fn counts_per_group(r: &Rule) -> bool {
     let b = &r.body;
+    let mut aggs = Vec::new();
+    for e in b.head.iter().chain(b.having.iter()) {
+        crate::eval::collect_aggs(e, &mut aggs);
+    }
     b.group_by.as_ref().is_some_and(|keys| !keys.is_empty())
-        && crate::eval::counts_only(b.head.iter().chain(b.having.iter()))
+        && aggs.iter().all(|a| matches!(a.kind, ExprKind::Agg(AggFn::Count, _)))
 }
 
 impl Paths {
