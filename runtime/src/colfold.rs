@@ -10,15 +10,17 @@
 //! every row's key, a key column at a time, then find every row's group (adding the new,
 //! marking it touched), then for each aggregate update the accumulators of every row's
 //! group from the argument column. No row is built, nothing is dispatched per row on the kind
-//! of an expression, and with many groups the lookups of rows ahead are prefetched, so their
-//! cache misses overlap.
+//! of an expression, and with many groups every row's lookup is prefetched before the first
+//! is made, so the chunk's cache misses overlap ([`ColumnFold::find_groups`]).
 //!
 //! A group is one record of `u64` words: its key, a flags word, its accumulators now (a
 //! count, a minimum or a maximum in a word, an exact sum in two) and, unless the head reads
-//! no aggregate, as last shown. The records themselves are the slots of an open-addressing
-//! table (linear probing, at most half full), so finding a group costs one cache miss, not
-//! one for an index and another for the group; a group's number is its slot, renumbered
-//! when the table grows (between chunks). A large table asks for huge pages
+//! no aggregate, as last shown; up to a cache line it is padded to a power of two of words.
+//! The records themselves are the slots of an open-addressing table (linear probing, at
+//! most half full), whose slots start on a cache line and whose probes start at the first
+//! slot of a line, so finding a group mostly costs the one miss of its line, not one for an
+//! index and another for the group; a group's number is its slot, renumbered when the table
+//! grows (between chunks). A large table asks for huge pages
 //! (`groups::advise_huge`), so a random slot costs no page-table walk. The end of a tick is
 //! [`crate::fold::Fold`]'s, through the same [`Group`]: `having` and the head are evaluated
 //! for each touched group, and a changed row is retracted and inserted. A `having` that
@@ -32,9 +34,10 @@ use bloomc_compiler::aggregates::Accumulator;
 use bloomc_compiler::ir::{ExprKind, Rule, Type, Value as IrValue};
 use bloomc_grammar::ast::BinaryOp;
 
-/// Rows per step of a batch: the chunk's hashes and groups stay in the first-level cache.
-const CHUNK: usize = 1024;
-/// How many rows ahead a large fold asks for a row's slot.
+/// Rows per step of a batch: the chunk's hashes, groups and prefetched lines stay in the
+/// first-level cache.
+const CHUNK: usize = 512;
+/// How many touched groups ahead the end of a tick asks for a group's record.
 const AHEAD: usize = 16;
 /// From this many slots on, lookups are prefetched (the groups outgrow the caches).
 const LARGE: usize = 1 << 16;
@@ -210,10 +213,17 @@ pub(crate) struct ColumnFold {
     base: usize,
     aligned: bool,
     groups: usize,
+    /// The first slot a hash probes ([`ColumnFold::home`]), and how many slots from it lie in
+    /// its cache line.
+    home_mask: usize,
+    per_line: usize,
     touched: Vec<usize>,
     /// Scratch of a chunk: each row's hash and group.
     hashes: Vec<u64>,
     ids: Vec<usize>,
+    /// The rows of a chunk whose home line held only other keys, with the slot their probe
+    /// goes on from.
+    waiting: Vec<(usize, usize)>,
 }
 
 impl ColumnFold {
@@ -231,7 +241,10 @@ impl ColumnFold {
             acc_words += a.words();
         }
         let decides = group.outcome_decides();
-        let stride = keys.len() + 1 + if decides { acc_words } else { 2 * acc_words };
+        let words = keys.len() + 1 + if decides { acc_words } else { 2 * acc_words };
+        // Up to a cache line, a record is padded to a power of two of words, so that with
+        // the table's slots starting on a line (`grow`) no record straddles two lines.
+        let stride = if words <= 8 { words.next_power_of_two() } else { words };
         Some(ColumnFold {
             threshold: Threshold::of(r, &group),
             having_reads_key: group.having_reads_key(),
@@ -247,9 +260,12 @@ impl ColumnFold {
             base: 0,
             aligned: false,
             groups: 0,
+            home_mask: 0,
+            per_line: 1,
             touched: Vec::new(),
             hashes: Vec::new(),
             ids: Vec::new(),
+            waiting: Vec::new(),
         })
     }
 
@@ -286,20 +302,7 @@ impl ColumnFold {
         if (self.groups + len) * 2 > self.slots {
             self.grow((self.groups + len) * 2);
         }
-        self.ids.clear();
-        let large = self.slots >= LARGE;
-        for r in 0..len {
-            if let (Some(&h), true) = (self.hashes.get(r + AHEAD), large) {
-                let at = self.base + self.home(h) * self.stride;
-                prefetch(self.records.as_ptr().wrapping_add(at));
-                if !self.aligned {
-                    prefetch(self.records.as_ptr().wrapping_add(at + self.stride - 1));
-                }
-            }
-            let h = self.hashes.get(r).copied().unwrap_or(0);
-            let g = self.find_or_insert(h, &keys, r);
-            self.ids.push(g);
-        }
+        self.find_groups(&keys, len);
         // The accumulators, an aggregate at a time.
         let (stride, base) = (self.stride, self.base);
         for (a, &off) in self.aggs.iter().zip(&self.offsets) {
@@ -357,24 +360,70 @@ impl ColumnFold {
         }
     }
 
+    /// The slot where `hash` starts probing: the first of its cache line when records are
+    /// aligned to lines, so that the one line fetched for a row holds every slot it probes
+    /// first.
     fn home(&self, hash: u64) -> usize {
-        (hash as usize) & self.slots.wrapping_sub(1)
+        (hash as usize) & self.home_mask
     }
 
-    /// The group (slot) of row `r` of the chunk whose key columns are `keys`, added when
-    /// new, and marked touched. The table is at most half full (see `chunk`), so every
-    /// probe ends.
-    fn find_or_insert(&mut self, hash: u64, keys: &[&[i64]], r: usize) -> usize {
+    /// Each row of the chunk's group (slot) in `self.ids`, added when new and marked
+    /// touched. With many groups the rows' home lines are prefetched first, all of them, so
+    /// that their misses overlap; then each row probes its home line, and a row whose line
+    /// holds only other keys waits, with the next line prefetched, until the other rows are
+    /// done. (Every row of that key waits too, so the rows of a key are still found in order.)
+    fn find_groups(&mut self, keys: &[&[i64]], len: usize) {
+        let large = self.slots >= LARGE;
+        let line = |f: &ColumnFold, g: usize| f.records.as_ptr().wrapping_add(f.base + g * f.stride);
+        if large {
+            for &h in &self.hashes {
+                let g = self.home(h);
+                prefetch(line(self, g));
+                if !self.aligned {
+                    prefetch(line(self, g).wrapping_add(self.stride - 1));
+                }
+            }
+        }
+        self.ids.clear();
+        let mut waiting = std::mem::take(&mut self.waiting);
+        waiting.clear();
+        for r in 0..len {
+            let home = self.home(self.hashes.get(r).copied().unwrap_or(0));
+            let g = self.probe(keys, r, home, self.per_line).unwrap_or_else(|| {
+                let next = (home + self.per_line) & self.slots.wrapping_sub(1);
+                if large {
+                    prefetch(line(self, next));
+                    if !self.aligned {
+                        prefetch(line(self, next).wrapping_add(self.stride - 1));
+                    }
+                }
+                waiting.push((r, next));
+                next
+            });
+            self.ids.push(g);
+        }
+        for &(r, next) in &waiting {
+            // The table is at most half full (see `chunk`), so the probe ends.
+            let g = self.probe(keys, r, next, usize::MAX).unwrap_or(next);
+            if let Some(id) = self.ids.get_mut(r) {
+                *id = g;
+            }
+        }
+        self.waiting = waiting;
+    }
+
+    /// Probes at most `limit` slots from slot `from` for the key of row `r` of the chunk
+    /// (whose key columns are `keys`): the slot holding it, marked touched, or the first
+    /// empty one, where its group is added; `None` when every slot probed holds another key.
+    fn probe(&mut self, keys: &[&[i64]], r: usize, from: usize, limit: usize) -> Option<usize> {
         let (k, stride) = (self.keys.len(), self.stride);
         let eager = self.threshold.is_some();
         let mask = self.slots.wrapping_sub(1);
-        let mut g = self.home(hash);
-        loop {
-            let Some(record) = self.records.get_mut(self.base + g * stride..self.base + (g + 1) * stride) else {
-                return g;
-            };
+        let mut g = from;
+        for _ in 0..limit {
+            let record = self.records.get_mut(self.base + g * stride..self.base + (g + 1) * stride)?;
             let (key, rest) = record.split_at_mut(k);
-            let Some(flags) = rest.first_mut() else { return g };
+            let flags = rest.first_mut()?;
             if *flags & OCCUPIED == 0 {
                 for (w, col) in key.iter_mut().zip(keys) {
                     *w = col.get(r).map_or(0, |x| *x as u64);
@@ -396,17 +445,18 @@ impl ColumnFold {
                     self.touched.push(g);
                 }
                 self.groups += 1;
-                return g;
+                return Some(g);
             }
             if key.iter().zip(keys).all(|(w, col)| col.get(r).is_some_and(|x| *x as u64 == *w)) {
                 if *flags & TOUCHED == 0 && !eager {
                     *flags |= TOUCHED;
                     self.touched.push(g);
                 }
-                return g;
+                return Some(g);
             }
             g = (g + 1) & mask;
         }
+        None
     }
 
     /// Makes the table at least `want` slots long (a power of two), every group moved to
@@ -424,6 +474,8 @@ impl ColumnFold {
         let old_base = std::mem::replace(&mut self.base, self.records.as_ptr().align_offset(64).min(8));
         let old_slots = std::mem::replace(&mut self.slots, slots);
         self.aligned = stride.is_power_of_two() && stride <= 8;
+        self.per_line = if self.aligned { 8 / stride } else { 1 };
+        self.home_mask = (slots - 1) & !(self.per_line - 1);
         self.touched.clear();
         let mask = slots - 1;
         for record in old.get(old_base..).unwrap_or(&[]).chunks_exact(stride).take(old_slots) {
@@ -432,7 +484,7 @@ impl ColumnFold {
                 continue;
             }
             let h = finish_hash(record.get(..k).unwrap_or(&[]).iter().fold(0, |h, &w| (h ^ w).wrapping_mul(MUL)));
-            let mut g = (h as usize) & mask;
+            let mut g = self.home(h);
             while let Some(slot) = self.records.get_mut(self.base + g * stride..self.base + (g + 1) * stride) {
                 if slot.get(k).is_some_and(|f| f & OCCUPIED == 0) {
                     slot.copy_from_slice(record);
