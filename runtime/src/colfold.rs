@@ -17,9 +17,9 @@
 //! count, a minimum or a maximum in a word, an exact sum in two) and, unless the head reads
 //! no aggregate, as last shown; up to a cache line it is padded to a power of two of words.
 //! The records themselves are the slots of an open-addressing table (linear probing, at
-//! most half full), whose slots start on a cache line and whose probes start at the first
-//! slot of a line, so finding a group mostly costs the one miss of its line, not one for an
-//! index and another for the group; a group's number is its slot, renumbered when the table
+//! most half full), whose slots start on a cache line and, in a large table, whose probes
+//! start at the first slot of a line, so finding a group mostly costs the one miss of its
+//! line, not one for an index and another for the group; a group's number is its slot, renumbered when the table
 //! grows (between chunks). A large table asks for huge pages
 //! (`groups::advise_huge`), so a random slot costs no page-table walk. The end of a tick is
 //! [`crate::fold::Fold`]'s, through the same [`Group`]: `having` and the head are evaluated
@@ -34,9 +34,9 @@ use bloomc_compiler::aggregates::Accumulator;
 use bloomc_compiler::ir::{ExprKind, Rule, Type, Value as IrValue};
 use bloomc_grammar::ast::BinaryOp;
 
-/// Rows per step of a batch: the chunk's hashes, groups and prefetched lines stay in the
-/// first-level cache.
-const CHUNK: usize = 512;
+/// Rows per step of a batch: the chunk's hashes, groups and most of its prefetched lines stay
+/// in the first-level cache.
+const CHUNK: usize = 1024;
 /// How many touched groups ahead the end of a tick asks for a group's record.
 const AHEAD: usize = 16;
 /// From this many slots on, lookups are prefetched (the groups outgrow the caches).
@@ -214,7 +214,7 @@ pub(crate) struct ColumnFold {
     aligned: bool,
     groups: usize,
     /// The first slot a hash probes ([`ColumnFold::home`]), and how many slots from it lie in
-    /// its cache line.
+    /// its cache line (in a large table of records aligned to lines; else 1).
     home_mask: usize,
     per_line: usize,
     touched: Vec<usize>,
@@ -372,31 +372,36 @@ impl ColumnFold {
     /// that their misses overlap; then each row probes its home line, and a row whose line
     /// holds only other keys waits, with the next line prefetched, until the other rows are
     /// done. (Every row of that key waits too, so the rows of a key are still found in order.)
+    /// A table that fits in cache is probed row after row.
     fn find_groups(&mut self, keys: &[&[i64]], len: usize) {
-        let large = self.slots >= LARGE;
-        let line = |f: &ColumnFold, g: usize| f.records.as_ptr().wrapping_add(f.base + g * f.stride);
-        if large {
-            for &h in &self.hashes {
-                let g = self.home(h);
-                prefetch(line(self, g));
-                if !self.aligned {
-                    prefetch(line(self, g).wrapping_add(self.stride - 1));
-                }
-            }
-        }
         self.ids.clear();
+        if self.slots < LARGE {
+            // The table is in cache: each row probes until it is done.
+            for r in 0..len {
+                let home = self.home(self.hashes.get(r).copied().unwrap_or(0));
+                let g = self.probe(keys, r, home, usize::MAX).unwrap_or(home);
+                self.ids.push(g);
+            }
+            return;
+        }
+        // A record's first and last words: one line when records are aligned, else maybe two.
+        let fetch = |f: &ColumnFold, g: usize| {
+            let at = f.records.as_ptr().wrapping_add(f.base + g * f.stride);
+            prefetch(at);
+            if !f.aligned {
+                prefetch(at.wrapping_add(f.stride - 1));
+            }
+        };
+        for &h in &self.hashes {
+            fetch(self, self.home(h));
+        }
         let mut waiting = std::mem::take(&mut self.waiting);
         waiting.clear();
         for r in 0..len {
             let home = self.home(self.hashes.get(r).copied().unwrap_or(0));
             let g = self.probe(keys, r, home, self.per_line).unwrap_or_else(|| {
                 let next = (home + self.per_line) & self.slots.wrapping_sub(1);
-                if large {
-                    prefetch(line(self, next));
-                    if !self.aligned {
-                        prefetch(line(self, next).wrapping_add(self.stride - 1));
-                    }
-                }
+                fetch(self, next);
                 waiting.push((r, next));
                 next
             });
@@ -415,6 +420,7 @@ impl ColumnFold {
     /// Probes at most `limit` slots from slot `from` for the key of row `r` of the chunk
     /// (whose key columns are `keys`): the slot holding it, marked touched, or the first
     /// empty one, where its group is added; `None` when every slot probed holds another key.
+    #[inline(always)]
     fn probe(&mut self, keys: &[&[i64]], r: usize, from: usize, limit: usize) -> Option<usize> {
         let (k, stride) = (self.keys.len(), self.stride);
         let eager = self.threshold.is_some();
@@ -474,7 +480,7 @@ impl ColumnFold {
         let old_base = std::mem::replace(&mut self.base, self.records.as_ptr().align_offset(64).min(8));
         let old_slots = std::mem::replace(&mut self.slots, slots);
         self.aligned = stride.is_power_of_two() && stride <= 8;
-        self.per_line = if self.aligned { 8 / stride } else { 1 };
+        self.per_line = if self.aligned && slots >= LARGE { 8 / stride } else { 1 };
         self.home_mask = (slots - 1) & !(self.per_line - 1);
         self.touched.clear();
         let mask = slots - 1;

@@ -137,54 +137,96 @@ pub(crate) fn log_changes(updates: &Updates, tick: u64, log: &mut BTreeMap<Colle
         *updates.borrow_mut() = later;
         now = ready;
     }
-    // Consolidated by sorting (faster than a map per row) a small record per update, not the
-    // updates themselves: its collection, tick and a fingerprint of its row, so that most
-    // comparisons are of integers; equal fingerprints fall back to the rows, so equal rows
-    // always end up side by side. (`FxHasher` has no random keys: the order is the same in
-    // every run.)
+    // `FxHasher` has no random keys: the order is the same in every run.
     let fingerprint = |row: &Row| {
         let mut h = rustc_hash::FxHasher::default();
         std::hash::Hash::hash(row, &mut h);
         std::hash::Hasher::finish(&h)
     };
+    for (c, t, mut list) in consolidate(&mut now, fingerprint) {
+        match log.entry(c).or_default().entry(t) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(list);
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().append(&mut list),
+        }
+    }
+    // The buffer goes back, so that the next tick's updates need not grow a new one.
+    now.clear();
+    let mut buffer = updates.borrow_mut();
+    if buffer.is_empty() {
+        *buffer = now;
+    }
+}
+
+/// One collection's changes in one tick: each row with its summed update.
+type Consolidated = Vec<(Row, isize)>;
+
+/// The changes of `updates` per collection and tick: each distinct row once, with its
+/// updates summed, and none whose sum is zero. The rows are taken out of `updates`.
+///
+/// Consolidated by sorting (faster than a map per row) a small record per update, not the
+/// updates themselves: its collection, tick, the `fingerprint` of its row and its place, all
+/// integers, so the sort never looks at a row. Updates whose fingerprints are equal are then
+/// told apart by their rows.
+fn consolidate(
+    updates: &mut [(CollectionId, Row, u64, isize)],
+    fingerprint: impl Fn(&Row) -> u64,
+) -> Vec<(CollectionId, u64, Consolidated)> {
     let mut order: Vec<(CollectionId, u64, u64, usize)> =
-        now.iter().enumerate().map(|(i, u)| (u.0, u.2, fingerprint(&u.1), i)).collect();
-    let row = |i: usize| now.get(i).map(|u| &u.1);
-    order.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)).then_with(|| row(a.3).cmp(&row(b.3))));
+        updates.iter().enumerate().map(|(i, u)| (u.0, u.2, fingerprint(&u.1), i)).collect();
+    order.sort_unstable();
+    let mut out = Vec::new();
     let mut at = 0;
     while let Some(&(c, t, _, _)) = order.get(at) {
         // One run of a collection and tick: its changes go to one list.
         let run = order.get(at..).unwrap_or(&[]).iter().take_while(|x| x.0 == c && x.1 == t).count();
-        let mut list = Vec::with_capacity(run);
         let same = order.get(at..at + run).unwrap_or(&[]);
+        let mut list = Vec::with_capacity(run);
         let mut k = 0;
-        while let Some(&(_, _, f, i)) = same.get(k) {
-            // The rows are taken in the order of their fingerprints, at random in `now`:
+        while let Some(&(_, _, f, _)) = same.get(k) {
+            // The rows are taken in the order of their fingerprints, at random in `updates`:
             // the ones a few places ahead are asked for first, so that their misses overlap.
             if let Some(&(_, _, _, ahead)) = same.get(k + 8) {
-                crate::groups::prefetch(now.as_ptr().wrapping_add(ahead));
-                crate::groups::prefetch(now.as_ptr().wrapping_add(ahead).cast::<u8>().wrapping_add(64));
+                crate::groups::prefetch(updates.as_ptr().wrapping_add(ahead));
+                crate::groups::prefetch(updates.as_ptr().wrapping_add(ahead).cast::<u8>().wrapping_add(64));
             }
-            k += 1;
-            let Some((r, mut d)) = now.get_mut(i).map(|u| (std::mem::take(&mut u.1), u.3)) else { continue };
-            while let Some(&(_, _, _, j)) = same.get(k).filter(|x| x.2 == f && now.get(x.3).is_some_and(|u| u.1 == r)) {
-                d += now.get(j).map_or(0, |u| u.3);
-                k += 1;
+            let equal = same.get(k..).unwrap_or(&[]).iter().take_while(|x| x.2 == f).count();
+            let places: smallvec::SmallVec<[usize; 2]> =
+                same.get(k..k + equal).unwrap_or(&[]).iter().map(|x| x.3).collect();
+            k += equal;
+            if let [i] = places[..] {
+                if let Some(u) = updates.get_mut(i).filter(|u| u.3 != 0) {
+                    list.push((std::mem::take(&mut u.1), u.3));
+                }
+                continue;
             }
-            if d != 0 {
-                list.push((r, d));
+            // Rows with one fingerprint (mostly one row, inserted and retracted): each
+            // distinct row once, with its updates summed.
+            let mut taken = vec![false; places.len()];
+            for (a, &i) in places.iter().enumerate() {
+                if taken.get(a).copied().unwrap_or(true) {
+                    continue;
+                }
+                let Some(row) = updates.get(i).map(|u| u.1.clone()) else { continue };
+                let mut d = 0;
+                for (b, &j) in places.iter().enumerate().skip(a) {
+                    if let (Some(u), Some(seen)) = (updates.get(j).filter(|u| u.1 == row), taken.get_mut(b)) {
+                        d += u.3;
+                        *seen = true;
+                    }
+                }
+                if d != 0 {
+                    list.push((row, d));
+                }
             }
         }
         if !list.is_empty() {
-            match log.entry(c).or_default().entry(t) {
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(list);
-                }
-                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().append(&mut list),
-            }
+            out.push((c, t, list));
         }
         at += run;
     }
+    out
 }
 
 pub(crate) type Updates = Rc<RefCell<Vec<(CollectionId, Row, u64, isize)>>>;
@@ -616,4 +658,47 @@ pub fn run(p: &Program, plan: &NodePlan, options: &RunOptions) -> Result<RunResu
     result.error_rows = distinct;
     result.elapsed_s = start.elapsed().as_secs_f64();
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consolidate;
+    use crate::value::{Row, Value};
+    use bloomc_compiler::ir::CollectionId;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        /// Consolidation agrees with summing each (collection, tick, row) in a map, with a
+        /// real fingerprint and with fingerprints that collide (a row's length, or one for
+        /// all), so that rows of one fingerprint must be told apart by their values.
+        #[test]
+        fn consolidation_sums_each_row_once(
+            updates in prop::collection::vec((0u32..3, prop::collection::vec(0i64..4, 0..3), 0u64..3, -2isize..3), 0..60),
+            collide in 0usize..3,
+        ) {
+            let mut naive: BTreeMap<(CollectionId, u64, Row), isize> = BTreeMap::new();
+            let mut input = Vec::new();
+            for (c, values, t, d) in updates {
+                let row: Row = values.into_iter().map(Value::Int).collect();
+                *naive.entry((CollectionId(c), t, row.clone())).or_default() += d;
+                input.push((CollectionId(c), row, t, d));
+            }
+            naive.retain(|_, d| *d != 0);
+            let fingerprint = |row: &Row| match collide {
+                0 => row.iter().map(|v| if let Value::Int(i) = v { *i as u64 } else { 9 }).fold(7, |h, x| h * 31 + x),
+                1 => row.len() as u64,
+                _ => 0,
+            };
+            let mut got: BTreeMap<(CollectionId, u64, Row), isize> = BTreeMap::new();
+            for (c, t, list) in consolidate(&mut input, fingerprint) {
+                prop_assert!(!list.is_empty(), "an empty list for {c:?} at {t}");
+                for (row, d) in list {
+                    prop_assert!(d != 0);
+                    prop_assert!(got.insert((c, t, row), d).is_none(), "a row listed twice");
+                }
+            }
+            prop_assert_eq!(got, naive);
+        }
+    }
 }
