@@ -19,13 +19,15 @@
 //! The records themselves are the slots of an open-addressing table (linear probing, at
 //! most half full), whose slots start on a cache line and, in a large table, whose probes
 //! start at the first slot of a line, so finding a group mostly costs the one miss of its
-//! line, not one for an index and another for the group; a group's number is its slot, renumbered when the table
-//! grows (between chunks). A large table asks for huge pages
+//! line, not one for an index and another for the group. A group's number is its slot,
+//! renumbered when the table grows (between chunks). A key of `K` columns (at most
+//! [`MAX_KEYS`]) is compared as `K` words in registers. A large table asks for huge pages
 //! (`groups::advise_huge`), so a random slot costs no page-table walk. The end of a tick is
 //! [`crate::fold::Fold`]'s, through the same [`Group`]: `having` and the head are evaluated
 //! for each touched group, and a changed row is retracted and inserted. A `having` that
-//! compares the one aggregate with a constant ([`Threshold`]) is decided as each chunk
-//! ends instead, and only the groups whose outcome changed are listed for the tick's end.
+//! compares the one aggregate with a constant ([`Threshold`]) is decided instead as each
+//! row's accumulator is updated, and only the groups whose outcome changed are listed for
+//! the tick's end.
 
 use crate::groups::prefetch;
 use crate::rules::{Group, Outcome};
@@ -39,6 +41,8 @@ use bloomc_grammar::ast::BinaryOp;
 const CHUNK: usize = 1024;
 /// How many touched groups ahead the end of a tick asks for a group's record.
 const AHEAD: usize = 16;
+/// The most group key columns a column fold takes; a fold with more takes the row fold.
+const MAX_KEYS: usize = 8;
 /// From this many slots on, lookups are prefetched (the groups outgrow the caches).
 const LARGE: usize = 1 << 16;
 
@@ -118,6 +122,10 @@ fn shape(r: &Rule, group: &Group, types: &[Type]) -> Option<(Vec<usize>, Vec<Agg
         _ => None,
     };
     let keys = b.group_by.as_ref()?.iter().map(int_col).collect::<Option<Vec<usize>>>()?;
+    // A key is at most `MAX_KEYS` words held in registers (`ColumnFold::find`).
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        return None;
+    }
     let aggs = group
         .aggregates
         .iter()
@@ -136,42 +144,60 @@ fn shape(r: &Rule, group: &Group, types: &[Type]) -> Option<(Vec<usize>, Vec<Agg
 }
 
 /// `having` of the form `aggregate CMP constant` (either way round) on an `int` constant,
-/// over a head with no aggregate: its outcome is a comparison of two integers, decided
-/// without evaluating an expression. (Two integers always compare, so it fails only when
-/// the aggregate does: a sum out of range.)
-#[derive(Clone, Copy)]
+/// over a head with no aggregate: its outcome is whether the aggregate lies in a range of
+/// integers (or, for `!=`, outside it), decided without evaluating an expression. (Two
+/// integers always compare, so it fails only when the aggregate does: a sum out of range.)
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Threshold {
-    op: BinaryOp,
-    constant: i64,
-    /// The aggregate is the left operand.
-    left: bool,
+    /// The range, both ends included (empty when `lo > hi`), in `i128` so that `< i64::MIN`
+    /// and `> i64::MAX` have one.
+    lo: i128,
+    hi: i128,
+    /// The aggregate passes outside the range (`!=`), not inside.
+    outside: bool,
 }
 
 impl Threshold {
     fn of(r: &Rule, group: &Group) -> Option<Threshold> {
         let h = r.body.having.as_ref()?;
         let ExprKind::Binary(op, a, b) = &h.kind else { return None };
-        if !matches!(op, BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne)
-            || !group.outcome_decides()
-            || group.aggregates.len() != 1
-        {
+        if !group.outcome_decides() || group.aggregates.len() != 1 {
             return None;
         }
         match (&a.kind, &b.kind) {
-            (ExprKind::Agg(..), ExprKind::Lit(IrValue::Int(c))) => {
-                Some(Threshold { op: *op, constant: *c, left: true })
-            }
-            (ExprKind::Lit(IrValue::Int(c)), ExprKind::Agg(..)) => {
-                Some(Threshold { op: *op, constant: *c, left: false })
-            }
+            (ExprKind::Agg(..), ExprKind::Lit(IrValue::Int(c))) => Threshold::comparison(*op, *c, true),
+            (ExprKind::Lit(IrValue::Int(c)), ExprKind::Agg(..)) => Threshold::comparison(*op, *c, false),
             _ => None,
         }
     }
 
+    /// The threshold `aggregate op c` (`left`) or `c op aggregate`; `None` for an `op` that
+    /// is not a comparison.
+    fn comparison(op: BinaryOp, c: i64, left: bool) -> Option<Threshold> {
+        // As `aggregate op c`.
+        let op = match op {
+            BinaryOp::Lt if !left => BinaryOp::Gt,
+            BinaryOp::Le if !left => BinaryOp::Ge,
+            BinaryOp::Gt if !left => BinaryOp::Lt,
+            BinaryOp::Ge if !left => BinaryOp::Le,
+            other => other,
+        };
+        let (c, min, max) = (i128::from(c), i128::from(i64::MIN), i128::from(i64::MAX));
+        let (lo, hi, outside) = match op {
+            BinaryOp::Lt => (min, c - 1, false),
+            BinaryOp::Le => (min, c, false),
+            BinaryOp::Gt => (c + 1, max, false),
+            BinaryOp::Ge => (c, max, false),
+            BinaryOp::Eq => (c, c, false),
+            BinaryOp::Ne => (c, c, true),
+            _ => return None,
+        };
+        Some(Threshold { lo, hi, outside })
+    }
+
     fn outcome(self, value: Option<i64>) -> Outcome {
-        let Some(v) = value else { return Outcome::Failed };
-        let (x, y) = if self.left { (v, self.constant) } else { (self.constant, v) };
-        if bloomc_compiler::ops::compare(self.op, || x.cmp(&y)).unwrap_or(false) {
+        let Some(v) = value.map(i128::from) else { return Outcome::Failed };
+        if (self.lo <= v && v <= self.hi) != self.outside {
             Outcome::Pass
         } else {
             Outcome::Reject
@@ -304,57 +330,56 @@ impl ColumnFold {
         }
         self.find_groups(&keys, len);
         // The accumulators, an aggregate at a time.
-        let (stride, base) = (self.stride, self.base);
-        for (a, &off) in self.aggs.iter().zip(&self.offsets) {
+        let aggs: smallvec::SmallVec<[(Agg, usize); 4]> =
+            self.aggs.iter().copied().zip(self.offsets.iter().copied()).collect();
+        for (a, off) in aggs {
             let arg = |c: usize| columns.get(c).and_then(|col| col.get(rows.clone())).unwrap_or(&[]);
-            match *a {
-                Agg::Count => {
-                    for &g in &self.ids {
-                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
-                            *w += 1;
-                        }
+            match a {
+                Agg::Count => self.accumulate(a, off, &[], |w, _| {
+                    if let Some(n) = w.first_mut() {
+                        *n += 1;
                     }
-                }
-                Agg::Sum(c) => {
-                    for (&g, &x) in self.ids.iter().zip(arg(c)) {
-                        if let Some([lo, hi]) =
-                            self.records.get_mut(base + g * stride + off..base + g * stride + off + 2)
-                        {
-                            let s = (i128::from(*hi as i64) << 64 | i128::from(*lo)) + i128::from(x);
-                            (*lo, *hi) = (s as u64, (s >> 64) as u64);
-                        }
+                }),
+                Agg::Sum(c) => self.accumulate(a, off, arg(c), |w, x| {
+                    if let Some([lo, hi]) = w.get_mut(..2) {
+                        let s = (i128::from(*hi as i64) << 64 | i128::from(*lo)) + i128::from(x);
+                        (*lo, *hi) = (s as u64, (s >> 64) as u64);
                     }
-                }
-                Agg::Min(c) => {
-                    for (&g, &x) in self.ids.iter().zip(arg(c)) {
-                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
-                            *w = (*w as i64).min(x) as u64;
-                        }
+                }),
+                Agg::Min(c) => self.accumulate(a, off, arg(c), |w, x| {
+                    if let Some(m) = w.first_mut() {
+                        *m = (*m as i64).min(x) as u64;
                     }
-                }
-                Agg::Max(c) => {
-                    for (&g, &x) in self.ids.iter().zip(arg(c)) {
-                        if let Some(w) = self.records.get_mut(base + g * stride + off) {
-                            *w = (*w as i64).max(x) as u64;
-                        }
+                }),
+                Agg::Max(c) => self.accumulate(a, off, arg(c), |w, x| {
+                    if let Some(m) = w.first_mut() {
+                        *m = (*m as i64).max(x) as u64;
                     }
-                }
+                }),
             }
         }
-        if let (Some(t), Some(&agg), Some(&off)) = (self.threshold, self.aggs.first(), self.offsets.first()) {
-            // A threshold is decided as the chunk ends, while its groups are in cache: a
-            // group joins the touched list only when its outcome now differs from the one
-            // it showed, so the end of the tick visits those alone (a group that changes
-            // back is visited and found unchanged).
-            let k = self.keys.len();
-            for &g in &self.ids {
-                let Some(record) = self.records.get_mut(base + g * stride..base + (g + 1) * stride) else { continue };
-                let code = outcome_code(t.outcome(record.get(off..).and_then(|w| agg_value(agg, w))));
-                if let Some(flags) = record.get_mut(k) {
-                    if (*flags >> OUTCOME_SHIFT) & 3 != code && *flags & TOUCHED == 0 {
-                        *flags |= TOUCHED;
-                        self.touched.push(g);
-                    }
+    }
+
+    /// Updates aggregate `agg`'s accumulator, at word `off` of every row's group, by
+    /// `update` with the row's value of the argument column `arg` (empty for `count`). A
+    /// threshold (on this, the one aggregate) is decided there and then, while the group is
+    /// in cache: a group joins the touched list only when its outcome now differs from the
+    /// one it showed, so the end of the tick visits those alone (a group that changes back
+    /// is visited and found unchanged).
+    #[inline(always)]
+    fn accumulate(&mut self, agg: Agg, off: usize, arg: &[i64], update: impl Fn(&mut [u64], i64)) {
+        let (stride, base, k) = (self.stride, self.base, self.keys.len());
+        let threshold = self.threshold;
+        for (i, &g) in self.ids.iter().enumerate() {
+            let Some(record) = self.records.get_mut(base + g * stride..base + (g + 1) * stride) else { continue };
+            let Some(words) = record.get_mut(off..) else { continue };
+            update(words, arg.get(i).copied().unwrap_or(0));
+            let Some(t) = threshold else { continue };
+            let code = outcome_code(t.outcome(agg_value(agg, words)));
+            if let Some(flags) = record.get_mut(k) {
+                if (*flags >> OUTCOME_SHIFT) & 3 != code && *flags & TOUCHED == 0 {
+                    *flags |= TOUCHED;
+                    self.touched.push(g);
                 }
             }
         }
@@ -368,20 +393,65 @@ impl ColumnFold {
     }
 
     /// Each row of the chunk's group (slot) in `self.ids`, added when new and marked
-    /// touched. With many groups the rows' home lines are prefetched first, all of them, so
-    /// that their misses overlap; then each row probes its home line, and a row whose line
-    /// holds only other keys waits, with the next line prefetched, until the other rows are
-    /// done. (Every row of that key waits too, so the rows of a key are still found in order.)
-    /// A table that fits in cache is probed row after row.
+    /// touched, through [`ColumnFold::find`] for the number of key columns.
     fn find_groups(&mut self, keys: &[&[i64]], len: usize) {
+        match keys.len() {
+            1 => self.find::<1>(keys, len),
+            2 => self.find::<2>(keys, len),
+            3 => self.find::<3>(keys, len),
+            4 => self.find::<4>(keys, len),
+            5 => self.find::<5>(keys, len),
+            6 => self.find::<6>(keys, len),
+            7 => self.find::<7>(keys, len),
+            8 => self.find::<8>(keys, len),
+            // `shape` takes no fold of other key lengths.
+            _ => {}
+        }
+    }
+
+    /// [`ColumnFold::find_groups`] for `K` key columns, so that a key is `K` words in
+    /// registers. A table that fits in cache is probed row after row. With many groups the
+    /// rows' home lines are prefetched first, all of them, so that their misses overlap;
+    /// then each row probes its home line, and a row whose line holds only other keys waits,
+    /// with the next line prefetched, until the other rows are done. (Every row of that key
+    /// waits too, so the rows of a key are still found in order.)
+    fn find<const K: usize>(&mut self, keys: &[&[i64]], len: usize) {
         self.ids.clear();
+        let Ok(cols) = <[&[i64]; K]>::try_from(keys) else { return };
+        let key = |r: usize| -> [u64; K] {
+            std::array::from_fn(|i| cols.get(i).and_then(|c| c.get(r)).map_or(0, |x| *x as u64))
+        };
         if self.slots < LARGE {
-            // The table is in cache: each row probes until it is done.
-            for r in 0..len {
-                let home = self.home(self.hashes.get(r).copied().unwrap_or(0));
-                let g = self.probe(keys, r, home, usize::MAX).unwrap_or(home);
-                self.ids.push(g);
+            let mut ids = std::mem::take(&mut self.ids);
+            ids.resize(len, 0);
+            let (stride, base, mask) = (self.stride, self.base, self.slots.wrapping_sub(1));
+            let mark = if self.threshold.is_some() { 0 } else { TOUCHED };
+            let hashes = std::mem::take(&mut self.hashes);
+            for (r, (id, &h)) in ids.iter_mut().zip(&hashes).enumerate() {
+                let want = key(r);
+                let mut g = self.home(h);
+                *id = loop {
+                    let Some(record) = self.records.get_mut(base + g * stride..base + g * stride + K + 1) else {
+                        break g;
+                    };
+                    let (held, flags) = record.split_at_mut(K);
+                    let Some(flags) = flags.first_mut() else { break g };
+                    if *held == want && *flags & OCCUPIED != 0 {
+                        if *flags & mark != mark {
+                            *flags |= mark;
+                            self.touched.push(g);
+                        }
+                        break g;
+                    }
+                    if *flags & OCCUPIED == 0 {
+                        self.open(g, &want);
+                        break g;
+                    }
+                    g = (g + 1) & mask;
+                };
             }
+            self.ids = ids;
+            self.hashes = hashes;
             return;
         }
         // A record's first and last words: one line when records are aligned, else maybe two.
@@ -399,7 +469,7 @@ impl ColumnFold {
         waiting.clear();
         for r in 0..len {
             let home = self.home(self.hashes.get(r).copied().unwrap_or(0));
-            let g = self.probe(keys, r, home, self.per_line).unwrap_or_else(|| {
+            let g = self.probe(&key(r), home, self.per_line).unwrap_or_else(|| {
                 let next = (home + self.per_line) & self.slots.wrapping_sub(1);
                 fetch(self, next);
                 waiting.push((r, next));
@@ -409,7 +479,7 @@ impl ColumnFold {
         }
         for &(r, next) in &waiting {
             // The table is at most half full (see `chunk`), so the probe ends.
-            let g = self.probe(keys, r, next, usize::MAX).unwrap_or(next);
+            let g = self.probe(&key(r), next, usize::MAX).unwrap_or(next);
             if let Some(id) = self.ids.get_mut(r) {
                 *id = g;
             }
@@ -417,43 +487,23 @@ impl ColumnFold {
         self.waiting = waiting;
     }
 
-    /// Probes at most `limit` slots from slot `from` for the key of row `r` of the chunk
-    /// (whose key columns are `keys`): the slot holding it, marked touched, or the first
-    /// empty one, where its group is added; `None` when every slot probed holds another key.
+    /// Probes at most `limit` slots from slot `from` for `key`: the slot holding it, marked
+    /// touched, or the first empty one, where its group is added; `None` when every slot
+    /// probed holds another key.
     #[inline(always)]
-    fn probe(&mut self, keys: &[&[i64]], r: usize, from: usize, limit: usize) -> Option<usize> {
-        let (k, stride) = (self.keys.len(), self.stride);
+    fn probe<const K: usize>(&mut self, key: &[u64; K], from: usize, limit: usize) -> Option<usize> {
+        let (stride, base, mask) = (self.stride, self.base, self.slots.wrapping_sub(1));
         let eager = self.threshold.is_some();
-        let mask = self.slots.wrapping_sub(1);
         let mut g = from;
         for _ in 0..limit {
-            let record = self.records.get_mut(self.base + g * stride..self.base + (g + 1) * stride)?;
-            let (key, rest) = record.split_at_mut(k);
-            let flags = rest.first_mut()?;
+            let record = self.records.get_mut(base + g * stride..base + g * stride + K + 1)?;
+            let (held, flags) = record.split_at_mut(K);
+            let flags = flags.first_mut()?;
             if *flags & OCCUPIED == 0 {
-                for (w, col) in key.iter_mut().zip(keys) {
-                    *w = col.get(r).map_or(0, |x| *x as u64);
-                }
-                *flags = if eager { OCCUPIED } else { OCCUPIED | TOUCHED };
-                let mut at = 1;
-                let copies = if self.decides { 1 } else { 2 };
-                for _ in 0..copies {
-                    for a in &self.aggs {
-                        for w in a.start().get(..a.words()).unwrap_or(&[]) {
-                            if let Some(slot) = rest.get_mut(at) {
-                                *slot = *w;
-                            }
-                            at += 1;
-                        }
-                    }
-                }
-                if !eager {
-                    self.touched.push(g);
-                }
-                self.groups += 1;
+                self.open(g, key);
                 return Some(g);
             }
-            if key.iter().zip(keys).all(|(w, col)| col.get(r).is_some_and(|x| *x as u64 == *w)) {
+            if held == key {
                 if *flags & TOUCHED == 0 && !eager {
                     *flags |= TOUCHED;
                     self.touched.push(g);
@@ -463,6 +513,37 @@ impl ColumnFold {
             g = (g + 1) & mask;
         }
         None
+    }
+
+    /// Adds the group of `key` in empty slot `g`: its key, its flags (touched unless a
+    /// threshold decides as its accumulator is updated) and its accumulators at their start.
+    #[cold]
+    fn open(&mut self, g: usize, key: &[u64]) {
+        let k = key.len();
+        let eager = self.threshold.is_some();
+        let start = self.base + g * self.stride;
+        let Some(record) = self.records.get_mut(start..start + self.stride) else { return };
+        let (held, rest) = record.split_at_mut(k);
+        held.copy_from_slice(key);
+        if let Some(flags) = rest.first_mut() {
+            *flags = if eager { OCCUPIED } else { OCCUPIED | TOUCHED };
+        }
+        let mut at = 1;
+        let copies = if self.decides { 1 } else { 2 };
+        for _ in 0..copies {
+            for a in &self.aggs {
+                for w in a.start().get(..a.words()).unwrap_or(&[]) {
+                    if let Some(slot) = rest.get_mut(at) {
+                        *slot = *w;
+                    }
+                    at += 1;
+                }
+            }
+        }
+        if !eager {
+            self.touched.push(g);
+        }
+        self.groups += 1;
     }
 
     /// Makes the table at least `want` slots long (a power of two), every group moved to
@@ -583,5 +664,37 @@ impl ColumnFold {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Threshold;
+    use crate::rules::Outcome;
+    use bloomc_grammar::ast::BinaryOp;
+    use proptest::prelude::*;
+
+    fn int() -> impl Strategy<Value = i64> {
+        prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0), -3i64..4, any::<i64>()]
+    }
+
+    proptest! {
+        /// A threshold decides as the language's comparison of two integers does, either way
+        /// round, at the ends of `int` too; a sum out of range fails.
+        #[test]
+        fn thresholds_compare_as_the_language_does(v in int(), c in int(), left in any::<bool>(), op in 0usize..6) {
+            let ops = [BinaryOp::Lt, BinaryOp::Le, BinaryOp::Gt, BinaryOp::Ge, BinaryOp::Eq, BinaryOp::Ne];
+            let op = *ops.get(op).expect("one of six");
+            let t = Threshold::comparison(op, c, left).expect("a comparison");
+            let (x, y) = if left { (v, c) } else { (c, v) };
+            let passes = bloomc_compiler::ops::compare(op, || x.cmp(&y)).expect("integers compare");
+            prop_assert_eq!(t.outcome(Some(v)), if passes { Outcome::Pass } else { Outcome::Reject });
+            prop_assert_eq!(t.outcome(None), Outcome::Failed);
+        }
+    }
+
+    #[test]
+    fn arithmetic_is_not_a_threshold() {
+        assert_eq!(Threshold::comparison(BinaryOp::Add, 1, true), None);
     }
 }

@@ -193,3 +193,22 @@ fn column_folds_match_the_reference() {
     }];
     check_plan(&p, &node, src, 4).expect("columns match the reference");
 }
+
+/// A fold of more key columns than the column fold holds in registers (eight) takes the row
+/// fold, and still matches the reference.
+#[test]
+fn a_fold_of_nine_key_columns_is_not_column_folded() {
+    let src = "module M { input i(k: int, a: int, b: int, c: int, d: int, e: int, f: int, g: int, h: int, j: int) key (k);
+                 table t(k: int, a: int, b: int, c: int, d: int, e: int, f: int, g: int, h: int, j: int);
+                 output o(a: int, n: int);
+                 t <= i;
+                 o <= from t p group by p.a, p.b, p.c, p.d, p.e, p.f, p.g, p.h, p.j having count(*) < 2 select p.a, count(*); }
+               system S { node m: M;
+                 feed m.i from generate(rows: 3000, seed: 5, batch: 1000) {
+                   k: row(), a: uniform(0, 3), b: uniform(0, 2), c: uniform(0, 2), d: 0, e: 1, f: uniform(0, 2), g: 2, h: 3, j: uniform(0, 2) }; }";
+    check(src, 1).expect("matches the reference");
+    let c = compile("fold.bl", src.as_bytes(), &[]);
+    let p = c.program.expect("IR");
+    let node = plan(&p, &[]).expect("one node");
+    assert!(paths(&p, &node).column_folds.is_empty(), "nine key columns are folded row by row");
+}
