@@ -385,9 +385,9 @@ impl ColumnFold {
         }
     }
 
-    /// The slot where `hash` starts probing: the first of its cache line when records are
-    /// aligned to lines, so that the one line fetched for a row holds every slot it probes
-    /// first.
+    /// The slot where `hash` starts probing: in a large table of records aligned to lines,
+    /// the first of its cache line, so that the one line fetched for a row holds every slot
+    /// it probes first.
     fn home(&self, hash: u64) -> usize {
         (hash as usize) & self.home_mask
     }
