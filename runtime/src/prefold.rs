@@ -1,7 +1,9 @@
 //! Pre-aggregation in the driver: on a node that runs on one worker, the facts of a
 //! *prefolded* input (see `paths.rs`) never enter the dataflow. The driver applies the rules
-//! that fill the input's tables, folds each row into the folds that read them ([`Fold`], the
-//! same code the dataflow's fold operator runs), and at the end of the tick hands the
+//! that fill the input's tables, keeps one set of each table's distinct rows (a table is a
+//! set; none for a table whose rows never repeat), folds each new row into the folds that
+//! read the table ([`Fold`], the same code the dataflow's fold operator runs, here without
+//! a set of its own), and at the end of the tick hands the
 //! dataflow only each fold's changes: a group's old row retracted and its new row inserted.
 //!
 //! This is exact only where one thread sees every row: deduplication (a table is a set) and
@@ -19,8 +21,8 @@ use crate::fold::Fold;
 use crate::paths::Paths;
 use crate::plan::NodePlan;
 use crate::rules::Check;
-use crate::value::{Row, Value};
-use bloomc_compiler::ir::{CollectionId, Expr, Program, RuleId};
+use crate::value::{Packed, Row, Value};
+use bloomc_compiler::ir::{CollectionId, Expr, Program, RuleId, Type};
 use std::collections::BTreeMap;
 
 /// A fold's changes in one tick: `(ok, row)` facts with +1 or -1.
@@ -59,6 +61,10 @@ pub(crate) struct Prefold {
     fills: Vec<(CollectionId, Vec<Fill>)>,
     /// For each prefolded table, the folds that read it.
     folds: Vec<Vec<(RuleId, AnyFold)>>,
+    /// For each prefolded table, unless its rows never repeat (`paths.rs`), the distinct
+    /// rows it holds so far, encoded with its column types: the table is a set, so a row
+    /// it already holds goes to none of its folds. One set for the table, not one per fold.
+    seen: Vec<Option<(hashbrown::HashSet<Packed>, Vec<Type>)>>,
     /// The inputs folded a column at a time, with their arity.
     columnar: Vec<(CollectionId, usize)>,
     /// The current tick's errors of the filling rules, tagged with the rule as the
@@ -82,19 +88,27 @@ impl Prefold {
             })
         };
         let mut folds: BTreeMap<CollectionId, Vec<(RuleId, AnyFold)>> = BTreeMap::new();
+        let types = |c: CollectionId| -> Vec<Type> {
+            p.collection(c).map(|c| c.columns.iter().map(|col| col.ty).collect()).unwrap_or_default()
+        };
         for (r, rule, atom) in rules().filter(|(r, _, _)| paths.prefolded.contains(r)) {
-            let unique = paths.unique.contains(&atom.collection);
-            let types: Vec<bloomc_compiler::ir::Type> =
-                p.collection(atom.collection).map(|c| c.columns.iter().map(|col| col.ty).collect()).unwrap_or_default();
-            let columns =
-                paths.column_folds.contains(&r).then(|| ColumnFold::new(rule, &types, plan.instance)).flatten();
+            let columns = paths
+                .column_folds
+                .contains(&r)
+                .then(|| ColumnFold::new(rule, &types(atom.collection), plan.instance))
+                .flatten();
             let fold = match columns {
                 Some(f) => AnyFold::Columns(Box::new(f)),
-                None => AnyFold::Rows(Box::new(Fold::new(p, rule, plan.instance, unique))),
+                // The table's rows reach the fold once each (`Prefold::seen`).
+                None => AnyFold::Rows(Box::new(Fold::new(p, rule, plan.instance, true))),
             };
             folds.entry(atom.collection).or_default().push((r, fold));
         }
         let tables: Vec<CollectionId> = folds.keys().copied().collect();
+        let seen = tables
+            .iter()
+            .map(|&t| (!paths.unique.contains(&t)).then(|| (hashbrown::HashSet::new(), types(t))))
+            .collect();
         let mut fills: BTreeMap<CollectionId, Vec<Fill>> = BTreeMap::new();
         for (r, rule, atom) in rules() {
             if paths.prefolded.contains(&r) || !paths.prefolded_inputs.contains(&atom.collection) {
@@ -111,7 +125,7 @@ impl Prefold {
         let fills = fills.into_iter().collect();
         let arity = |c: CollectionId| p.collection(c).map_or(0, |x| x.columns.len());
         let columnar = paths.column_folded.iter().map(|&c| (c, arity(c))).collect();
-        Some(Prefold { fills, folds: folds.into_values().collect(), columnar, errors: Vec::new() })
+        Some(Prefold { fills, folds: folds.into_values().collect(), seen, columnar, errors: Vec::new() })
     }
 
     /// Where the driver folds the facts of `input`, if it does: what [`Prefold::add`] takes.
@@ -189,6 +203,12 @@ impl Prefold {
             match produced {
                 Some(out) => {
                     let out = out.as_ref().unwrap_or(row);
+                    if let Some((seen, types)) = fill.table.and_then(|t| self.seen.get_mut(t)).and_then(Option::as_mut)
+                    {
+                        if !seen.insert(Packed::typed(out, None, types)) {
+                            continue;
+                        }
+                    }
                     for (_, fold) in fill.table.and_then(|t| self.folds.get_mut(t)).into_iter().flatten() {
                         if let AnyFold::Rows(f) = fold {
                             f.add(out);
