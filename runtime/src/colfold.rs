@@ -144,17 +144,15 @@ fn shape(r: &Rule, group: &Group, types: &[Type]) -> Option<(Vec<usize>, Vec<Agg
 }
 
 /// `having` of the form `aggregate CMP constant` (either way round) on an `int` constant,
-/// over a head with no aggregate: its outcome is whether the aggregate lies in a range of
-/// integers (or, for `!=`, outside it), decided without evaluating an expression. (Two
+/// over a head with no aggregate: its outcome is a comparison of two integers
+/// (`bloomc_compiler::ops::compare`), decided without evaluating an expression. (Two
 /// integers always compare, so it fails only when the aggregate does: a sum out of range.)
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Threshold {
-    /// The range, both ends included (empty when `lo > hi`), in `i128` so that `< i64::MIN`
-    /// and `> i64::MAX` have one.
-    lo: i128,
-    hi: i128,
-    /// The aggregate passes outside the range (`!=`), not inside.
-    outside: bool,
+    op: BinaryOp,
+    constant: i64,
+    /// The aggregate is the left operand.
+    left: bool,
 }
 
 impl Threshold {
@@ -173,31 +171,15 @@ impl Threshold {
 
     /// The threshold `aggregate op c` (`left`) or `c op aggregate`; `None` for an `op` that
     /// is not a comparison.
-    fn comparison(op: BinaryOp, c: i64, left: bool) -> Option<Threshold> {
-        // As `aggregate op c`.
-        let op = match op {
-            BinaryOp::Lt if !left => BinaryOp::Gt,
-            BinaryOp::Le if !left => BinaryOp::Ge,
-            BinaryOp::Gt if !left => BinaryOp::Lt,
-            BinaryOp::Ge if !left => BinaryOp::Le,
-            other => other,
-        };
-        let (c, min, max) = (i128::from(c), i128::from(i64::MIN), i128::from(i64::MAX));
-        let (lo, hi, outside) = match op {
-            BinaryOp::Lt => (min, c - 1, false),
-            BinaryOp::Le => (min, c, false),
-            BinaryOp::Gt => (c + 1, max, false),
-            BinaryOp::Ge => (c, max, false),
-            BinaryOp::Eq => (c, c, false),
-            BinaryOp::Ne => (c, c, true),
-            _ => return None,
-        };
-        Some(Threshold { lo, hi, outside })
+    fn comparison(op: BinaryOp, constant: i64, left: bool) -> Option<Threshold> {
+        matches!(op, BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne)
+            .then_some(Threshold { op, constant, left })
     }
 
     fn outcome(self, value: Option<i64>) -> Outcome {
-        let Some(v) = value.map(i128::from) else { return Outcome::Failed };
-        if (self.lo <= v && v <= self.hi) != self.outside {
+        let Some(v) = value else { return Outcome::Failed };
+        let (x, y) = if self.left { (v, self.constant) } else { (self.constant, v) };
+        if bloomc_compiler::ops::compare(self.op, || x.cmp(&y)).unwrap_or(false) {
             Outcome::Pass
         } else {
             Outcome::Reject
@@ -679,8 +661,9 @@ mod tests {
     }
 
     proptest! {
-        /// A threshold decides as the language's comparison of two integers does, either way
-        /// round, at the ends of `int` too; a sum out of range fails.
+        /// A threshold decides as the language's comparison of the aggregate and the constant
+        /// in the order written does, either way round, at the ends of `int` too; a sum out of
+        /// range fails.
         #[test]
         fn thresholds_compare_as_the_language_does(v in int(), c in int(), left in any::<bool>(), op in 0usize..6) {
             let ops = [BinaryOp::Lt, BinaryOp::Le, BinaryOp::Gt, BinaryOp::Ge, BinaryOp::Eq, BinaryOp::Ne];
