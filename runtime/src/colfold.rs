@@ -404,34 +404,13 @@ impl ColumnFold {
             std::array::from_fn(|i| cols.get(i).and_then(|c| c.get(r)).map_or(0, |x| *x as u64))
         };
         if self.slots < LARGE {
+            // The table is in cache: each row probes until it is done.
             let mut ids = std::mem::take(&mut self.ids);
-            ids.resize(len, 0);
-            let (stride, base, mask) = (self.stride, self.base, self.slots.wrapping_sub(1));
-            let mark = if self.threshold.is_some() { 0 } else { TOUCHED };
             let hashes = std::mem::take(&mut self.hashes);
-            for (r, (id, &h)) in ids.iter_mut().zip(&hashes).enumerate() {
-                let want = key(r);
-                let mut g = self.home(h);
-                *id = loop {
-                    let Some(record) = self.records.get_mut(base + g * stride..base + g * stride + K + 1) else {
-                        break g;
-                    };
-                    let (held, flags) = record.split_at_mut(K);
-                    let Some(flags) = flags.first_mut() else { break g };
-                    if *held == want && *flags & OCCUPIED != 0 {
-                        if *flags & mark != mark {
-                            *flags |= mark;
-                            self.touched.push(g);
-                        }
-                        break g;
-                    }
-                    if *flags & OCCUPIED == 0 {
-                        self.open(g, &want);
-                        break g;
-                    }
-                    g = (g + 1) & mask;
-                };
-            }
+            ids.extend(hashes.iter().enumerate().take(len).map(|(r, &h)| {
+                let home = self.home(h);
+                self.probe(&key(r), home, usize::MAX).unwrap_or(home)
+            }));
             self.ids = ids;
             self.hashes = hashes;
             return;
@@ -475,21 +454,22 @@ impl ColumnFold {
     #[inline(always)]
     fn probe<const K: usize>(&mut self, key: &[u64; K], from: usize, limit: usize) -> Option<usize> {
         let (stride, base, mask) = (self.stride, self.base, self.slots.wrapping_sub(1));
-        let eager = self.threshold.is_some();
+        // A group found is marked touched unless a threshold decides as it is updated.
+        let mark = if self.threshold.is_some() { 0 } else { TOUCHED };
         let mut g = from;
         for _ in 0..limit {
             let record = self.records.get_mut(base + g * stride..base + g * stride + K + 1)?;
             let (held, flags) = record.split_at_mut(K);
             let flags = flags.first_mut()?;
-            if *flags & OCCUPIED == 0 {
-                self.open(g, key);
-                return Some(g);
-            }
-            if held == key {
-                if *flags & TOUCHED == 0 && !eager {
-                    *flags |= TOUCHED;
+            if held == key && *flags & OCCUPIED != 0 {
+                if *flags & mark != mark {
+                    *flags |= mark;
                     self.touched.push(g);
                 }
+                return Some(g);
+            }
+            if *flags & OCCUPIED == 0 {
+                self.open(g, key);
                 return Some(g);
             }
             g = (g + 1) & mask;
